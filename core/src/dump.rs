@@ -1,0 +1,315 @@
+//! The dump stream: a header, the records, an end frame, each checked by CRC-32.
+//!
+//! The format is specified in `WIRE-FORMAT.md` beside this crate; this module is its writer
+//! and holds the structures both sides share. In short:
+//!
+//! ```text
+//! dump   = MAGIC (8 bytes) VERSION (1 byte) frame(H) frame(R)* frame(E)
+//! frame  = 0xFE type len:u16le body[len] crc32le(type len body)
+//! H body = postcard(DumpHeader)          R body = postcard(RecordHead) payload
+//! E body = postcard(DumpEnd)
+//! ```
+
+use embedded_io::Write;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::crc::Crc32;
+use crate::ring::{Cursor, PushError, Read, Ring, RingStats};
+use crate::trigger::Reason;
+use crate::{Kind, SessionId, SharedRing};
+
+/// First bytes of every dump (PNG-style: a non-ASCII byte, a name, CR LF, Ctrl-Z, LF, so that
+/// text-mode mangling is detectable).
+pub const MAGIC: [u8; 8] = [0x89, b'F', b'L', b'R', b'\r', b'\n', 0x1A, b'\n'];
+/// Format version written after the magic. A decoder refuses versions it does not know.
+pub const VERSION: u8 = 1;
+/// First byte of every frame.
+pub const SYNC: u8 = 0xFE;
+/// Frame type of the header.
+pub const FRAME_HEADER: u8 = b'H';
+/// Frame type of a record.
+pub const FRAME_RECORD: u8 = b'R';
+/// Frame type of the end frame.
+pub const FRAME_END: u8 = b'E';
+/// Bytes a frame adds around its body: sync, type, length, CRC.
+pub const FRAME_OVERHEAD: usize = 8;
+/// Largest encoding of a [`RecordHead`].
+pub const RECORD_HEAD_MAX: usize = 28;
+
+/// What the clock's ticks mean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TimeBase {
+    /// Ticks since boot (or process start).
+    Boot,
+    /// Ticks since 1970-01-01T00:00:00Z.
+    Unix,
+    /// A base this version does not know.
+    Unknown(u8),
+}
+
+impl Serialize for TimeBase {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let code = match *self {
+            TimeBase::Boot => 0,
+            TimeBase::Unix => 1,
+            TimeBase::Unknown(c) => c,
+        };
+        ser.serialize_u8(code)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeBase {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        Ok(match u8::deserialize(de)? {
+            0 => TimeBase::Boot,
+            1 => TimeBase::Unix,
+            c => TimeBase::Unknown(c),
+        })
+    }
+}
+
+/// How to read a dump's tick values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClockInfo {
+    /// Ticks per second.
+    pub rate_hz: u64,
+    /// What tick 0 is.
+    pub base: TimeBase,
+}
+
+impl ClockInfo {
+    /// Milliseconds since boot.
+    pub const BOOT_MILLIS: ClockInfo = ClockInfo { rate_hz: 1_000, base: TimeBase::Boot };
+    /// Nanoseconds since the Unix epoch.
+    pub const UNIX_NANOS: ClockInfo = ClockInfo { rate_hz: 1_000_000_000, base: TimeBase::Unix };
+}
+
+/// Identity of the program that wrote a dump. A decoder uses `id` to refuse an ELF that does
+/// not belong to the firmware (defmt frames decoded with the wrong ELF print wrong logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build<'a> {
+    /// Program name.
+    pub name: &'a str,
+    /// Version string.
+    pub version: &'a str,
+    /// Build identity (e.g. a GNU build-id or a hash of the image); may be empty.
+    pub id: &'a [u8],
+}
+
+/// A dump's header frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpHeader<'a> {
+    /// Why the dump was taken.
+    pub reason: Reason,
+    /// Extra words on the reason (a named event's name, a signal's name); may be empty.
+    pub detail: &'a str,
+    /// When the trigger fired, in ticks.
+    pub trigger_time: u64,
+    /// The record that fired it, if any.
+    pub trigger_seq: Option<u64>,
+    /// How to read ticks.
+    pub clock: ClockInfo,
+    /// Oldest record held when the dump began.
+    pub first_seq: u64,
+    /// Sequence number the next record would have got when the dump began: the dump holds
+    /// at most `first_seq..next_seq`.
+    pub next_seq: u64,
+    /// Records refused or dropped before they reached the ring, since start (too large,
+    /// unencodable, dropped by a full queue in an adapter).
+    pub lost: u64,
+    /// Triggers the rate limit refused since the previous dump.
+    pub suppressed: u32,
+    /// Only records of this session (and records with no session) are in the dump.
+    pub scope: Option<SessionId>,
+    /// Dumps ordered before this one since start.
+    pub index: u32,
+    /// Ring capacity in bytes.
+    pub capacity: u32,
+    /// Who wrote it.
+    pub build: Build<'a>,
+}
+
+/// Head of a record frame's body; the payload follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordHead {
+    /// Sequence number.
+    pub seq: u64,
+    /// Ticks.
+    pub time: u64,
+    /// Payload kind.
+    pub kind: Kind,
+    /// Level code ([`crate::Level`]; a decoder shows unknown codes as numbers).
+    pub level: u8,
+    /// Session.
+    pub session: Option<SessionId>,
+}
+
+/// A dump's end frame: present only if the writer finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpEnd {
+    /// Record frames written.
+    pub records: u64,
+    /// Records evicted while the dump was being read out, or too large for the writer's
+    /// buffer: missing from this dump although they were in the ring when it began.
+    pub lost: u64,
+    /// Records left out because they belong to another session than the dump's scope.
+    pub out_of_scope: u64,
+}
+
+/// What a written dump holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DumpSummary {
+    /// Record frames written.
+    pub records: u64,
+    /// Records lost during read-out (see [`DumpEnd::lost`]).
+    pub lost: u64,
+    /// Records left out by the session scope.
+    pub out_of_scope: u64,
+    /// Bytes written.
+    pub bytes: usize,
+}
+
+/// Why a dump could not be written whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpError<E> {
+    /// The writer failed; the dump is cut short (a decoder reports it as incomplete).
+    Io(E),
+    /// The ring refused to be read (see [`PushError`]).
+    Ring(PushError),
+    /// The scratch buffer cannot hold the header.
+    ScratchTooSmall,
+}
+
+impl<E> From<PushError> for DumpError<E> {
+    fn from(e: PushError) -> Self {
+        DumpError::Ring(e)
+    }
+}
+
+/// Something a dump can be read from, one record at a time.
+pub trait Source {
+    /// Positions and counters now.
+    fn stats(&self) -> Result<RingStats, PushError>;
+    /// A cursor at the oldest record.
+    fn oldest(&self) -> Result<Cursor, PushError>;
+    /// Copies one record out; see [`Ring::read`].
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError>;
+}
+
+impl<const N: usize> Source for Ring<N> {
+    fn stats(&self) -> Result<RingStats, PushError> {
+        Ok(Ring::stats(self))
+    }
+    fn oldest(&self) -> Result<Cursor, PushError> {
+        Ok(Ring::oldest(self))
+    }
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+        Ring::read(self, cursor, out)
+    }
+}
+
+impl<const N: usize> Source for SharedRing<N> {
+    fn stats(&self) -> Result<RingStats, PushError> {
+        SharedRing::stats(self)
+    }
+    fn oldest(&self) -> Result<Cursor, PushError> {
+        SharedRing::oldest(self)
+    }
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+        SharedRing::read(self, cursor, out)
+    }
+}
+
+/// Counts bytes and CRC as they go to the writer.
+struct FrameOut<'w, W: Write> {
+    w: &'w mut W,
+    bytes: usize,
+}
+
+impl<W: Write> FrameOut<'_, W> {
+    fn raw(&mut self, b: &[u8]) -> Result<(), DumpError<W::Error>> {
+        self.w.write_all(b).map_err(DumpError::Io)?;
+        self.bytes += b.len();
+        Ok(())
+    }
+
+    /// Writes one frame whose body is the concatenation of `parts`.
+    fn frame(&mut self, ty: u8, parts: &[&[u8]]) -> Result<(), DumpError<W::Error>> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u16::try_from(len).map_err(|_| DumpError::Ring(PushError::Corrupt))?;
+        let [l0, l1] = len.to_le_bytes();
+        let mut crc = Crc32::new();
+        crc.update(&[ty, l0, l1]);
+        self.raw(&[SYNC, ty, l0, l1])?;
+        for p in parts {
+            crc.update(p);
+            self.raw(p)?;
+        }
+        self.raw(&crc.finish().to_le_bytes())
+    }
+}
+
+/// Streams a dump of `source` to `w`.
+///
+/// `header` supplies the reason, clock, build and counters; its `first_seq`, `next_seq` and
+/// `capacity` are filled in from the source. Records are copied out one at a time through
+/// `scratch` (which must hold the encoded header and the largest payload worth dumping;
+/// larger records are counted as lost), so producers are held up for one record copy at a
+/// time and there is no second copy of the ring in RAM. Records added after the dump began
+/// are left for the next one. With `header.scope` set, records of other sessions are left
+/// out.
+pub fn write_dump<W: Write, S: Source + ?Sized>(
+    w: &mut W,
+    source: &S,
+    mut header: DumpHeader<'_>,
+    scratch: &mut [u8],
+) -> Result<DumpSummary, DumpError<W::Error>> {
+    let stats = source.stats()?;
+    header.first_seq = stats.first_seq;
+    header.next_seq = stats.next_seq;
+    header.capacity = u32::try_from(stats.capacity).unwrap_or(u32::MAX);
+    let mut out = FrameOut { w, bytes: 0 };
+    out.raw(&MAGIC)?;
+    out.raw(&[VERSION])?;
+    let encoded = postcard::to_slice(&header, scratch).map_err(|_| DumpError::ScratchTooSmall)?;
+    out.frame(FRAME_HEADER, &[encoded])?;
+
+    let mut end = DumpEnd { records: 0, lost: 0, out_of_scope: 0 };
+    let mut cursor = source.oldest()?;
+    while cursor.seq() < stats.next_seq {
+        match source.read(&mut cursor, scratch)? {
+            Read::Record { seq, meta, len } => {
+                let in_scope = match (header.scope, meta.session) {
+                    (Some(scope), Some(s)) => scope == s,
+                    _ => true,
+                };
+                if !in_scope {
+                    end.out_of_scope += 1;
+                    continue;
+                }
+                let head = RecordHead {
+                    seq,
+                    time: meta.time,
+                    kind: meta.kind,
+                    level: meta.level as u8,
+                    session: meta.session,
+                };
+                let mut head_buf = [0u8; RECORD_HEAD_MAX];
+                let head = postcard::to_slice(&head, &mut head_buf).map_err(|_| PushError::Corrupt)?;
+                let payload = scratch.get(..len).ok_or(PushError::Corrupt)?;
+                out.frame(FRAME_RECORD, &[head, payload])?;
+                end.records += 1;
+            }
+            Read::Lost(n) => end.lost += n,
+            Read::TooBig { .. } => end.lost += 1,
+            Read::End => break,
+        }
+    }
+    let mut end_buf = [0u8; 32];
+    let encoded = postcard::to_slice(&end, &mut end_buf).map_err(|_| PushError::Corrupt)?;
+    out.frame(FRAME_END, &[encoded])?;
+    out.w.flush().map_err(DumpError::Io)?;
+    Ok(DumpSummary { records: end.records, lost: end.lost, out_of_scope: end.out_of_scope, bytes: out.bytes })
+}

@@ -1,0 +1,544 @@
+//! Typed events and their payload encoding.
+//!
+//! Each event type is a record [`Kind`]; its payload is the event's postcard encoding (see
+//! `WIRE-FORMAT.md`), except [`Kind::FRAME`], whose payload is opaque bytes (defmt frames).
+//! Strings are bounded on the way in: a longer one is cut at a character boundary and marked
+//! visibly, `prefix…[+N]` with `N` the bytes cut, so a log never silently loses the fact
+//! that something was cut. Decoding borrows from the payload and never allocates; a kind this
+//! version does not know decodes as [`Decoded::Unknown`].
+
+use core::fmt;
+
+use serde::ser::{SerializeSeq, SerializeTuple};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::{Kind, Level};
+
+/// Longest user name kept (bytes).
+pub const USER_MAX: usize = 64;
+/// Longest host (virtual host, domain) kept.
+pub const HOST_MAX: usize = 64;
+/// Longest mechanism or protocol name kept.
+pub const NAME_MAX: usize = 32;
+/// Longest reason or resource kept.
+pub const TEXT_MAX: usize = 128;
+/// Longest log target kept.
+pub const TARGET_MAX: usize = 64;
+/// Longest log message kept.
+pub const MESSAGE_MAX: usize = 256;
+/// Longest field or attribute value kept (strings and bytes).
+pub const VALUE_MAX: usize = 128;
+/// Most fields or attributes kept on one record; further ones are dropped and counted in a
+/// final field named `…dropped`.
+pub const FIELDS_MAX: usize = 16;
+
+/// A peer's IP address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Addr {
+    /// IPv4, network byte order.
+    V4([u8; 4]),
+    /// IPv6, network byte order.
+    V6([u8; 16]),
+}
+
+impl From<core::net::IpAddr> for Addr {
+    fn from(ip: core::net::IpAddr) -> Self {
+        match ip {
+            core::net::IpAddr::V4(v4) => Addr::V4(v4.octets()),
+            core::net::IpAddr::V6(v6) => Addr::V6(v6.octets()),
+        }
+    }
+}
+
+impl From<Addr> for core::net::IpAddr {
+    fn from(a: Addr) -> Self {
+        match a {
+            Addr::V4(b) => core::net::IpAddr::V4(b.into()),
+            Addr::V6(b) => core::net::IpAddr::V6(b.into()),
+        }
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        core::net::IpAddr::from(*self).fmt(f)
+    }
+}
+
+/// A remote peer: address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Peer {
+    /// Its address.
+    pub addr: Addr,
+    /// Its port.
+    pub port: u16,
+}
+
+impl From<core::net::SocketAddr> for Peer {
+    fn from(sa: core::net::SocketAddr) -> Self {
+        Peer { addr: sa.ip().into(), port: sa.port() }
+    }
+}
+
+/// A typed event that can be recorded: its `Serialize` impl writes the payload (postcard).
+pub trait Event: Serialize {
+    /// Its record kind.
+    const KIND: Kind;
+    /// The level it is recorded at.
+    fn level(&self) -> Level;
+    /// The remote peer it concerns, for per-peer thresholds.
+    fn peer(&self) -> Option<Addr> {
+        None
+    }
+    /// Its name, for named-event triggers.
+    fn name(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A payload could not be decoded as its kind says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DecodeError {
+    /// The kind it claimed to be.
+    pub kind: Kind,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed payload for kind {}", self.kind.0)
+    }
+}
+
+/// A string cut to fit, shown with its visible marker.
+struct Cut<'a> {
+    kept: &'a str,
+    cut: usize,
+}
+
+impl fmt::Display for Cut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…[+{}]", self.kept, self.cut)
+    }
+}
+
+/// Serialises `s`, cut to at most `max` bytes of its own (plus the marker).
+fn bounded<S: Serializer>(s: &str, max: usize, ser: S) -> Result<S::Ok, S::Error> {
+    if s.len() <= max {
+        return ser.serialize_str(s);
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1; // terminates: 0 is a char boundary
+    }
+    let (kept, rest) = s.split_at(end);
+    ser.collect_str(&Cut { kept, cut: rest.len() })
+}
+
+macro_rules! bound_fns {
+    ($($name:ident = $max:expr;)*) => {$(
+        fn $name<S: Serializer>(s: &&str, ser: S) -> Result<S::Ok, S::Error> {
+            bounded(s, $max, ser)
+        }
+    )*};
+}
+bound_fns! {
+    user = USER_MAX;
+    host = HOST_MAX;
+    name = NAME_MAX;
+    text = TEXT_MAX;
+}
+
+macro_rules! security_event {
+    ($(#[$doc:meta])* $ty:ident, $kind:ident, $level:ident, peer: $peer:expr,
+     { $($(#[$fdoc:meta])* $field:ident : $fty:ty $(=> $bound:literal)?,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $ty<'a> {
+            $(
+                $(#[$fdoc])*
+                $(#[serde(serialize_with = $bound)])?
+                pub $field: $fty,
+            )*
+        }
+
+        impl Event for $ty<'_> {
+            const KIND: Kind = Kind::$kind;
+            fn level(&self) -> Level {
+                Level::$level
+            }
+            fn peer(&self) -> Option<Addr> {
+                let f: fn(&Self) -> Option<Peer> = $peer;
+                f(self).map(|p| p.addr)
+            }
+        }
+    };
+}
+
+security_event! {
+    /// A failed login (ProFTPD's `FailedLogin`, ejabberd's "Failed ... authentication").
+    AuthFailure, AUTH_FAILURE, Warn, peer: |e| e.peer, {
+        /// The user name the peer sent.
+        user: &'a str => "user",
+        /// The (virtual) host it tried to log in to.
+        host: &'a str => "host",
+        /// Where it came from.
+        peer: Option<Peer>,
+        /// Authentication mechanism (`PLAIN`, `SCRAM-SHA-1`, `pin`, ...).
+        mechanism: &'a str => "name",
+        /// Why it failed.
+        reason: &'a str => "text",
+    }
+}
+
+security_event! {
+    /// A successful login.
+    AuthSuccess, AUTH_SUCCESS, Info, peer: |e| e.peer, {
+        /// The user.
+        user: &'a str => "user",
+        /// The (virtual) host.
+        host: &'a str => "host",
+        /// Where it came from.
+        peer: Option<Peer>,
+        /// Authentication mechanism.
+        mechanism: &'a str => "name",
+    }
+}
+
+security_event! {
+    /// A logout or closed session.
+    Logout, LOGOUT, Info, peer: |e| e.peer, {
+        /// The user.
+        user: &'a str => "user",
+        /// The (virtual) host.
+        host: &'a str => "host",
+        /// Where it came from.
+        peer: Option<Peer>,
+    }
+}
+
+security_event! {
+    /// A session refused by policy (ejabberd's "Forbidden session for user@host/resource").
+    SessionForbidden, SESSION_FORBIDDEN, Warn, peer: |_| None, {
+        /// The user.
+        user: &'a str => "user",
+        /// The (virtual) host.
+        host: &'a str => "host",
+        /// The resource it asked for.
+        resource: &'a str => "text",
+    }
+}
+
+security_event! {
+    /// A new connection.
+    Connect, CONNECT, Info, peer: |e| e.peer, {
+        /// Protocol (`ftp`, `xmpp-c2s`, `console`, ...).
+        protocol: &'a str => "name",
+        /// Where it came from.
+        peer: Option<Peer>,
+    }
+}
+
+/// A field's value.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value<'a> {
+    /// A boolean.
+    Bool(bool),
+    /// A signed integer.
+    I64(i64),
+    /// An unsigned integer.
+    U64(u64),
+    /// A float.
+    F64(f64),
+    /// Text (cut to [`VALUE_MAX`] when recorded).
+    Str(&'a str),
+    /// Bytes (cut to [`VALUE_MAX`] when recorded).
+    Bytes(&'a [u8]),
+}
+
+impl Value<'_> {
+    /// Serialises with strings and bytes bounded.
+    fn serialize_bounded<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Value::Str(s) => ser.serialize_newtype_variant("Value", 4, "Str", &Bounded(s, VALUE_MAX)),
+            Value::Bytes(b) => Value::Bytes(b.get(..VALUE_MAX).unwrap_or(b)).serialize(ser),
+            ref v => v.serialize(ser),
+        }
+    }
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Bool(v) => v.fmt(f),
+            Value::I64(v) => v.fmt(f),
+            Value::U64(v) => v.fmt(f),
+            Value::F64(v) => v.fmt(f),
+            Value::Str(v) => v.fmt(f),
+            Value::Bytes(v) => {
+                for b in v.iter() {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A named value attached to a log line or custom event.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Field<'a> {
+    /// Its name (cut to [`NAME_MAX`] when recorded).
+    pub name: &'a str,
+    /// Its value.
+    pub value: Value<'a>,
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        struct V<'s, 'v>(&'s Value<'v>);
+        impl Serialize for V<'_, '_> {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize_bounded(ser)
+            }
+        }
+        let mut t = ser.serialize_tuple(2)?;
+        t.serialize_element(&Bounded(self.name, NAME_MAX))?;
+        t.serialize_element(&V(&self.value))?;
+        t.end()
+    }
+}
+
+/// Fields of a [`Log`] or attributes of a [`Custom`] event: a slice when recording, the
+/// still-encoded bytes when decoding (iterate them with [`Fields::iter`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fields<'a> {
+    /// Fields given by the caller.
+    Slice(&'a [Field<'a>]),
+    /// Fields as recorded: a count and their postcard encoding.
+    Encoded {
+        /// How many the writer recorded.
+        count: u64,
+        /// Their bytes.
+        bytes: &'a [u8],
+    },
+}
+
+impl<'a> Fields<'a> {
+    /// No fields.
+    pub const NONE: Fields<'static> = Fields::Slice(&[]);
+
+    /// Iterates the fields. For decoded fields, a malformed one ends the iteration with an
+    /// error item.
+    pub fn iter(&self) -> FieldIter<'a> {
+        match *self {
+            Fields::Slice(s) => FieldIter::Slice(s.iter()),
+            Fields::Encoded { count, bytes } => FieldIter::Encoded { left: count, bytes },
+        }
+    }
+
+    fn decode(bytes: &'a [u8]) -> Result<Self, postcard::Error> {
+        let (count, bytes) = postcard::take_from_bytes::<u64>(bytes)?;
+        Ok(Fields::Encoded { count, bytes })
+    }
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Fields::Slice(fields) => {
+                let kept = fields.get(..FIELDS_MAX).unwrap_or(fields);
+                let dropped = fields.len() - kept.len();
+                let mut seq = ser.serialize_seq(Some(kept.len() + usize::from(dropped > 0)))?;
+                for f in kept {
+                    seq.serialize_element(f)?;
+                }
+                if dropped > 0 {
+                    let value = Value::U64(dropped as u64);
+                    seq.serialize_element(&Field { name: "…dropped", value })?;
+                }
+                seq.end()
+            }
+            Fields::Encoded { count, .. } => {
+                let len = usize::try_from(count).unwrap_or(usize::MAX);
+                let mut seq = ser.serialize_seq(Some(len))?;
+                for f in self.iter() {
+                    match f {
+                        Ok(f) => seq.serialize_element(&f)?,
+                        Err(_) => return Err(serde::ser::Error::custom("malformed field")),
+                    }
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// Iterator over [`Fields`].
+#[derive(Clone, Debug)]
+pub enum FieldIter<'a> {
+    /// Over a slice.
+    Slice(core::slice::Iter<'a, Field<'a>>),
+    /// Over encoded bytes.
+    Encoded {
+        /// Fields still to read.
+        left: u64,
+        /// Their bytes.
+        bytes: &'a [u8],
+    },
+}
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = Result<Field<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            FieldIter::Slice(it) => it.next().copied().map(Ok),
+            FieldIter::Encoded { left, bytes } => {
+                if *left == 0 {
+                    return None;
+                }
+                match postcard::take_from_bytes::<(&str, Value<'a>)>(bytes) {
+                    Ok(((name, value), rest)) => {
+                        *left -= 1;
+                        *bytes = rest;
+                        Some(Ok(Field { name, value }))
+                    }
+                    Err(_) => {
+                        *left = 0;
+                        Some(Err(DecodeError { kind: Kind::LOG }))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A log line: where it came from, its message, and structured fields. Its level is the
+/// record's level.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Log<'a> {
+    /// Level it is recorded at.
+    pub level: Level,
+    /// Module or component (`tracing`'s target).
+    pub target: &'a str,
+    /// The message.
+    pub message: &'a str,
+    /// Structured fields.
+    pub fields: Fields<'a>,
+}
+
+/// A string serialised cut to a bound.
+struct Bounded<'s>(&'s str, usize);
+
+impl Serialize for Bounded<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        bounded(self.0, self.1, ser)
+    }
+}
+
+impl Serialize for Log<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut t = ser.serialize_tuple(3)?;
+        t.serialize_element(&Bounded(self.target, TARGET_MAX))?;
+        t.serialize_element(&Bounded(self.message, MESSAGE_MAX))?;
+        t.serialize_element(&self.fields)?;
+        t.end()
+    }
+}
+
+impl Event for Log<'_> {
+    const KIND: Kind = Kind::LOG;
+    fn level(&self) -> Level {
+        self.level
+    }
+}
+
+/// An application-defined event: a name and attributes. A configured name fires the
+/// named-event trigger.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Custom<'a> {
+    /// Level it is recorded at.
+    pub level: Level,
+    /// Its name (cut to [`NAME_MAX`]).
+    pub kind: &'a str,
+    /// Its attributes.
+    pub attributes: Fields<'a>,
+}
+
+impl Serialize for Custom<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let mut t = ser.serialize_tuple(2)?;
+        t.serialize_element(&Bounded(self.kind, NAME_MAX))?;
+        t.serialize_element(&self.attributes)?;
+        t.end()
+    }
+}
+
+impl Event for Custom<'_> {
+    const KIND: Kind = Kind::CUSTOM;
+    fn level(&self) -> Level {
+        self.level
+    }
+    fn name(&self) -> Option<&str> {
+        Some(self.kind)
+    }
+}
+
+/// A decoded payload, borrowing from the bytes it was decoded from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decoded<'a> {
+    /// [`Kind::LOG`].
+    Log(Log<'a>),
+    /// [`Kind::FRAME`].
+    Frame(&'a [u8]),
+    /// [`Kind::AUTH_FAILURE`].
+    AuthFailure(AuthFailure<'a>),
+    /// [`Kind::AUTH_SUCCESS`].
+    AuthSuccess(AuthSuccess<'a>),
+    /// [`Kind::LOGOUT`].
+    Logout(Logout<'a>),
+    /// [`Kind::SESSION_FORBIDDEN`].
+    SessionForbidden(SessionForbidden<'a>),
+    /// [`Kind::CONNECT`].
+    Connect(Connect<'a>),
+    /// [`Kind::CUSTOM`].
+    Custom(Custom<'a>),
+    /// A kind this version does not know (written by a newer writer).
+    Unknown {
+        /// Its kind.
+        kind: Kind,
+        /// Its payload length.
+        len: usize,
+    },
+}
+
+/// Decodes a record's payload according to its kind and level. Bytes after the fields this
+/// version knows are ignored, so a newer writer may append fields.
+pub fn decode(kind: Kind, level: Level, payload: &[u8]) -> Result<Decoded<'_>, DecodeError> {
+    fn take<'a, T: Deserialize<'a>>(kind: Kind, b: &'a [u8]) -> Result<T, DecodeError> {
+        postcard::take_from_bytes(b).map(|(v, _)| v).map_err(|_| DecodeError { kind })
+    }
+    let err = |_| DecodeError { kind };
+    Ok(match kind {
+        Kind::LOG => {
+            let ((target, message), rest) = postcard::take_from_bytes(payload).map_err(err)?;
+            let fields = Fields::decode(rest).map_err(err)?;
+            Decoded::Log(Log { level, target, message, fields })
+        }
+        Kind::FRAME => Decoded::Frame(payload),
+        Kind::AUTH_FAILURE => Decoded::AuthFailure(take(kind, payload)?),
+        Kind::AUTH_SUCCESS => Decoded::AuthSuccess(take(kind, payload)?),
+        Kind::LOGOUT => Decoded::Logout(take(kind, payload)?),
+        Kind::SESSION_FORBIDDEN => Decoded::SessionForbidden(take(kind, payload)?),
+        Kind::CONNECT => Decoded::Connect(take(kind, payload)?),
+        Kind::CUSTOM => {
+            let (name, rest) = postcard::take_from_bytes(payload).map_err(err)?;
+            let attributes = Fields::decode(rest).map_err(err)?;
+            Decoded::Custom(Custom { level, kind: name, attributes })
+        }
+        kind => Decoded::Unknown { kind, len: payload.len() },
+    })
+}

@@ -1,0 +1,530 @@
+//! The byte ring: variable-length records, oldest whole records evicted first.
+//!
+//! Layout of one record inside the ring (little-endian, may wrap around the end):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 2 | payload length |
+//! | 1 | kind |
+//! | 1 | flags: bits 0-2 level, bit 3 "has session" |
+//! | 8 | time in clock ticks |
+//! | 0 or 4 | session id, when flagged |
+//! | len | payload |
+//!
+//! Sequence numbers are not stored: records are contiguous and in order, so the ring keeps the
+//! oldest record's sequence number and counts from there. A [`Cursor`] remembers a record's
+//! sequence number and byte position; both stay valid until that record is evicted, which the
+//! reader notices by comparing against the oldest sequence number, so it never yields a torn
+//! record.
+
+use postcard::ser_flavors::Flavor;
+use serde::Serialize;
+
+use crate::{Kind, Level, SessionId};
+
+/// Ring bytes taken by a record's header without / with a session id.
+pub const HEADER_LEN: usize = 12;
+const SESSION_LEN: usize = 4;
+const FLAG_SESSION: u8 = 0x08;
+const LEVEL_MASK: u8 = 0x07;
+
+/// Largest payload one record can carry: a dump frame's 16-bit length must hold it plus the
+/// record's head (at most [`crate::dump::RECORD_HEAD_MAX`] bytes).
+pub const MAX_PAYLOAD: usize = u16::MAX as usize - crate::dump::RECORD_HEAD_MAX;
+
+/// Everything about a record but its payload and sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RecordMeta {
+    /// Clock ticks when it was recorded.
+    pub time: u64,
+    /// Severity.
+    pub level: Level,
+    /// What the payload is.
+    pub kind: Kind,
+    /// The session it belongs to, if any.
+    pub session: Option<SessionId>,
+}
+
+impl RecordMeta {
+    /// Ring bytes a record with this meta and `payload_len` bytes of payload takes.
+    pub const fn ring_size(&self, payload_len: usize) -> usize {
+        HEADER_LEN + if self.session.is_some() { SESSION_LEN } else { 0 } + payload_len
+    }
+}
+
+/// Why a push or read was refused. The ring is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PushError {
+    /// The record needs `needed` bytes but the ring holds `capacity` (or the payload is over
+    /// [`MAX_PAYLOAD`]). Counted in [`RingStats::rejected`].
+    TooLarge {
+        /// Ring bytes the record would take.
+        needed: usize,
+        /// The ring's capacity in bytes.
+        capacity: usize,
+    },
+    /// The ring's bookkeeping is inconsistent (only possible for a ring salvaged from memory
+    /// that was not validated). Nothing was written.
+    Corrupt,
+    /// The value to record could not be serialised.
+    Encode,
+    /// A shared ring was used re-entrantly (from inside [`crate::SharedRing::with`]).
+    Busy,
+}
+
+/// A reader's place in the ring. Get one from [`Ring::oldest`]; it stays meaningful across
+/// pushes and evictions (an evicted place is reported as lost records, never read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    seq: u64,
+    pos: usize,
+}
+
+impl Cursor {
+    /// Sequence number of the record this cursor reads next.
+    pub const fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// What one read step found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// A whole record: its payload is the first `len` bytes of the output buffer.
+    Record {
+        /// Its sequence number.
+        seq: u64,
+        /// Its header.
+        meta: RecordMeta,
+        /// Payload bytes copied to the front of the output buffer.
+        len: usize,
+    },
+    /// `n` records were evicted before they could be read; the cursor moved to the oldest.
+    Lost(u64),
+    /// The record `seq` has `len` payload bytes, more than the output buffer holds. The cursor
+    /// moved past it.
+    TooBig {
+        /// Its sequence number.
+        seq: u64,
+        /// Its payload length.
+        len: usize,
+    },
+    /// No record at or after the cursor yet.
+    End,
+}
+
+/// Counters and positions of a ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RingStats {
+    /// Sequence number of the oldest record held (equals `next_seq` when empty).
+    pub first_seq: u64,
+    /// Sequence number the next record will get.
+    pub next_seq: u64,
+    /// Records held.
+    pub records: usize,
+    /// Bytes held.
+    pub used: usize,
+    /// Capacity in bytes.
+    pub capacity: usize,
+    /// Records refused because they could never fit.
+    pub rejected: u64,
+    /// Records evicted to make room (the normal life of a ring, not a loss).
+    pub evicted: u64,
+}
+
+/// A fixed-size ring of `N` bytes holding variable-length records.
+///
+/// When a record does not fit, the oldest whole records are evicted; a record is never cut.
+/// Optionally the ring also keeps at most the last `max_records` records.
+///
+/// ```
+/// use flightrec_core::{Ring, RecordMeta, Kind, Level, Read};
+/// let mut ring: Ring<64> = Ring::new();
+/// let meta = RecordMeta { time: 1, level: Level::Info, kind: Kind::FRAME, session: None };
+/// for i in 0..10u8 {
+///     ring.push(&meta, &[i; 10]).unwrap(); // 22 bytes each: only the last two fit
+/// }
+/// let seqs: Vec<u64> = ring.iter().map(|r| r.seq).collect();
+/// assert_eq!(seqs, [8, 9]);
+/// ```
+#[derive(Clone)]
+pub struct Ring<const N: usize> {
+    buf: [u8; N],
+    /// Position of the oldest record.
+    tail: usize,
+    /// Position the next record is written at.
+    head: usize,
+    used: usize,
+    count: usize,
+    first_seq: u64,
+    /// 0: no cap on the number of records.
+    max_records: usize,
+    rejected: u64,
+    evicted: u64,
+}
+
+impl<const N: usize> Default for Ring<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Ring<N> {
+    /// An empty ring (usable in a `static`).
+    pub const fn new() -> Self {
+        Self::with_max_records(0)
+    }
+
+    /// An empty ring that also keeps at most the last `max_records` records (0: no cap).
+    pub const fn with_max_records(max_records: usize) -> Self {
+        Ring {
+            buf: [0; N],
+            tail: 0,
+            head: 0,
+            used: 0,
+            count: 0,
+            first_seq: 0,
+            max_records,
+            rejected: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Appends a record, evicting the oldest whole records as needed. Returns its sequence
+    /// number.
+    #[inline]
+    pub fn push(&mut self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, PushError> {
+        self.push_with(meta, payload.len(), |a, b| {
+            let (pa, pb) = payload.split_at_checked(a.len()).ok_or(PushError::Corrupt)?;
+            a.copy_from_slice(pa);
+            b.copy_from_slice(pb);
+            Ok(())
+        })
+    }
+
+    /// Appends the postcard encoding of `value` as a record's payload, serialising straight
+    /// into the ring (one pass to size it, one to write it): no intermediate buffer.
+    pub fn push_serialize<T: Serialize + ?Sized>(
+        &mut self,
+        meta: &RecordMeta,
+        value: &T,
+    ) -> Result<u64, PushError> {
+        let len = postcard::serialize_with_flavor(value, Counter(0)).map_err(|_| PushError::Encode)?;
+        self.push_with(meta, len, |a, b| {
+            let written = postcard::serialize_with_flavor(value, SplitSlice { a, b, at: 0 })
+                .map_err(|_| PushError::Encode)?;
+            if written == len {
+                Ok(())
+            } else {
+                Err(PushError::Encode)
+            }
+        })
+    }
+
+    /// Appends a record of `len` payload bytes that `fill` writes into the ring's two pieces
+    /// (the second is empty unless the payload wraps). If `fill` fails, nothing is appended
+    /// (records evicted to make room stay evicted).
+    #[inline]
+    pub fn push_with(
+        &mut self,
+        meta: &RecordMeta,
+        len: usize,
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
+    ) -> Result<u64, PushError> {
+        let needed = meta.ring_size(len);
+        if needed > N || len > MAX_PAYLOAD {
+            self.rejected += 1;
+            return Err(PushError::TooLarge { needed, capacity: N });
+        }
+        while N - self.used < needed || (self.max_records != 0 && self.count >= self.max_records) {
+            self.evict_oldest()?;
+        }
+        let [l0, l1] = (len as u16).to_le_bytes();
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
+        let flags = (meta.level as u8) | if meta.session.is_some() { FLAG_SESSION } else { 0 };
+        let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
+        let header = [l0, l1, meta.kind.0, flags, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3];
+        let header_len = needed - len;
+        let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
+        self.write_at(self.head, header)?;
+        let (a, b) = self.slices_at_mut(self.wrap(self.head + header_len), len)?;
+        fill(a, b)?;
+        self.head = self.wrap(self.head + needed);
+        self.used += needed;
+        self.count += 1;
+        Ok(self.first_seq + self.count as u64 - 1)
+    }
+
+    /// Removes the oldest record (if any). Returns whether one was removed.
+    pub fn pop_oldest(&mut self) -> bool {
+        self.count > 0 && self.evict_oldest().is_ok()
+    }
+
+    /// Drops every record. Sequence numbers go on from where they were, so cursors held by
+    /// readers see the dropped records as lost.
+    pub fn clear(&mut self) {
+        self.evicted += self.count as u64;
+        self.first_seq += self.count as u64;
+        self.tail = self.head;
+        self.used = 0;
+        self.count = 0;
+    }
+
+    /// Counters and positions.
+    pub fn stats(&self) -> RingStats {
+        RingStats {
+            first_seq: self.first_seq,
+            next_seq: self.first_seq + self.count as u64,
+            records: self.count,
+            used: self.used,
+            capacity: N,
+            rejected: self.rejected,
+            evicted: self.evicted,
+        }
+    }
+
+    /// Number of records held.
+    pub const fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the ring holds no record.
+    pub const fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// A cursor at the oldest record held.
+    pub const fn oldest(&self) -> Cursor {
+        Cursor { seq: self.first_seq, pos: self.tail }
+    }
+
+    /// Copies the record at `cursor` into `out` and advances the cursor. See [`Read`].
+    pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+        if cursor.seq < self.first_seq {
+            let lost = self.first_seq - cursor.seq;
+            *cursor = self.oldest();
+            return Ok(Read::Lost(lost));
+        }
+        if cursor.seq >= self.first_seq + self.count as u64 {
+            return Ok(Read::End);
+        }
+        let (meta, header_len, len) = self.header_at(cursor.pos)?;
+        let seq = cursor.seq;
+        let payload_pos = self.wrap(cursor.pos + header_len);
+        cursor.seq += 1;
+        cursor.pos = self.wrap(payload_pos + len);
+        let Some(dst) = out.get_mut(..len) else {
+            return Ok(Read::TooBig { seq, len });
+        };
+        self.read_at(payload_pos, dst)?;
+        Ok(Read::Record { seq, meta, len })
+    }
+
+    /// Iterates the records held, oldest first, without copying payloads.
+    pub fn iter(&self) -> Iter<'_, N> {
+        Iter { ring: self, cursor: self.oldest(), left: self.count }
+    }
+
+    /// Parses the record header at `pos`: (meta, header length, payload length).
+    fn header_at(&self, pos: usize) -> Result<(RecordMeta, usize, usize), PushError> {
+        let mut h = [0u8; HEADER_LEN];
+        self.read_at(pos, &mut h)?;
+        let [l0, l1, kind, flags, t0, t1, t2, t3, t4, t5, t6, t7] = h;
+        let len = u16::from_le_bytes([l0, l1]) as usize;
+        let level = Level::from_u8(flags & LEVEL_MASK).ok_or(PushError::Corrupt)?;
+        let time = u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]);
+        let (session, header_len) = if flags & FLAG_SESSION != 0 {
+            let mut id = [0u8; SESSION_LEN];
+            self.read_at(self.wrap(pos + HEADER_LEN), &mut id)?;
+            (Some(SessionId(u32::from_le_bytes(id))), HEADER_LEN + SESSION_LEN)
+        } else {
+            (None, HEADER_LEN)
+        };
+        if header_len + len > self.used {
+            return Err(PushError::Corrupt);
+        }
+        let meta = RecordMeta { time, level, kind: Kind(kind), session };
+        Ok((meta, header_len, len))
+    }
+
+    fn evict_oldest(&mut self) -> Result<(), PushError> {
+        if self.count == 0 {
+            return Err(PushError::Corrupt);
+        }
+        let mut h = [0u8; 4];
+        self.read_at(self.tail, &mut h)?;
+        let [l0, l1, _kind, flags] = h;
+        let len = u16::from_le_bytes([l0, l1]) as usize;
+        let session = if flags & FLAG_SESSION != 0 { SESSION_LEN } else { 0 };
+        let size = HEADER_LEN + session + len;
+        if size > self.used {
+            return Err(PushError::Corrupt);
+        }
+        self.tail = self.wrap(self.tail + size);
+        self.used -= size;
+        self.count -= 1;
+        self.first_seq += 1;
+        self.evicted += 1;
+        Ok(())
+    }
+
+    /// Maps a position in `0..2N` into `0..N`.
+    #[inline(always)]
+    const fn wrap(&self, pos: usize) -> usize {
+        if pos >= N {
+            pos - N
+        } else {
+            pos
+        }
+    }
+
+    /// Copies `src` into the ring at `pos`, wrapping around the end.
+    #[inline(always)]
+    fn write_at(&mut self, pos: usize, src: &[u8]) -> Result<(), PushError> {
+        let first = src.len().min(N.saturating_sub(pos));
+        let (a, b) = src.split_at(first);
+        self.buf.get_mut(pos..pos + first).ok_or(PushError::Corrupt)?.copy_from_slice(a);
+        self.buf.get_mut(..b.len()).ok_or(PushError::Corrupt)?.copy_from_slice(b);
+        Ok(())
+    }
+
+    /// The `len` ring bytes at `pos`, mutable, as two slices.
+    #[inline(always)]
+    fn slices_at_mut(&mut self, pos: usize, len: usize) -> Result<(&mut [u8], &mut [u8]), PushError> {
+        let first = len.min(N.saturating_sub(pos));
+        let (lo, hi) = self.buf.split_at_mut_checked(pos).ok_or(PushError::Corrupt)?;
+        let a = hi.get_mut(..first).ok_or(PushError::Corrupt)?;
+        let b = lo.get_mut(..len - first).ok_or(PushError::Corrupt)?;
+        Ok((a, b))
+    }
+
+    /// Copies ring bytes at `pos` into `dst`, wrapping around the end.
+    #[inline(always)]
+    fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result<(), PushError> {
+        let (a, b) = self.slices_at(pos, dst.len())?;
+        let (da, db) = dst.split_at_mut(a.len());
+        da.copy_from_slice(a);
+        db.copy_from_slice(b);
+        Ok(())
+    }
+
+    /// The `len` ring bytes at `pos` as two slices (the second is empty unless they wrap).
+    fn slices_at(&self, pos: usize, len: usize) -> Result<(&[u8], &[u8]), PushError> {
+        let first = len.min(N.saturating_sub(pos));
+        let a = self.buf.get(pos..pos + first).ok_or(PushError::Corrupt)?;
+        let b = self.buf.get(..len - first).ok_or(PushError::Corrupt)?;
+        Ok((a, b))
+    }
+}
+
+/// A record seen in place by [`Ring::iter`].
+#[derive(Clone, Copy, Debug)]
+pub struct RecordRef<'a> {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its header.
+    pub meta: RecordMeta,
+    /// The payload, as two pieces when it wraps around the ring's end.
+    pub payload: (&'a [u8], &'a [u8]),
+}
+
+impl RecordRef<'_> {
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.payload.0.len() + self.payload.1.len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies the payload to the front of `out`, returning the copied part (`None` if `out`
+    /// is too small).
+    pub fn copy_to<'o>(&self, out: &'o mut [u8]) -> Option<&'o [u8]> {
+        let (a, b) = self.payload;
+        let dst = out.get_mut(..a.len() + b.len())?;
+        let (da, db) = dst.split_at_mut(a.len());
+        da.copy_from_slice(a);
+        db.copy_from_slice(b);
+        Some(dst)
+    }
+}
+
+/// Iterator over a ring's records, oldest first. A ring whose bookkeeping is inconsistent
+/// ends the iteration early rather than yield garbage.
+pub struct Iter<'a, const N: usize> {
+    ring: &'a Ring<N>,
+    cursor: Cursor,
+    left: usize,
+}
+
+impl<'a, const N: usize> Iterator for Iter<'a, N> {
+    type Item = RecordRef<'a>;
+
+    fn next(&mut self) -> Option<RecordRef<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        let (meta, header_len, len) = self.ring.header_at(self.cursor.pos).ok()?;
+        let payload = self.ring.slices_at(self.ring.wrap(self.cursor.pos + header_len), len).ok()?;
+        let seq = self.cursor.seq;
+        self.cursor.seq += 1;
+        self.cursor.pos = self.ring.wrap(self.cursor.pos + header_len + len);
+        self.left -= 1;
+        Some(RecordRef { seq, meta, payload })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left))
+    }
+}
+
+/// postcard flavour that only counts bytes.
+struct Counter(usize);
+
+impl Flavor for Counter {
+    type Output = usize;
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 += data.len();
+        Ok(())
+    }
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+/// postcard flavour writing into a ring slot given as two pieces.
+struct SplitSlice<'a> {
+    a: &'a mut [u8],
+    b: &'a mut [u8],
+    at: usize,
+}
+
+impl Flavor for SplitSlice<'_> {
+    type Output = usize;
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.try_extend(&[byte])
+    }
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        for &byte in data {
+            let slot = match self.at.checked_sub(self.a.len()) {
+                None => self.a.get_mut(self.at),
+                Some(i) => self.b.get_mut(i),
+            };
+            *slot.ok_or(postcard::Error::SerializeBufferFull)? = byte;
+            self.at += 1;
+        }
+        Ok(())
+    }
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.at)
+    }
+}
