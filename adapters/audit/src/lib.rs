@@ -1,0 +1,2 @@
+//! Audit-line renderers (ejabberd and Open-Xchange styles), escaping and parsing
+#![deny(missing_docs)]

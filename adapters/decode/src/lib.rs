@@ -1,0 +1,2 @@
+//! Host-side decoder of flightrec dumps, flash images and ring files
+#![deny(missing_docs)]
