@@ -1,9 +1,16 @@
 //! Prints the dump used as the worked example in `WIRE-FORMAT.md`, as hex.
-use flightrec_core::{Build, ClockInfo, DumpHeader, Kind, Level, Reason, RecordMeta, Ring, SessionId};
+use flightrec_core::{
+    Build, ClockInfo, DumpHeader, Kind, Level, Reason, RecordMeta, Ring, SessionId,
+};
 
 fn main() {
     let mut ring: Ring<4096> = Ring::new();
-    let meta = RecordMeta { time: 11, level: Level::Warn, kind: Kind::FRAME, session: Some(SessionId(7)) };
+    let meta = RecordMeta {
+        time: 11,
+        level: Level::Warn,
+        kind: Kind::FRAME,
+        session: Some(SessionId(7)),
+    };
     ring.push(&meta, b"hi").unwrap();
     let header = DumpHeader {
         reason: Reason::FailedLogin,
@@ -18,7 +25,11 @@ fn main() {
         scope: None,
         index: 0,
         capacity: 0,
-        build: Build { name: "demo", version: "1.0", id: &[0xab, 0xab] },
+        build: Build {
+            name: "demo",
+            version: "1.0",
+            id: &[0xab, 0xab],
+        },
     };
     let mut out = Vec::new();
     let mut scratch = [0u8; 256];

@@ -81,9 +81,15 @@ pub struct ClockInfo {
 
 impl ClockInfo {
     /// Milliseconds since boot.
-    pub const BOOT_MILLIS: ClockInfo = ClockInfo { rate_hz: 1_000, base: TimeBase::Boot };
+    pub const BOOT_MILLIS: ClockInfo = ClockInfo {
+        rate_hz: 1_000,
+        base: TimeBase::Boot,
+    };
     /// Nanoseconds since the Unix epoch.
-    pub const UNIX_NANOS: ClockInfo = ClockInfo { rate_hz: 1_000_000_000, base: TimeBase::Unix };
+    pub const UNIX_NANOS: ClockInfo = ClockInfo {
+        rate_hz: 1_000_000_000,
+        base: TimeBase::Unix,
+    };
 }
 
 /// Identity of the program that wrote a dump. A decoder uses `id` to refuse an ELF that does
@@ -276,7 +282,11 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
     let encoded = postcard::to_slice(&header, scratch).map_err(|_| DumpError::ScratchTooSmall)?;
     out.frame(FRAME_HEADER, &[encoded])?;
 
-    let mut end = DumpEnd { records: 0, lost: 0, out_of_scope: 0 };
+    let mut end = DumpEnd {
+        records: 0,
+        lost: 0,
+        out_of_scope: 0,
+    };
     let mut cursor = source.oldest()?;
     while cursor.seq() < stats.next_seq {
         match source.read(&mut cursor, scratch)? {
@@ -297,7 +307,8 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
                     session: meta.session,
                 };
                 let mut head_buf = [0u8; RECORD_HEAD_MAX];
-                let head = postcard::to_slice(&head, &mut head_buf).map_err(|_| PushError::Corrupt)?;
+                let head =
+                    postcard::to_slice(&head, &mut head_buf).map_err(|_| PushError::Corrupt)?;
                 let payload = scratch.get(..len).ok_or(PushError::Corrupt)?;
                 out.frame(FRAME_RECORD, &[head, payload])?;
                 end.records += 1;
@@ -311,5 +322,10 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
     let encoded = postcard::to_slice(&end, &mut end_buf).map_err(|_| PushError::Corrupt)?;
     out.frame(FRAME_END, &[encoded])?;
     out.w.flush().map_err(DumpError::Io)?;
-    Ok(DumpSummary { records: end.records, lost: end.lost, out_of_scope: end.out_of_scope, bytes: out.bytes })
+    Ok(DumpSummary {
+        records: end.records,
+        lost: end.lost,
+        out_of_scope: end.out_of_scope,
+        bytes: out.bytes,
+    })
 }

@@ -78,7 +78,10 @@ pub struct Peer {
 
 impl From<core::net::SocketAddr> for Peer {
     fn from(sa: core::net::SocketAddr) -> Self {
-        Peer { addr: sa.ip().into(), port: sa.port() }
+        Peer {
+            addr: sa.ip().into(),
+            port: sa.port(),
+        }
     }
 }
 
@@ -134,7 +137,10 @@ fn bounded<S: Serializer>(s: &str, max: usize, ser: S) -> Result<S::Ok, S::Error
         end -= 1; // terminates: 0 is a char boundary
     }
     let (kept, rest) = s.split_at(end);
-    ser.collect_str(&Cut { kept, cut: rest.len() })
+    ser.collect_str(&Cut {
+        kept,
+        cut: rest.len(),
+    })
 }
 
 macro_rules! bound_fns {
@@ -262,7 +268,9 @@ impl Value<'_> {
     /// Serialises with strings and bytes bounded.
     fn serialize_bounded<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         match *self {
-            Value::Str(s) => ser.serialize_newtype_variant("Value", 4, "Str", &Bounded(s, VALUE_MAX)),
+            Value::Str(s) => {
+                ser.serialize_newtype_variant("Value", 4, "Str", &Bounded(s, VALUE_MAX))
+            }
             Value::Bytes(b) => Value::Bytes(b.get(..VALUE_MAX).unwrap_or(b)).serialize(ser),
             ref v => v.serialize(ser),
         }
@@ -357,7 +365,10 @@ impl Serialize for Fields<'_> {
                 }
                 if dropped > 0 {
                     let value = Value::U64(dropped as u64);
-                    seq.serialize_element(&Field { name: "…dropped", value })?;
+                    seq.serialize_element(&Field {
+                        name: "…dropped",
+                        value,
+                    })?;
                 }
                 seq.end()
             }
@@ -519,14 +530,21 @@ pub enum Decoded<'a> {
 /// version knows are ignored, so a newer writer may append fields.
 pub fn decode(kind: Kind, level: Level, payload: &[u8]) -> Result<Decoded<'_>, DecodeError> {
     fn take<'a, T: Deserialize<'a>>(kind: Kind, b: &'a [u8]) -> Result<T, DecodeError> {
-        postcard::take_from_bytes(b).map(|(v, _)| v).map_err(|_| DecodeError { kind })
+        postcard::take_from_bytes(b)
+            .map(|(v, _)| v)
+            .map_err(|_| DecodeError { kind })
     }
     let err = |_| DecodeError { kind };
     Ok(match kind {
         Kind::LOG => {
             let ((target, message), rest) = postcard::take_from_bytes(payload).map_err(err)?;
             let fields = Fields::decode(rest).map_err(err)?;
-            Decoded::Log(Log { level, target, message, fields })
+            Decoded::Log(Log {
+                level,
+                target,
+                message,
+                fields,
+            })
         }
         Kind::FRAME => Decoded::Frame(payload),
         Kind::AUTH_FAILURE => Decoded::AuthFailure(take(kind, payload)?),
@@ -537,8 +555,15 @@ pub fn decode(kind: Kind, level: Level, payload: &[u8]) -> Result<Decoded<'_>, D
         Kind::CUSTOM => {
             let (name, rest) = postcard::take_from_bytes(payload).map_err(err)?;
             let attributes = Fields::decode(rest).map_err(err)?;
-            Decoded::Custom(Custom { level, kind: name, attributes })
+            Decoded::Custom(Custom {
+                level,
+                kind: name,
+                attributes,
+            })
         }
-        kind => Decoded::Unknown { kind, len: payload.len() },
+        kind => Decoded::Unknown {
+            kind,
+            len: payload.len(),
+        },
     })
 }

@@ -50,13 +50,19 @@ pub mod event;
 mod recorder;
 pub mod ring;
 mod shared;
+pub mod text;
 pub mod trigger;
 
-pub use dump::{write_dump, Build, ClockInfo, DumpEnd, DumpError, DumpHeader, DumpSummary, RecordHead, Source, TimeBase};
+pub use dump::{
+    write_dump, Build, ClockInfo, DumpEnd, DumpError, DumpHeader, DumpSummary, RecordHead, Source,
+    TimeBase,
+};
 pub use recorder::{CaptureFilter, RecordError, Recorder, RecorderConfig, RecorderStats};
 pub use ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
 pub use shared::SharedRing;
-pub use trigger::{Action, DumpOrder, RateLimit, Reason, RecordInfo, Threshold, TriggerConfig, TriggerMachine};
+pub use trigger::{
+    Action, DumpOrder, RateLimit, Reason, RecordInfo, Threshold, TriggerConfig, TriggerMachine,
+};
 
 /// Severity of a record. Ordered: `Trace < Debug < Info < Warn < Error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -77,7 +83,13 @@ pub enum Level {
 
 impl Level {
     /// All levels, lowest first.
-    pub const ALL: [Level; 5] = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error];
+    pub const ALL: [Level; 5] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+    ];
 
     /// The level with wire code `code`, if it is one this version knows.
     pub const fn from_u8(code: u8) -> Option<Level> {
@@ -105,7 +117,9 @@ impl Level {
 
 /// What a record's payload is. A plain byte so that kinds added by a newer writer still travel
 /// through older code; the known kinds are associated constants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Kind(pub u8);
 
@@ -149,7 +163,9 @@ impl Kind {
 }
 
 /// Identifies one session (a connection, a login attempt): a dump can be scoped to it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SessionId(pub u32);
 

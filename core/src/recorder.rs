@@ -23,7 +23,10 @@ pub struct CaptureFilter {
 
 impl CaptureFilter {
     /// Records everything.
-    pub const ALL: CaptureFilter = CaptureFilter { min_level: Level::Trace, kinds: u32::MAX };
+    pub const ALL: CaptureFilter = CaptureFilter {
+        min_level: Level::Trace,
+        kinds: u32::MAX,
+    };
 
     /// Whether a record of this kind and level is kept.
     pub const fn allows(&self, kind: Kind, level: Level) -> bool {
@@ -44,8 +47,11 @@ pub struct RecorderConfig {
 
 impl RecorderConfig {
     /// Record everything; [`TriggerConfig::DEFAULT`].
-    pub const DEFAULT: RecorderConfig =
-        RecorderConfig { capture: CaptureFilter::ALL, trigger: TriggerConfig::DEFAULT, max_records: 0 };
+    pub const DEFAULT: RecorderConfig = RecorderConfig {
+        capture: CaptureFilter::ALL,
+        trigger: TriggerConfig::DEFAULT,
+        max_records: 0,
+    };
 }
 
 impl Default for RecorderConfig {
@@ -113,15 +119,31 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner<N, SLOTS, DEPTH>) -> R) -> Result<R, PushError> {
         critical_section::with(|cs| {
-            let mut inner = self.inner.borrow(cs).try_borrow_mut().map_err(|_| PushError::Busy)?;
+            let mut inner = self
+                .inner
+                .borrow(cs)
+                .try_borrow_mut()
+                .map_err(|_| PushError::Busy)?;
             Ok(f(&mut inner))
         })
     }
 
     /// Records a typed event at `now` and feeds it to the triggers.
-    pub fn record<E: Event>(&self, now: u64, session: Option<SessionId>, event: &E) -> Result<Action, RecordError> {
-        let meta = RecordMeta { time: now, level: event.level(), kind: E::KIND, session };
-        self.store(&meta, event.peer(), event.name(), |ring| ring.push_serialize(&meta, event))
+    pub fn record<E: Event>(
+        &self,
+        now: u64,
+        session: Option<SessionId>,
+        event: &E,
+    ) -> Result<Action, RecordError> {
+        let meta = RecordMeta {
+            time: now,
+            level: event.level(),
+            kind: E::KIND,
+            session,
+        };
+        self.store(&meta, event.peer(), event.name(), |ring| {
+            ring.push_serialize(&meta, event)
+        })
     }
 
     /// Records a log line (a [`Log`] event).
@@ -134,12 +156,32 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         message: &str,
         fields: &[Field<'_>],
     ) -> Result<Action, RecordError> {
-        self.record(now, session, &Log { level, target, message, fields: Fields::Slice(fields) })
+        self.record(
+            now,
+            session,
+            &Log {
+                level,
+                target,
+                message,
+                fields: Fields::Slice(fields),
+            },
+        )
     }
 
     /// Records a raw frame (e.g. defmt bytes) as a [`Kind::FRAME`] record.
-    pub fn frame(&self, now: u64, level: Level, session: Option<SessionId>, bytes: &[u8]) -> Result<Action, RecordError> {
-        let meta = RecordMeta { time: now, level, kind: Kind::FRAME, session };
+    pub fn frame(
+        &self,
+        now: u64,
+        level: Level,
+        session: Option<SessionId>,
+        bytes: &[u8],
+    ) -> Result<Action, RecordError> {
+        let meta = RecordMeta {
+            time: now,
+            level,
+            kind: Kind::FRAME,
+            session,
+        };
         self.store(&meta, None, None, |ring| ring.push(&meta, bytes))
     }
 
@@ -175,18 +217,23 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
                 Err(error) => Err(RecordError { error, action }),
             }
         });
-        result.unwrap_or(Err(RecordError { error: PushError::Busy, action: Action::None }))
+        result.unwrap_or(Err(RecordError {
+            error: PushError::Busy,
+            action: Action::None,
+        }))
     }
 
     /// Reports a cause that is not a record (death, signal, policy, manual); see
     /// [`TriggerMachine::fire`].
     pub fn fire(&self, reason: Reason, now: u64) -> Action {
-        self.with(|inner| inner.trigger.fire(reason, now)).unwrap_or(Action::None)
+        self.with(|inner| inner.trigger.fire(reason, now))
+            .unwrap_or(Action::None)
     }
 
     /// Lets time pass (closes a timed post-trigger window).
     pub fn poll(&self, now: u64) -> Action {
-        self.with(|inner| inner.trigger.poll(now)).unwrap_or(Action::None)
+        self.with(|inner| inner.trigger.poll(now))
+            .unwrap_or(Action::None)
     }
 
     /// When [`poll`](Self::poll) should next be called, if a timed window is open.

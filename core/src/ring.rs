@@ -49,7 +49,13 @@ pub struct RecordMeta {
 impl RecordMeta {
     /// Ring bytes a record with this meta and `payload_len` bytes of payload takes.
     pub const fn ring_size(&self, payload_len: usize) -> usize {
-        HEADER_LEN + if self.session.is_some() { SESSION_LEN } else { 0 } + payload_len
+        HEADER_LEN
+            + if self.session.is_some() {
+                SESSION_LEN
+            } else {
+                0
+            }
+            + payload_len
     }
 }
 
@@ -198,7 +204,9 @@ impl<const N: usize> Ring<N> {
     #[inline]
     pub fn push(&mut self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, PushError> {
         self.push_with(meta, payload.len(), |a, b| {
-            let (pa, pb) = payload.split_at_checked(a.len()).ok_or(PushError::Corrupt)?;
+            let (pa, pb) = payload
+                .split_at_checked(a.len())
+                .ok_or(PushError::Corrupt)?;
             a.copy_from_slice(pa);
             b.copy_from_slice(pb);
             Ok(())
@@ -212,7 +220,8 @@ impl<const N: usize> Ring<N> {
         meta: &RecordMeta,
         value: &T,
     ) -> Result<u64, PushError> {
-        let len = postcard::serialize_with_flavor(value, Counter(0)).map_err(|_| PushError::Encode)?;
+        let len =
+            postcard::serialize_with_flavor(value, Counter(0)).map_err(|_| PushError::Encode)?;
         self.push_with(meta, len, |a, b| {
             let written = postcard::serialize_with_flavor(value, SplitSlice { a, b, at: 0 })
                 .map_err(|_| PushError::Encode)?;
@@ -237,16 +246,41 @@ impl<const N: usize> Ring<N> {
         let needed = meta.ring_size(len);
         if needed > N || len > MAX_PAYLOAD {
             self.rejected += 1;
-            return Err(PushError::TooLarge { needed, capacity: N });
+            return Err(PushError::TooLarge {
+                needed,
+                capacity: N,
+            });
         }
         while N - self.used < needed || (self.max_records != 0 && self.count >= self.max_records) {
             self.evict_oldest()?;
         }
         let [l0, l1] = (len as u16).to_le_bytes();
         let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
-        let flags = (meta.level as u8) | if meta.session.is_some() { FLAG_SESSION } else { 0 };
+        let flags = (meta.level as u8)
+            | if meta.session.is_some() {
+                FLAG_SESSION
+            } else {
+                0
+            };
         let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
-        let header = [l0, l1, meta.kind.0, flags, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3];
+        let header = [
+            l0,
+            l1,
+            meta.kind.0,
+            flags,
+            t0,
+            t1,
+            t2,
+            t3,
+            t4,
+            t5,
+            t6,
+            t7,
+            s0,
+            s1,
+            s2,
+            s3,
+        ];
         let header_len = needed - len;
         let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
         self.write_at(self.head, header)?;
@@ -298,7 +332,10 @@ impl<const N: usize> Ring<N> {
 
     /// A cursor at the oldest record held.
     pub const fn oldest(&self) -> Cursor {
-        Cursor { seq: self.first_seq, pos: self.tail }
+        Cursor {
+            seq: self.first_seq,
+            pos: self.tail,
+        }
     }
 
     /// Copies the record at `cursor` into `out` and advances the cursor. See [`Read`].
@@ -325,7 +362,11 @@ impl<const N: usize> Ring<N> {
 
     /// Iterates the records held, oldest first, without copying payloads.
     pub fn iter(&self) -> Iter<'_, N> {
-        Iter { ring: self, cursor: self.oldest(), left: self.count }
+        Iter {
+            ring: self,
+            cursor: self.oldest(),
+            left: self.count,
+        }
     }
 
     /// Parses the record header at `pos`: (meta, header length, payload length).
@@ -339,14 +380,22 @@ impl<const N: usize> Ring<N> {
         let (session, header_len) = if flags & FLAG_SESSION != 0 {
             let mut id = [0u8; SESSION_LEN];
             self.read_at(self.wrap(pos + HEADER_LEN), &mut id)?;
-            (Some(SessionId(u32::from_le_bytes(id))), HEADER_LEN + SESSION_LEN)
+            (
+                Some(SessionId(u32::from_le_bytes(id))),
+                HEADER_LEN + SESSION_LEN,
+            )
         } else {
             (None, HEADER_LEN)
         };
         if header_len + len > self.used {
             return Err(PushError::Corrupt);
         }
-        let meta = RecordMeta { time, level, kind: Kind(kind), session };
+        let meta = RecordMeta {
+            time,
+            level,
+            kind: Kind(kind),
+            session,
+        };
         Ok((meta, header_len, len))
     }
 
@@ -358,7 +407,11 @@ impl<const N: usize> Ring<N> {
         self.read_at(self.tail, &mut h)?;
         let [l0, l1, _kind, flags] = h;
         let len = u16::from_le_bytes([l0, l1]) as usize;
-        let session = if flags & FLAG_SESSION != 0 { SESSION_LEN } else { 0 };
+        let session = if flags & FLAG_SESSION != 0 {
+            SESSION_LEN
+        } else {
+            0
+        };
         let size = HEADER_LEN + session + len;
         if size > self.used {
             return Err(PushError::Corrupt);
@@ -386,16 +439,29 @@ impl<const N: usize> Ring<N> {
     fn write_at(&mut self, pos: usize, src: &[u8]) -> Result<(), PushError> {
         let first = src.len().min(N.saturating_sub(pos));
         let (a, b) = src.split_at(first);
-        self.buf.get_mut(pos..pos + first).ok_or(PushError::Corrupt)?.copy_from_slice(a);
-        self.buf.get_mut(..b.len()).ok_or(PushError::Corrupt)?.copy_from_slice(b);
+        self.buf
+            .get_mut(pos..pos + first)
+            .ok_or(PushError::Corrupt)?
+            .copy_from_slice(a);
+        self.buf
+            .get_mut(..b.len())
+            .ok_or(PushError::Corrupt)?
+            .copy_from_slice(b);
         Ok(())
     }
 
     /// The `len` ring bytes at `pos`, mutable, as two slices.
     #[inline(always)]
-    fn slices_at_mut(&mut self, pos: usize, len: usize) -> Result<(&mut [u8], &mut [u8]), PushError> {
+    fn slices_at_mut(
+        &mut self,
+        pos: usize,
+        len: usize,
+    ) -> Result<(&mut [u8], &mut [u8]), PushError> {
         let first = len.min(N.saturating_sub(pos));
-        let (lo, hi) = self.buf.split_at_mut_checked(pos).ok_or(PushError::Corrupt)?;
+        let (lo, hi) = self
+            .buf
+            .split_at_mut_checked(pos)
+            .ok_or(PushError::Corrupt)?;
         let a = hi.get_mut(..first).ok_or(PushError::Corrupt)?;
         let b = lo.get_mut(..len - first).ok_or(PushError::Corrupt)?;
         Ok((a, b))
@@ -470,7 +536,10 @@ impl<'a, const N: usize> Iterator for Iter<'a, N> {
             return None;
         }
         let (meta, header_len, len) = self.ring.header_at(self.cursor.pos).ok()?;
-        let payload = self.ring.slices_at(self.ring.wrap(self.cursor.pos + header_len), len).ok()?;
+        let payload = self
+            .ring
+            .slices_at(self.ring.wrap(self.cursor.pos + header_len), len)
+            .ok()?;
         let seq = self.cursor.seq;
         self.cursor.seq += 1;
         self.cursor.pos = self.ring.wrap(self.cursor.pos + header_len + len);

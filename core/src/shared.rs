@@ -42,12 +42,15 @@ impl<const N: usize> SharedRing<N> {
 
     /// Shares an existing ring (e.g. one made with [`Ring::with_max_records`]).
     pub const fn from_ring(ring: Ring<N>) -> Self {
-        SharedRing { ring: Mutex::new(RefCell::new(ring)) }
+        SharedRing {
+            ring: Mutex::new(RefCell::new(ring)),
+        }
     }
 
     /// Appends a record; see [`Ring::push`].
     pub fn push(&self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, PushError> {
-        self.with(|ring| ring.push(meta, payload)).unwrap_or(Err(PushError::Busy))
+        self.with(|ring| ring.push(meta, payload))
+            .unwrap_or(Err(PushError::Busy))
     }
 
     /// A cursor at the oldest record now held.
@@ -57,7 +60,8 @@ impl<const N: usize> SharedRing<N> {
 
     /// Copies one record out; see [`Ring::read`].
     pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
-        self.with(|ring| ring.read(cursor, out)).unwrap_or(Err(PushError::Busy))
+        self.with(|ring| ring.read(cursor, out))
+            .unwrap_or(Err(PushError::Busy))
     }
 
     /// Counters and positions.

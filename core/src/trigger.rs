@@ -277,7 +277,14 @@ struct Slot<const DEPTH: usize> {
 }
 
 impl<const DEPTH: usize> Slot<DEPTH> {
-    const EMPTY: Self = Slot { key: None, in_use: false, times: [0; DEPTH], len: 0, next: 0, last: 0 };
+    const EMPTY: Self = Slot {
+        key: None,
+        in_use: false,
+        times: [0; DEPTH],
+        len: 0,
+        next: 0,
+        last: 0,
+    };
 
     /// Notes a record at `now`; returns how many of the remembered ones (this one included)
     /// lie within `window` ticks before it.
@@ -285,7 +292,11 @@ impl<const DEPTH: usize> Slot<DEPTH> {
         if let Some(t) = self.times.get_mut(self.next) {
             *t = now;
         }
-        self.next = if self.next + 1 >= DEPTH { 0 } else { self.next + 1 };
+        self.next = if self.next + 1 >= DEPTH {
+            0
+        } else {
+            self.next + 1
+        };
         self.len = (self.len + 1).min(DEPTH);
         self.last = now;
         let mut within = 0;
@@ -304,7 +315,11 @@ impl<const DEPTH: usize> Slot<DEPTH> {
 #[derive(Clone, Copy, Debug)]
 enum State {
     Idle,
-    Capturing { order: DumpOrder, records_left: Option<u32>, deadline: Option<u64> },
+    Capturing {
+        order: DumpOrder,
+        records_left: Option<u32>,
+        deadline: Option<u64>,
+    },
 }
 
 /// The trigger state machine. `SLOTS` peers are tracked for a per-peer threshold (the least
@@ -371,7 +386,12 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
     /// Feeds a record seen at `now`.
     pub fn on_record(&mut self, rec: &RecordInfo<'_>, now: u64) -> Action {
         let fired = self.evaluate(rec, now);
-        if let State::Capturing { order, records_left: Some(left), .. } = &mut self.state {
+        if let State::Capturing {
+            order,
+            records_left: Some(left),
+            ..
+        } = &mut self.state
+        {
             *left = left.saturating_sub(1);
             if *left == 0 {
                 let order = *order;
@@ -427,7 +447,11 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
 
     fn expire(&mut self, now: u64) -> Option<Action> {
         match self.state {
-            State::Capturing { order, deadline: Some(d), .. } if now >= d => Some(self.finish(order)),
+            State::Capturing {
+                order,
+                deadline: Some(d),
+                ..
+            } if now >= d => Some(self.finish(order)),
             _ => None,
         }
     }
@@ -472,7 +496,12 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
             None => {
                 let i = match self.slots.iter().position(|s| !s.in_use) {
                     Some(i) => i,
-                    None => self.slots.iter().enumerate().min_by_key(|(_, s)| s.last).map(|(i, _)| i)?,
+                    None => self
+                        .slots
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, s)| s.last)
+                        .map(|(i, _)| i)?,
                 };
                 let slot = self.slots.get_mut(i)?;
                 *slot = Slot::EMPTY;
@@ -484,7 +513,13 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
         self.slots.get_mut(i)
     }
 
-    fn start(&mut self, reason: Reason, now: u64, seq: Option<u64>, session: Option<SessionId>) -> Action {
+    fn start(
+        &mut self,
+        reason: Reason,
+        now: u64,
+        seq: Option<u64>,
+        session: Option<SessionId>,
+    ) -> Action {
         if self.is_capturing() {
             return Action::None; // joins the open window's dump
         }
@@ -492,7 +527,11 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
             self.suppressed = self.suppressed.saturating_add(1);
             return Action::Suppressed(reason);
         }
-        let session = if self.config.scope_session { session } else { None };
+        let session = if self.config.scope_session {
+            session
+        } else {
+            None
+        };
         let order = self.order(reason, now, seq, session);
         let c = self.config;
         if c.post_records == 0 && c.post_ticks == 0 {
@@ -506,8 +545,21 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
         Action::Start(reason)
     }
 
-    fn order(&self, reason: Reason, now: u64, seq: Option<u64>, session: Option<SessionId>) -> DumpOrder {
-        DumpOrder { reason, time: now, seq, session, suppressed: 0, index: self.dumps }
+    fn order(
+        &self,
+        reason: Reason,
+        now: u64,
+        seq: Option<u64>,
+        session: Option<SessionId>,
+    ) -> DumpOrder {
+        DumpOrder {
+            reason,
+            time: now,
+            seq,
+            session,
+            suppressed: 0,
+            index: self.dumps,
+        }
     }
 
     fn finish(&mut self, mut order: DumpOrder) -> Action {
@@ -521,7 +573,9 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
 
     /// Token bucket (GCRA): takes a token at `now` if there is one.
     fn rate_allows(&mut self, now: u64) -> bool {
-        let Some(r) = self.config.rate else { return true };
+        let Some(r) = self.config.rate else {
+            return true;
+        };
         if let Some(last) = self.last_dump {
             if now < last.saturating_add(r.cooldown) {
                 return false;

@@ -1,6 +1,8 @@
 //! The worked example in `core/WIRE-FORMAT.md` is what the writer really writes.
 
-use flightrec_core::{Build, ClockInfo, DumpHeader, Kind, Level, Reason, RecordMeta, Ring, SessionId};
+use flightrec_core::{
+    Build, ClockInfo, DumpHeader, Kind, Level, Reason, RecordMeta, Ring, SessionId,
+};
 
 fn hex_block(spec: &str) -> Vec<u8> {
     let start = spec.find("## 8. Example").expect("example section");
@@ -22,9 +24,18 @@ fn hex_block(spec: &str) -> Vec<u8> {
 
 #[test]
 fn spec_example_matches_writer() {
-    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../core/WIRE-FORMAT.md")).unwrap();
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../core/WIRE-FORMAT.md"
+    ))
+    .unwrap();
     let mut ring: Ring<4096> = Ring::new();
-    let meta = RecordMeta { time: 11, level: Level::Warn, kind: Kind::FRAME, session: Some(SessionId(7)) };
+    let meta = RecordMeta {
+        time: 11,
+        level: Level::Warn,
+        kind: Kind::FRAME,
+        session: Some(SessionId(7)),
+    };
     ring.push(&meta, b"hi").unwrap();
     let header = DumpHeader {
         reason: Reason::FailedLogin,
@@ -39,7 +50,11 @@ fn spec_example_matches_writer() {
         scope: None,
         index: 0,
         capacity: 0,
-        build: Build { name: "demo", version: "1.0", id: &[0xab, 0xab] },
+        build: Build {
+            name: "demo",
+            version: "1.0",
+            id: &[0xab, 0xab],
+        },
     };
     let mut out = Vec::new();
     flightrec_core::write_dump(&mut out, &ring, header, &mut [0u8; 256]).unwrap();
