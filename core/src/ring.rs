@@ -583,14 +583,19 @@ impl Flavor for SplitSlice<'_> {
         self.try_extend(&[byte])
     }
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        for &byte in data {
-            let slot = match self.at.checked_sub(self.a.len()) {
-                None => self.a.get_mut(self.at),
-                Some(i) => self.b.get_mut(i),
-            };
-            *slot.ok_or(postcard::Error::SerializeBufferFull)? = byte;
-            self.at += 1;
+        let full = || postcard::Error::SerializeBufferFull;
+        let end = self.at.checked_add(data.len()).ok_or_else(full)?;
+        // The part of `data` that lands in `a`, then the rest in `b`.
+        let in_a = self.a.len().saturating_sub(self.at).min(data.len());
+        let (da, db) = data.split_at(in_a);
+        if in_a > 0 {
+            self.a.get_mut(self.at..self.at + in_a).ok_or_else(full)?.copy_from_slice(da);
         }
+        if !db.is_empty() {
+            let from = (self.at + in_a).checked_sub(self.a.len()).ok_or_else(full)?;
+            self.b.get_mut(from..from + db.len()).ok_or_else(full)?.copy_from_slice(db);
+        }
+        self.at = end;
         Ok(())
     }
     fn finalize(self) -> postcard::Result<usize> {
