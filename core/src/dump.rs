@@ -186,6 +186,8 @@ pub enum DumpError<E> {
     Ring(PushError),
     /// The scratch buffer cannot hold the header.
     ScratchTooSmall,
+    /// The writer accepted no bytes (a full device or a closed pipe); the dump is cut short.
+    WriteZero,
 }
 
 impl<E> From<PushError> for DumpError<E> {
@@ -235,9 +237,17 @@ struct FrameOut<'w, W: Write> {
 }
 
 impl<W: Write> FrameOut<'_, W> {
-    fn raw(&mut self, b: &[u8]) -> Result<(), DumpError<W::Error>> {
-        self.w.write_all(b).map_err(DumpError::Io)?;
-        self.bytes += b.len();
+    fn raw(&mut self, mut b: &[u8]) -> Result<(), DumpError<W::Error>> {
+        // Our own loop rather than `write_all`, which panics on a writer that accepts nothing.
+        while !b.is_empty() {
+            match self.w.write(b).map_err(DumpError::Io)? {
+                0 => return Err(DumpError::WriteZero),
+                n => {
+                    self.bytes += n;
+                    b = b.get(n..).unwrap_or(&[]);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -289,6 +299,7 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
     };
     let mut cursor = source.oldest()?;
     while cursor.seq() < stats.next_seq {
+        let unread = stats.next_seq - cursor.seq();
         match source.read(&mut cursor, scratch)? {
             Read::Record { seq, meta, len } => {
                 let in_scope = match (header.scope, meta.session) {
@@ -313,7 +324,8 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
                 out.frame(FRAME_RECORD, &[head, payload])?;
                 end.records += 1;
             }
-            Read::Lost(n) => end.lost += n,
+            // Records pushed after the dump began may be gone too: not this dump's loss.
+            Read::Lost(n) => end.lost += n.min(unread),
             Read::TooBig { .. } => end.lost += 1,
             Read::End => break,
         }

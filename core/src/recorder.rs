@@ -77,7 +77,8 @@ pub struct RecorderStats {
     pub ring: RingStats,
     /// Records the capture filter left out.
     pub filtered: u64,
-    /// Records that could not be stored (too large, unencodable, re-entrant use).
+    /// Records that could not be stored (too large, unencodable). A re-entrant call is
+    /// refused with [`PushError::Busy`] and cannot be counted here.
     pub failed: u64,
     /// Records dropped by an adapter before reaching the recorder (see [`Recorder::note_dropped`]).
     pub dropped: u64,
@@ -244,7 +245,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
     /// Counts `n` records an adapter dropped before they reached the recorder (a full queue);
     /// reported in the next dump's header.
     pub fn note_dropped(&self, n: u64) {
-        let _ = self.with(|inner| inner.dropped += n);
+        let _ = self.with(|inner| inner.dropped = inner.dropped.saturating_add(n));
     }
 
     /// Counters.
@@ -284,7 +285,8 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             clock,
             first_seq: 0,
             next_seq: 0,
-            lost: stats.ring.rejected + stats.failed + stats.dropped,
+            // `failed` already counts the ring's rejections: every push goes through `store`.
+            lost: stats.failed.saturating_add(stats.dropped),
             suppressed: order.suppressed,
             scope: order.session,
             index: order.index,

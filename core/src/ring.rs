@@ -22,6 +22,8 @@ use serde::Serialize;
 
 use crate::{Kind, Level, SessionId};
 
+pub mod salvage;
+
 /// Ring bytes taken by a record's header without / with a session id.
 pub const HEADER_LEN: usize = 12;
 const SESSION_LEN: usize = 4;
@@ -49,13 +51,15 @@ pub struct RecordMeta {
 impl RecordMeta {
     /// Ring bytes a record with this meta and `payload_len` bytes of payload takes.
     pub const fn ring_size(&self, payload_len: usize) -> usize {
-        HEADER_LEN
+        // Saturating: `push_with` takes any length, and a huge one must be refused, not
+        // overflow.
+        (HEADER_LEN
             + if self.session.is_some() {
                 SESSION_LEN
             } else {
                 0
-            }
-            + payload_len
+            })
+        .saturating_add(payload_len)
     }
 }
 
@@ -146,6 +150,10 @@ pub struct RingStats {
 /// When a record does not fit, the oldest whole records are evicted; a record is never cut.
 /// Optionally the ring also keeps at most the last `max_records` records.
 ///
+/// Guarantee for hosts that allocate rings on the heap without building them on the stack:
+/// all-zero bytes are a valid empty ring, equal to `Ring::new()` (every field is an integer or
+/// a byte array). Changing that is a breaking change.
+///
 /// ```
 /// use flightrec_core::{Ring, RecordMeta, Kind, Level, Read};
 /// let mut ring: Ring<64> = Ring::new();
@@ -207,6 +215,9 @@ impl<const N: usize> Ring<N> {
             let (pa, pb) = payload
                 .split_at_checked(a.len())
                 .ok_or(PushError::Corrupt)?;
+            if pb.len() != b.len() {
+                return Err(PushError::Corrupt);
+            }
             a.copy_from_slice(pa);
             b.copy_from_slice(pb);
             Ok(())
@@ -254,42 +265,80 @@ impl<const N: usize> Ring<N> {
         while N - self.used < needed || (self.max_records != 0 && self.count >= self.max_records) {
             self.evict_oldest()?;
         }
-        let [l0, l1] = (len as u16).to_le_bytes();
-        let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
         let flags = (meta.level as u8)
             | if meta.session.is_some() {
                 FLAG_SESSION
             } else {
                 0
             };
-        let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
-        let header = [
-            l0,
-            l1,
-            meta.kind.0,
-            flags,
-            t0,
-            t1,
-            t2,
-            t3,
-            t4,
-            t5,
-            t6,
-            t7,
-            s0,
-            s1,
-            s2,
-            s3,
-        ];
-        let header_len = needed - len;
-        let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
-        self.write_at(self.head, header)?;
-        let (a, b) = self.slices_at_mut(self.wrap(self.head + header_len), len)?;
-        fill(a, b)?;
+        // Header bytes 0-3 (length, kind, flags) as one word and bytes 4-11 (time) as another:
+        // two plain stores, where bytes assembled on the stack and copied would cost a
+        // failed store-to-load forward.
+        let word =
+            u32::from(len as u16) | (u32::from(meta.kind.0) << 16) | (u32::from(flags) << 24);
+        match self
+            .buf
+            .get_mut(self.head..)
+            .and_then(|s| s.get_mut(..needed))
+        {
+            // Fast path, the record does not wrap: fixed-size header stores (no memcpy call)
+            // and one payload piece.
+            Some(slot) => {
+                let (first, rest) = slot
+                    .split_first_chunk_mut::<4>()
+                    .ok_or(PushError::Corrupt)?;
+                *first = word.to_le_bytes();
+                let (time, rest) = rest
+                    .split_first_chunk_mut::<8>()
+                    .ok_or(PushError::Corrupt)?;
+                *time = meta.time.to_le_bytes();
+                let payload = match meta.session {
+                    Some(id) => {
+                        let (session, payload) = rest
+                            .split_first_chunk_mut::<SESSION_LEN>()
+                            .ok_or(PushError::Corrupt)?;
+                        *session = id.0.to_le_bytes();
+                        payload
+                    }
+                    None => rest,
+                };
+                fill(payload, &mut [])?;
+            }
+            None => self.write_wrapped(word, meta, len, fill)?,
+        }
         self.head = self.wrap(self.head + needed);
         self.used += needed;
         self.count += 1;
         Ok(self.first_seq + self.count as u64 - 1)
+    }
+
+    /// The rest of [`push_with`](Self::push_with) for a record that wraps around the ring's
+    /// end: kept out of line so that the common case stays short.
+    #[cold]
+    #[inline(never)]
+    fn write_wrapped(
+        &mut self,
+        word: u32,
+        meta: &RecordMeta,
+        len: usize,
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
+    ) -> Result<(), PushError> {
+        let [w0, w1, w2, w3] = word.to_le_bytes();
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
+        let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
+        let header = [
+            w0, w1, w2, w3, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3,
+        ];
+        let header_len = HEADER_LEN
+            + if meta.session.is_some() {
+                SESSION_LEN
+            } else {
+                0
+            };
+        let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
+        self.write_at(self.head, header)?;
+        let (a, b) = self.slices_at_mut(self.wrap(self.head + header_len), len)?;
+        fill(a, b)
     }
 
     /// Removes the oldest record (if any). Returns whether one was removed.
@@ -399,14 +448,20 @@ impl<const N: usize> Ring<N> {
         Ok((meta, header_len, len))
     }
 
+    #[inline]
     fn evict_oldest(&mut self) -> Result<(), PushError> {
         if self.count == 0 {
             return Err(PushError::Corrupt);
         }
-        let mut h = [0u8; 4];
-        self.read_at(self.tail, &mut h)?;
-        let [l0, l1, _kind, flags] = h;
-        let len = u16::from_le_bytes([l0, l1]) as usize;
+        // Fast path: the first header bytes do not wrap (a fixed-size load, no memcpy call).
+        let h = match self.buf.get(self.tail..).and_then(|s| s.first_chunk::<4>()) {
+            Some(h) => *h,
+            None => self.read_wrapped::<4>(self.tail)?,
+        };
+        // One 32-bit load rather than byte loads: length in the low half, flags on top.
+        let word = u32::from_le_bytes(h);
+        let len = (word & 0xffff) as usize;
+        let flags = (word >> 24) as u8;
         let session = if flags & FLAG_SESSION != 0 {
             SESSION_LEN
         } else {
@@ -422,6 +477,15 @@ impl<const N: usize> Ring<N> {
         self.first_seq += 1;
         self.evicted += 1;
         Ok(())
+    }
+
+    /// `K` ring bytes at `pos` that may wrap around the end (out of line: rare).
+    #[cold]
+    #[inline(never)]
+    fn read_wrapped<const K: usize>(&self, pos: usize) -> Result<[u8; K], PushError> {
+        let mut bytes = [0u8; K];
+        self.read_at(pos, &mut bytes)?;
+        Ok(bytes)
     }
 
     /// Maps a position in `0..2N` into `0..N`.
@@ -589,11 +653,19 @@ impl Flavor for SplitSlice<'_> {
         let in_a = self.a.len().saturating_sub(self.at).min(data.len());
         let (da, db) = data.split_at(in_a);
         if in_a > 0 {
-            self.a.get_mut(self.at..self.at + in_a).ok_or_else(full)?.copy_from_slice(da);
+            self.a
+                .get_mut(self.at..self.at + in_a)
+                .ok_or_else(full)?
+                .copy_from_slice(da);
         }
         if !db.is_empty() {
-            let from = (self.at + in_a).checked_sub(self.a.len()).ok_or_else(full)?;
-            self.b.get_mut(from..from + db.len()).ok_or_else(full)?.copy_from_slice(db);
+            let from = (self.at + in_a)
+                .checked_sub(self.a.len())
+                .ok_or_else(full)?;
+            self.b
+                .get_mut(from..from + db.len())
+                .ok_or_else(full)?
+                .copy_from_slice(db);
         }
         self.at = end;
         Ok(())

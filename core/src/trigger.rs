@@ -152,9 +152,15 @@ pub struct Threshold {
 
 /// Bounds how often dumps are taken (a token bucket).
 ///
-/// Up to `dumps` dumps at once, then one per `window / dumps` ticks on average, and never
-/// two closer than `cooldown`. Over any span of `S` ticks at most `dumps + S * dumps / window`
-/// dumps are taken: with 4 dumps per hour, at most 8 in any hour.
+/// Up to `dumps` dumps at once, then one per `window / dumps` ticks (rounded up), and never
+/// two closer than `cooldown`. Over any span of `S` ticks at most
+/// `dumps + floor(S * dumps / window)` dumps are taken: with 4 dumps per hour, at most 8 in
+/// any hour. A `window` shorter than `dumps` ticks allows one dump per tick after the burst.
+///
+/// A dump is counted at the time its trigger fired ([`DumpOrder::time`], the start of its
+/// post-trigger window); it is written when that window closes, so two written dumps can be
+/// closer than `cooldown` when a window closes early. Untimely deaths are never limited and
+/// not counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
     /// Burst size and dumps per window (at least 1).
@@ -410,7 +416,8 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
     /// Reports a cause that is not a record: [`Reason::UntimelyDeath`], [`Reason::Signal`],
     /// [`Reason::Policy`], [`Reason::Manual`] (or any other). Returns [`Action::None`] if that
     /// criterion is switched off or a window is already open (it joins that dump), except a
-    /// death, which dumps at once.
+    /// death, which dumps at once. A window whose deadline has passed is closed first: its
+    /// [`Action::Dump`] is returned and this trigger joins it.
     pub fn fire(&mut self, reason: Reason, now: u64) -> Action {
         let enabled = match reason {
             Reason::UntimelyDeath => self.config.untimely_death,
@@ -420,6 +427,12 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
         };
         if !enabled {
             return Action::None;
+        }
+        if reason != Reason::UntimelyDeath {
+            // A window whose end has passed closes now; this trigger joins its dump.
+            if let Some(action) = self.expire(now) {
+                return action;
+            }
         }
         if reason == Reason::UntimelyDeath {
             let session = match self.state {
@@ -520,8 +533,15 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
         seq: Option<u64>,
         session: Option<SessionId>,
     ) -> Action {
-        if self.is_capturing() {
-            return Action::None; // joins the open window's dump
+        if let State::Capturing { order, .. } = &mut self.state {
+            // Joins the open window's dump; a threshold says more than the single failed
+            // login that opened the window (a brute force, not a typo), so it names the dump.
+            if matches!(reason, Reason::Threshold(_))
+                && !matches!(order.reason, Reason::Threshold(_))
+            {
+                order.reason = reason;
+            }
+            return Action::None;
         }
         if !self.rate_allows(now) {
             self.suppressed = self.suppressed.saturating_add(1);
@@ -581,8 +601,11 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
                 return false;
             }
         }
-        let interval = r.window / u64::from(r.dumps.max(1));
-        let tolerance = r.window.saturating_sub(interval);
+        // Rounded up, and the burst set to exactly `dumps`, so that neither rounding nor a
+        // window shorter than `dumps` ticks lets more dumps through than documented.
+        let dumps = u64::from(r.dumps.max(1));
+        let interval = r.window.div_ceil(dumps).max(1);
+        let tolerance = interval.saturating_mul(dumps - 1);
         if self.tat > now.saturating_add(tolerance) {
             return false;
         }

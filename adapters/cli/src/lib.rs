@@ -1,2 +1,571 @@
-//! The flightrec host tool: decode dumps, show headers, view audit logs
+//! The flightrec host tool: decode dumps, show headers, view audit logs.
+//!
+//! The `flightrec` binary is a thin shell over [`main_with_args`]; everything it does is
+//! reachable from tests through [`run`] with any output and error streams.
+//!
+//! Exit codes: 0 all well; 1 data damaged, but everything decodable was decoded; 2 usage or
+//! I/O error (or an ELF refused).
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use flightrec_core::text::Escaped;
+use flightrec_core::Kind;
+use flightrec_decode::info::{self, InfoCollector};
+use flightrec_decode::{Decoder, Filter, Format, Item, Options, Renderer, TimeBound};
+
+#[cfg(feature = "defmt")]
+pub mod elf;
+
+/// Exit code: all well.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: data damaged, decoded what could be.
+pub const EXIT_DAMAGED: u8 = 1;
+/// Exit code: usage or I/O error, or a refused ELF.
+pub const EXIT_ERROR: u8 = 2;
+
+/// The `flightrec` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "flightrec",
+    version,
+    about = "Decode flightrec dumps, show their headers, view audit logs",
+    after_help = "Exit status: 0 ok, 1 data damaged but decoded what it could, 2 usage or I/O error."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode dumps, raw flash images and ring files: one line (or object) per record.
+    Decode(DecodeArgs),
+    /// Show dump headers only: trigger, time, counts, lost, suppressed, build id.
+    Info(InfoArgs),
+    /// View audit logs (ejabberd / Open-Xchange style lines), escaped for a terminal.
+    Audit(flightrec_audit::viewer::AuditArgs),
+}
+
+/// Output format of `decode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// One line per record: time, level, kind, session, message and fields.
+    Text,
+    /// NDJSON: one object per record (and per diagnostic), for jq, Vector, Loki.
+    Json,
+    /// ProFTPD-style blocks, one per dump: `-----BEGIN <TRIGGER> FORENSICS-----`.
+    Forensic,
+}
+
+/// Output format of `info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InfoFormat {
+    /// Indented text.
+    Text,
+    /// One JSON object per dump.
+    Json,
+}
+
+/// When to colour the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// Only when standard output is a terminal and NO_COLOR is not set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Arguments of `flightrec decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// Dumps, raw flash images or ring files ("-" for standard input).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// Only records of this session id.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<u32>,
+    /// Only records at or above this level (trace, debug, info, warn, error, or a number).
+    #[arg(long, value_parser = parse_level)]
+    pub level: Option<u8>,
+    /// Only records of these kinds (log, frame, auth-failure, auth-success, logout,
+    /// session-forbidden, connect, custom, or a number); repeat or separate with commas.
+    #[arg(long, value_parser = parse_kind, value_delimiter = ',')]
+    pub kind: Vec<Kind>,
+    /// Only records at or after this time: RFC 3339 (2026-11-23T18:00:00Z) for Unix
+    /// clocks, seconds since boot (12.5s) for boot clocks, or tick:N.
+    #[arg(long, value_parser = TimeBound::parse, value_name = "TIME")]
+    pub since: Option<TimeBound>,
+    /// Only records at or before this time (same forms as --since).
+    #[arg(long, value_parser = TimeBound::parse, value_name = "TIME")]
+    pub until: Option<TimeBound>,
+    /// The firmware's ELF, to decode defmt frames. Refused if its build identity differs
+    /// from the dump's.
+    #[arg(long, value_name = "ELF")]
+    pub elf: Option<PathBuf>,
+    /// Decode with --elf even if its build identity differs from the dump's (or the dump
+    /// records none). A wrong ELF prints wrong logs.
+    #[arg(long, requires = "elf")]
+    pub force_elf: bool,
+    /// Colour the text output.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+}
+
+/// Arguments of `flightrec info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Dumps, raw flash images or ring files ("-" for standard input).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = InfoFormat::Text)]
+    pub format: InfoFormat,
+}
+
+fn parse_level(s: &str) -> Result<u8, String> {
+    let lower = s.to_ascii_lowercase();
+    flightrec_core::Level::ALL
+        .iter()
+        .find(|l| l.as_str().eq_ignore_ascii_case(&lower))
+        .map(|l| *l as u8)
+        .or_else(|| s.parse().ok())
+        .ok_or_else(|| format!("unknown level {s:?} (trace, debug, info, warn, error or 0-255)"))
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    (0..=u8::MAX)
+        .map(Kind)
+        .find(|k| k.name() == Some(s))
+        .or_else(|| s.parse().ok().map(Kind))
+        .ok_or_else(|| {
+            format!("unknown kind {s:?} (log, frame, auth-failure, auth-success, logout, session-forbidden, connect, custom or 0-255)")
+        })
+}
+
+/// Parses `args` (program name first) and runs, on the process's standard streams.
+pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return u8::try_from(e.exit_code()).unwrap_or(EXIT_ERROR);
+        }
+    };
+    let stdout = io::stdout();
+    let tty = stdout.is_terminal();
+    let progress = io::stderr().is_terminal();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut err = io::stderr();
+    let env = Env {
+        color_ok: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        progress,
+    };
+    let code = run(&cli, &env, &mut out, &mut err);
+    match out.flush() {
+        Ok(()) => code,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => code,
+        Err(e) => {
+            let _ = writeln!(err, "flightrec: cannot write output: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// What the process's surroundings allow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Env {
+    /// `--color auto` colours (standard output is a terminal, NO_COLOR unset).
+    pub color_ok: bool,
+    /// A progress indicator may be drawn on standard error (it is a terminal).
+    pub progress: bool,
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: &Cli, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    match &cli.command {
+        Command::Decode(a) => decode(a, env, out, err),
+        Command::Info(a) => info_cmd(a, env, out, err),
+        Command::Audit(a) => flightrec_audit::viewer::run(a, out, err),
+    }
+}
+
+fn shown(p: &Path) -> String {
+    Escaped::new(&p.to_string_lossy(), &[]).to_string()
+}
+
+/// Flash images up to this size are checked for the flash store's paged layout.
+const FLASH_IMAGE_MAX: u64 = 64 << 20;
+
+/// Opens an input. A flightrec flash-store image (`flightrec-flash`'s paged layout, where a
+/// multi-page dump has a page header every page) is turned into its dumps' wire bytes, one
+/// after the other; a dump the store calls corrupt is reported on `err` and sets `damaged`.
+/// Anything else is streamed as it is: dumps, files of dumps, raw images of simple layout.
+fn open_input(
+    path: &Path,
+    env: &Env,
+    err: &mut dyn Write,
+    damaged: &mut bool,
+) -> io::Result<Box<dyn Read>> {
+    if path.as_os_str() == "-" || std::fs::metadata(path)?.len() > FLASH_IMAGE_MAX {
+        return open(path, env);
+    }
+    let image = std::fs::read(path)?;
+    let paged = image.windows(4).any(|w| w == flightrec_flash::PAGE_MAGIC);
+    let dumps = paged
+        .then(|| flightrec_flash::image_dumps(&image))
+        .flatten();
+    let Some(dumps) = dumps.filter(|d| !d.is_empty()) else {
+        return Ok(Box::new(io::Cursor::new(image)));
+    };
+    let mut bytes = Vec::new();
+    for (info, data) in dumps {
+        match info.status {
+            flightrec_flash::Status::Corrupt => {
+                *damaged = true;
+                let _ = writeln!(
+                    err,
+                    "flightrec: {}: flash dump {} (page {}) fails its CRC: not shown",
+                    shown(path),
+                    info.id,
+                    info.first_page
+                );
+            }
+            // An incomplete dump has no end frame: the decoder reports it as incomplete.
+            _ => bytes.extend_from_slice(&data),
+        }
+    }
+    Ok(Box::new(io::Cursor::new(bytes)))
+}
+
+fn open(path: &Path, env: &Env) -> io::Result<Box<dyn Read>> {
+    if path.as_os_str() == "-" {
+        let r: Box<dyn Read> = Box::new(io::stdin().lock());
+        return Ok(if env.progress {
+            Box::new(Progress::new(r, shown(path), None))
+        } else {
+            r
+        });
+    }
+    let f = File::open(path)?;
+    let len = f.metadata().ok().map(|m| m.len());
+    Ok(if env.progress {
+        Box::new(Progress::new(f, shown(path), len))
+    } else {
+        Box::new(f)
+    })
+}
+
+/// Output errors end the run; a closed pipe (`| head`) ends it quietly.
+enum Stop {
+    Output(io::Error),
+    Refused,
+}
+
+fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let format = match a.format {
+        FormatArg::Text => Format::Text,
+        FormatArg::Json => Format::Json,
+        FormatArg::Forensic => Format::Forensic,
+    };
+    let color = format == Format::Text
+        && match a.color {
+            ColorArg::Auto => env.color_ok,
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+        };
+    let filter = Filter {
+        session: a.session,
+        min_level: a.level,
+        kinds: a.kind.clone(),
+        since: a.since,
+        until: a.until,
+    };
+    let mut renderer = Renderer::new(Options {
+        format,
+        color,
+        filter: filter.clone(),
+    });
+    let elf_id: Option<Vec<u8>> = match &a.elf {
+        None => None,
+        Some(path) => match load_elf(path) {
+            Ok((frames, id)) => {
+                renderer = renderer.with_frame_decoder(frames);
+                Some(id)
+            }
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: {e}");
+                return EXIT_ERROR;
+            }
+        },
+    };
+    let mut code = EXIT_OK;
+    let many = a.files.len() > 1;
+    for path in &a.files {
+        let mut flash_damaged = false;
+        let input = match open_input(path, env, err, &mut flash_damaged) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: cannot open {}: {e}", shown(path));
+                code = EXIT_ERROR;
+                continue;
+            }
+        };
+        if flash_damaged {
+            code = code.max(EXIT_DAMAGED);
+        }
+        if many {
+            match format {
+                Format::Json => renderer.set_source(Some(path.to_string_lossy().into_owned())),
+                _ => {
+                    renderer.set_source(None);
+                    if let Err(e) = writeln!(out, "==> {} <==", shown(path)) {
+                        return output_error(e, err, code);
+                    }
+                }
+            }
+        }
+        let mut decoder = Decoder::new(input);
+        let result = (|| -> Result<(), Stop> {
+            loop {
+                let item = match decoder.next() {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = writeln!(err, "flightrec: cannot read {}: {e}", shown(path));
+                        code = EXIT_ERROR;
+                        break;
+                    }
+                };
+                if let Item::DumpStart { offset, header } = &item {
+                    if filter.time_incompatible(header.clock) {
+                        let _ = writeln!(
+                            err,
+                            "flightrec: {}: dump at offset {offset}: --since/--until cannot be compared with its clock ({} Hz, {:?}); no record of it passes",
+                            shown(path),
+                            header.clock.rate_hz,
+                            header.clock.base
+                        );
+                    }
+                    if let Some(id) = &elf_id {
+                        if let Err(why) = check_elf(header, *offset, id, a.force_elf) {
+                            let _ = out.flush();
+                            let _ = writeln!(err, "flightrec: {}: {why}", shown(path));
+                            return Err(Stop::Refused);
+                        }
+                    }
+                }
+                renderer.render(&item, out).map_err(Stop::Output)?;
+            }
+            renderer.finish(out).map_err(Stop::Output)
+        })();
+        match result {
+            Ok(()) => {}
+            Err(Stop::Refused) => return EXIT_ERROR,
+            Err(Stop::Output(e)) => return output_error(e, err, code),
+        }
+        let stats = decoder.stats();
+        if stats.dumps == 0 && stats.unsupported == 0 {
+            let _ = writeln!(err, "flightrec: {}: no dump found", shown(path));
+            if code == EXIT_OK {
+                code = EXIT_DAMAGED;
+            }
+        }
+        if code == EXIT_OK && stats.damaged() {
+            code = EXIT_DAMAGED;
+        }
+    }
+    if code == EXIT_OK && renderer.summary().damaged() {
+        code = EXIT_DAMAGED;
+    }
+    code
+}
+
+/// Whether defmt frames of the dump with `header` (at `offset`) may be decoded with an ELF
+/// of identity `elf_id`: only if the identities match, or if forced.
+pub fn check_elf(
+    header: &flightrec_decode::Header,
+    offset: u64,
+    elf_id: &[u8],
+    force: bool,
+) -> Result<(), String> {
+    if force || header.build_id == elf_id {
+        return Ok(());
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    Err(if header.build_id.is_empty() {
+        format!(
+            "dump at offset {offset} records no build identity, so the ELF cannot be checked against it; refusing to decode defmt frames with an unchecked ELF (a wrong ELF prints wrong logs). Use --force-elf to decode anyway."
+        )
+    } else {
+        format!(
+            "the ELF's build identity {} differs from the dump's {} (dump at offset {offset}, written by {} {}); refusing to decode with it: a wrong ELF prints wrong logs. Use --force-elf to override.",
+            hex(elf_id),
+            hex(&header.build_id),
+            Escaped::new(&header.build_name, &[]),
+            Escaped::new(&header.build_version, &[])
+        )
+    })
+}
+
+fn output_error(e: io::Error, err: &mut dyn Write, code: u8) -> u8 {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return code;
+    }
+    let _ = writeln!(err, "flightrec: cannot write output: {e}");
+    EXIT_ERROR
+}
+
+#[cfg(feature = "defmt")]
+fn load_elf(path: &Path) -> Result<(Box<dyn flightrec_decode::FrameDecoder>, Vec<u8>), String> {
+    let (frames, id) = elf::DefmtFrames::load(path)?;
+    Ok((Box::new(frames), id))
+}
+
+#[cfg(not(feature = "defmt"))]
+fn load_elf(_: &Path) -> Result<(Box<dyn flightrec_decode::FrameDecoder>, Vec<u8>), String> {
+    Err("this flightrec was built without defmt support (cargo feature \"defmt\"); --elf is not available".to_owned())
+}
+
+fn info_cmd(a: &InfoArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut code = EXIT_OK;
+    let many = a.files.len() > 1;
+    for path in &a.files {
+        let mut flash_damaged = false;
+        let input = match open_input(path, env, err, &mut flash_damaged) {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: cannot open {}: {e}", shown(path));
+                code = EXIT_ERROR;
+                continue;
+            }
+        };
+        if flash_damaged {
+            code = code.max(EXIT_DAMAGED);
+        }
+        let source = path.to_string_lossy().into_owned();
+        let mut decoder = Decoder::new(input);
+        let mut collector = InfoCollector::new();
+        let mut dumps = 0u64;
+        let mut emit = |d: &info::DumpInfo, out: &mut dyn Write| -> io::Result<()> {
+            dumps += 1;
+            match a.format {
+                InfoFormat::Text => {
+                    if many {
+                        write!(out, "{}: ", shown(path))?;
+                    }
+                    info::write_text(out, d)
+                }
+                InfoFormat::Json => info::write_json(out, d, many.then_some(source.as_str())),
+            }
+        };
+        let result = (|| -> io::Result<()> {
+            loop {
+                match decoder.next() {
+                    Ok(Some(item)) => {
+                        if let Some(d) = collector.feed(&item) {
+                            emit(&d, out)?;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = writeln!(err, "flightrec: cannot read {}: {e}", shown(path));
+                        code = EXIT_ERROR;
+                        break;
+                    }
+                }
+            }
+            if let Some(d) = collector.finish() {
+                emit(&d, out)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            return output_error(e, err, code);
+        }
+        if dumps == 0 {
+            let _ = writeln!(err, "flightrec: {}: no dump found", shown(path));
+            if code == EXIT_OK {
+                code = EXIT_DAMAGED;
+            }
+        }
+        if code == EXIT_OK && decoder.stats().damaged() {
+            code = EXIT_DAMAGED;
+        }
+    }
+    code
+}
+
+/// Counts bytes read and, after the first second, draws a progress line on standard error.
+struct Progress<R> {
+    inner: R,
+    name: String,
+    total: Option<u64>,
+    read: u64,
+    start: Instant,
+    last: Option<Instant>,
+}
+
+impl<R> Progress<R> {
+    fn new(inner: R, name: String, total: Option<u64>) -> Self {
+        Progress {
+            inner,
+            name,
+            total,
+            read: 0,
+            start: Instant::now(),
+            last: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        let now = Instant::now();
+        let due = match self.last {
+            None => now.duration_since(self.start) >= Duration::from_secs(1),
+            Some(t) => now.duration_since(t) >= Duration::from_millis(250),
+        };
+        if n == 0 {
+            if self.last.is_some() {
+                let _ = write!(io::stderr(), "\r\x1b[K");
+            }
+        } else if due {
+            self.last = Some(now);
+            let mib = self.read >> 20;
+            let _ = match self.total.filter(|&t| t > 0) {
+                Some(t) => write!(
+                    io::stderr(),
+                    "\r\x1b[Kflightrec: {}: {mib} MiB ({}%)",
+                    self.name,
+                    self.read.saturating_mul(100) / t
+                ),
+                None => write!(io::stderr(), "\r\x1b[Kflightrec: {}: {mib} MiB", self.name),
+            };
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Drop for Progress<R> {
+    fn drop(&mut self) {
+        if self.last.is_some() {
+            let _ = write!(io::stderr(), "\r\x1b[K");
+        }
+    }
+}

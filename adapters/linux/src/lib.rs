@@ -1,2 +1,55 @@
-//! Linux gateway adapter: tracing/log capture, signals, dump files and the audit log
+//! flightrec for Linux daemons: capture every `tracing` event and `log` record into
+//! per-thread rings, record security events, dump on triggers and signals, write the audit
+//! log.
+//!
+//! Adding it to a tokio daemon:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use tracing_subscriber::{prelude::*, filter::LevelFilter};
+//! use flightrec_linux::{Config, FlightLayer, FlightRecorder, Service, install_panic_hook};
+//!
+//! # async fn daemon() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::load("gateway.toml".as_ref())?;
+//! let rec = FlightRecorder::new(config.recorder_options()?);
+//! let _service = Service::start(rec.clone(), config.service_options()?)?;
+//! install_panic_hook(rec.clone());
+//! tracing_subscriber::registry()
+//!     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
+//!     .with(FlightLayer::new(rec.clone()).with_filter(config.capture_filter()))
+//!     .init();
+//! // In the login handler:
+//! rec.auth_failure(None, "alice", "example.org", None, "PLAIN", "bad password");
+//! # Ok(()) }
+//! ```
+//!
+//! - [`FlightLayer`] (tracing) and [`FlightLogger`] (log) record every event, whatever the
+//!   console shows, without heap allocation per event.
+//! - [`FlightRecorder`] holds one core ring per shard (threads are spread over shards) and
+//!   the trigger machine; its security-event API (`auth_failure`, `auth_success`, `logout`,
+//!   `session_forbidden`, `connect`, `named_event`) records, feeds the triggers and queues
+//!   audit lines.
+//! - [`Service`] is the writer task: dumps (file name templates, append, 0600,
+//!   `O_NOFOLLOW`), audit files per `@HOST@` with rotation and expiry, `SIGUSR2` dumps,
+//!   `SIGHUP` reopens. [`install_panic_hook`] dumps with reason "untimely death".
+//! - [`Config`] reads all of it from TOML.
 #![deny(missing_docs)]
+
+mod auditlog;
+mod config;
+mod dumpfile;
+mod encode;
+pub mod files;
+mod layer;
+mod recorder;
+pub mod ringfile;
+mod service;
+
+pub use auditlog::{AuditLog, AuditOptions};
+pub use config::{Config, ConfigError};
+pub use dumpfile::{forensic, DumpFiles, DumpFormat, DumpOptions};
+pub use layer::{current_session, level_of, FlightLayer, FlightLogger};
+pub use recorder::{
+    AuditItem, FlightRecorder, RecorderOptions, Stats, UnixClock, MAX_SHARDS, SHARD_BYTES,
+};
+pub use service::{install_panic_hook, Service, ServiceOptions};

@@ -1,0 +1,640 @@
+//! `flightrec audit`: view audit logs the way Prosody's `prosodyctl mod_audit` does.
+//!
+//! Reads ejabberd-style and Open-Xchange-style lines (each line's style is recognised on
+//! its own: ejabberd lines start with a digit) from plain or gzip-compressed files,
+//! rotated sets (`audit.log`, `audit.log.1`, `audit.log.2.gz`), directories and glob
+//! patterns, with no daemon running. Records are shown newest first, followed by
+//! `N records displayed`.
+//!
+//! A *global* event is one tied to no account (today: a connection, which comes before
+//! any login), like Prosody's host-wide events. By default they are shown with the rest;
+//! `--global` shows only them, `--no-global` hides them, and a `user@host` target never
+//! matches them.
+//!
+//! With `--limit N` only the N newest records are kept while reading (a bounded heap),
+//! so a large log does not have to fit in memory.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate};
+use flate2::bufread::MultiGzDecoder;
+use flightrec_core::text::Escaped;
+use flightrec_core::Kind;
+
+use crate::ejabberd::EJABBERD_DELIMITERS;
+use crate::{AuditEvent, AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
+
+/// Longest line read; longer ones are counted unreadable (and not kept in memory).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// View audit logs (ejabberd- or Open-Xchange-style lines; plain, .gz, rotated sets), newest
+/// first, as `prosodyctl mod_audit` does. Works without the daemon.
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
+pub struct AuditArgs {
+    /// `[HOST | USER@HOST] PATH...`: audit log files (plain or .gz), directories or glob
+    /// patterns. A first argument followed by others that is no existing file and holds
+    /// no `/` or glob character selects a host or an account, as in
+    /// `prosodyctl mod_audit`; `--target` says it explicitly.
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub args: Vec<String>,
+    /// Show only events of this host or account (`host` or `user@host`).
+    #[arg(long, value_name = "HOST|USER@HOST")]
+    pub target: Option<String>,
+    /// Show only global events (tied to no account, e.g. connections).
+    #[arg(long, conflicts_with = "no_global")]
+    pub global: bool,
+    /// Hide global events.
+    #[arg(long)]
+    pub no_global: bool,
+    /// Show at most the N newest records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Show records at or after this time (RFC 3339, or YYYY-MM-DD for that day's start, UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    pub since: Option<TimeArg>,
+    /// Show records at or before this time (RFC 3339, or YYYY-MM-DD for that whole day, UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_time_arg)]
+    pub until: Option<TimeArg>,
+    /// Show only these kinds of event (repeat or separate with commas).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub kind: Vec<KindArg>,
+    /// A table, or the matching lines as they are in the files.
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Zone the files' timestamps were written in, when the line does not say it
+    /// (ejabberd style; Open-Xchange patterns without an offset).
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub tz: UtcOffset,
+    /// Delimiter of Open-Xchange-style lines.
+    #[arg(long, value_name = "CHAR", default_value_t = '|')]
+    pub delimiter: char,
+    /// Date pattern of Open-Xchange-style lines (strftime-like).
+    #[arg(long, value_name = "PATTERN", default_value = "%Y-%m-%dT%H:%M:%SZ")]
+    pub date_pattern: String,
+}
+
+/// A `--since`/`--until` value: the first and last second it covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeArg {
+    /// First second (Unix time, UTC).
+    pub start: i64,
+    /// Last second.
+    pub end: i64,
+}
+
+/// Parses RFC 3339 (`2026-11-23T18:00:00Z`, `2026-11-23T19:00:00+01:00`) or a date
+/// (`2026-11-23`, the whole day in UTC).
+pub fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        let t = t.timestamp();
+        return Ok(TimeArg { start: t, end: t });
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let start = d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp())
+            .ok_or_else(|| format!("date out of range: {s}"))?;
+        return Ok(TimeArg {
+            start,
+            end: start + 86_399,
+        });
+    }
+    Err(format!(
+        "bad time {s:?}: expected RFC 3339 (2026-11-23T18:00:00Z) or a date (2026-11-23)"
+    ))
+}
+
+/// Kinds of audit event, as `--kind` names them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindArg {
+    /// Failed logins.
+    AuthFailure,
+    /// Successful logins.
+    AuthSuccess,
+    /// Logouts.
+    Logout,
+    /// Sessions refused by policy.
+    SessionForbidden,
+    /// Connections.
+    Connect,
+}
+
+impl KindArg {
+    /// The record kind.
+    pub fn kind(self) -> Kind {
+        match self {
+            KindArg::AuthFailure => Kind::AUTH_FAILURE,
+            KindArg::AuthSuccess => Kind::AUTH_SUCCESS,
+            KindArg::Logout => Kind::LOGOUT,
+            KindArg::SessionForbidden => Kind::SESSION_FORBIDDEN,
+            KindArg::Connect => Kind::CONNECT,
+        }
+    }
+}
+
+/// How records are shown.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Aligned columns: date, event, account, peer, details.
+    Table,
+    /// The lines as written (only lines that parsed, so known to be escaped).
+    Lines,
+}
+
+/// Exit codes of [`run`].
+pub mod exit {
+    /// Everything read and shown.
+    pub const OK: u8 = 0;
+    /// Some lines could not be read; the rest was shown.
+    pub const UNREADABLE_LINES: u8 = 1;
+    /// Bad arguments, or a file could not be opened or read.
+    pub const USAGE_OR_IO: u8 = 2;
+}
+
+/// Which records to show.
+struct Filter {
+    user: Option<String>,
+    host: Option<String>,
+    global_only: bool,
+    no_global: bool,
+    kinds: Vec<Kind>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Filter {
+    fn matches(&self, r: &AuditRecord) -> bool {
+        if !self.kinds.is_empty() && !self.kinds.contains(&r.event.kind()) {
+            return false;
+        }
+        if self.since.is_some_and(|s| r.unix_secs < s)
+            || self.until.is_some_and(|u| r.unix_secs > u)
+        {
+            return false;
+        }
+        match r.event.account() {
+            None => !self.no_global && self.user.is_none(),
+            Some((user, host)) => {
+                !self.global_only
+                    && self
+                        .host
+                        .as_deref()
+                        .is_none_or(|h| h.eq_ignore_ascii_case(host))
+                    && self.user.as_deref().is_none_or(|u| u == user)
+            }
+        }
+    }
+}
+
+/// A kept record; ordered by time, then by reading order (later lines are newer).
+struct Entry {
+    unix_secs: i64,
+    seq: u64,
+    record: AuditRecord,
+    line: String,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.unix_secs, self.seq).cmp(&(other.unix_secs, other.seq))
+    }
+}
+
+/// Keeps every record, or only the newest `limit` ones.
+enum Collector {
+    All(Vec<Entry>),
+    Newest {
+        heap: BinaryHeap<Reverse<Entry>>,
+        limit: usize,
+    },
+}
+
+impl Collector {
+    fn push(&mut self, e: Entry) {
+        match self {
+            Collector::All(v) => v.push(e),
+            Collector::Newest { heap, limit } => {
+                if heap.len() < *limit {
+                    heap.push(Reverse(e));
+                } else if heap.peek().is_some_and(|Reverse(oldest)| *oldest < e) {
+                    heap.pop();
+                    heap.push(Reverse(e));
+                }
+            }
+        }
+    }
+
+    /// Newest first.
+    fn finish(self) -> Vec<Entry> {
+        let mut v = match self {
+            Collector::All(v) => v,
+            Collector::Newest { heap, .. } => heap.into_iter().map(|Reverse(e)| e).collect(),
+        };
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    }
+}
+
+/// Counts and reports what went wrong, without stopping.
+struct Problems<'w> {
+    err: &'w mut dyn Write,
+    unreadable: u64,
+    io_errors: u64,
+}
+
+impl Problems<'_> {
+    /// Reports the first few bad lines in detail, counts all.
+    fn bad_line(&mut self, path: &Path, line_no: u64, why: &str) {
+        self.unreadable += 1;
+        if self.unreadable <= 5 {
+            let _ = writeln!(
+                self.err,
+                "flightrec audit: {}:{line_no}: unreadable line: {why}",
+                shown_path(path)
+            );
+        }
+    }
+
+    fn io(&mut self, message: std::fmt::Arguments<'_>) {
+        self.io_errors += 1;
+        let _ = writeln!(self.err, "flightrec audit: {message}");
+    }
+}
+
+/// A path printed to a terminal: escaped like any text that is not ours.
+fn shown_path(path: &Path) -> String {
+    Escaped::new(&path.to_string_lossy(), &[]).to_string()
+}
+
+/// Runs `flightrec audit`, writing records to `out` and problems to `err`; returns the
+/// exit code ([`exit`]).
+pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let usage = |err: &mut dyn Write, message: &str| {
+        let _ = writeln!(err, "flightrec audit: {message}");
+        exit::USAGE_OR_IO
+    };
+    // A leading target, as in `prosodyctl mod_audit user@host`.
+    let mut paths: &[String] = &args.args;
+    let mut target = args.target.clone();
+    if let [first, rest @ ..] = paths {
+        if !rest.is_empty() && looks_like_target(first) {
+            if target.is_some() {
+                return usage(
+                    err,
+                    "give the host or account either as --target or first, not both",
+                );
+            }
+            target = Some(first.clone());
+            paths = rest;
+        }
+    }
+    let (user, host) = match target.as_deref() {
+        None => (None, None),
+        Some(t) => match t.split_once('@') {
+            Some((_, "")) => return usage(err, &format!("bad account {t:?}: empty host")),
+            Some((u, h)) => (Some(u.to_owned()), Some(h.to_owned())),
+            None if t.is_empty() => return usage(err, "empty host"),
+            None => (None, Some(t.to_owned())),
+        },
+    };
+    if args.global && user.is_some() {
+        return usage(
+            err,
+            "--global shows events tied to no account; it cannot be combined with user@host",
+        );
+    }
+    let ox = OxFormat {
+        delimiter: args.delimiter,
+        date_pattern: args.date_pattern.clone(),
+        time_zone: args.tz,
+        ..OxFormat::default()
+    };
+    if let Err(e) = ox.validate() {
+        return usage(err, &format!("bad Open-Xchange settings: {e}"));
+    }
+    let ejabberd = EjabberdFormat { time_zone: args.tz };
+    let filter = Filter {
+        user,
+        host,
+        global_only: args.global,
+        no_global: args.no_global,
+        kinds: args.kind.iter().map(|k| k.kind()).collect(),
+        since: args.since.map(|t| t.start),
+        until: args.until.map(|t| t.end),
+    };
+
+    let mut problems = Problems {
+        err,
+        unreadable: 0,
+        io_errors: 0,
+    };
+    let files = expand(paths, &mut problems);
+    let mut collector = match args.limit {
+        Some(limit) => Collector::Newest {
+            heap: BinaryHeap::new(),
+            limit,
+        },
+        None => Collector::All(Vec::new()),
+    };
+    let mut seq = 0u64;
+    let mut buf = Vec::new();
+    for path in &files {
+        let mut reader = match open(path) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.io(format_args!("{}: {e}", shown_path(path)));
+                continue;
+            }
+        };
+        let mut line_no = 0u64;
+        loop {
+            let too_long = match read_line(&mut *reader, &mut buf, MAX_LINE) {
+                Ok(None) => break,
+                Ok(Some(too_long)) => too_long,
+                Err(e) => {
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::InvalidData
+                            | io::ErrorKind::InvalidInput
+                            | io::ErrorKind::UnexpectedEof
+                    ) {
+                        // A cut or corrupt .gz: what came before was shown.
+                        problems.bad_line(path, line_no + 1, &format!("corrupt data: {e}"));
+                    } else {
+                        problems.io(format_args!(
+                            "{}: read error after line {line_no}: {e}",
+                            shown_path(path)
+                        ));
+                    }
+                    break;
+                }
+            };
+            line_no += 1;
+            if too_long {
+                problems.bad_line(path, line_no, "longer than 64 KiB");
+                continue;
+            }
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(&buf) else {
+                problems.bad_line(path, line_no, "not UTF-8");
+                continue;
+            };
+            let parsed = if text.starts_with(|c: char| c.is_ascii_digit()) {
+                ejabberd.parse(text)
+            } else {
+                ox.parse(text)
+            };
+            match parsed {
+                Ok(record) if filter.matches(&record) => {
+                    seq += 1;
+                    collector.push(Entry {
+                        unix_secs: record.unix_secs,
+                        seq,
+                        record,
+                        line: text.to_owned(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => problems.bad_line(path, line_no, e.reason),
+            }
+        }
+    }
+
+    let entries = collector.finish();
+    let written = match args.output {
+        Output::Table => write_table(out, &entries),
+        Output::Lines => entries.iter().try_for_each(|e| writeln!(out, "{}", e.line)),
+    }
+    .and_then(|()| writeln!(out, "{} records displayed", entries.len()))
+    .and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            problems.io(format_args!("writing output: {e}"));
+        }
+    }
+    if problems.unreadable > 0 {
+        let _ = writeln!(
+            problems.err,
+            "flightrec audit: {} unreadable line(s) skipped",
+            problems.unreadable
+        );
+    }
+    if problems.io_errors > 0 {
+        exit::USAGE_OR_IO
+    } else if problems.unreadable > 0 {
+        exit::UNREADABLE_LINES
+    } else {
+        exit::OK
+    }
+}
+
+fn has_glob_chars(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// A first positional that names a host or account rather than a file.
+fn looks_like_target(s: &str) -> bool {
+    !s.is_empty() && !s.contains('/') && !has_glob_chars(s) && std::fs::symlink_metadata(s).is_err()
+}
+
+/// Files named by `paths` (files, directories, globs), oldest rotation first.
+fn expand(paths: &[String], problems: &mut Problems<'_>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for p in paths {
+        let path = Path::new(p);
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
+                Ok(entries) => {
+                    for entry in entries.flatten() {
+                        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+                        if !hidden && entry.path().is_file() {
+                            files.push(entry.path());
+                        }
+                    }
+                }
+                Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
+            },
+            Ok(_) => files.push(path.to_path_buf()),
+            Err(_) if has_glob_chars(p) => match glob::glob(p) {
+                Ok(matches) => {
+                    let before = files.len();
+                    files.extend(matches.flatten().filter(|m| m.is_file()));
+                    if files.len() == before {
+                        problems.io(format_args!("{}: matches no file", shown_path(path)));
+                    }
+                }
+                Err(e) => problems.io(format_args!("bad pattern {}: {e}", shown_path(path))),
+            },
+            Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
+        }
+    }
+    files.sort_by_cached_key(|f| rotation_key(f));
+    files.dedup_by(|a, b| same_file(a, b));
+    files
+}
+
+/// Sort key putting a rotated set oldest first: `x.log.2.gz`, `x.log.1`, `x.log`.
+fn rotation_key(path: &Path) -> (PathBuf, String, Reverse<u64>) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".gz").unwrap_or(&name);
+    let (base, index) = match stem.rsplit_once('.') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (base.to_owned(), n.parse().unwrap_or(u64::MAX))
+        }
+        _ => (stem.to_owned(), 0),
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    (dir, base, Reverse(index))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Opens a log, gunzipping it if it starts with the gzip magic (whatever its name).
+fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let gz = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(BufReader::new(MultiGzDecoder::new(reader)))
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// Reads one line without its `\n` into `buf`: `None` at the end, `Some(true)` if it was
+/// longer than `max` (then `buf` is empty and the rest of the line skipped).
+fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(any.then_some(too_long));
+        }
+        any = true;
+        let newline = available.iter().position(|&b| b == b'\n');
+        let chunk = available
+            .get(..newline.unwrap_or(available.len()))
+            .unwrap_or_default();
+        if !too_long {
+            if buf.len() + chunk.len() > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = newline.map_or(available.len(), |i| i + 1);
+        r.consume(used);
+        if newline.is_some() {
+            return Ok(Some(too_long));
+        }
+    }
+}
+
+/// The table's cells for one record; peer-controlled text is escaped.
+fn cells(e: &Entry) -> [String; 5] {
+    let date = DateTime::from_timestamp(e.unix_secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| e.unix_secs.to_string());
+    let event = &e.record.event;
+    let kind = event.kind().name().unwrap_or("?").to_owned();
+    let name = |s: &str| Escaped::new(s, EJABBERD_DELIMITERS).to_string();
+    let account = match event {
+        AuditEvent::SessionForbidden {
+            user,
+            host,
+            resource,
+        } => format!("{}@{}/{}", name(user), name(host), name(resource)),
+        _ => match event.account() {
+            Some((user, host)) => format!("{}@{}", name(user), name(host)),
+            None => "-".to_owned(),
+        },
+    };
+    let peer = event
+        .peer()
+        .map(|p| std::net::SocketAddr::new(p.addr.into(), p.port).to_string())
+        .unwrap_or_else(|| "-".to_owned());
+    let mut details = String::new();
+    match event {
+        AuditEvent::AuthFailure {
+            mechanism, reason, ..
+        } => {
+            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
+            if !reason.is_empty() {
+                let _ = write!(details, ": {}", Escaped::new(reason, &[]));
+            }
+        }
+        AuditEvent::AuthSuccess { mechanism, .. } => {
+            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
+        }
+        AuditEvent::Connect { protocol, .. } => {
+            let _ = write!(details, "{}", Escaped::new(protocol, &[' ']));
+        }
+        AuditEvent::Logout { .. } | AuditEvent::SessionForbidden { .. } => {}
+    }
+    [date, kind, account, peer, details]
+}
+
+fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
+    const HEADERS: [&str; 5] = ["Date (UTC)", "Event", "Account", "Peer", "Details"];
+    const MAX_WIDTH: usize = 48;
+    let rows: Vec<[String; 5]> = entries.iter().map(cells).collect();
+    let mut widths = HEADERS.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count().min(MAX_WIDTH));
+        }
+    }
+    let mut line = String::new();
+    let mut emit = |cells: [&str; 5], out: &mut dyn Write| -> io::Result<()> {
+        line.clear();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let pad = w.saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        writeln!(out, "{}", line.trim_end())
+    };
+    emit(HEADERS, out)?;
+    for row in &rows {
+        emit(row.each_ref().map(String::as_str), out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,515 @@
+//! `flightrec audit` on temporary files: plain, gzip, rotated sets, filters, limits.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use clap::Parser;
+use flate2::write::GzEncoder;
+use flightrec_audit::viewer::{self, AuditArgs};
+use flightrec_audit::{EjabberdFormat, LineFormat, OxFormat};
+use flightrec_core::event::{
+    Addr, AuthFailure, AuthSuccess, Connect, Decoded, Logout, Peer, SessionForbidden,
+};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    audit: AuditArgs,
+}
+
+fn args(list: &[&str]) -> AuditArgs {
+    let mut all = vec!["flightrec-audit"];
+    all.extend_from_slice(list);
+    Cli::try_parse_from(all).unwrap().audit
+}
+
+struct Run {
+    code: u8,
+    out: String,
+    err: String,
+}
+
+fn run(list: &[&str]) -> Run {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = viewer::run(&args(list), &mut out, &mut err);
+    Run {
+        code,
+        out: String::from_utf8(out).unwrap(),
+        err: String::from_utf8(err).unwrap(),
+    }
+}
+
+/// 2026-11-23 00:00:00 UTC.
+const DAY: i64 = 1_795_392_000;
+
+fn peer(last: u8) -> Option<Peer> {
+    Some(Peer {
+        addr: Addr::V4([192, 0, 2, last]),
+        port: 40000 + u16::from(last),
+    })
+}
+
+fn line(format: &LineFormat, secs: i64, e: &Decoded<'_>) -> String {
+    let mut s = String::new();
+    format
+        .render(i128::from(secs) * 1_000_000_000, "", e, &mut s)
+        .unwrap();
+    s
+}
+
+fn ej() -> LineFormat {
+    LineFormat::Ejabberd(EjabberdFormat::default())
+}
+
+fn ox() -> LineFormat {
+    LineFormat::OpenXchange(OxFormat::default())
+}
+
+fn fail<'a>(user: &'a str, host: &'a str, last: u8) -> Decoded<'a> {
+    Decoded::AuthFailure(AuthFailure {
+        user,
+        host,
+        peer: peer(last),
+        mechanism: "PLAIN",
+        reason: "bad password",
+    })
+}
+
+fn write_plain(path: &Path, lines: &[String]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+fn write_gz(path: &Path, lines: &[String]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut gz = GzEncoder::new(f, flate2::Compression::default());
+    for l in lines {
+        writeln!(gz, "{l}").unwrap();
+    }
+    gz.finish().unwrap();
+}
+
+/// A rotated set: audit.log.2.gz (oldest), audit.log.1, audit.log (newest), mixing styles.
+fn rotated_set(dir: &Path) {
+    write_gz(
+        &dir.join("audit.log.2.gz"),
+        &[
+            line(&ej(), DAY + 10, &fail("alice", "example.org", 1)),
+            line(
+                &ox(),
+                DAY + 20,
+                &Decoded::Connect(Connect {
+                    protocol: "xmpp-c2s",
+                    peer: peer(2),
+                }),
+            ),
+        ],
+    );
+    write_plain(
+        &dir.join("audit.log.1"),
+        &[
+            line(&ej(), DAY + 3600, &fail("bob", "example.org", 3)),
+            line(
+                &ej(),
+                DAY + 3700,
+                &Decoded::AuthSuccess(AuthSuccess {
+                    user: "alice",
+                    host: "example.org",
+                    peer: peer(1),
+                    mechanism: "SCRAM-SHA-1",
+                }),
+            ),
+        ],
+    );
+    write_plain(
+        &dir.join("audit.log"),
+        &[
+            line(&ox(), DAY + 86_400 + 5, &fail("carol", "other.net", 4)),
+            line(
+                &ej(),
+                DAY + 86_400 + 6,
+                &Decoded::SessionForbidden(SessionForbidden {
+                    user: "tron",
+                    host: "example.org",
+                    resource: "teeest",
+                }),
+            ),
+            line(
+                &ej(),
+                DAY + 86_400 + 7,
+                &Decoded::Logout(Logout {
+                    user: "alice",
+                    host: "example.org",
+                    peer: peer(1),
+                }),
+            ),
+        ],
+    );
+}
+
+/// Table rows (without header and closing line).
+fn rows(out: &str) -> Vec<&str> {
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.len() >= 2, "{out}");
+    assert!(lines[0].starts_with("Date (UTC)"), "{out}");
+    lines[1..lines.len() - 1].to_vec()
+}
+
+fn closing(out: &str) -> &str {
+    out.lines().last().unwrap()
+}
+
+#[test]
+fn rotated_set_newest_first_across_plain_and_gz() {
+    let dir = tempfile::tempdir().unwrap();
+    rotated_set(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let r = run(&[d]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.err, "");
+    let rows = rows(&r.out);
+    let dates: Vec<&str> = rows.iter().map(|r| &r[..19]).collect();
+    assert_eq!(
+        dates,
+        [
+            "2026-11-24 00:00:07",
+            "2026-11-24 00:00:06",
+            "2026-11-24 00:00:05",
+            "2026-11-23 01:01:40",
+            "2026-11-23 01:00:00",
+            "2026-11-23 00:00:20",
+            "2026-11-23 00:00:10",
+        ]
+    );
+    assert!(rows[0].contains("logout") && rows[0].contains("alice@example.org"));
+    assert!(rows[1].contains("session-forbidden") && rows[1].contains("tron@example.org/teeest"));
+    assert!(rows[2].contains("carol@other.net") && rows[2].contains("192.0.2.4:40004"));
+    assert!(rows[2].contains("PLAIN: bad password"));
+    assert!(rows[5].contains("connect") && rows[5].contains("xmpp-c2s"));
+    assert_eq!(closing(&r.out), "7 records displayed");
+
+    // The same files given one by one, and as a glob, give the same output.
+    let files = ["audit.log", "audit.log.1", "audit.log.2.gz"].map(|f| format!("{d}/{f}"));
+    let by_files = run(&files.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(by_files.out, r.out);
+    let by_glob = run(&[&format!("{d}/audit.log*")]);
+    assert_eq!(by_glob.out, r.out);
+    // A file given twice (directory and name) is read once.
+    let twice = run(&[d, &files[0]]);
+    assert_eq!(twice.out, r.out);
+}
+
+#[test]
+fn equal_times_keep_file_order_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let older = dir.path().join("a.log.1");
+    let newer = dir.path().join("a.log");
+    write_plain(&older, &[line(&ej(), DAY, &fail("first", "h", 1))]);
+    write_plain(
+        &newer,
+        &[
+            line(&ej(), DAY, &fail("second", "h", 1)),
+            line(&ej(), DAY, &fail("third", "h", 1)),
+        ],
+    );
+    let r = run(&[dir.path().to_str().unwrap()]);
+    let rows = rows(&r.out);
+    assert!(rows[0].contains("third@h"));
+    assert!(rows[1].contains("second@h"));
+    assert!(rows[2].contains("first@h"));
+}
+
+#[test]
+fn filters_by_host_account_global_kind_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    rotated_set(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let count = |list: &[&str]| {
+        let r = run(list);
+        assert_eq!(r.code, 0, "{list:?}: {}", r.err);
+        closing(&r.out).to_owned()
+    };
+    // Host: its 5 events plus the global connect.
+    assert_eq!(count(&["example.org", d]), "6 records displayed");
+    assert_eq!(count(&["EXAMPLE.org", d]), "6 records displayed");
+    assert_eq!(
+        count(&["--target", "example.org", d]),
+        "6 records displayed"
+    );
+    assert_eq!(
+        count(&["example.org", "--no-global", d]),
+        "5 records displayed"
+    );
+    assert_eq!(count(&["other.net", d]), "2 records displayed");
+    // Account: never global events.
+    assert_eq!(count(&["alice@example.org", d]), "3 records displayed");
+    assert_eq!(count(&["alice@other.net", d]), "0 records displayed");
+    assert_eq!(count(&["--global", d]), "1 records displayed");
+    assert_eq!(count(&["--no-global", d]), "6 records displayed");
+    assert_eq!(count(&["--kind", "auth-failure", d]), "3 records displayed");
+    assert_eq!(
+        count(&["--kind", "auth-failure,logout", d]),
+        "4 records displayed"
+    );
+    assert_eq!(
+        count(&["--kind", "connect", "--kind", "logout", d]),
+        "2 records displayed"
+    );
+    assert_eq!(count(&["--since", "2026-11-24", d]), "3 records displayed");
+    assert_eq!(count(&["--until", "2026-11-23", d]), "4 records displayed");
+    assert_eq!(
+        count(&[
+            "--since",
+            "2026-11-23T00:00:20Z",
+            "--until",
+            "2026-11-23T03:00:00+01:00",
+            d
+        ]),
+        "3 records displayed"
+    );
+    assert_eq!(count(&["--since", "2026-11-25", d]), "0 records displayed");
+}
+
+#[test]
+fn limit_keeps_the_newest_like_the_full_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Out-of-order times (a clock step) across files, to exercise the heap.
+    let times = [50, 10, 40, 40, 30, 90, 20, 60, 60, 0, 70, 80];
+    let mut lines = Vec::new();
+    for (i, t) in times.iter().enumerate() {
+        let user = format!("u{i}");
+        lines.push(line(&ej(), DAY + t, &fail(&user, "h", 1)));
+    }
+    write_plain(&dir.path().join("x.log.1"), &lines[..6]);
+    write_plain(&dir.path().join("x.log"), &lines[6..]);
+    let d = dir.path().to_str().unwrap();
+    let full = run(&[d]);
+    let full_rows = rows(&full.out);
+    assert_eq!(full_rows.len(), times.len());
+    for n in 0..=times.len() + 1 {
+        let limited = run(&["--limit", &n.to_string(), d]);
+        assert_eq!(limited.code, 0);
+        let expected = &full_rows[..n.min(times.len())];
+        let got = rows(&limited.out);
+        // Column widths may differ; compare the cells.
+        let cells = |r: &&str| r.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(
+            got.iter().map(cells).collect::<Vec<_>>(),
+            expected.iter().map(cells).collect::<Vec<_>>(),
+            "limit {n}"
+        );
+        assert_eq!(
+            closing(&limited.out),
+            format!("{} records displayed", expected.len())
+        );
+    }
+}
+
+#[test]
+fn lines_output_shows_the_lines_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    rotated_set(dir.path());
+    let r = run(&[
+        "--output",
+        "lines",
+        "--limit",
+        "2",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        r.out,
+        "2026-11-24 00:00:07 Closed session for alice@example.org from 192.0.2.1 port 40001\n\
+         2026-11-24 00:00:06 Forbidden session for tron@example.org/teeest\n\
+         2 records displayed\n"
+    );
+}
+
+#[test]
+fn garbage_lines_are_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let good = line(&ej(), DAY, &fail("alice", "h", 1));
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"garbage\n");
+    bytes.extend_from_slice(good.as_bytes());
+    bytes.extend_from_slice(b"\r\n\n");
+    bytes.extend_from_slice(b"2026-11-23 00:00:00 Failed PLAIN authentication for a\x1b[2J@h\n");
+    bytes.extend_from_slice(b"\xff\xfe not utf-8\n");
+    bytes.extend(std::iter::repeat_n(b'x', viewer::MAX_LINE + 10));
+    bytes.push(b'\n');
+    // A last line without newline (the daemon is writing it) still counts.
+    bytes.extend_from_slice(good.as_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let r = run(&[path.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert_eq!(closing(&r.out), "2 records displayed");
+    assert!(r.err.contains("audit.log:1: unreadable line"), "{}", r.err);
+    assert!(r.err.contains(":4: unreadable line"), "{}", r.err);
+    assert!(
+        r.err.contains(":5: unreadable line: not UTF-8"),
+        "{}",
+        r.err
+    );
+    assert!(
+        r.err.contains(":6: unreadable line: longer than 64 KiB"),
+        "{}",
+        r.err
+    );
+    assert!(r.err.contains("4 unreadable line(s) skipped"), "{}", r.err);
+    assert!(!r.err.contains('\x1b') && !r.out.contains('\x1b'));
+}
+
+#[test]
+fn truncated_gz_shows_what_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.gz");
+    let lines: Vec<String> = (0..2000)
+        .map(|i| line(&ej(), DAY + i, &fail(&format!("user{i}"), "h", 1)))
+        .collect();
+    write_gz(&full, &lines);
+    let bytes = std::fs::read(&full).unwrap();
+    let cut = dir.path().join("audit.log.3.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::remove_file(&full).unwrap();
+    let r = run(&[cut.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.err.contains("corrupt data"), "{}", r.err);
+    let shown: usize = closing(&r.out).split(' ').next().unwrap().parse().unwrap();
+    assert!(shown > 100 && shown < 2000, "{shown}");
+}
+
+#[test]
+fn hostile_fields_are_escaped_in_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let hostile = "x\x1b]0;pwned\x07 from 6.6.6.6\u{202e}";
+    write_plain(
+        &path,
+        &[
+            line(&ej(), DAY, &fail(hostile, "h", 1)),
+            line(
+                &ox(),
+                DAY,
+                &Decoded::AuthFailure(AuthFailure {
+                    user: "u",
+                    host: "h",
+                    peer: None,
+                    mechanism: hostile,
+                    reason: hostile,
+                }),
+            ),
+        ],
+    );
+    let r = run(&[path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    for c in ['\x1b', '\x07', '\u{202e}'] {
+        assert!(!r.out.contains(c), "{:?}", r.out);
+    }
+    assert!(
+        r.out
+            .contains("x\\x1b]0;pwned\\x07\\x20from\\x206.6.6.6\\u{202e}@h"),
+        "{}",
+        r.out
+    );
+}
+
+#[test]
+fn other_settings_read_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ox.log");
+    let f = LineFormat::OpenXchange(OxFormat {
+        delimiter: ';',
+        attribute_names: false,
+        date_pattern: "%d.%m.%Y %H:%M:%S".into(),
+        time_zone: "+01:00".parse().unwrap(),
+    });
+    let e = LineFormat::Ejabberd(EjabberdFormat {
+        time_zone: "+01:00".parse().unwrap(),
+    });
+    write_plain(
+        &path,
+        &[
+            line(&f, DAY, &fail("a", "h", 1)),
+            line(&e, DAY, &fail("b", "h", 1)),
+        ],
+    );
+    let p = path.to_str().unwrap();
+    let r = run(&[
+        "--delimiter",
+        ";",
+        "--date-pattern",
+        "%d.%m.%Y %H:%M:%S",
+        "--tz",
+        "+01:00",
+        p,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(
+        rows(&r.out)
+            .iter()
+            .filter(|r| r.starts_with("2026-11-23 00:00:00"))
+            .count(),
+        2
+    );
+    // Default settings cannot read the Open-Xchange line and misplace the ejabberd one.
+    let r = run(&[p]);
+    assert_eq!(r.code, 1);
+    assert!(rows(&r.out)[0].starts_with("2026-11-23 01:00:00"));
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    rotated_set(dir.path());
+    let d = dir.path().to_str().unwrap();
+    let missing = format!("{d}/nope.log");
+    let r = run(&[&missing]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("nope.log"), "{}", r.err);
+    // Missing file beside a good one: the good one is still shown.
+    let r = run(&[d, &missing]);
+    assert_eq!(r.code, 2);
+    assert_eq!(closing(&r.out), "7 records displayed");
+    let r = run(&[&format!("{d}/*.nothing")]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("matches no file"), "{}", r.err);
+    let r = run(&["--global", "alice@example.org", d]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("--global"), "{}", r.err);
+    let r = run(&["--target", "h", "example.org", d]);
+    assert_eq!(r.code, 2);
+    let r = run(&["user@", d]);
+    assert_eq!(r.code, 2);
+    let r = run(&["--delimiter", "a", d]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("delimiter"), "{}", r.err);
+    // Argument errors are clap's.
+    let cli = |list: &[&str]| {
+        let mut all = vec!["x"];
+        all.extend_from_slice(list);
+        Cli::try_parse_from(all).is_err()
+    };
+    assert!(cli(&[]));
+    assert!(cli(&["--global", "--no-global", d]));
+    assert!(cli(&["--since", "yesterday", d]));
+    assert!(cli(&["--kind", "log", d]));
+    assert!(cli(&["--tz", "CET", d]));
+    assert!(cli(&["--limit", "-1", d]));
+}
+
+#[test]
+fn works_on_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    std::fs::write(&path, b"").unwrap();
+    let r = run(&[path.to_str().unwrap()]);
+    assert_eq!(
+        (r.code, r.out.as_str()),
+        (
+            0,
+            "Date (UTC)  Event  Account  Peer  Details\n0 records displayed\n"
+        )
+    );
+}

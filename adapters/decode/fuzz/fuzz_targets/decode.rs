@@ -1,0 +1,52 @@
+//! Arbitrary bytes through the whole pipeline: decoder, the three renderers, `info`.
+//! Beyond "no panic, no hang", checks that no output line carries a raw control character.
+#![no_main]
+
+use flightrec_decode::info::{self, InfoCollector};
+use flightrec_decode::{Decoder, Format, Options, Renderer};
+use libfuzzer_sys::fuzz_target;
+
+fn check(out: &[u8]) {
+    let text = std::str::from_utf8(out).expect("output is UTF-8");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control character in output: {text:?}"
+    );
+}
+
+fuzz_target!(|data: &[u8]| {
+    for format in [Format::Text, Format::Json, Format::Forensic] {
+        let mut decoder = Decoder::new(data);
+        let mut renderer = Renderer::new(Options {
+            format,
+            ..Options::default()
+        });
+        let mut out = Vec::new();
+        let mut items = 0usize;
+        while let Some(item) = decoder.next().expect("reading a slice cannot fail") {
+            items += 1;
+            assert!(items <= 4 * data.len() + 8, "more items than bytes");
+            renderer
+                .render(&item, &mut out)
+                .expect("writing to a Vec cannot fail");
+        }
+        renderer
+            .finish(&mut out)
+            .expect("writing to a Vec cannot fail");
+        assert_eq!(decoder.stats().bytes, data.len() as u64);
+        check(&out);
+    }
+    let mut decoder = Decoder::new(data);
+    let mut collector = InfoCollector::new();
+    let mut out = Vec::new();
+    while let Some(item) = decoder.next().expect("reading a slice cannot fail") {
+        if let Some(d) = collector.feed(&item) {
+            info::write_text(&mut out, &d).expect("vec");
+            info::write_json(&mut out, &d, None).expect("vec");
+        }
+    }
+    if let Some(d) = collector.finish() {
+        info::write_text(&mut out, &d).expect("vec");
+    }
+    check(&out);
+});

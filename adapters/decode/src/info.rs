@@ -1,0 +1,259 @@
+//! `flightrec info`: one summary per dump, from its header, its end frame and what lies
+//! between (without rendering the records).
+
+use std::io::{self, Write};
+
+use flightrec_core::DumpEnd;
+
+use crate::decoder::{Cut, Header, Item};
+use crate::render::json_str;
+use crate::time::Time;
+use flightrec_core::text::Escaped;
+
+/// What one dump holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DumpInfo {
+    /// Byte offset of its magic (or of its first frame, if the magic is lost).
+    pub offset: u64,
+    /// Its header, if whole.
+    pub header: Option<Header>,
+    /// Records decoded.
+    pub decoded: u64,
+    /// Its end frame, if it has one.
+    pub end: Option<DumpEnd>,
+    /// Why it has none.
+    pub incomplete: Option<Cut>,
+    /// Sequence numbers missing between its records.
+    pub missing: u64,
+    /// Damaged regions in it.
+    pub damaged: u64,
+    /// Frames of unknown types skipped.
+    pub unknown_frames: u64,
+    /// Set for a dump of a version this decoder does not know.
+    pub unsupported: Option<u8>,
+}
+
+/// Turns [`Item`]s into [`DumpInfo`]s, one per dump, as each dump ends.
+#[derive(Debug, Default)]
+pub struct InfoCollector {
+    current: Option<DumpInfo>,
+}
+
+impl InfoCollector {
+    /// A collector with no dump open.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn open(&mut self, offset: u64) -> &mut DumpInfo {
+        self.current.get_or_insert_with(|| DumpInfo {
+            offset,
+            ..DumpInfo::default()
+        })
+    }
+
+    /// Feeds one item; returns a dump's summary when that dump ends.
+    pub fn feed(&mut self, item: &Item<'_>) -> Option<DumpInfo> {
+        match item {
+            Item::DumpStart { offset, header } => {
+                let done = self.current.take();
+                self.open(*offset).header = Some(header.clone());
+                return done;
+            }
+            Item::Record { offset, .. } => self.open(*offset).decoded += 1,
+            Item::Gap {
+                offset, from, to, ..
+            } => self.open(*offset).missing += to.saturating_sub(*from),
+            Item::Damaged { offset, .. } => self.open(*offset).damaged += 1,
+            Item::UnknownFrame { offset, .. } => self.open(*offset).unknown_frames += 1,
+            Item::DumpEnd { offset, end, .. } => {
+                self.open(*offset).end = Some(*end);
+                return self.current.take();
+            }
+            Item::Incomplete {
+                dump_offset, why, ..
+            } => {
+                self.open(*dump_offset).incomplete = Some(*why);
+                return self.current.take();
+            }
+            Item::Unsupported { offset, version } => {
+                let done = self.current.take();
+                if done.is_some() {
+                    return done; // cannot happen: a dump ends before another begins
+                }
+                return Some(DumpInfo {
+                    offset: *offset,
+                    unsupported: Some(*version),
+                    ..DumpInfo::default()
+                });
+            }
+            Item::Skipped { .. } => {}
+        }
+        None
+    }
+
+    /// The dump still open when the input ended, if any.
+    pub fn finish(&mut self) -> Option<DumpInfo> {
+        self.current.take()
+    }
+}
+
+/// Writes a dump's summary as indented text.
+pub fn write_text<W: Write + ?Sized>(out: &mut W, d: &DumpInfo) -> io::Result<()> {
+    writeln!(out, "dump at offset {}", d.offset)?;
+    if let Some(v) = d.unsupported {
+        return writeln!(
+            out,
+            "  format version {v}: not supported (this decoder knows version {})",
+            crate::decoder::VERSION
+        );
+    }
+    match &d.header {
+        Some(h) => {
+            write!(out, "  trigger:    {}", h.reason)?;
+            if !h.detail.is_empty() {
+                write!(out, " \"{}\"", Escaped::new(&h.detail, &['"']))?;
+            }
+            writeln!(out, " ({})", h.reason.marker())?;
+            let t = Time {
+                ticks: h.trigger_time,
+                clock: Some(h.clock),
+            };
+            match h.trigger_seq {
+                Some(s) => writeln!(out, "  time:       {t} (record {s})")?,
+                None => writeln!(out, "  time:       {t}")?,
+            }
+            writeln!(
+                out,
+                "  clock:      {} Hz, {}",
+                h.clock.rate_hz,
+                match h.clock.base {
+                    flightrec_core::TimeBase::Boot => "since boot".to_owned(),
+                    flightrec_core::TimeBase::Unix => "Unix time".to_owned(),
+                    flightrec_core::TimeBase::Unknown(c) => format!("unknown base {c}"),
+                }
+            )?;
+            writeln!(
+                out,
+                "  build:      {} {} id {}",
+                Escaped::new(&h.build_name, &[]),
+                Escaped::new(&h.build_version, &[]),
+                if h.build_id.is_empty() {
+                    "-".to_owned()
+                } else {
+                    h.build_id.iter().map(|b| format!("{b:02x}")).collect()
+                }
+            )?;
+            writeln!(
+                out,
+                "  ring:       {} bytes, records {}..{}, dump #{}",
+                h.capacity, h.first_seq, h.next_seq, h.index
+            )?;
+            if let Some(s) = h.scope {
+                writeln!(out, "  scope:      session {}", s.0)?;
+            }
+            writeln!(out, "  lost:       {} before the ring", h.lost)?;
+            writeln!(out, "  suppressed: {} triggers", h.suppressed)?;
+        }
+        None => writeln!(out, "  header:     missing or damaged")?,
+    }
+    write!(out, "  records:    {} decoded", d.decoded)?;
+    if let Some(e) = &d.end {
+        write!(
+            out,
+            ", {} written, {} lost during read-out, {} outside scope",
+            e.records, e.lost, e.out_of_scope
+        )?;
+    }
+    writeln!(out)?;
+    if d.missing > 0 {
+        writeln!(out, "  gaps:       {} sequence numbers missing", d.missing)?;
+    }
+    if d.damaged > 0 {
+        writeln!(out, "  damaged:    {} regions", d.damaged)?;
+    }
+    if d.unknown_frames > 0 {
+        writeln!(out, "  unknown:    {} frames skipped", d.unknown_frames)?;
+    }
+    match d.incomplete {
+        Some(why) => writeln!(out, "  complete:   no ({why})"),
+        None => writeln!(out, "  complete:   yes"),
+    }
+}
+
+/// Writes a dump's summary as one JSON object line.
+pub fn write_json<W: Write + ?Sized>(
+    out: &mut W,
+    d: &DumpInfo,
+    source: Option<&str>,
+) -> io::Result<()> {
+    let mut line = Vec::new();
+    line.extend_from_slice(b"{\"type\":\"info\"");
+    if let Some(s) = source {
+        line.extend_from_slice(b",\"source\":");
+        json_str(&mut line, s)?;
+    }
+    write!(line, ",\"offset\":{}", d.offset)?;
+    if let Some(v) = d.unsupported {
+        write!(line, ",\"unsupported_version\":{v}")?;
+    }
+    if let Some(h) = &d.header {
+        write!(
+            line,
+            ",\"reason\":\"{}\",\"marker\":\"{}\",\"detail\":",
+            h.reason,
+            h.reason.marker()
+        )?;
+        json_str(&mut line, &h.detail)?;
+        write!(
+            line,
+            ",\"trigger_time\":\"{}\",\"trigger_ticks\":{}",
+            Time {
+                ticks: h.trigger_time,
+                clock: Some(h.clock)
+            },
+            h.trigger_time
+        )?;
+        match h.trigger_seq {
+            Some(s) => write!(line, ",\"trigger_seq\":{s}")?,
+            None => line.extend_from_slice(b",\"trigger_seq\":null"),
+        }
+        write!(
+            line,
+            ",\"first_seq\":{},\"next_seq\":{},\"lost_before_ring\":{},\"suppressed\":{},\"index\":{},\"capacity\":{}",
+            h.first_seq, h.next_seq, h.lost, h.suppressed, h.index, h.capacity
+        )?;
+        match h.scope {
+            Some(s) => write!(line, ",\"scope\":{}", s.0)?,
+            None => line.extend_from_slice(b",\"scope\":null"),
+        }
+        line.extend_from_slice(b",\"build\":{\"name\":");
+        json_str(&mut line, &h.build_name)?;
+        line.extend_from_slice(b",\"version\":");
+        json_str(&mut line, &h.build_version)?;
+        let id: String = h.build_id.iter().map(|b| format!("{b:02x}")).collect();
+        write!(line, ",\"id\":\"{id}\"}}")?;
+    }
+    write!(line, ",\"decoded\":{}", d.decoded)?;
+    if let Some(e) = &d.end {
+        write!(
+            line,
+            ",\"written\":{},\"lost_during_readout\":{},\"out_of_scope\":{}",
+            e.records, e.lost, e.out_of_scope
+        )?;
+    }
+    write!(
+        line,
+        ",\"missing\":{},\"damaged\":{},\"unknown_frames\":{},\"complete\":{}",
+        d.missing,
+        d.damaged,
+        d.unknown_frames,
+        d.incomplete.is_none() && d.unsupported.is_none()
+    )?;
+    if let Some(why) = d.incomplete {
+        line.extend_from_slice(b",\"incomplete\":");
+        json_str(&mut line, &why.to_string())?;
+    }
+    line.extend_from_slice(b"}\n");
+    out.write_all(&line)
+}

@@ -1,0 +1,483 @@
+//! A recorder whose ring survives a reset: it lives in a `.uninit` (noinit) RAM section, is
+//! validated at boot, and what it held when the firmware died is dumped as an untimely death
+//! before logging resumes.
+//!
+//! ```no_run
+//! # // no_run: the section and the reset are the firmware's.
+//! use core::mem::MaybeUninit;
+//! use flightrec_flash::persist::{Persisted, PersistentRecorder, PersistConfig};
+//!
+//! #[link_section = ".uninit.flightrec"]
+//! static mut RING_MEM: MaybeUninit<Persisted<2048>> = MaybeUninit::uninit();
+//! static REC: PersistentRecorder<2048> = PersistentRecorder::new(PersistConfig::DEFAULT);
+//!
+//! // At boot, before interrupts that log are enabled:
+//! // SAFETY: RING_MEM is taken once, here; its RAM keeps whatever the previous run (or
+//! // power-on) left in it, and every bit pattern is a valid `Persisted`.
+//! let mem = unsafe { Persisted::assume_retained(&mut *core::ptr::addr_of_mut!(RING_MEM)) };
+//! let boot = REC.attach(mem);
+//! if boot.dump_due {
+//!     // REC.dump_death(&boot, now, clock, &build, &mut store, &mut scratch)
+//! }
+//! // In the panic handler: REC.note_death(Death::Panic), then reset.
+//! ```
+
+use core::cell::{Cell, RefCell};
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use critical_section::Mutex;
+use embedded_storage::nor_flash::NorFlash;
+use flightrec_core::dump::Source;
+use flightrec_core::event::{Event, Field, Fields, Log};
+use flightrec_core::ring::salvage::Salvage;
+use flightrec_core::trigger::RecordInfo;
+use flightrec_core::{
+    Action, Build, ClockInfo, Cursor, DumpHeader, DumpOrder, Kind, Level, PushError, Read, Reason,
+    RecordMeta, Ring, RingStats, SessionId, TriggerConfig, TriggerMachine,
+};
+
+use crate::store::{DumpInfo, Error, FlashStore};
+
+const MAGIC: u32 = 0x464C_5252; // "FLRR"
+const STATE_RUNNING: u32 = 0x5255_4E21;
+const STATE_CLEAN: u32 = 0x434C_4E21;
+const STATE_PANIC: u32 = 0x5041_4E21;
+const STATE_FAULT: u32 = 0x464C_5421;
+
+/// How the previous run ended, when it did not end cleanly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt-logger", derive(defmt::Format))]
+pub enum Death {
+    /// The panic handler reported it ([`PersistentRecorder::note_death`]).
+    Panic,
+    /// A fault handler (HardFault) reported it.
+    Fault,
+    /// A reset with no clean shutdown and no report: a watchdog, a lockup, a reset pin.
+    Reset,
+}
+
+impl Death {
+    /// Short name, written as the death dump's `detail`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Death::Panic => "panic",
+            Death::Fault => "fault",
+            Death::Reset => "reset",
+        }
+    }
+}
+
+/// The words in front of the ring: validity and how the last run ended. Atomics so that a
+/// panic or fault handler can write them whatever else is borrowed.
+#[repr(C)]
+pub struct PersistHeader {
+    magic: AtomicU32,
+    state: AtomicU32,
+    deaths: AtomicU32,
+    layout: AtomicU32,
+}
+
+/// The memory that survives a reset: a header and the ring. Every bit pattern is a valid
+/// value (integers only), so RAM holding anything can be taken as one and validated.
+#[repr(C)]
+pub struct Persisted<const N: usize> {
+    header: PersistHeader,
+    ring: Ring<N>,
+}
+
+impl<const N: usize> Persisted<N> {
+    /// Identifies this layout: a firmware with another ring size (or another compiler's
+    /// layout of the ring) does not take the memory for its own.
+    const LAYOUT: u32 = (N as u32).rotate_left(8) ^ (core::mem::size_of::<Self>() as u32);
+
+    /// Takes memory that kept its bytes across a reset as a `Persisted`.
+    ///
+    /// # Safety
+    ///
+    /// Every byte of `mem` must be initialized in the sense of the Rust abstract machine:
+    /// RAM in a no-init section that the hardware kept (or filled at power-on) and that no
+    /// other code uses, or memory written before (as the tests do). No validity is needed
+    /// beyond that: every bit pattern is a valid `Persisted`, and
+    /// [`PersistentRecorder::attach`] validates the contents.
+    pub unsafe fn assume_retained(mem: &mut MaybeUninit<Self>) -> &mut Self {
+        // SAFETY: the caller guarantees the bytes are initialized; `Persisted` holds only
+        // integers and atomics of integers (any bit pattern is valid), so initialized bytes
+        // are a valid value.
+        unsafe { mem.assume_init_mut() }
+    }
+
+    /// A fresh, valid value (for tests, or for RAM that is not retained).
+    pub const fn new() -> Self {
+        Persisted {
+            header: PersistHeader {
+                magic: AtomicU32::new(0),
+                state: AtomicU32::new(0),
+                deaths: AtomicU32::new(0),
+                layout: AtomicU32::new(0),
+            },
+            ring: Ring::new(),
+        }
+    }
+}
+
+impl<const N: usize> Default for Persisted<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a [`PersistentRecorder`] behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PersistConfig {
+    /// When to dump.
+    pub trigger: TriggerConfig,
+    /// Keep at most this many records (0: as many as fit).
+    pub max_records: usize,
+    /// Untimely deaths in a row that are dumped; later ones are counted but not dumped
+    /// until [`PersistentRecorder::healthy`] is called: a crash loop does not fill the
+    /// flash with identical dumps.
+    pub max_death_dumps: u32,
+}
+
+impl PersistConfig {
+    /// [`TriggerConfig::DEFAULT`], no record cap, 3 death dumps in a row.
+    pub const DEFAULT: PersistConfig = PersistConfig {
+        trigger: TriggerConfig::DEFAULT,
+        max_records: 0,
+        max_death_dumps: 3,
+    };
+}
+
+/// What [`PersistentRecorder::attach`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt-logger", derive(defmt::Format))]
+pub struct Boot {
+    /// How the previous run ended, if it died; `None` after a clean shutdown or when the
+    /// memory held no ring (power-on, another firmware).
+    pub death: Option<Death>,
+    /// Untimely deaths in a row, this one included.
+    pub deaths_in_a_row: u32,
+    /// Records the ring kept.
+    pub kept: usize,
+    /// Records that failed validation.
+    pub dropped: usize,
+    /// Whether the memory held a ring at all.
+    pub retained: bool,
+    /// Whether the salvaged records should be dumped now
+    /// ([`PersistentRecorder::dump_death`]): a death, records to show, and the crash-loop
+    /// limit not reached.
+    pub dump_due: bool,
+}
+
+struct Inner<const N: usize, const SLOTS: usize, const DEPTH: usize> {
+    ring: Option<&'static mut Ring<N>>,
+    trigger: TriggerMachine<SLOTS, DEPTH>,
+    failed: u64,
+    dropped: u64,
+}
+
+/// A flight recorder over a ring in memory that survives a reset (see the module docs).
+/// Records made before [`attach`](Self::attach) are counted as lost.
+pub struct PersistentRecorder<const N: usize, const SLOTS: usize = 4, const DEPTH: usize = 8> {
+    inner: Mutex<RefCell<Inner<N, SLOTS, DEPTH>>>,
+    header: Mutex<Cell<Option<&'static PersistHeader>>>,
+    config: PersistConfig,
+}
+
+impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<N, SLOTS, DEPTH> {
+    /// A recorder with no memory attached yet (usable in a `static`).
+    pub const fn new(config: PersistConfig) -> Self {
+        PersistentRecorder {
+            inner: Mutex::new(RefCell::new(Inner {
+                ring: None,
+                trigger: TriggerMachine::new(config.trigger),
+                failed: 0,
+                dropped: 0,
+            })),
+            header: Mutex::new(Cell::new(None)),
+            config,
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner<N, SLOTS, DEPTH>) -> R) -> Result<R, PushError> {
+        critical_section::with(|cs| {
+            let mut inner = self
+                .inner
+                .borrow(cs)
+                .try_borrow_mut()
+                .map_err(|_| PushError::Busy)?;
+            Ok(f(&mut inner))
+        })
+    }
+
+    /// Validates the retained memory, salvages its good records and starts recording into
+    /// it. Call once at boot, before anything logs.
+    pub fn attach(&self, mem: &'static mut Persisted<N>) -> Boot {
+        let Persisted { header, ring } = mem;
+        let retained = header.magic.load(Ordering::Relaxed) == MAGIC
+            && header.layout.load(Ordering::Relaxed) == Persisted::<N>::LAYOUT;
+        let mut boot = Boot {
+            death: None,
+            deaths_in_a_row: 0,
+            kept: 0,
+            dropped: 0,
+            retained,
+            dump_due: false,
+        };
+        if retained {
+            let Salvage { kept, dropped, .. } = ring.salvage(self.config.max_records);
+            boot.kept = kept;
+            boot.dropped = dropped;
+            boot.death = match header.state.load(Ordering::Relaxed) {
+                STATE_CLEAN => None,
+                STATE_PANIC => Some(Death::Panic),
+                STATE_FAULT => Some(Death::Fault),
+                _ => Some(Death::Reset),
+            };
+            let deaths = header.deaths.load(Ordering::Relaxed);
+            boot.deaths_in_a_row = match boot.death {
+                Some(_) => deaths.saturating_add(1),
+                None => 0,
+            };
+            boot.dump_due = boot.death.is_some()
+                && kept > 0
+                && boot.deaths_in_a_row <= self.config.max_death_dumps;
+        } else {
+            *ring = Ring::with_max_records(self.config.max_records);
+        }
+        header.deaths.store(boot.deaths_in_a_row, Ordering::Relaxed);
+        header
+            .layout
+            .store(Persisted::<N>::LAYOUT, Ordering::Relaxed);
+        header.state.store(STATE_RUNNING, Ordering::Relaxed);
+        header.magic.store(MAGIC, Ordering::Release);
+        let header: &'static PersistHeader = header;
+        critical_section::with(|cs| self.header.borrow(cs).set(Some(header)));
+        let _ = self.with(|inner| inner.ring = Some(ring));
+        boot
+    }
+
+    fn header(&self) -> Option<&'static PersistHeader> {
+        critical_section::with(|cs| self.header.borrow(cs).get())
+    }
+
+    /// Notes how the firmware is dying; call from the panic handler or a fault handler
+    /// just before the reset. Works while the recorder is borrowed (a panic while logging).
+    pub fn note_death(&self, death: Death) {
+        let state = match death {
+            Death::Panic => STATE_PANIC,
+            Death::Fault => STATE_FAULT,
+            Death::Reset => STATE_RUNNING,
+        };
+        if let Some(h) = self.header() {
+            h.state.store(state, Ordering::Release);
+        }
+    }
+
+    /// Notes an orderly shutdown or reset: the next boot is not an untimely death.
+    pub fn shutdown_clean(&self) {
+        if let Some(h) = self.header() {
+            h.state.store(STATE_CLEAN, Ordering::Release);
+        }
+    }
+
+    /// The firmware has run well for a while: the crash-loop count starts again.
+    pub fn healthy(&self) {
+        if let Some(h) = self.header() {
+            h.deaths.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a typed event at `now` and feeds it to the triggers.
+    pub fn record<E: Event>(
+        &self,
+        now: u64,
+        session: Option<SessionId>,
+        event: &E,
+    ) -> Result<Action, PushError> {
+        let meta = RecordMeta {
+            time: now,
+            level: event.level(),
+            kind: E::KIND,
+            session,
+        };
+        self.store(&meta, event.peer(), event.name(), |ring| {
+            ring.push_serialize(&meta, event)
+        })
+    }
+
+    /// Records a log line.
+    pub fn log(
+        &self,
+        now: u64,
+        level: Level,
+        session: Option<SessionId>,
+        target: &str,
+        message: &str,
+        fields: &[Field<'_>],
+    ) -> Result<Action, PushError> {
+        let log = Log {
+            level,
+            target,
+            message,
+            fields: Fields::Slice(fields),
+        };
+        self.record(now, session, &log)
+    }
+
+    /// Records a raw frame (defmt bytes).
+    pub fn frame(&self, now: u64, level: Level, bytes: &[u8]) -> Result<Action, PushError> {
+        let meta = RecordMeta {
+            time: now,
+            level,
+            kind: Kind::FRAME,
+            session: None,
+        };
+        self.store(&meta, None, None, |ring| ring.push(&meta, bytes))
+    }
+
+    fn store(
+        &self,
+        meta: &RecordMeta,
+        peer: Option<flightrec_core::event::Addr>,
+        name: Option<&str>,
+        push: impl FnOnce(&mut Ring<N>) -> Result<u64, PushError>,
+    ) -> Result<Action, PushError> {
+        self.with(|inner| {
+            let stored = match inner.ring.as_deref_mut() {
+                Some(ring) => push(ring),
+                None => Err(PushError::Busy),
+            };
+            if stored.is_err() {
+                inner.failed += 1;
+            }
+            let info = RecordInfo {
+                seq: stored.ok(),
+                kind: meta.kind,
+                level: meta.level,
+                session: meta.session,
+                peer,
+                name,
+            };
+            inner.trigger.on_record(&info, meta.time)
+        })
+    }
+
+    /// Reports a cause that is not a record; see [`TriggerMachine::fire`].
+    pub fn fire(&self, reason: Reason, now: u64) -> Action {
+        self.with(|inner| inner.trigger.fire(reason, now))
+            .unwrap_or(Action::None)
+    }
+
+    /// Lets time pass (closes a timed post-trigger window).
+    pub fn poll(&self, now: u64) -> Action {
+        self.with(|inner| inner.trigger.poll(now))
+            .unwrap_or(Action::None)
+    }
+
+    /// Counts `n` records dropped before they reached the recorder (e.g. defmt frames too
+    /// long for the logger's buffer).
+    pub fn note_dropped(&self, n: u64) {
+        let _ = self.with(|inner| inner.dropped = inner.dropped.saturating_add(n));
+    }
+
+    fn lost(&self) -> u64 {
+        self.with(|inner| {
+            let rejected = inner.ring.as_deref().map_or(0, |r| r.stats().rejected);
+            rejected
+                .saturating_add(inner.failed)
+                .saturating_add(inner.dropped)
+        })
+        .unwrap_or(0)
+    }
+
+    /// Stores the dump `order` asks for in `store`.
+    pub fn dump_to<F: NorFlash>(
+        &self,
+        order: &DumpOrder,
+        clock: ClockInfo,
+        build: &Build<'_>,
+        store: &mut FlashStore<F>,
+        scratch: &mut [u8],
+    ) -> Result<DumpInfo, Error<F::Error>> {
+        let detail = match order.reason {
+            Reason::Named(i) => self.config.trigger.named.get(usize::from(i)).copied(),
+            _ => None,
+        };
+        let header = DumpHeader {
+            reason: order.reason,
+            detail: detail.unwrap_or(""),
+            trigger_time: order.time,
+            trigger_seq: order.seq,
+            clock,
+            first_seq: 0,
+            next_seq: 0,
+            lost: self.lost(),
+            suppressed: order.suppressed,
+            scope: order.session,
+            index: order.index,
+            capacity: 0,
+            build: *build,
+        };
+        store.store(self, header, scratch)
+    }
+
+    /// Stores the salvaged records as an [`Reason::UntimelyDeath`] dump (detail: how it
+    /// died) if `boot` says one is due, then empties the ring (sequence numbers go on) so
+    /// that the next death dump does not repeat them. Returns the dump stored, if any.
+    pub fn dump_death<F: NorFlash>(
+        &self,
+        boot: &Boot,
+        now: u64,
+        clock: ClockInfo,
+        build: &Build<'_>,
+        store: &mut FlashStore<F>,
+        scratch: &mut [u8],
+    ) -> Result<Option<DumpInfo>, Error<F::Error>> {
+        let (Some(death), true) = (boot.death, boot.dump_due) else {
+            return Ok(None);
+        };
+        let header = DumpHeader {
+            reason: Reason::UntimelyDeath,
+            detail: death.as_str(),
+            trigger_time: now,
+            trigger_seq: None,
+            clock,
+            first_seq: 0,
+            next_seq: 0,
+            lost: self.lost() + boot.dropped as u64,
+            suppressed: 0,
+            scope: None,
+            index: 0,
+            capacity: 0,
+            build: *build,
+        };
+        let info = store.store(self, header, scratch)?;
+        let _ = self.with(|inner| {
+            if let Some(ring) = inner.ring.as_deref_mut() {
+                ring.clear();
+            }
+        });
+        Ok(Some(info))
+    }
+}
+
+impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Source
+    for PersistentRecorder<N, SLOTS, DEPTH>
+{
+    fn stats(&self) -> Result<RingStats, PushError> {
+        self.with(|inner| inner.ring.as_deref().map(Ring::stats))?
+            .ok_or(PushError::Busy)
+    }
+    fn oldest(&self) -> Result<Cursor, PushError> {
+        self.with(|inner| inner.ring.as_deref().map(Ring::oldest))?
+            .ok_or(PushError::Busy)
+    }
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+        self.with(|inner| match inner.ring.as_deref() {
+            Some(ring) => ring.read(cursor, out),
+            None => Err(PushError::Busy),
+        })?
+    }
+}

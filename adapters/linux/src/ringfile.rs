@@ -1,0 +1,221 @@
+//! The crash-survivable ring file: each shard's records are also written, as wire-format
+//! record frames, into a memory-mapped file (`MAP_SHARED`), so a process killed by
+//! SIGKILL, the OOM killer or a segfault leaves them in the page cache and on disk.
+//!
+//! Layout: one region per shard, each `HEADER_AREA + SHARD_BYTES` bytes. A region starts
+//! with a dump's magic, version and header frame (reason "untimely death", detail naming the
+//! shard), then a circular area of record frames: a frame that does not fit before the end
+//! of the area zeroes the rest and starts again at its beginning. No end frame: a decoder
+//! (`flightrec decode FILE`) shows each region as an incomplete dump, skips the frame that
+//! was being written when the process died and the oldest frame a newer one partly
+//! overwrote (their CRCs fail), and reports where sequence numbers jump back at the wrap.
+//! Sequence numbers are per shard; times order records across shards.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use flightrec_core::crc::Crc32;
+use flightrec_core::dump::{
+    Build, ClockInfo, DumpHeader, RecordHead, FRAME_HEADER, FRAME_RECORD, MAGIC, SYNC, VERSION,
+};
+use flightrec_core::trigger::Reason;
+
+use crate::recorder::SHARD_BYTES;
+
+/// Bytes before each shard's circular area (magic, version, header frame, zero padding).
+pub const HEADER_AREA: usize = 512;
+/// Bytes of one shard's region.
+pub const REGION: usize = HEADER_AREA + SHARD_BYTES;
+
+/// A mapped ring file. Unmapped when dropped (after the shards that write into it).
+pub(crate) struct RingFile {
+    map: *mut u8,
+    len: usize,
+    _file: File,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; each shard writes only its own
+// region, under its shard lock.
+unsafe impl Send for RingFile {}
+unsafe impl Sync for RingFile {}
+
+impl Drop for RingFile {
+    fn drop(&mut self) {
+        // SAFETY: `map`/`len` are the mapping made in `create`, unmapped once.
+        unsafe {
+            libc::munmap(self.map.cast(), self.len);
+        }
+    }
+}
+
+/// One shard's circular area inside the mapping.
+pub(crate) struct Region {
+    area: *mut u8,
+    head: usize,
+}
+
+// SAFETY: a region is used only under its shard's lock, and the mapping outlives it.
+unsafe impl Send for Region {}
+
+impl RingFile {
+    /// Creates (or replaces) the ring file for `shards` shards, mode `mode`, never through a
+    /// symlink. A ring file left by a previous run is kept as `PATH.prev`.
+    pub(crate) fn create(
+        path: &Path,
+        shards: usize,
+        mode: u32,
+        build: &Build<'_>,
+    ) -> io::Result<(RingFile, Vec<Region>)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::files::ensure_dir(dir)?;
+        }
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+            let mut prev = path.as_os_str().to_owned();
+            prev.push(".prev");
+            std::fs::rename(path, &prev)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let len = shards * REGION;
+        file.set_len(len as u64)?;
+        // SAFETY: a fresh shared mapping of the whole file, which stays open while mapped.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ring = RingFile {
+            map: map.cast(),
+            len,
+            _file: file,
+        };
+        let mut regions = Vec::with_capacity(shards);
+        for i in 0..shards {
+            let detail = format!("ring file, shard {} of {shards}", i + 1);
+            let header = region_header(&detail, build)?;
+            // SAFETY: region `i` lies inside the mapping (len = shards * REGION) and nothing
+            // else refers to it yet.
+            let region =
+                unsafe { std::slice::from_raw_parts_mut(ring.map.add(i * REGION), REGION) };
+            let dst = region
+                .get_mut(..header.len())
+                .ok_or_else(|| io::Error::other("ring file header too large"))?;
+            dst.copy_from_slice(&header);
+            // SAFETY: inside the same region.
+            let area = unsafe { ring.map.add(i * REGION + HEADER_AREA) };
+            regions.push(Region { area, head: 0 });
+        }
+        Ok((ring, regions))
+    }
+}
+
+/// Magic, version and a header frame, as the start of a dump.
+fn region_header(detail: &str, build: &Build<'_>) -> io::Result<Vec<u8>> {
+    let header = DumpHeader {
+        reason: Reason::UntimelyDeath,
+        detail,
+        trigger_time: 0,
+        trigger_seq: None,
+        clock: ClockInfo::UNIX_NANOS,
+        // Unknown when the file is read: any sequence number may be in it (a decoder
+        // resynchronising after damage only believes records inside this range).
+        first_seq: 0,
+        next_seq: u64::MAX,
+        lost: 0,
+        suppressed: 0,
+        scope: None,
+        index: 0,
+        capacity: SHARD_BYTES as u32,
+        build: *build,
+    };
+    let body = postcard::to_allocvec(&header).map_err(io::Error::other)?;
+    let mut out = Vec::with_capacity(HEADER_AREA);
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    push_frame(&mut out, FRAME_HEADER, &[&body])?;
+    if out.len() > HEADER_AREA {
+        return Err(io::Error::other("ring file header too large"));
+    }
+    Ok(out)
+}
+
+fn push_frame(out: &mut Vec<u8>, ty: u8, parts: &[&[u8]]) -> io::Result<()> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let len = u16::try_from(len).map_err(io::Error::other)?;
+    let [l0, l1] = len.to_le_bytes();
+    let mut crc = Crc32::new();
+    crc.update(&[ty, l0, l1]);
+    out.extend_from_slice(&[SYNC, ty, l0, l1]);
+    for p in parts {
+        crc.update(p);
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(&crc.finish().to_le_bytes());
+    Ok(())
+}
+
+impl Region {
+    /// Appends one record frame (head, then the payload given in pieces). A record too large
+    /// for the area is left out (it is still in the memory ring).
+    pub(crate) fn write(&mut self, head: &RecordHead, payload: &[&[u8]]) {
+        let mut head_buf = [0u8; flightrec_core::dump::RECORD_HEAD_MAX];
+        let Ok(head) = postcard::to_slice(head, &mut head_buf) else {
+            return;
+        };
+        let body = head.len() + payload.iter().map(|p| p.len()).sum::<usize>();
+        let Ok(len) = u16::try_from(body) else { return };
+        let frame = body + 8;
+        if frame > SHARD_BYTES {
+            return;
+        }
+        // SAFETY: the area is SHARD_BYTES long inside the mapping, written only by this
+        // region's owner (under its shard lock).
+        let area = unsafe { std::slice::from_raw_parts_mut(self.area, SHARD_BYTES) };
+        if self.head + frame > SHARD_BYTES {
+            if let Some(rest) = area.get_mut(self.head..) {
+                rest.fill(0);
+            }
+            self.head = 0;
+        }
+        let Some(dst) = area.get_mut(self.head..self.head + frame) else {
+            return;
+        };
+        let [l0, l1] = len.to_le_bytes();
+        let mut crc = Crc32::new();
+        crc.update(&[FRAME_RECORD, l0, l1]);
+        crc.update(head);
+        for p in payload {
+            crc.update(p);
+        }
+        let crc = crc.finish().to_le_bytes();
+        let mut at = 0;
+        for piece in [&[SYNC, FRAME_RECORD, l0, l1][..], head]
+            .into_iter()
+            .chain(payload.iter().copied())
+            .chain([&crc[..]])
+        {
+            if let Some(d) = dst.get_mut(at..at + piece.len()) {
+                d.copy_from_slice(piece);
+            }
+            at += piece.len();
+        }
+        self.head += frame;
+    }
+}

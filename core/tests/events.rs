@@ -1,0 +1,511 @@
+//! Events through the recorder and the ring and back through `event::decode`: every type
+//! round-trips, long strings are cut visibly and exactly, extra fields are counted, and no
+//! bytes make the decoder panic.
+
+use flightrec_core::event::{
+    self, Addr, AuthFailure, AuthSuccess, Connect, Custom, Decoded, Event, Field, Fields, Log,
+    Logout, Peer, SessionForbidden, Value, FIELDS_MAX, HOST_MAX, MESSAGE_MAX, NAME_MAX, TARGET_MAX,
+    TEXT_MAX, USER_MAX, VALUE_MAX,
+};
+use flightrec_core::{
+    Kind, Level, Read, RecordMeta, Recorder, RecorderConfig, Ring, SessionId, Source, TriggerConfig,
+};
+use proptest::prelude::*;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: if cfg!(miri) { 6 } else { 512 },
+        failure_persistence: None,
+        // ChaCha (the default) is several times slower under Miri.
+        rng_algorithm: if cfg!(miri) {
+            proptest::test_runner::RngAlgorithm::XorShift
+        } else {
+            proptest::test_runner::RngAlgorithm::default()
+        },
+        ..ProptestConfig::default()
+    }
+}
+
+const QUIET: RecorderConfig = RecorderConfig {
+    trigger: TriggerConfig {
+        failed_login: false,
+        ..TriggerConfig::DEFAULT
+    },
+    ..RecorderConfig::DEFAULT
+};
+
+/// Records `event` in a fresh recorder and in a fresh ring, reads both back, checks the
+/// record's meta, and returns the payload.
+fn through_both<E: Event>(event: &E) -> Vec<u8> {
+    let session = Some(SessionId(77));
+    let rec: Recorder<2048> = Recorder::new(QUIET);
+    rec.record(1234, session, event).expect("recorded");
+    let mut cursor = Source::oldest(&rec).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let Ok(Read::Record { seq: 0, meta, len }) = Source::read(&rec, &mut cursor, &mut buf) else {
+        panic!("one record expected");
+    };
+    let want = RecordMeta {
+        time: 1234,
+        level: event.level(),
+        kind: E::KIND,
+        session,
+    };
+    assert_eq!(meta, want);
+    let from_recorder = buf[..len].to_vec();
+
+    let mut ring: Ring<2048> = Ring::new();
+    ring.push_serialize(&want, event).unwrap();
+    let r = ring.iter().next().unwrap();
+    assert_eq!(r.meta, want);
+    let mut from_ring = vec![0u8; r.len()];
+    r.copy_to(&mut from_ring).unwrap();
+    assert_eq!(from_ring, from_recorder);
+    assert_eq!(from_ring, postcard::to_allocvec(event).unwrap());
+    from_ring
+}
+
+/// Decoded fields as (name, value) text, comparable with [`owned`] of the originals.
+fn fields_of(f: &Fields<'_>) -> Vec<(String, String)> {
+    f.iter()
+        .map(|f| f.expect("well-formed field"))
+        .map(|f| (f.name.to_owned(), format!("{:?}", f.value)))
+        .collect()
+}
+
+fn owned(fields: &[Field<'_>]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .map(|f| (f.name.to_owned(), format!("{:?}", f.value)))
+        .collect()
+}
+
+const V4: Peer = Peer {
+    addr: Addr::V4([192, 0, 2, 1]),
+    port: 21,
+};
+const V6: Peer = Peer {
+    addr: Addr::V6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    port: 5222,
+};
+
+#[test]
+fn security_events_round_trip() {
+    for peer in [None, Some(V4), Some(V6)] {
+        let e = AuthFailure {
+            user: "ädmin",
+            host: "ftp.example",
+            peer,
+            mechanism: "PLAIN",
+            reason: "bad password",
+        };
+        let p = through_both(&e);
+        assert_eq!(
+            event::decode(Kind::AUTH_FAILURE, Level::Warn, &p),
+            Ok(Decoded::AuthFailure(e))
+        );
+        assert_eq!(e.peer(), peer.map(|p| p.addr));
+        assert_eq!(e.level(), Level::Warn);
+
+        let e = AuthSuccess {
+            user: "u",
+            host: "",
+            peer,
+            mechanism: "SCRAM-SHA-1",
+        };
+        let p = through_both(&e);
+        assert_eq!(
+            event::decode(Kind::AUTH_SUCCESS, Level::Info, &p),
+            Ok(Decoded::AuthSuccess(e))
+        );
+        assert_eq!(e.peer(), peer.map(|p| p.addr));
+
+        let e = Logout {
+            user: "u",
+            host: "h",
+            peer,
+        };
+        let p = through_both(&e);
+        assert_eq!(
+            event::decode(Kind::LOGOUT, Level::Info, &p),
+            Ok(Decoded::Logout(e))
+        );
+
+        let e = Connect {
+            protocol: "xmpp-c2s",
+            peer,
+        };
+        let p = through_both(&e);
+        assert_eq!(
+            event::decode(Kind::CONNECT, Level::Info, &p),
+            Ok(Decoded::Connect(e))
+        );
+        assert_eq!(e.peer(), peer.map(|p| p.addr));
+    }
+    let e = SessionForbidden {
+        user: "mallory",
+        host: "example.org",
+        resource: "res\r\nource",
+    };
+    let p = through_both(&e);
+    assert_eq!(
+        event::decode(Kind::SESSION_FORBIDDEN, Level::Warn, &p),
+        Ok(Decoded::SessionForbidden(e))
+    );
+    assert_eq!(e.peer(), None);
+}
+
+fn all_values() -> Vec<Field<'static>> {
+    vec![
+        Field {
+            name: "b",
+            value: Value::Bool(true),
+        },
+        Field {
+            name: "i",
+            value: Value::I64(i64::MIN),
+        },
+        Field {
+            name: "u",
+            value: Value::U64(u64::MAX),
+        },
+        Field {
+            name: "f",
+            value: Value::F64(-1.5e300),
+        },
+        Field {
+            name: "s",
+            value: Value::Str("ßtring"),
+        },
+        Field {
+            name: "y",
+            value: Value::Bytes(&[0, 1, 0xff]),
+        },
+    ]
+}
+
+#[test]
+fn log_custom_and_frame_round_trip() {
+    let fields = all_values();
+    for level in Level::ALL {
+        let log = Log {
+            level,
+            target: "net::ftp",
+            message: "login failed",
+            fields: Fields::Slice(&fields),
+        };
+        let p = through_both(&log);
+        let Ok(Decoded::Log(d)) = event::decode(Kind::LOG, level, &p) else {
+            panic!("a log");
+        };
+        assert_eq!(
+            (d.level, d.target, d.message),
+            (level, "net::ftp", "login failed")
+        );
+        assert_eq!(fields_of(&d.fields), owned(&fields));
+    }
+
+    let custom = Custom {
+        level: Level::Error,
+        kind: "tamper",
+        attributes: Fields::Slice(&fields),
+    };
+    assert_eq!(custom.name(), Some("tamper"));
+    let p = through_both(&custom);
+    let Ok(Decoded::Custom(d)) = event::decode(Kind::CUSTOM, Level::Error, &p) else {
+        panic!("a custom event");
+    };
+    assert_eq!((d.level, d.kind), (Level::Error, "tamper"));
+    assert_eq!(fields_of(&d.attributes), owned(&fields));
+
+    // No fields at all.
+    let p = through_both(&Log {
+        level: Level::Info,
+        target: "",
+        message: "",
+        fields: Fields::NONE,
+    });
+    assert_eq!(p, [0, 0, 0]);
+
+    // Frames are opaque bytes.
+    let rec: Recorder<256> = Recorder::new(QUIET);
+    rec.frame(5, Level::Debug, None, &[9, 8, 7]).unwrap();
+    let mut c = Source::oldest(&rec).unwrap();
+    let mut buf = [0u8; 16];
+    let Ok(Read::Record { meta, len, .. }) = Source::read(&rec, &mut c, &mut buf) else {
+        panic!("a record");
+    };
+    assert_eq!(meta.kind, Kind::FRAME);
+    assert_eq!(
+        event::decode(meta.kind, meta.level, &buf[..len]),
+        Ok(Decoded::Frame(&[9, 8, 7]))
+    );
+}
+
+#[test]
+fn unknown_kinds_and_trailing_bytes() {
+    for k in 8..=255u8 {
+        assert_eq!(
+            event::decode(Kind(k), Level::Info, &[1, 2, 3]),
+            Ok(Decoded::Unknown {
+                kind: Kind(k),
+                len: 3
+            })
+        );
+    }
+    // A newer writer may append fields: bytes after the known ones are ignored.
+    let e = Connect {
+        protocol: "ftp",
+        peer: Some(V4),
+    };
+    let mut p = postcard::to_allocvec(&e).unwrap();
+    p.extend_from_slice(&[0xde, 0xad]);
+    assert_eq!(
+        event::decode(Kind::CONNECT, Level::Info, &p),
+        Ok(Decoded::Connect(e))
+    );
+}
+
+#[test]
+fn too_many_fields_are_counted() {
+    let names: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+    for n in [0, 1, FIELDS_MAX - 1, FIELDS_MAX, FIELDS_MAX + 1, 40] {
+        let fields: Vec<Field<'_>> = names[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Field {
+                name,
+                value: Value::U64(i as u64),
+            })
+            .collect();
+        let log = Log {
+            level: Level::Info,
+            target: "t",
+            message: "m",
+            fields: Fields::Slice(&fields),
+        };
+        let p = through_both(&log);
+        let Ok(Decoded::Log(d)) = event::decode(Kind::LOG, Level::Info, &p) else {
+            panic!("a log");
+        };
+        let got = fields_of(&d.fields);
+        let kept = n.min(FIELDS_MAX);
+        assert_eq!(&got[..kept], &owned(&fields)[..kept]);
+        if n > FIELDS_MAX {
+            assert_eq!(got.len(), FIELDS_MAX + 1);
+            assert_eq!(
+                got[FIELDS_MAX],
+                owned(&[Field {
+                    name: "…dropped",
+                    value: Value::U64((n - FIELDS_MAX) as u64)
+                }])[0]
+            );
+        } else {
+            assert_eq!(got.len(), n);
+        }
+        // The same for a custom event's attributes.
+        let p = through_both(&Custom {
+            level: Level::Info,
+            kind: "k",
+            attributes: Fields::Slice(&fields),
+        });
+        let Ok(Decoded::Custom(d)) = event::decode(Kind::CUSTOM, Level::Info, &p) else {
+            panic!("a custom event");
+        };
+        assert_eq!(
+            fields_of(&d.attributes).len(),
+            kept + usize::from(n > FIELDS_MAX)
+        );
+    }
+}
+
+/// A decoded bounded string is the original, or the longest char-boundary prefix within
+/// `max` bytes followed by `…[+N]`, N the exact number of bytes cut.
+fn check_bounded(original: &str, decoded: &str, max: usize) -> Result<(), TestCaseError> {
+    if original.len() <= max {
+        prop_assert_eq!(decoded, original);
+        return Ok(());
+    }
+    let (prefix, n) = decoded
+        .rsplit_once("…[+")
+        .ok_or_else(|| TestCaseError::fail(format!("no marker in {decoded:?}")))?;
+    let n: usize = n
+        .strip_suffix(']')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| TestCaseError::fail(format!("bad marker in {decoded:?}")))?;
+    prop_assert!(
+        prefix.len() <= max,
+        "{} bytes kept of {}",
+        prefix.len(),
+        max
+    );
+    prop_assert!(original.starts_with(prefix));
+    prop_assert_eq!(n, original.len() - prefix.len());
+    // Nothing more could have been kept: the next char would cross the bound.
+    let next = original[prefix.len()..]
+        .chars()
+        .next()
+        .map_or(0, char::len_utf8);
+    prop_assert!(prefix.len() + next > max, "cut too short: {:?}", prefix);
+    Ok(())
+}
+
+/// Strings from chars of 1 to 4 bytes.
+fn chars(set: &'static [char], max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(set), 0..max).prop_map(String::from_iter)
+}
+
+/// Strings around every bound, mostly multi-byte. (No regex strategies: building Unicode
+/// classes is very slow under Miri.)
+fn text() -> impl Strategy<Value = String> {
+    const MIXED: &[char] = &[
+        'a', 'z', 'é', 'ß', '€', '…', '[', '+', ']', '😀', '\0', '\n',
+    ];
+    prop_oneof![
+        chars(MIXED, 300),
+        chars(&['a', '\u{1F600}'], 140),
+        chars(&['€', 'x'], 200),
+        (0usize..300).prop_map(|n| "x".repeat(n)),
+        any::<Vec<char>>().prop_map(String::from_iter),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn long_strings_are_cut_visibly(
+        a in text(), b in text(), c in text(), d in text(), e in text(),
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let ev = AuthFailure { user: &a, host: &b, peer: None, mechanism: &c, reason: &d };
+        let p = postcard::to_allocvec(&ev).unwrap();
+        let Ok(Decoded::AuthFailure(x)) = event::decode(Kind::AUTH_FAILURE, Level::Warn, &p) else {
+            return Err(TestCaseError::fail("not an auth failure"));
+        };
+        check_bounded(&a, x.user, USER_MAX)?;
+        check_bounded(&b, x.host, HOST_MAX)?;
+        check_bounded(&c, x.mechanism, NAME_MAX)?;
+        check_bounded(&d, x.reason, TEXT_MAX)?;
+
+        let ev = SessionForbidden { user: &a, host: &b, resource: &e };
+        let p = postcard::to_allocvec(&ev).unwrap();
+        let Ok(Decoded::SessionForbidden(x)) = event::decode(Kind::SESSION_FORBIDDEN, Level::Warn, &p) else {
+            return Err(TestCaseError::fail("not a forbidden session"));
+        };
+        check_bounded(&e, x.resource, TEXT_MAX)?;
+
+        let ev = Connect { protocol: &c, peer: None };
+        let p = postcard::to_allocvec(&ev).unwrap();
+        let Ok(Decoded::Connect(x)) = event::decode(Kind::CONNECT, Level::Info, &p) else {
+            return Err(TestCaseError::fail("not a connect"));
+        };
+        check_bounded(&c, x.protocol, NAME_MAX)?;
+
+        let fields = [
+            Field { name: &a, value: Value::Str(&e) },
+            Field { name: "bytes", value: Value::Bytes(&bytes) },
+        ];
+        let log = Log { level: Level::Info, target: &b, message: &d, fields: Fields::Slice(&fields) };
+        let p = postcard::to_allocvec(&log).unwrap();
+        let Ok(Decoded::Log(x)) = event::decode(Kind::LOG, Level::Info, &p) else {
+            return Err(TestCaseError::fail("not a log"));
+        };
+        check_bounded(&b, x.target, TARGET_MAX)?;
+        check_bounded(&d, x.message, MESSAGE_MAX)?;
+        let got: Vec<_> = x.fields.iter().collect::<Result<_, _>>().unwrap();
+        prop_assert_eq!(got.len(), 2);
+        check_bounded(&a, got[0].name, NAME_MAX)?;
+        let Value::Str(v) = got[0].value else { return Err(TestCaseError::fail("not a str")) };
+        check_bounded(&e, v, VALUE_MAX)?;
+        // Bytes are cut without a marker.
+        prop_assert_eq!(got[1].value, Value::Bytes(&bytes[..bytes.len().min(VALUE_MAX)]));
+
+        let long = a.repeat(3);
+        let custom = Custom { level: Level::Info, kind: &long, attributes: Fields::NONE };
+        let p = postcard::to_allocvec(&custom).unwrap();
+        let Ok(Decoded::Custom(x)) = event::decode(Kind::CUSTOM, Level::Info, &p) else {
+            return Err(TestCaseError::fail("not a custom event"));
+        };
+        check_bounded(&long, x.kind, NAME_MAX)?;
+    }
+
+    /// No bytes make `decode` (or iterating decoded fields, or printing them) panic.
+    #[test]
+    fn decode_never_panics(kind in any::<u8>(), level in 0u8..5, bytes in prop::collection::vec(any::<u8>(), 0..96)) {
+        let level = Level::from_u8(level).unwrap();
+        exercise(Kind(kind), level, &bytes);
+    }
+
+    /// Nor do valid payloads cut short or with one byte changed.
+    #[test]
+    fn decode_never_panics_on_damaged_payloads(
+        kind in 0u8..8,
+        cut in any::<prop::sample::Index>(),
+        flip in any::<prop::sample::Index>(),
+        xor in any::<u8>(),
+    ) {
+        let fields = all_values();
+        let p = match kind {
+            0 => postcard::to_allocvec(&Log { level: Level::Info, target: "t", message: "m", fields: Fields::Slice(&fields) }),
+            2 => postcard::to_allocvec(&AuthFailure { user: "u", host: "h", peer: Some(V6), mechanism: "m", reason: "r" }),
+            3 => postcard::to_allocvec(&AuthSuccess { user: "u", host: "h", peer: Some(V4), mechanism: "m" }),
+            4 => postcard::to_allocvec(&Logout { user: "u", host: "h", peer: Some(V4) }),
+            5 => postcard::to_allocvec(&SessionForbidden { user: "u", host: "h", resource: "r" }),
+            6 => postcard::to_allocvec(&Connect { protocol: "p", peer: Some(V6) }),
+            _ => postcard::to_allocvec(&Custom { level: Level::Info, kind: "c", attributes: Fields::Slice(&fields) }),
+        }.unwrap();
+        let mut damaged = p.clone();
+        let i = flip.index(damaged.len());
+        damaged[i] ^= xor;
+        exercise(Kind(kind), Level::Info, &damaged);
+        exercise(Kind(kind), Level::Info, &p[..cut.index(p.len() + 1)]);
+    }
+}
+
+fn exercise(kind: Kind, level: Level, bytes: &[u8]) {
+    match event::decode(kind, level, bytes) {
+        Ok(Decoded::Log(Log { fields, .. }))
+        | Ok(Decoded::Custom(Custom {
+            attributes: fields, ..
+        })) => {
+            // A malformed field ends the iteration with an error item.
+            for f in fields.iter().take(10_000).flatten() {
+                let _ = format!("{}={}", f.name, f.value);
+            }
+            // Re-encoding decoded fields never panics either (it may fail).
+            let _ = postcard::to_allocvec(&fields);
+        }
+        Ok(Decoded::Unknown { kind: k, len }) => {
+            assert_eq!((k, len), (kind, bytes.len()));
+            assert!(kind.0 > 7);
+        }
+        Ok(d) => {
+            let _ = format!("{d:?}");
+        }
+        Err(e) => {
+            assert_eq!(e.kind, kind);
+            let _ = e.to_string();
+        }
+    }
+}
+
+#[test]
+fn addresses_convert_both_ways() {
+    use std::net::{IpAddr, SocketAddr};
+    for s in ["192.0.2.1:21", "[2001:db8::1]:5222"] {
+        let sa: SocketAddr = s.parse().unwrap();
+        let peer = Peer::from(sa);
+        assert_eq!(IpAddr::from(peer.addr), sa.ip());
+        assert_eq!(peer.port, sa.port());
+        assert_eq!(peer.addr.to_string(), sa.ip().to_string());
+    }
+    assert_eq!(
+        V4,
+        Peer::from("192.0.2.1:21".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(
+        V6,
+        Peer::from("[2001:db8::1]:5222".parse::<SocketAddr>().unwrap())
+    );
+}

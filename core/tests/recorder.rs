@@ -1,0 +1,388 @@
+//! The recorder: capture filter, errors that still carry the trigger's decision, counters
+//! that reach the dump header, dumps of a recorder written back end to end.
+
+use std::cell::RefCell;
+
+use flightrec_core::event::{AuthFailure, Custom, Event, Fields};
+use flightrec_core::{
+    Action, Build, CaptureFilter, ClockInfo, DumpOrder, Kind, Level, PushError, RateLimit, Reason,
+    RecordError, Recorder, RecorderConfig, SessionId, TriggerConfig,
+};
+use serde::{Serialize, Serializer};
+
+mod common;
+use common::parse;
+
+const BUILD: Build<'static> = Build {
+    name: "t",
+    version: "0",
+    id: &[],
+};
+
+const IMMEDIATE: TriggerConfig = TriggerConfig {
+    post_records: 0,
+    ..TriggerConfig::DEFAULT
+};
+
+fn failure(user: &str) -> AuthFailure<'_> {
+    AuthFailure {
+        user,
+        host: "h",
+        peer: None,
+        mechanism: "pin",
+        reason: "wrong",
+    }
+}
+
+fn dump_of<const N: usize>(rec: &Recorder<N>, order: &DumpOrder) -> common::Parsed {
+    let mut out = Vec::new();
+    let mut scratch = [0u8; 512];
+    let s = rec
+        .dump(
+            order,
+            ClockInfo::BOOT_MILLIS,
+            &BUILD,
+            &mut out,
+            &mut scratch,
+        )
+        .unwrap();
+    assert_eq!(s.bytes, out.len());
+    parse(&out).unwrap()
+}
+
+/// An event of a kind this version does not know.
+#[derive(Serialize)]
+struct Future(u8);
+impl Event for Future {
+    const KIND: Kind = Kind(40);
+    fn level(&self) -> Level {
+        Level::Trace
+    }
+}
+
+/// Kind 31: the last one the filter's mask covers.
+#[derive(Serialize)]
+struct Edge;
+impl Event for Edge {
+    const KIND: Kind = Kind(31);
+    fn level(&self) -> Level {
+        Level::Error
+    }
+}
+
+#[test]
+fn capture_filter() {
+    let f = CaptureFilter {
+        min_level: Level::Info,
+        kinds: !(1 << Kind::FRAME.0) & !(1 << Kind::AUTH_FAILURE.0) & !(1 << 31),
+    };
+    assert!(f.allows(Kind::LOG, Level::Info));
+    assert!(!f.allows(Kind::LOG, Level::Debug));
+    assert!(!f.allows(Kind::FRAME, Level::Error));
+    assert!(!f.allows(Kind(31), Level::Error));
+    assert!(f.allows(Kind(32), Level::Info));
+    assert!(f.allows(Kind(255), Level::Info));
+    assert!(!f.allows(Kind(255), Level::Trace));
+    for k in 0..=255u8 {
+        for l in Level::ALL {
+            assert!(CaptureFilter::ALL.allows(Kind(k), l));
+        }
+    }
+
+    let rec: Recorder<1024> = Recorder::new(RecorderConfig {
+        capture: CaptureFilter {
+            min_level: Level::Trace,
+            ..f
+        },
+        trigger: TriggerConfig {
+            level: Some(Level::Error),
+            ..IMMEDIATE
+        },
+        ..RecorderConfig::DEFAULT
+    });
+    assert_eq!(
+        rec.log(1, Level::Debug, None, "t", "kept", &[]),
+        Ok(Action::None)
+    );
+    assert_eq!(
+        rec.frame(2, Level::Info, None, b"dropped"),
+        Ok(Action::None)
+    );
+    // A filtered failed login still fires, with no record to point to.
+    let Ok(Action::Dump(order)) = rec.record(3, Some(SessionId(1)), &failure("x")) else {
+        panic!("the failed login fires although it is not recorded");
+    };
+    assert_eq!(
+        (order.reason, order.seq, order.time),
+        (Reason::FailedLogin, None, 3)
+    );
+    let Ok(Action::Dump(order)) = rec.record(4, None, &Edge) else {
+        panic!("an Error record fires the level criterion");
+    };
+    assert_eq!(order.seq, None);
+    // Kinds past the mask are always recorded.
+    assert_eq!(rec.record(5, None, &Future(1)), Ok(Action::None));
+
+    let stats = rec.stats().unwrap();
+    assert_eq!(stats.filtered, 3);
+    assert_eq!(stats.failed, 0);
+    assert_eq!(stats.ring.records, 2);
+    let p = dump_of(&rec, &order);
+    let kinds: Vec<(u64, u8)> = p.records.iter().map(|r| (r.seq, r.kind)).collect();
+    assert_eq!(kinds, [(0, 0), (1, 40)]);
+    assert_eq!(p.records[1].payload, [1]);
+}
+
+#[test]
+fn errors_carry_the_trigger_action() {
+    let rec: Recorder<64> = Recorder::new(RecorderConfig {
+        trigger: TriggerConfig {
+            level: Some(Level::Error),
+            ..IMMEDIATE
+        },
+        ..RecorderConfig::DEFAULT
+    });
+    let long = "u".repeat(60);
+    let Err(RecordError {
+        error: PushError::TooLarge {
+            needed,
+            capacity: 64,
+        },
+        action: Action::Dump(order),
+    }) = rec.record(7, Some(SessionId(2)), &failure(&long))
+    else {
+        panic!("too large, and the failed login fires");
+    };
+    assert!(needed > 64);
+    assert_eq!(
+        (order.reason, order.seq, order.index),
+        (Reason::FailedLogin, None, 0)
+    );
+
+    let e = rec.frame(8, Level::Error, None, &[0; 60]).unwrap_err();
+    assert_eq!(
+        e.error,
+        PushError::TooLarge {
+            needed: 72,
+            capacity: 64
+        }
+    );
+    let Action::Dump(order) = e.action else {
+        panic!("the level criterion fires");
+    };
+    assert_eq!(
+        (order.reason, order.index),
+        (Reason::Level(Level::Error), 1)
+    );
+
+    let e = rec.frame(9, Level::Info, None, &[0; 60]).unwrap_err();
+    assert_eq!(e.action, Action::None);
+
+    let stats = rec.stats().unwrap();
+    assert_eq!(
+        (stats.failed, stats.ring.rejected, stats.ring.records),
+        (3, 3, 0)
+    );
+}
+
+#[test]
+fn lost_counts_reach_the_dump_header() {
+    let rec: Recorder<128> = Recorder::new(RecorderConfig {
+        trigger: IMMEDIATE,
+        ..RecorderConfig::DEFAULT
+    });
+    rec.log(1, Level::Info, None, "t", "fits", &[]).unwrap();
+    rec.frame(2, Level::Info, None, &[0; 200]).unwrap_err();
+    rec.frame(3, Level::Info, None, &[0; 117]).unwrap_err();
+    rec.note_dropped(5);
+    rec.note_dropped(0);
+    let stats = rec.stats().unwrap();
+    assert_eq!(
+        (stats.failed, stats.dropped, stats.ring.rejected),
+        (2, 5, 2)
+    );
+
+    let order = match rec.fire(Reason::Manual, 4) {
+        Action::Dump(o) => o,
+        a => panic!("manual dump expected, got {a:?}"),
+    };
+    let p = dump_of(&rec, &order);
+    // Two records too large for the ring and five dropped by an adapter: each counted once.
+    assert_eq!(p.header.lost, 7);
+    assert_eq!((p.header.reason_code, p.header.trigger_time), (8, 4));
+    assert_eq!(p.records.len(), 1);
+
+    // Counters saturate rather than overflow.
+    rec.note_dropped(u64::MAX);
+    assert_eq!(rec.stats().unwrap().dropped, u64::MAX);
+    let p = dump_of(&rec, &order);
+    assert_eq!(p.header.lost, u64::MAX);
+}
+
+#[test]
+fn recorder_dumps_end_to_end() {
+    let rec: Recorder<4096> = Recorder::new(RecorderConfig {
+        trigger: TriggerConfig {
+            named: &["boot", "tamper"],
+            scope_session: true,
+            post_records: 2,
+            rate: Some(RateLimit {
+                dumps: 1,
+                window: 100,
+                cooldown: 0,
+            }),
+            ..TriggerConfig::DEFAULT
+        },
+        ..RecorderConfig::DEFAULT
+    });
+    let s1 = Some(SessionId(1));
+    let s2 = Some(SessionId(2));
+    rec.log(0, Level::Info, s1, "a", "one", &[]).unwrap();
+    rec.log(1, Level::Info, s2, "a", "two", &[]).unwrap();
+    let tamper = Custom {
+        level: Level::Warn,
+        kind: "tamper",
+        attributes: Fields::NONE,
+    };
+    assert_eq!(
+        rec.record(2, s1, &tamper),
+        Ok(Action::Start(Reason::Named(1)))
+    );
+    rec.log(3, Level::Info, None, "a", "three", &[]).unwrap();
+    let Ok(Action::Dump(order)) = rec.log(4, Level::Info, s2, "a", "four", &[]) else {
+        panic!("window of two records");
+    };
+    assert_eq!(order.session, s1);
+    let p = dump_of(&rec, &order);
+    assert_eq!((p.header.reason_code, p.header.reason_arg), (5, 1));
+    assert_eq!(p.header.detail, "tamper");
+    assert_eq!((p.header.trigger_seq, p.header.scope), (Some(2), Some(1)));
+    assert_eq!((p.header.first_seq, p.header.next_seq), (0, 5));
+    let seqs: Vec<u64> = p.records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, [0, 2, 3]);
+    assert_eq!(p.end.out_of_scope, 2);
+
+    // Rate-limited: the next failed login is suppressed, and reported by the dump after.
+    assert_eq!(
+        rec.record(5, s2, &failure("a")),
+        Ok(Action::Suppressed(Reason::FailedLogin))
+    );
+    assert_eq!(
+        rec.record(102, s2, &failure("a")),
+        Ok(Action::Start(Reason::FailedLogin))
+    );
+    assert_eq!(rec.poll(1000), Action::None);
+    assert_eq!(rec.deadline(), None);
+    rec.log(103, Level::Info, None, "a", "x", &[]).unwrap();
+    let Ok(Action::Dump(order)) = rec.log(104, Level::Info, None, "a", "y", &[]) else {
+        panic!("window of two records");
+    };
+    let p = dump_of(&rec, &order);
+    assert_eq!((p.header.suppressed, p.header.index), (1, 1));
+    assert_eq!(p.header.detail, "");
+    assert_eq!(p.header.scope, Some(2));
+}
+
+/// A writer that logs into the recorder being dumped (e.g. a console echoing the dump): the
+/// dump holds only the records present when it began, and no deadlock or panic follows.
+#[test]
+fn logging_while_dumping() {
+    static REC: Recorder<512> = Recorder::new(RecorderConfig {
+        trigger: IMMEDIATE,
+        ..RecorderConfig::DEFAULT
+    });
+    for i in 0..5u8 {
+        REC.frame(u64::from(i), Level::Info, None, &[i; 30])
+            .unwrap();
+    }
+    struct Echo(Vec<u8>);
+    impl embedded_io::ErrorType for Echo {
+        type Error = std::convert::Infallible;
+    }
+    impl embedded_io::Write for Echo {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+            self.0.extend_from_slice(buf);
+            REC.frame(99, Level::Trace, None, &[0xee; 40]).unwrap();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+    let Action::Dump(order) = REC.fire(Reason::Manual, 5) else {
+        panic!("manual dump");
+    };
+    let mut w = Echo(Vec::new());
+    let s = REC
+        .dump(
+            &order,
+            ClockInfo::BOOT_MILLIS,
+            &BUILD,
+            &mut w,
+            &mut [0u8; 128],
+        )
+        .unwrap();
+    let p = parse(&w.0).unwrap();
+    assert_eq!((p.header.first_seq, p.header.next_seq), (0, 5));
+    for r in &p.records {
+        assert_eq!(r.payload, [r.seq as u8; 30]);
+    }
+    // Echoed frames evict the dump's records as it goes: each is either written or lost.
+    assert_eq!(p.end.records + p.end.lost, 5);
+    assert!(p.end.lost > 0);
+    assert_eq!(s.lost, p.end.lost);
+}
+
+/// An event whose encoding logs into the same recorder: the inner call is refused as
+/// re-entrant instead of deadlocking or panicking, and the outer record is stored.
+#[test]
+fn reentrant_use_is_refused() {
+    static REC: Recorder<512> = Recorder::new(RecorderConfig {
+        trigger: IMMEDIATE,
+        ..RecorderConfig::DEFAULT
+    });
+    thread_local! {
+        static INNER: RefCell<Vec<Result<Action, RecordError>>> = const { RefCell::new(Vec::new()) };
+    }
+    struct Sneaky;
+    impl Serialize for Sneaky {
+        fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+            let r = REC.log(0, Level::Info, None, "inner", "", &[]);
+            INNER.with(|v| v.borrow_mut().push(r));
+            ser.serialize_u8(7)
+        }
+    }
+    impl Event for Sneaky {
+        const KIND: Kind = Kind(100);
+        fn level(&self) -> Level {
+            Level::Info
+        }
+    }
+    assert_eq!(REC.record(1, None, &Sneaky), Ok(Action::None));
+    INNER.with(|v| {
+        let v = v.borrow();
+        assert!(!v.is_empty());
+        for r in v.iter() {
+            assert_eq!(
+                *r,
+                Err(RecordError {
+                    error: PushError::Busy,
+                    action: Action::None
+                })
+            );
+        }
+    });
+    let stats = REC.stats().unwrap();
+    assert_eq!(stats.ring.records, 1);
+    assert_eq!(
+        REC.fire(Reason::Manual, 2),
+        Action::Dump(DumpOrder {
+            reason: Reason::Manual,
+            time: 2,
+            seq: None,
+            session: None,
+            suppressed: 0,
+            index: 0,
+        })
+    );
+}

@@ -1,0 +1,41 @@
+//! The core: a recorder with a 1 KiB ring, typed events, log lines, frames, the trigger
+//! machine, and a dump streamed to a writer.
+#![no_std]
+#![no_main]
+
+use flightrec_core::event::AuthFailure;
+use flightrec_core::{Action, Build, ClockInfo, Level, Recorder, RecorderConfig};
+use flightrec_size::{opaque, Sink};
+
+static REC: Recorder<1024> = Recorder::new(RecorderConfig::DEFAULT);
+const BUILD: Build<'static> = Build {
+    name: "size",
+    version: "0",
+    id: &[],
+};
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let mut scratch = [0u8; 160];
+    loop {
+        let t = opaque(1);
+        let _ = REC.log(t, Level::Info, None, "size", "tick", &[]);
+        let _ = REC.frame(t, Level::Debug, None, &t.to_le_bytes());
+        let failed = AuthFailure {
+            user: "u",
+            host: "h",
+            peer: None,
+            mechanism: "pin",
+            reason: "r",
+        };
+        if let Ok(Action::Dump(order)) = REC.record(t, None, &failed) {
+            let _ = REC.dump(
+                &order,
+                ClockInfo::BOOT_MILLIS,
+                &BUILD,
+                &mut Sink,
+                &mut scratch,
+            );
+        }
+    }
+}

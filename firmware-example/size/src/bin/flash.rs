@@ -1,0 +1,63 @@
+//! The core and the flash store: as `core`, but dumps go to NOR flash (a RAM-backed driver,
+//! standing in for a device's), are listed and read out.
+#![no_std]
+#![no_main]
+
+use flightrec_core::event::AuthFailure;
+use flightrec_core::{Action, Build, ClockInfo, Level, Recorder, RecorderConfig};
+use flightrec_flash::{FlashStore, RamFlash, Status};
+use flightrec_size::{opaque, Sink};
+
+static REC: Recorder<1024> = Recorder::new(RecorderConfig::DEFAULT);
+const BUILD: Build<'static> = Build {
+    name: "size",
+    version: "0",
+    id: &[],
+};
+static mut FLASH: [u8; 8 * 1024] = [0; 8 * 1024];
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    // SAFETY: taken once, here.
+    let mem = unsafe { &mut *core::ptr::addr_of_mut!(FLASH) };
+    let flash: RamFlash<'_, 1024, 4> = RamFlash::new(mem);
+    let Ok(mut store) = FlashStore::mount(flash, 0..8 * 1024) else {
+        panic!("mount");
+    };
+    let mut scratch = [0u8; 160];
+    loop {
+        let t = opaque(1);
+        let _ = REC.log(t, Level::Info, None, "size", "tick", &[]);
+        let _ = REC.frame(t, Level::Debug, None, &t.to_le_bytes());
+        let failed = AuthFailure {
+            user: "u",
+            host: "h",
+            peer: None,
+            mechanism: "pin",
+            reason: "r",
+        };
+        if let Ok(Action::Dump(order)) = REC.record(t, None, &failed) {
+            let mut w = match store.begin() {
+                Ok(w) => w,
+                Err(_) => continue,
+            };
+            if REC
+                .dump(&order, ClockInfo::BOOT_MILLIS, &BUILD, &mut w, &mut scratch)
+                .is_ok()
+            {
+                let _ = w.commit();
+            }
+        }
+        if opaque(0) == 1 {
+            let mut first = None;
+            for info in store.dumps().flatten() {
+                first = Some(info);
+            }
+            if let Some(info) = first {
+                if info.status == Status::Committed {
+                    let _ = store.read_out(&info, &mut Sink);
+                }
+            }
+        }
+    }
+}
