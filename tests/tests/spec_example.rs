@@ -58,5 +58,10 @@ fn spec_example_matches_writer() {
     };
     let mut out = Vec::new();
     flightrec_core::write_dump(&mut out, &ring, header, &mut [0u8; 256]).unwrap();
-    assert_eq!(hex_block(&spec), out);
+    let hex: Vec<String> = out.iter().map(|b| format!("{b:02X}")).collect();
+    assert!(
+        hex_block(&spec) == out,
+        "WIRE-FORMAT.md's example differs from what the writer writes:\n{}",
+        hex.join(" ")
+    );
 }
