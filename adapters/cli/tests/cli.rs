@@ -358,3 +358,52 @@ fn no_dump_found_says_so() {
         assert!(stderr(&o).contains("no dump found"), "{cmd}");
     }
 }
+
+#[test]
+fn decodes_a_flash_store_image_with_a_dump_across_pages() {
+    use flightrec_core::{DumpHeader, Reason};
+    use flightrec_flash::{FlashStore, RamFlash};
+
+    let rec: Recorder<8192> = Recorder::new(RecorderConfig::DEFAULT);
+    for i in 0..40u64 {
+        let msg = format!("step {i} of the pairing handshake");
+        rec.log(i, Level::Debug, None, "pair", &msg, &[]).unwrap();
+    }
+    let header = DumpHeader {
+        reason: Reason::Manual,
+        detail: "",
+        trigger_time: 40,
+        trigger_seq: None,
+        clock: ClockInfo::BOOT_MILLIS,
+        first_seq: 0,
+        next_seq: 0,
+        lost: 0,
+        suppressed: 0,
+        scope: None,
+        index: 0,
+        capacity: 0,
+        build: Build {
+            name: "fw",
+            version: "1",
+            id: &[],
+        },
+    };
+    // 256-byte pages: the dump (about 2 KiB) spans several, each with its own page header,
+    // so the wire bytes are not contiguous in the image.
+    let mut mem = vec![0xFF; 16 * 256];
+    let mut store = FlashStore::mount(RamFlash::<256, 4>::new(&mut mem), 0..16 * 256).unwrap();
+    let info = store.store(&rec, header, &mut [0u8; 256]).unwrap();
+    assert!(info.pages > 2, "the dump must span pages: {info:?}");
+    drop(store);
+    let image = file("flash.img", &mem);
+
+    let o = run(&["decode", image.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let text = stdout(&o);
+    for i in 0..40 {
+        assert!(
+            text.contains(&format!("msg=\"step {i} of the pairing handshake\"")),
+            "{text}"
+        );
+    }
+}
