@@ -394,7 +394,6 @@ fn decodes_a_flash_store_image_with_a_dump_across_pages() {
     let mut store = FlashStore::mount(RamFlash::<256, 4>::new(&mut mem), 0..16 * 256).unwrap();
     let info = store.store(&rec, header, &mut [0u8; 256]).unwrap();
     assert!(info.pages > 2, "the dump must span pages: {info:?}");
-    drop(store);
     let image = file("flash.img", &mem);
 
     let o = run(&["decode", image.to_str().unwrap()]);
