@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             }
         }
         "recorder" => {
-            let rec: Box<Recorder<BYTES>> = Box::new(Recorder::new(RecorderConfig::DEFAULT));
+            let rec: Box<Recorder<BYTES>> = Box::new(Recorder::new(&RecorderConfig::DEFAULT));
             for t in 0..warm + n {
                 let _ = black_box(rec.log(
                     black_box(t),

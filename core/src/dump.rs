@@ -14,6 +14,7 @@ use embedded_io::Write;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::crc::Crc32;
+use crate::encode::{self, Encode, Writer};
 use crate::ring::{Cursor, PushError, Read, Ring, RingStats};
 use crate::trigger::Reason;
 use crate::{Kind, SessionId, SharedRing};
@@ -164,6 +165,69 @@ pub struct DumpEnd {
     pub out_of_scope: u64,
 }
 
+impl Encode for Reason {
+    fn encode(&self, w: &mut Writer<'_>) {
+        let (code, arg) = self.to_wire();
+        w.u8(code);
+        w.varint(u64::from(arg));
+    }
+}
+
+impl Encode for SessionId {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.varint(u64::from(self.0));
+    }
+}
+
+impl Encode for u64 {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.varint(*self);
+    }
+}
+
+impl Encode for DumpHeader<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        self.reason.encode(w);
+        w.str(self.detail);
+        w.varint(self.trigger_time);
+        self.trigger_seq.encode(w);
+        w.varint(self.clock.rate_hz);
+        w.u8(match self.clock.base {
+            TimeBase::Boot => 0,
+            TimeBase::Unix => 1,
+            TimeBase::Unknown(c) => c,
+        });
+        w.varint(self.first_seq);
+        w.varint(self.next_seq);
+        w.varint(self.lost);
+        w.varint(u64::from(self.suppressed));
+        self.scope.encode(w);
+        w.varint(u64::from(self.index));
+        w.varint(u64::from(self.capacity));
+        w.str(self.build.name);
+        w.str(self.build.version);
+        w.prefixed(self.build.id);
+    }
+}
+
+impl Encode for RecordHead {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.varint(self.seq);
+        w.varint(self.time);
+        w.u8(self.kind.0);
+        w.u8(self.level);
+        self.session.encode(w);
+    }
+}
+
+impl Encode for DumpEnd {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.varint(self.records);
+        w.varint(self.lost);
+        w.varint(self.out_of_scope);
+    }
+}
+
 /// What a written dump holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DumpSummary {
@@ -289,8 +353,8 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
     let mut out = FrameOut { w, bytes: 0 };
     out.raw(&MAGIC)?;
     out.raw(&[VERSION])?;
-    let encoded = postcard::to_slice(&header, scratch).map_err(|_| DumpError::ScratchTooSmall)?;
-    out.frame(FRAME_HEADER, &[encoded])?;
+    let len = encode::to_slice(&header, scratch).ok_or(DumpError::ScratchTooSmall)?;
+    out.frame(FRAME_HEADER, &[scratch.get(..len).unwrap_or(&[])])?;
 
     let mut end = DumpEnd {
         records: 0,
@@ -318,8 +382,8 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
                     session: meta.session,
                 };
                 let mut head_buf = [0u8; RECORD_HEAD_MAX];
-                let head =
-                    postcard::to_slice(&head, &mut head_buf).map_err(|_| PushError::Corrupt)?;
+                let head_len = encode::to_slice(&head, &mut head_buf).ok_or(PushError::Corrupt)?;
+                let head = head_buf.get(..head_len).unwrap_or(&[]);
                 let payload = scratch.get(..len).ok_or(PushError::Corrupt)?;
                 out.frame(FRAME_RECORD, &[head, payload])?;
                 end.records += 1;
@@ -330,9 +394,9 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
             Read::End => break,
         }
     }
-    let mut end_buf = [0u8; 32];
-    let encoded = postcard::to_slice(&end, &mut end_buf).map_err(|_| PushError::Corrupt)?;
-    out.frame(FRAME_END, &[encoded])?;
+    let mut end_buf = [0u8; 30];
+    let end_len = encode::to_slice(&end, &mut end_buf).ok_or(PushError::Corrupt)?;
+    out.frame(FRAME_END, &[end_buf.get(..end_len).unwrap_or(&[])])?;
     out.w.flush().map_err(DumpError::Io)?;
     Ok(DumpSummary {
         records: end.records,

@@ -2,6 +2,8 @@
 //!
 //! Each event type is a record [`Kind`]; its payload is the event's postcard encoding (see
 //! `WIRE-FORMAT.md`), except [`Kind::FRAME`], whose payload is opaque bytes (defmt frames).
+//! The ring writes payloads with [`crate::encode`]; the types' `Serialize` impls write the
+//! same bytes through postcard, for hosts that want them (and as the tests' reference).
 //! Strings are bounded on the way in: a longer one is cut at a character boundary and marked
 //! visibly, `prefix…[+N]` with `N` the bytes cut, so a log never silently loses the fact
 //! that something was cut. Decoding borrows from the payload and never allocates; a kind this
@@ -12,6 +14,7 @@ use core::fmt;
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::encode::{Encode, Writer};
 use crate::{Kind, Level};
 
 /// Longest user name kept (bytes).
@@ -85,8 +88,36 @@ impl From<core::net::SocketAddr> for Peer {
     }
 }
 
-/// A typed event that can be recorded: its `Serialize` impl writes the payload (postcard).
-pub trait Event: Serialize {
+impl Encode for Addr {
+    fn encode(&self, w: &mut Writer<'_>) {
+        match self {
+            Addr::V4(b) => {
+                w.u8(0);
+                w.bytes(b);
+            }
+            Addr::V6(b) => {
+                w.u8(1);
+                w.bytes(b);
+            }
+        }
+    }
+}
+
+impl Encode for Peer {
+    fn encode(&self, w: &mut Writer<'_>) {
+        self.addr.encode(w);
+        w.varint(u64::from(self.port));
+    }
+}
+
+impl<T: Encode> Encode for Option<T> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.option(self.as_ref(), |w, v| v.encode(w));
+    }
+}
+
+/// A typed event that can be recorded: its [`Encode`] impl writes the payload.
+pub trait Event: Encode {
     /// Its record kind.
     const KIND: Kind;
     /// The level it is recorded at.
@@ -157,9 +188,19 @@ bound_fns! {
     text = TEXT_MAX;
 }
 
+/// Writes one field of a security event: a `str` cut to its bound, or any other value.
+macro_rules! encode_field {
+    ($w:ident, $v:expr, $max:expr) => {
+        $w.str_bounded($v, $max)
+    };
+    ($w:ident, $v:expr) => {
+        $v.encode($w)
+    };
+}
+
 macro_rules! security_event {
     ($(#[$doc:meta])* $ty:ident, $kind:ident, $level:ident, peer: $peer:expr,
-     { $($(#[$fdoc:meta])* $field:ident : $fty:ty $(=> $bound:literal)?,)* }) => {
+     { $($(#[$fdoc:meta])* $field:ident : $fty:ty $(=> $bound:literal, $max:expr)?,)* }) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
         pub struct $ty<'a> {
@@ -168,6 +209,12 @@ macro_rules! security_event {
                 $(#[serde(serialize_with = $bound)])?
                 pub $field: $fty,
             )*
+        }
+
+        impl Encode for $ty<'_> {
+            fn encode(&self, w: &mut Writer<'_>) {
+                $( encode_field!(w, self.$field $(, $max)?); )*
+            }
         }
 
         impl Event for $ty<'_> {
@@ -187,15 +234,15 @@ security_event! {
     /// A failed login (ProFTPD's `FailedLogin`, ejabberd's "Failed ... authentication").
     AuthFailure, AUTH_FAILURE, Warn, peer: |e| e.peer, {
         /// The user name the peer sent.
-        user: &'a str => "user",
+        user: &'a str => "user", USER_MAX,
         /// The (virtual) host it tried to log in to.
-        host: &'a str => "host",
+        host: &'a str => "host", HOST_MAX,
         /// Where it came from.
         peer: Option<Peer>,
         /// Authentication mechanism (`PLAIN`, `SCRAM-SHA-1`, `pin`, ...).
-        mechanism: &'a str => "name",
+        mechanism: &'a str => "name", NAME_MAX,
         /// Why it failed.
-        reason: &'a str => "text",
+        reason: &'a str => "text", TEXT_MAX,
     }
 }
 
@@ -203,13 +250,13 @@ security_event! {
     /// A successful login.
     AuthSuccess, AUTH_SUCCESS, Info, peer: |e| e.peer, {
         /// The user.
-        user: &'a str => "user",
+        user: &'a str => "user", USER_MAX,
         /// The (virtual) host.
-        host: &'a str => "host",
+        host: &'a str => "host", HOST_MAX,
         /// Where it came from.
         peer: Option<Peer>,
         /// Authentication mechanism.
-        mechanism: &'a str => "name",
+        mechanism: &'a str => "name", NAME_MAX,
     }
 }
 
@@ -217,9 +264,9 @@ security_event! {
     /// A logout or closed session.
     Logout, LOGOUT, Info, peer: |e| e.peer, {
         /// The user.
-        user: &'a str => "user",
+        user: &'a str => "user", USER_MAX,
         /// The (virtual) host.
-        host: &'a str => "host",
+        host: &'a str => "host", HOST_MAX,
         /// Where it came from.
         peer: Option<Peer>,
     }
@@ -229,11 +276,11 @@ security_event! {
     /// A session refused by policy (ejabberd's "Forbidden session for user@host/resource").
     SessionForbidden, SESSION_FORBIDDEN, Warn, peer: |_| None, {
         /// The user.
-        user: &'a str => "user",
+        user: &'a str => "user", USER_MAX,
         /// The (virtual) host.
-        host: &'a str => "host",
+        host: &'a str => "host", HOST_MAX,
         /// The resource it asked for.
-        resource: &'a str => "text",
+        resource: &'a str => "text", TEXT_MAX,
     }
 }
 
@@ -241,7 +288,7 @@ security_event! {
     /// A new connection.
     Connect, CONNECT, Info, peer: |e| e.peer, {
         /// Protocol (`ftp`, `xmpp-c2s`, `console`, ...).
-        protocol: &'a str => "name",
+        protocol: &'a str => "name", NAME_MAX,
         /// Where it came from.
         peer: Option<Peer>,
     }
@@ -277,6 +324,37 @@ impl Value<'_> {
     }
 }
 
+impl Encode for Value<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        match *self {
+            Value::Bool(v) => {
+                w.u8(0);
+                w.u8(u8::from(v));
+            }
+            Value::I64(v) => {
+                w.u8(1);
+                w.varint(((v << 1) ^ (v >> 63)) as u64);
+            }
+            Value::U64(v) => {
+                w.u8(2);
+                w.varint(v);
+            }
+            Value::F64(v) => {
+                w.u8(3);
+                w.bytes(&v.to_le_bytes());
+            }
+            Value::Str(v) => {
+                w.u8(4);
+                w.str_bounded(v, VALUE_MAX);
+            }
+            Value::Bytes(v) => {
+                w.u8(5);
+                w.prefixed(v.get(..VALUE_MAX).unwrap_or(v));
+            }
+        }
+    }
+}
+
 impl fmt::Display for Value<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -302,6 +380,13 @@ pub struct Field<'a> {
     pub name: &'a str,
     /// Its value.
     pub value: Value<'a>,
+}
+
+impl Encode for Field<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.str_bounded(self.name, NAME_MAX);
+        self.value.encode(w);
+    }
 }
 
 impl Serialize for Field<'_> {
@@ -350,6 +435,33 @@ impl<'a> Fields<'a> {
     fn decode(bytes: &'a [u8]) -> Result<Self, postcard::Error> {
         let (count, bytes) = postcard::take_from_bytes::<u64>(bytes)?;
         Ok(Fields::Encoded { count, bytes })
+    }
+}
+
+impl Encode for Fields<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        match *self {
+            Fields::Slice(fields) => {
+                let kept = fields.get(..FIELDS_MAX).unwrap_or(fields);
+                let dropped = fields.len() - kept.len();
+                w.varint((kept.len() + usize::from(dropped > 0)) as u64);
+                for f in kept {
+                    f.encode(w);
+                }
+                if dropped > 0 {
+                    Field {
+                        name: "…dropped",
+                        value: Value::U64(dropped as u64),
+                    }
+                    .encode(w);
+                }
+            }
+            // Already encoded: copied as they are.
+            Fields::Encoded { count, bytes } => {
+                w.varint(count);
+                w.bytes(bytes);
+            }
+        }
     }
 }
 
@@ -450,6 +562,14 @@ impl Serialize for Bounded<'_> {
     }
 }
 
+impl Encode for Log<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.str_bounded(self.target, TARGET_MAX);
+        w.str_bounded(self.message, MESSAGE_MAX);
+        self.fields.encode(w);
+    }
+}
+
 impl Serialize for Log<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut t = ser.serialize_tuple(3)?;
@@ -477,6 +597,13 @@ pub struct Custom<'a> {
     pub kind: &'a str,
     /// Its attributes.
     pub attributes: Fields<'a>,
+}
+
+impl Encode for Custom<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.str_bounded(self.kind, NAME_MAX);
+        self.attributes.encode(w);
+    }
 }
 
 impl Serialize for Custom<'_> {

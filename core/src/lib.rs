@@ -16,7 +16,7 @@
 //!     Build, ClockInfo, Level, SessionId};
 //!
 //! // A recorder with a 4 KiB ring; in firmware this is a `static`.
-//! static REC: Recorder<4096> = Recorder::new(RecorderConfig {
+//! static REC: Recorder<4096> = Recorder::new(&RecorderConfig {
 //!     trigger: TriggerConfig { post_records: 2, ..TriggerConfig::DEFAULT },
 //!     ..RecorderConfig::DEFAULT
 //! });
@@ -46,8 +46,9 @@ extern crate std;
 
 pub mod crc;
 pub mod dump;
+pub mod encode;
 pub mod event;
-mod recorder;
+pub mod recorder;
 pub mod ring;
 mod shared;
 pub mod text;
@@ -62,6 +63,7 @@ pub use ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
 pub use shared::SharedRing;
 pub use trigger::{
     Action, DumpOrder, RateLimit, Reason, RecordInfo, Threshold, TriggerConfig, TriggerMachine,
+    TriggerState,
 };
 
 /// Severity of a record. Ordered: `Trace < Debug < Info < Warn < Error`.

@@ -8,7 +8,7 @@ use embedded_io::Write;
 use crate::dump::{self, Build, ClockInfo, DumpError, DumpHeader, DumpSummary, Source};
 use crate::event::{Event, Field, Fields, Log};
 use crate::ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
-use crate::trigger::{Action, DumpOrder, Reason, RecordInfo, TriggerConfig, TriggerMachine};
+use crate::trigger::{Action, DumpOrder, Reason, RecordInfo, TriggerConfig, TriggerState};
 use crate::{Kind, Level, SessionId};
 
 /// What is recorded at all (ProFTPD's `ForensicLogCapture`, Prosody's `levels`). Records
@@ -73,23 +73,20 @@ pub struct RecordError {
 /// Counters of a recorder.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecorderStats {
-    /// The ring's.
+    /// The ring's; its `rejected` counts the records that could not be stored (too large,
+    /// unencodable). A re-entrant call is refused with [`PushError::Busy`] and cannot be
+    /// counted.
     pub ring: RingStats,
-    /// Records the capture filter left out.
-    pub filtered: u64,
-    /// Records that could not be stored (too large, unencodable). A re-entrant call is
-    /// refused with [`PushError::Busy`] and cannot be counted here.
-    pub failed: u64,
     /// Records dropped by an adapter before reaching the recorder (see [`Recorder::note_dropped`]).
     pub dropped: u64,
 }
 
 struct Inner<const N: usize, const SLOTS: usize, const DEPTH: usize> {
     ring: Ring<N>,
-    trigger: TriggerMachine<SLOTS, DEPTH>,
-    filtered: u64,
-    failed: u64,
-    dropped: u64,
+    trigger: TriggerState<SLOTS, DEPTH>,
+    /// Inside the cell, so that it shares the cell's padding.
+    config: &'static RecorderConfig,
+    dropped: u32,
 }
 
 /// A flight recorder: an `N`-byte ring, a capture filter and a trigger machine, shared
@@ -98,23 +95,35 @@ struct Inner<const N: usize, const SLOTS: usize, const DEPTH: usize> {
 /// Each call holds the critical section for one record (push and trigger evaluation), so
 /// sequence numbers and trigger decisions agree. Time comes from the caller (`now`, in the
 /// platform [`crate::Clock`]'s ticks), which keeps the recorder free of platform code.
-pub struct Recorder<const N: usize, const SLOTS: usize = 4, const DEPTH: usize = 8> {
+///
+/// The configuration stays where it is (a `&'static`, in flash on an MCU); the recorder's
+/// own RAM beyond the ring's `N` bytes is 80 bytes on a 32-bit MCU, plus `8 * DEPTH + 8`
+/// for each of the `SLOTS` threshold slots. A threshold needs at least one slot (one for a
+/// global count, one per peer tracked at once for a per-peer count); a recorder configured
+/// with a threshold and no slot does not build.
+pub struct Recorder<const N: usize, const SLOTS: usize = 0, const DEPTH: usize = 8> {
     inner: Mutex<RefCell<Inner<N, SLOTS, DEPTH>>>,
-    capture: CaptureFilter,
 }
 
 impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, DEPTH> {
     /// An empty recorder.
-    pub const fn new(config: RecorderConfig) -> Self {
+    ///
+    /// # Panics
+    ///
+    /// If `config` has a threshold and `SLOTS` is 0: when building a `static`, this is a
+    /// compile-time error.
+    pub const fn new(config: &'static RecorderConfig) -> Self {
+        assert!(
+            SLOTS > 0 || config.trigger.threshold.is_none(),
+            "a threshold needs SLOTS > 0: Recorder<N, 1> counts globally"
+        );
         Recorder {
             inner: Mutex::new(RefCell::new(Inner {
-                ring: Ring::with_max_records(config.max_records),
-                trigger: TriggerMachine::new(config.trigger),
-                filtered: 0,
-                failed: 0,
+                ring: Ring::new(),
+                trigger: TriggerState::new(),
+                config,
                 dropped: 0,
             })),
-            capture: config.capture,
         }
     }
 
@@ -142,8 +151,8 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             kind: E::KIND,
             session,
         };
-        self.store(&meta, event.peer(), event.name(), |ring| {
-            ring.push_serialize(&meta, event)
+        self.store(&meta, event.peer(), event.name(), &mut |ring| {
+            ring.push_event(&meta, event)
         })
     }
 
@@ -183,42 +192,24 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             kind: Kind::FRAME,
             session,
         };
-        self.store(&meta, None, None, |ring| ring.push(&meta, bytes))
+        self.store(&meta, None, None, &mut |ring| ring.push(&meta, bytes))
     }
 
+    /// Not generic over the event type (`push` is dynamic): one copy for every kind of
+    /// record, which on a Cortex-M saves more code than the indirect call costs in time.
     fn store(
         &self,
         meta: &RecordMeta,
         peer: Option<crate::event::Addr>,
         name: Option<&str>,
-        push: impl FnOnce(&mut Ring<N>) -> Result<u64, PushError>,
+        push: Push<'_, N>,
     ) -> Result<Action, RecordError> {
-        let capture = self.capture.allows(meta.kind, meta.level);
-        let result = self.with(|inner| {
-            let stored = if capture {
-                push(&mut inner.ring).map(Some)
-            } else {
-                inner.filtered += 1;
-                Ok(None)
-            };
-            if stored.is_err() {
-                inner.failed += 1;
-            }
-            let info = RecordInfo {
-                seq: stored.unwrap_or(None),
-                kind: meta.kind,
-                level: meta.level,
-                session: meta.session,
-                peer,
-                name,
-            };
-            let action = inner.trigger.on_record(&info, meta.time);
-            match stored {
-                Ok(_) => Ok(action),
-                Err(error) => Err(RecordError { error, action }),
-            }
-        });
-        result.unwrap_or(Err(RecordError {
+        self.with(|inner| {
+            let config = inner.config;
+            let ring = Some(&mut inner.ring);
+            store(ring, &mut inner.trigger, config, meta, peer, name, push)
+        })
+        .unwrap_or(Err(RecordError {
             error: PushError::Busy,
             action: Action::None,
         }))
@@ -227,24 +218,27 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
     /// Reports a cause that is not a record (death, signal, policy, manual); see
     /// [`TriggerMachine::fire`].
     pub fn fire(&self, reason: Reason, now: u64) -> Action {
-        self.with(|inner| inner.trigger.fire(reason, now))
+        self.with(|inner| inner.trigger.fire(&inner.config.trigger, reason, now))
             .unwrap_or(Action::None)
     }
 
     /// Lets time pass (closes a timed post-trigger window).
     pub fn poll(&self, now: u64) -> Action {
-        self.with(|inner| inner.trigger.poll(now))
+        self.with(|inner| inner.trigger.poll(&inner.config.trigger, now))
             .unwrap_or(Action::None)
     }
 
     /// When [`poll`](Self::poll) should next be called, if a timed window is open.
     pub fn deadline(&self) -> Option<u64> {
-        self.with(|inner| inner.trigger.deadline()).ok().flatten()
+        self.with(|inner| inner.trigger.deadline(&inner.config.trigger))
+            .ok()
+            .flatten()
     }
 
     /// Counts `n` records an adapter dropped before they reached the recorder (a full queue);
     /// reported in the next dump's header.
     pub fn note_dropped(&self, n: u64) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
         let _ = self.with(|inner| inner.dropped = inner.dropped.saturating_add(n));
     }
 
@@ -252,9 +246,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
     pub fn stats(&self) -> Result<RecorderStats, PushError> {
         self.with(|inner| RecorderStats {
             ring: inner.ring.stats(),
-            filtered: inner.filtered,
-            failed: inner.failed,
-            dropped: inner.dropped,
+            dropped: u64::from(inner.dropped),
         })
     }
 
@@ -268,15 +260,14 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         w: &mut W,
         scratch: &mut [u8],
     ) -> Result<DumpSummary, DumpError<W::Error>> {
-        let detail = match order.reason {
-            Reason::Named(i) => self
-                .with(|inner| inner.trigger.config().named.get(usize::from(i)).copied())
-                .ok()
-                .flatten()
-                .unwrap_or(""),
-            _ => "",
-        };
-        let stats = self.stats()?;
+        let (detail, lost) = self.with(|inner| {
+            let detail = match order.reason {
+                Reason::Named(i) => inner.config.trigger.named.get(usize::from(i)).copied(),
+                _ => None,
+            };
+            let lost = inner.ring.stats().rejected + u64::from(inner.dropped);
+            (detail.unwrap_or(""), lost)
+        })?;
         let header = DumpHeader {
             reason: order.reason,
             detail,
@@ -285,8 +276,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             clock,
             first_seq: 0,
             next_seq: 0,
-            // `failed` already counts the ring's rejections: every push goes through `store`.
-            lost: stats.failed.saturating_add(stats.dropped),
+            lost,
             suppressed: order.suppressed,
             scope: order.session,
             index: order.index,
@@ -294,6 +284,62 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             build: *build,
         };
         dump::write_dump(w, self, header, scratch)
+    }
+}
+
+/// Stores one record in the ring, returning its sequence number (see [`store`]).
+pub type Push<'p, const N: usize> = &'p mut dyn FnMut(&mut Ring<N>) -> Result<u64, PushError>;
+
+/// One record through the capture filter, the ring and the trigger machine: what a
+/// [`Recorder`] does inside its critical section, for recorders that keep their ring
+/// elsewhere (`flightrec-flash`'s ring in memory that survives a reset; `None` while it is
+/// not attached, which refuses the record with [`PushError::Busy`]). `push` stores the
+/// record and returns its sequence number.
+pub fn store<const N: usize, const SLOTS: usize, const DEPTH: usize>(
+    ring: Option<&mut Ring<N>>,
+    trigger: &mut TriggerState<SLOTS, DEPTH>,
+    config: &RecorderConfig,
+    meta: &RecordMeta,
+    peer: Option<crate::event::Addr>,
+    name: Option<&str>,
+    push: Push<'_, N>,
+) -> Result<Action, RecordError> {
+    let stored = match ring {
+        _ if !config.capture.allows(meta.kind, meta.level) => Ok(None),
+        Some(ring) => {
+            let stored = push(ring);
+            // Trimmed after the push, so that a record refused as too large costs nothing.
+            if stored.is_ok() && config.max_records != 0 {
+                ring.retain_last(config.max_records);
+            }
+            stored.map(Some)
+        }
+        None => Err(PushError::Busy),
+    };
+    conclude(trigger, config, meta, peer, name, stored)
+}
+
+/// Feeds a record, stored or not, to the trigger machine.
+fn conclude<const SLOTS: usize, const DEPTH: usize>(
+    trigger: &mut TriggerState<SLOTS, DEPTH>,
+    config: &RecorderConfig,
+    meta: &RecordMeta,
+    peer: Option<crate::event::Addr>,
+    name: Option<&str>,
+    stored: Result<Option<u64>, PushError>,
+) -> Result<Action, RecordError> {
+    let info = RecordInfo {
+        seq: stored.unwrap_or(None),
+        kind: meta.kind,
+        level: meta.level,
+        session: meta.session,
+        peer,
+        name,
+    };
+    let action = trigger.on_record(&config.trigger, &info, meta.time);
+    match stored {
+        Ok(_) => Ok(action),
+        Err(error) => Err(RecordError { error, action }),
     }
 }
 

@@ -17,9 +17,7 @@
 //! reader notices by comparing against the oldest sequence number, so it never yields a torn
 //! record.
 
-use postcard::ser_flavors::Flavor;
-use serde::Serialize;
-
+use crate::encode::{Encode, Writer};
 use crate::{Kind, Level, SessionId};
 
 pub mod salvage;
@@ -67,14 +65,10 @@ impl RecordMeta {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PushError {
-    /// The record needs `needed` bytes but the ring holds `capacity` (or the payload is over
-    /// [`MAX_PAYLOAD`]). Counted in [`RingStats::rejected`].
-    TooLarge {
-        /// Ring bytes the record would take.
-        needed: usize,
-        /// The ring's capacity in bytes.
-        capacity: usize,
-    },
+    /// The record would take more ring bytes than the ring holds (see
+    /// [`RecordMeta::ring_size`]), or its payload is over [`MAX_PAYLOAD`]. Counted in
+    /// [`RingStats::rejected`].
+    TooLarge,
     /// The ring's bookkeeping is inconsistent (only possible for a ring salvaged from memory
     /// that was not validated). Nothing was written.
     Corrupt,
@@ -139,7 +133,8 @@ pub struct RingStats {
     pub used: usize,
     /// Capacity in bytes.
     pub capacity: usize,
-    /// Records refused because they could never fit.
+    /// Records refused: too large to ever fit, unencodable, or refused by a ring whose
+    /// bookkeeping is corrupt.
     pub rejected: u64,
     /// Records evicted to make room (the normal life of a ring, not a loss).
     pub evicted: u64,
@@ -148,7 +143,12 @@ pub struct RingStats {
 /// A fixed-size ring of `N` bytes holding variable-length records.
 ///
 /// When a record does not fit, the oldest whole records are evicted; a record is never cut.
-/// Optionally the ring also keeps at most the last `max_records` records.
+/// [`retain_last`](Self::retain_last) keeps at most the last N records (Prosody's "last N
+/// lines").
+///
+/// Its bookkeeping is five words beside the bytes (24 bytes on a 32-bit MCU): the bytes held
+/// follow from the positions and the count, and the records evicted from the oldest
+/// sequence number, so neither is stored.
 ///
 /// Guarantee for hosts that allocate rings on the heap without building them on the stack:
 /// all-zero bytes are a valid empty ring, equal to `Ring::new()` (every field is an integer or
@@ -171,13 +171,13 @@ pub struct Ring<const N: usize> {
     tail: usize,
     /// Position the next record is written at.
     head: usize,
-    used: usize,
+    /// Records held.
     count: usize,
+    /// Records refused, saturating.
+    rejected: u32,
+    /// Sequence number of the oldest record held; also the number of records evicted since
+    /// the start (sequence numbers start at 0 and move on only by eviction).
     first_seq: u64,
-    /// 0: no cap on the number of records.
-    max_records: usize,
-    rejected: u64,
-    evicted: u64,
 }
 
 impl<const N: usize> Default for Ring<N> {
@@ -189,22 +189,33 @@ impl<const N: usize> Default for Ring<N> {
 impl<const N: usize> Ring<N> {
     /// An empty ring (usable in a `static`).
     pub const fn new() -> Self {
-        Self::with_max_records(0)
-    }
-
-    /// An empty ring that also keeps at most the last `max_records` records (0: no cap).
-    pub const fn with_max_records(max_records: usize) -> Self {
         Ring {
             buf: [0; N],
             tail: 0,
             head: 0,
-            used: 0,
             count: 0,
-            first_seq: 0,
-            max_records,
             rejected: 0,
-            evicted: 0,
+            first_seq: 0,
         }
+    }
+
+    /// Bytes held: from the positions, `N` when they meet with records held.
+    #[inline]
+    const fn used(&self) -> usize {
+        if self.head > self.tail {
+            self.head - self.tail
+        } else if self.head < self.tail {
+            N - self.tail + self.head
+        } else if self.count == 0 {
+            0
+        } else {
+            N
+        }
+    }
+
+    /// Evicts the oldest records until at most `n` are held.
+    pub fn retain_last(&mut self, n: usize) {
+        while self.count > n && self.evict_oldest().is_ok() {}
     }
 
     /// Appends a record, evicting the oldest whole records as needed. Returns its sequence
@@ -224,29 +235,27 @@ impl<const N: usize> Ring<N> {
         })
     }
 
-    /// Appends the postcard encoding of `value` as a record's payload, serialising straight
-    /// into the ring (one pass to size it, one to write it): no intermediate buffer.
-    pub fn push_serialize<T: Serialize + ?Sized>(
+    /// Appends `value`'s encoding as a record's payload, written straight into the ring
+    /// (one pass to size it, one to write it): no intermediate buffer.
+    pub fn push_event<T: Encode + ?Sized>(
         &mut self,
         meta: &RecordMeta,
         value: &T,
     ) -> Result<u64, PushError> {
-        let len =
-            postcard::serialize_with_flavor(value, Counter(0)).map_err(|_| PushError::Encode)?;
+        let len = value.encoded_len();
         self.push_with(meta, len, |a, b| {
-            let written = postcard::serialize_with_flavor(value, SplitSlice { a, b, at: 0 })
-                .map_err(|_| PushError::Encode)?;
-            if written == len {
-                Ok(())
-            } else {
-                Err(PushError::Encode)
+            let mut w = Writer::new(a, b);
+            value.encode(&mut w);
+            if w.overflowed() || w.len() != len {
+                return Err(PushError::Encode);
             }
+            Ok(())
         })
     }
 
     /// Appends a record of `len` payload bytes that `fill` writes into the ring's two pieces
     /// (the second is empty unless the payload wraps). If `fill` fails, nothing is appended
-    /// (records evicted to make room stay evicted).
+    /// (records evicted to make room stay evicted) and the record is counted as rejected.
     #[inline]
     pub fn push_with(
         &mut self,
@@ -254,16 +263,36 @@ impl<const N: usize> Ring<N> {
         len: usize,
         fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
     ) -> Result<u64, PushError> {
+        // Only the fill is generic: making room and the header are one routine for every
+        // caller (three copies of it were a third of a small firmware's recorder code).
+        let filled = match self.reserve(meta, len) {
+            Ok((a, b)) => fill(a, b),
+            Err(e) => Err(e),
+        };
+        match filled {
+            Ok(()) => Ok(self.commit(meta.ring_size(len))),
+            Err(e) => {
+                self.rejected = self.rejected.saturating_add(1);
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes room for a record of `len` payload bytes, evicting the oldest, and writes its
+    /// header at the head; returns the payload's place as two pieces (the second empty unless
+    /// it wraps). The record is not part of the ring until [`commit`](Self::commit).
+    fn reserve(
+        &mut self,
+        meta: &RecordMeta,
+        len: usize,
+    ) -> Result<(&mut [u8], &mut [u8]), PushError> {
         let needed = meta.ring_size(len);
         if needed > N || len > MAX_PAYLOAD {
-            self.rejected += 1;
-            return Err(PushError::TooLarge {
-                needed,
-                capacity: N,
-            });
+            return Err(PushError::TooLarge);
         }
-        while N - self.used < needed || (self.max_records != 0 && self.count >= self.max_records) {
-            self.evict_oldest()?;
+        let mut used = self.used();
+        while N - used < needed {
+            used -= self.evict_oldest()?;
         }
         let flags = (meta.level as u8)
             | if meta.session.is_some() {
@@ -276,69 +305,65 @@ impl<const N: usize> Ring<N> {
         // failed store-to-load forward.
         let word =
             u32::from(len as u16) | (u32::from(meta.kind.0) << 16) | (u32::from(flags) << 24);
-        match self
-            .buf
-            .get_mut(self.head..)
-            .and_then(|s| s.get_mut(..needed))
-        {
-            // Fast path, the record does not wrap: fixed-size header stores (no memcpy call)
-            // and one payload piece.
-            Some(slot) => {
-                let (first, rest) = slot
-                    .split_first_chunk_mut::<4>()
-                    .ok_or(PushError::Corrupt)?;
-                *first = word.to_le_bytes();
-                let (time, rest) = rest
-                    .split_first_chunk_mut::<8>()
-                    .ok_or(PushError::Corrupt)?;
-                *time = meta.time.to_le_bytes();
-                let payload = match meta.session {
-                    Some(id) => {
-                        let (session, payload) = rest
-                            .split_first_chunk_mut::<SESSION_LEN>()
-                            .ok_or(PushError::Corrupt)?;
-                        *session = id.0.to_le_bytes();
-                        payload
-                    }
-                    None => rest,
-                };
-                fill(payload, &mut [])?;
-            }
-            None => self.write_wrapped(word, meta, len, fill)?,
+        let head = self.head;
+        if head + needed > N {
+            return self.reserve_wrapped(word, meta, len);
         }
-        self.head = self.wrap(self.head + needed);
-        self.used += needed;
-        self.count += 1;
-        Ok(self.first_seq + self.count as u64 - 1)
+        // Fast path, the record does not wrap: fixed-size header stores (no memcpy call) and
+        // one payload piece.
+        let slot = self
+            .buf
+            .get_mut(head..)
+            .and_then(|s| s.get_mut(..needed))
+            .ok_or(PushError::Corrupt)?;
+        let (first, rest) = slot
+            .split_first_chunk_mut::<4>()
+            .ok_or(PushError::Corrupt)?;
+        *first = word.to_le_bytes();
+        let (time, rest) = rest
+            .split_first_chunk_mut::<8>()
+            .ok_or(PushError::Corrupt)?;
+        *time = meta.time.to_le_bytes();
+        let payload = match meta.session {
+            Some(id) => {
+                let (session, payload) = rest
+                    .split_first_chunk_mut::<SESSION_LEN>()
+                    .ok_or(PushError::Corrupt)?;
+                *session = id.0.to_le_bytes();
+                payload
+            }
+            None => rest,
+        };
+        Ok((payload, &mut []))
     }
 
-    /// The rest of [`push_with`](Self::push_with) for a record that wraps around the ring's
-    /// end: kept out of line so that the common case stays short.
+    /// The rest of [`reserve`](Self::reserve) for a record that wraps around the ring's end:
+    /// kept out of line so that the common case stays short.
     #[cold]
     #[inline(never)]
-    fn write_wrapped(
+    fn reserve_wrapped(
         &mut self,
         word: u32,
         meta: &RecordMeta,
         len: usize,
-        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
-    ) -> Result<(), PushError> {
+    ) -> Result<(&mut [u8], &mut [u8]), PushError> {
         let [w0, w1, w2, w3] = word.to_le_bytes();
         let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
         let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
         let header = [
             w0, w1, w2, w3, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3,
         ];
-        let header_len = HEADER_LEN
-            + if meta.session.is_some() {
-                SESSION_LEN
-            } else {
-                0
-            };
+        let header_len = meta.ring_size(0);
         let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
         self.write_at(self.head, header)?;
-        let (a, b) = self.slices_at_mut(self.wrap(self.head + header_len), len)?;
-        fill(a, b)
+        self.slices_at_mut(self.wrap(self.head + header_len), len)
+    }
+
+    /// Appends the record [`reserve`](Self::reserve) made room for (`size` ring bytes).
+    fn commit(&mut self, size: usize) -> u64 {
+        self.head = self.wrap(self.head + size);
+        self.count += 1;
+        self.first_seq + self.count as u64 - 1
     }
 
     /// Removes the oldest record (if any). Returns whether one was removed.
@@ -349,10 +374,8 @@ impl<const N: usize> Ring<N> {
     /// Drops every record. Sequence numbers go on from where they were, so cursors held by
     /// readers see the dropped records as lost.
     pub fn clear(&mut self) {
-        self.evicted += self.count as u64;
         self.first_seq += self.count as u64;
         self.tail = self.head;
-        self.used = 0;
         self.count = 0;
     }
 
@@ -362,10 +385,10 @@ impl<const N: usize> Ring<N> {
             first_seq: self.first_seq,
             next_seq: self.first_seq + self.count as u64,
             records: self.count,
-            used: self.used,
+            used: self.used(),
             capacity: N,
-            rejected: self.rejected,
-            evicted: self.evicted,
+            rejected: u64::from(self.rejected),
+            evicted: self.first_seq,
         }
     }
 
@@ -436,7 +459,7 @@ impl<const N: usize> Ring<N> {
         } else {
             (None, HEADER_LEN)
         };
-        if header_len + len > self.used {
+        if header_len + len > self.used() {
             return Err(PushError::Corrupt);
         }
         let meta = RecordMeta {
@@ -448,8 +471,9 @@ impl<const N: usize> Ring<N> {
         Ok((meta, header_len, len))
     }
 
+    /// Evicts the oldest record; returns its size in ring bytes.
     #[inline]
-    fn evict_oldest(&mut self) -> Result<(), PushError> {
+    fn evict_oldest(&mut self) -> Result<usize, PushError> {
         if self.count == 0 {
             return Err(PushError::Corrupt);
         }
@@ -468,15 +492,15 @@ impl<const N: usize> Ring<N> {
             0
         };
         let size = HEADER_LEN + session + len;
-        if size > self.used {
+        let used = self.used();
+        // Bytes and count must run out together: a ring they disagree on was not validated.
+        if size > used || (size == used && self.count != 1) {
             return Err(PushError::Corrupt);
         }
         self.tail = self.wrap(self.tail + size);
-        self.used -= size;
         self.count -= 1;
         self.first_seq += 1;
-        self.evicted += 1;
-        Ok(())
+        Ok(size)
     }
 
     /// `K` ring bytes at `pos` that may wrap around the end (out of line: rare).
@@ -613,64 +637,5 @@ impl<'a, const N: usize> Iterator for Iter<'a, N> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (0, Some(self.left))
-    }
-}
-
-/// postcard flavour that only counts bytes.
-struct Counter(usize);
-
-impl Flavor for Counter {
-    type Output = usize;
-    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
-        self.0 += 1;
-        Ok(())
-    }
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0 += data.len();
-        Ok(())
-    }
-    fn finalize(self) -> postcard::Result<usize> {
-        Ok(self.0)
-    }
-}
-
-/// postcard flavour writing into a ring slot given as two pieces.
-struct SplitSlice<'a> {
-    a: &'a mut [u8],
-    b: &'a mut [u8],
-    at: usize,
-}
-
-impl Flavor for SplitSlice<'_> {
-    type Output = usize;
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.try_extend(&[byte])
-    }
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        let full = || postcard::Error::SerializeBufferFull;
-        let end = self.at.checked_add(data.len()).ok_or_else(full)?;
-        // The part of `data` that lands in `a`, then the rest in `b`.
-        let in_a = self.a.len().saturating_sub(self.at).min(data.len());
-        let (da, db) = data.split_at(in_a);
-        if in_a > 0 {
-            self.a
-                .get_mut(self.at..self.at + in_a)
-                .ok_or_else(full)?
-                .copy_from_slice(da);
-        }
-        if !db.is_empty() {
-            let from = (self.at + in_a)
-                .checked_sub(self.a.len())
-                .ok_or_else(full)?;
-            self.b
-                .get_mut(from..from + db.len())
-                .ok_or_else(full)?
-                .copy_from_slice(db);
-        }
-        self.at = end;
-        Ok(())
-    }
-    fn finalize(self) -> postcard::Result<usize> {
-        Ok(self.at)
     }
 }

@@ -161,14 +161,62 @@ pub struct Threshold {
 /// post-trigger window); it is written when that window closes, so two written dumps can be
 /// closer than `cooldown` when a window closes early. Untimely deaths are never limited and
 /// not counted.
+///
+/// The interval is worked out by [`RateLimit::new`], a `const fn`: in a firmware's constant
+/// configuration the division happens at compile time and no 64-bit divide is linked.
+///
+/// ```
+/// use flightrec_core::RateLimit;
+/// const FLASH_SAFE: RateLimit = RateLimit::new(2, 3_600_000, 60_000); // 2 an hour, 1 a minute
+/// assert_eq!((FLASH_SAFE.dumps(), FLASH_SAFE.interval()), (2, 1_800_000));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
-    /// Burst size and dumps per window (at least 1).
-    pub dumps: u32,
+    dumps: u32,
+    window: u64,
+    cooldown: u64,
+    /// `window / dumps`, rounded up, at least 1.
+    interval: u64,
+}
+
+impl RateLimit {
+    /// At most `dumps` (at least 1) per `window` ticks, in bursts of up to `dumps`, never two
+    /// closer than `cooldown` ticks.
+    pub const fn new(dumps: u32, window: u64, cooldown: u64) -> Self {
+        let dumps = if dumps == 0 { 1 } else { dumps };
+        let interval = window.div_ceil(dumps as u64);
+        RateLimit {
+            dumps,
+            window,
+            cooldown,
+            interval: if interval == 0 { 1 } else { interval },
+        }
+    }
+
+    /// The same limit with another cooldown.
+    pub const fn with_cooldown(self, cooldown: u64) -> Self {
+        RateLimit { cooldown, ..self }
+    }
+
+    /// Burst size and dumps per window.
+    pub const fn dumps(&self) -> u32 {
+        self.dumps
+    }
+
     /// The window, in ticks.
-    pub window: u64,
+    pub const fn window(&self) -> u64 {
+        self.window
+    }
+
     /// Least ticks between two dumps.
-    pub cooldown: u64,
+    pub const fn cooldown(&self) -> u64 {
+        self.cooldown
+    }
+
+    /// Ticks per dump once the burst is spent.
+    pub const fn interval(&self) -> u64 {
+        self.interval
+    }
 }
 
 /// Which criteria fire, the post-trigger window and the rate limit.
@@ -189,7 +237,7 @@ pub struct TriggerConfig {
     pub named: &'static [&'static str],
     /// Fire on a threshold.
     pub threshold: Option<Threshold>,
-    /// Records captured after the trigger before dumping (0: not counted).
+    /// Records captured after the trigger before dumping (0: not counted; at most 65 535).
     pub post_records: u32,
     /// Ticks captured after the trigger before dumping (0: not timed). With both 0 the dump is
     /// immediate; with only `post_records`, the window waits for that many records.
@@ -271,42 +319,76 @@ pub struct RecordInfo<'a> {
     pub name: Option<&'a str>,
 }
 
+/// A peer address folded to 32 bits for a threshold slot: an IPv4 address as it is, an
+/// IPv6 address hashed (FNV-1a). Two IPv6 peers that collide share one count, which can
+/// only make a threshold fire sooner, never later.
+const fn peer_key(addr: Option<Addr>) -> (u8, u32) {
+    match addr {
+        None => (KEY_NONE, 0),
+        Some(Addr::V4(b)) => (KEY_V4, u32::from_be_bytes(b)),
+        Some(Addr::V6(b)) => {
+            let mut h: u32 = 0x811c_9dc5;
+            let mut i = 0;
+            while i < b.len() {
+                h = (h ^ b[i] as u32).wrapping_mul(0x0100_0193);
+                i += 1;
+            }
+            (KEY_V6, h)
+        }
+    }
+}
+
+const KEY_FREE: u8 = 0;
+const KEY_NONE: u8 = 1;
+const KEY_V4: u8 = 2;
+const KEY_V6: u8 = 3;
+
+/// Counts the records of one peer (or of all) for a threshold: the times of the last `len`
+/// of them, a ring ending before `next`.
 #[derive(Clone, Copy, Debug)]
 struct Slot<const DEPTH: usize> {
-    key: Option<Addr>,
-    in_use: bool,
-    /// Times of the last `len` records, a ring starting at `next - len`.
     times: [u64; DEPTH],
-    len: usize,
-    next: usize,
-    last: u64,
+    key: u32,
+    /// `KEY_FREE` for an unused slot, else what `key` holds.
+    tag: u8,
+    len: u16,
+    next: u16,
 }
 
 impl<const DEPTH: usize> Slot<DEPTH> {
     const EMPTY: Self = Slot {
-        key: None,
-        in_use: false,
         times: [0; DEPTH],
+        key: 0,
+        tag: KEY_FREE,
         len: 0,
         next: 0,
-        last: 0,
     };
+
+    /// Time of its newest record (0 if none).
+    fn newest(&self) -> u64 {
+        let i = if self.next == 0 {
+            DEPTH.saturating_sub(1)
+        } else {
+            usize::from(self.next) - 1
+        };
+        self.times.get(i).copied().unwrap_or(0)
+    }
 
     /// Notes a record at `now`; returns how many of the remembered ones (this one included)
     /// lie within `window` ticks before it.
     fn note(&mut self, now: u64, window: u64) -> usize {
-        if let Some(t) = self.times.get_mut(self.next) {
+        let next = usize::from(self.next);
+        if let Some(t) = self.times.get_mut(next) {
             *t = now;
         }
-        self.next = if self.next + 1 >= DEPTH {
+        self.next = if next + 1 >= DEPTH {
             0
         } else {
-            self.next + 1
+            next as u16 + 1
         };
-        self.len = (self.len + 1).min(DEPTH);
-        self.last = now;
+        self.len = (usize::from(self.len) + 1).min(DEPTH) as u16;
         let mut within = 0;
-        let mut i = self.next;
+        let mut i = usize::from(self.next);
         for _ in 0..self.len {
             i = if i == 0 { DEPTH - 1 } else { i - 1 };
             match self.times.get(i) {
@@ -318,18 +400,273 @@ impl<const DEPTH: usize> Slot<DEPTH> {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-enum State {
-    Idle,
-    Capturing {
-        order: DumpOrder,
-        records_left: Option<u32>,
-        deadline: Option<u64>,
-    },
+/// A post-trigger window is open.
+const CAPTURING: u8 = 1;
+/// The open window's trigger record is known (`seq`).
+const HAS_SEQ: u8 = 2;
+/// The open window is scoped to `session`.
+const HAS_SESSION: u8 = 4;
+/// A dump was admitted by the rate limit at `time` (the cooldown counts from it).
+const ADMITTED: u8 = 8;
+
+/// The state of a trigger machine without its configuration, for owners that keep the
+/// configuration elsewhere (a recorder holding a `&'static` config in flash); each call
+/// takes the configuration. [`TriggerMachine`] bundles the two.
+///
+/// Its size is 48 bytes on a 32-bit MCU plus, for each of the `SLOTS` threshold slots,
+/// `8 * DEPTH + 8`.
+#[derive(Clone, Debug)]
+pub struct TriggerState<const SLOTS: usize = 4, const DEPTH: usize = 8> {
+    slots: [Slot<DEPTH>; SLOTS],
+    /// Rate limit: theoretical arrival time of the next dump (GCRA).
+    tat: u64,
+    /// When the open window's trigger fired; while idle, when the last admitted one did.
+    time: u64,
+    /// The open window's trigger record.
+    seq: u64,
+    /// The open window's session.
+    session: u32,
+    suppressed: u32,
+    dumps: u32,
+    /// Records the open window still waits for (0: not counting).
+    left: u16,
+    reason: Reason,
+    flags: u8,
 }
 
-/// The trigger state machine. `SLOTS` peers are tracked for a per-peer threshold (the least
-/// recently seen is forgotten first); `DEPTH` bounds a threshold's count.
+impl<const SLOTS: usize, const DEPTH: usize> Default for TriggerState<SLOTS, DEPTH> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
+    /// Idle, nothing counted.
+    pub const fn new() -> Self {
+        const { assert!(DEPTH <= u16::MAX as usize, "DEPTH must fit a u16") };
+        TriggerState {
+            slots: [Slot::EMPTY; SLOTS],
+            tat: 0,
+            time: 0,
+            seq: 0,
+            session: 0,
+            suppressed: 0,
+            dumps: 0,
+            left: 0,
+            reason: Reason::Manual,
+            flags: 0,
+        }
+    }
+
+    /// Triggers refused by the rate limit since the last dump.
+    pub const fn suppressed(&self) -> u32 {
+        self.suppressed
+    }
+
+    /// Whether a post-trigger window is open.
+    pub const fn is_capturing(&self) -> bool {
+        self.flags & CAPTURING != 0
+    }
+
+    /// See [`TriggerMachine::on_record`].
+    pub fn on_record(&mut self, c: &TriggerConfig, rec: &RecordInfo<'_>, now: u64) -> Action {
+        let fired = self.evaluate(c, rec, now);
+        if self.is_capturing() && self.left > 0 {
+            self.left -= 1;
+            if self.left == 0 {
+                return self.finish(self.open_order());
+            }
+        }
+        if let Some(action) = self.expire(c, now) {
+            return action;
+        }
+        match fired {
+            Some(reason) => self.start(c, reason, now, rec.seq, rec.session),
+            None => Action::None,
+        }
+    }
+
+    /// See [`TriggerMachine::fire`].
+    pub fn fire(&mut self, c: &TriggerConfig, reason: Reason, now: u64) -> Action {
+        let enabled = match reason {
+            Reason::UntimelyDeath => c.untimely_death,
+            Reason::Policy => c.policy,
+            Reason::Signal(_) => c.signal,
+            _ => true,
+        };
+        if !enabled {
+            return Action::None;
+        }
+        if reason == Reason::UntimelyDeath {
+            // Dumped at once, never limited; it takes over an open window's scope.
+            let session = self.open_order().session;
+            return self.finish(DumpOrder {
+                reason,
+                time: now,
+                seq: None,
+                session,
+                suppressed: 0,
+                index: 0,
+            });
+        }
+        // A window whose end has passed closes now; this trigger joins its dump.
+        if let Some(action) = self.expire(c, now) {
+            return action;
+        }
+        self.start(c, reason, now, None, None)
+    }
+
+    /// See [`TriggerMachine::poll`].
+    pub fn poll(&mut self, c: &TriggerConfig, now: u64) -> Action {
+        self.expire(c, now).unwrap_or(Action::None)
+    }
+
+    /// See [`TriggerMachine::deadline`].
+    pub fn deadline(&self, c: &TriggerConfig) -> Option<u64> {
+        (self.is_capturing() && c.post_ticks > 0).then(|| self.time.saturating_add(c.post_ticks))
+    }
+
+    /// The open window's order (meaningful while capturing; else an order with no seq or
+    /// session).
+    fn open_order(&self) -> DumpOrder {
+        let open = self.is_capturing();
+        DumpOrder {
+            reason: self.reason,
+            time: self.time,
+            seq: (open && self.flags & HAS_SEQ != 0).then_some(self.seq),
+            session: (open && self.flags & HAS_SESSION != 0).then_some(SessionId(self.session)),
+            suppressed: 0,
+            index: 0,
+        }
+    }
+
+    fn expire(&mut self, c: &TriggerConfig, now: u64) -> Option<Action> {
+        match self.deadline(c) {
+            Some(d) if now >= d => Some(self.finish(self.open_order())),
+            _ => None,
+        }
+    }
+
+    /// Which criterion, if any, this record meets. Threshold counters move for every record.
+    fn evaluate(&mut self, c: &TriggerConfig, rec: &RecordInfo<'_>, now: u64) -> Option<Reason> {
+        if let (true, Some(t)) = (SLOTS > 0, c.threshold) {
+            if t.kind == rec.kind {
+                let key = peer_key(if t.per_peer { rec.peer } else { None });
+                let count = usize::from(t.count.max(1)).min(DEPTH);
+                if let Some(slot) = self.slot_for(key) {
+                    if slot.note(now, t.window) >= count {
+                        *slot = Slot::EMPTY;
+                        return Some(Reason::Threshold(t.kind));
+                    }
+                }
+            }
+        }
+        if c.failed_login && rec.kind == Kind::AUTH_FAILURE {
+            return Some(Reason::FailedLogin);
+        }
+        if rec.kind == Kind::CUSTOM {
+            if let Some(name) = rec.name {
+                if let Some(i) = c.named.iter().position(|n| *n == name) {
+                    return Some(Reason::Named(i.min(u8::MAX as usize) as u8));
+                }
+            }
+        }
+        match c.level {
+            Some(min) if rec.level >= min => Some(Reason::Level(rec.level)),
+            _ => None,
+        }
+    }
+
+    /// The slot counting for `key`: its own, a free one, or the least recently used one.
+    fn slot_for(&mut self, (tag, key): (u8, u32)) -> Option<&mut Slot<DEPTH>> {
+        let (mut free, mut lru, mut oldest) = (None, None, u64::MAX);
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.tag == tag && s.key == key {
+                return self.slots.get_mut(i);
+            }
+            if s.tag == KEY_FREE {
+                free = free.or(Some(i));
+            } else if lru.is_none() || s.newest() < oldest {
+                (lru, oldest) = (Some(i), s.newest());
+            }
+        }
+        let slot = self.slots.get_mut(free.or(lru)?)?;
+        *slot = Slot::EMPTY;
+        slot.tag = tag;
+        slot.key = key;
+        Some(slot)
+    }
+
+    fn start(
+        &mut self,
+        c: &TriggerConfig,
+        reason: Reason,
+        now: u64,
+        seq: Option<u64>,
+        session: Option<SessionId>,
+    ) -> Action {
+        if self.is_capturing() {
+            // Joins the open window's dump; a threshold says more than the single failed
+            // login that opened the window (a brute force, not a typo), so it names the dump.
+            if matches!(reason, Reason::Threshold(_))
+                && !matches!(self.reason, Reason::Threshold(_))
+            {
+                self.reason = reason;
+            }
+            return Action::None;
+        }
+        if !self.rate_allows(c, now) {
+            self.suppressed = self.suppressed.saturating_add(1);
+            return Action::Suppressed(reason);
+        }
+        let session = if c.scope_session { session } else { None };
+        self.reason = reason;
+        self.time = now;
+        self.seq = seq.unwrap_or(0);
+        self.session = session.map_or(0, |s| s.0);
+        self.left = c.post_records.min(u32::from(u16::MAX)) as u16;
+        self.flags = ADMITTED
+            | CAPTURING
+            | if seq.is_some() { HAS_SEQ } else { 0 }
+            | if session.is_some() { HAS_SESSION } else { 0 };
+        if c.post_records == 0 && c.post_ticks == 0 {
+            return self.finish(self.open_order());
+        }
+        Action::Start(reason)
+    }
+
+    fn finish(&mut self, mut order: DumpOrder) -> Action {
+        order.suppressed = self.suppressed;
+        order.index = self.dumps;
+        self.suppressed = 0;
+        self.dumps = self.dumps.wrapping_add(1);
+        self.flags &= ADMITTED;
+        Action::Dump(order)
+    }
+
+    /// Token bucket (GCRA): takes a token at `now` if there is one.
+    fn rate_allows(&mut self, c: &TriggerConfig, now: u64) -> bool {
+        let Some(r) = c.rate else {
+            return true;
+        };
+        if self.flags & ADMITTED != 0 && now < self.time.saturating_add(r.cooldown) {
+            return false;
+        }
+        // The interval rounded up, and the burst set to exactly `dumps`, so that neither
+        // rounding nor a window shorter than `dumps` ticks lets more dumps through than
+        // documented.
+        let tolerance = r.interval.saturating_mul(u64::from(r.dumps - 1));
+        if self.tat > now.saturating_add(tolerance) {
+            return false;
+        }
+        self.tat = self.tat.max(now).saturating_add(r.interval);
+        true
+    }
+}
+
+/// The trigger state machine: a [`TriggerConfig`] and a [`TriggerState`]. `SLOTS` peers are
+/// tracked for a per-peer threshold (the least recently seen is forgotten first); `DEPTH`
+/// bounds a threshold's count.
 ///
 /// ```
 /// use flightrec_core::{TriggerMachine, TriggerConfig, Threshold, Action, Reason, Kind, Level};
@@ -351,13 +688,7 @@ enum State {
 #[derive(Clone, Debug)]
 pub struct TriggerMachine<const SLOTS: usize = 4, const DEPTH: usize = 8> {
     config: TriggerConfig,
-    state: State,
-    slots: [Slot<DEPTH>; SLOTS],
-    /// Rate limit: theoretical arrival time of the next dump (GCRA).
-    tat: u64,
-    last_dump: Option<u64>,
-    suppressed: u32,
-    dumps: u32,
+    state: TriggerState<SLOTS, DEPTH>,
 }
 
 impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
@@ -365,12 +696,7 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
     pub const fn new(config: TriggerConfig) -> Self {
         TriggerMachine {
             config,
-            state: State::Idle,
-            slots: [Slot::EMPTY; SLOTS],
-            tat: 0,
-            last_dump: None,
-            suppressed: 0,
-            dumps: 0,
+            state: TriggerState::new(),
         }
     }
 
@@ -381,36 +707,17 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
 
     /// Triggers refused by the rate limit since the last dump.
     pub const fn suppressed(&self) -> u32 {
-        self.suppressed
+        self.state.suppressed()
     }
 
     /// Whether a post-trigger window is open.
     pub const fn is_capturing(&self) -> bool {
-        matches!(self.state, State::Capturing { .. })
+        self.state.is_capturing()
     }
 
     /// Feeds a record seen at `now`.
     pub fn on_record(&mut self, rec: &RecordInfo<'_>, now: u64) -> Action {
-        let fired = self.evaluate(rec, now);
-        if let State::Capturing {
-            order,
-            records_left: Some(left),
-            ..
-        } = &mut self.state
-        {
-            *left = left.saturating_sub(1);
-            if *left == 0 {
-                let order = *order;
-                return self.finish(order);
-            }
-        }
-        if let Some(action) = self.expire(now) {
-            return action;
-        }
-        match fired {
-            Some(reason) => self.start(reason, now, rec.seq, rec.session),
-            None => Action::None,
-        }
+        self.state.on_record(&self.config, rec, now)
     }
 
     /// Reports a cause that is not a record: [`Reason::UntimelyDeath`], [`Reason::Signal`],
@@ -419,198 +726,42 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
     /// death, which dumps at once. A window whose deadline has passed is closed first: its
     /// [`Action::Dump`] is returned and this trigger joins it.
     pub fn fire(&mut self, reason: Reason, now: u64) -> Action {
-        let enabled = match reason {
-            Reason::UntimelyDeath => self.config.untimely_death,
-            Reason::Policy => self.config.policy,
-            Reason::Signal(_) => self.config.signal,
-            _ => true,
-        };
-        if !enabled {
-            return Action::None;
-        }
-        if reason != Reason::UntimelyDeath {
-            // A window whose end has passed closes now; this trigger joins its dump.
-            if let Some(action) = self.expire(now) {
-                return action;
-            }
-        }
-        if reason == Reason::UntimelyDeath {
-            let session = match self.state {
-                State::Capturing { order, .. } => order.session,
-                State::Idle => None,
-            };
-            let order = self.order(reason, now, None, session);
-            return self.finish(order);
-        }
-        self.start(reason, now, None, None)
+        self.state.fire(&self.config, reason, now)
     }
 
     /// Lets time pass: closes a timed window whose end has come.
     pub fn poll(&mut self, now: u64) -> Action {
-        self.expire(now).unwrap_or(Action::None)
+        self.state.poll(&self.config, now)
     }
 
     /// The tick at which [`poll`](Self::poll) should next be called, if a timed window is open.
-    pub const fn deadline(&self) -> Option<u64> {
-        match self.state {
-            State::Capturing { deadline, .. } => deadline,
-            State::Idle => None,
-        }
+    pub fn deadline(&self) -> Option<u64> {
+        self.state.deadline(&self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_interval_is_rounded_up_and_never_zero() {
+        assert_eq!(RateLimit::new(3, 10, 0).interval(), 4);
+        assert_eq!(RateLimit::new(4, 2, 0).interval(), 1);
+        assert_eq!(RateLimit::new(0, 10, 0).dumps(), 1);
+        assert_eq!(RateLimit::new(1, 0, 0).interval(), 1);
     }
 
-    fn expire(&mut self, now: u64) -> Option<Action> {
-        match self.state {
-            State::Capturing {
-                order,
-                deadline: Some(d),
-                ..
-            } if now >= d => Some(self.finish(order)),
-            _ => None,
-        }
-    }
-
-    /// Which criterion, if any, this record meets. Threshold counters move for every record.
-    fn evaluate(&mut self, rec: &RecordInfo<'_>, now: u64) -> Option<Reason> {
-        let c = self.config;
-        let threshold = c.threshold.filter(|t| t.kind == rec.kind).and_then(|t| {
-            let key = if t.per_peer { rec.peer } else { None };
-            let count = usize::from(t.count.max(1)).min(DEPTH);
-            let slot = self.slot_for(key, now)?;
-            if slot.note(now, t.window) >= count {
-                *slot = Slot::EMPTY;
-                Some(Reason::Threshold(t.kind))
-            } else {
-                None
-            }
-        });
-        if threshold.is_some() {
-            return threshold;
-        }
-        if c.failed_login && rec.kind == Kind::AUTH_FAILURE {
-            return Some(Reason::FailedLogin);
-        }
-        if rec.kind == Kind::CUSTOM {
-            if let Some(name) = rec.name {
-                if let Some(i) = c.named.iter().position(|n| *n == name) {
-                    return Some(Reason::Named(i.min(u8::MAX as usize) as u8));
-                }
-            }
-        }
-        match c.level {
-            Some(min) if rec.level >= min => Some(Reason::Level(rec.level)),
-            _ => None,
-        }
-    }
-
-    /// The slot counting for `key`: its own, a free one, or the least recently used one.
-    fn slot_for(&mut self, key: Option<Addr>, _now: u64) -> Option<&mut Slot<DEPTH>> {
-        let i = match self.slots.iter().position(|s| s.in_use && s.key == key) {
-            Some(i) => i,
-            None => {
-                let i = match self.slots.iter().position(|s| !s.in_use) {
-                    Some(i) => i,
-                    None => self
-                        .slots
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, s)| s.last)
-                        .map(|(i, _)| i)?,
-                };
-                let slot = self.slots.get_mut(i)?;
-                *slot = Slot::EMPTY;
-                slot.in_use = true;
-                slot.key = key;
-                i
-            }
-        };
-        self.slots.get_mut(i)
-    }
-
-    fn start(
-        &mut self,
-        reason: Reason,
-        now: u64,
-        seq: Option<u64>,
-        session: Option<SessionId>,
-    ) -> Action {
-        if let State::Capturing { order, .. } = &mut self.state {
-            // Joins the open window's dump; a threshold says more than the single failed
-            // login that opened the window (a brute force, not a typo), so it names the dump.
-            if matches!(reason, Reason::Threshold(_))
-                && !matches!(order.reason, Reason::Threshold(_))
-            {
-                order.reason = reason;
-            }
-            return Action::None;
-        }
-        if !self.rate_allows(now) {
-            self.suppressed = self.suppressed.saturating_add(1);
-            return Action::Suppressed(reason);
-        }
-        let session = if self.config.scope_session {
-            session
-        } else {
-            None
-        };
-        let order = self.order(reason, now, seq, session);
-        let c = self.config;
-        if c.post_records == 0 && c.post_ticks == 0 {
-            return self.finish(order);
-        }
-        self.state = State::Capturing {
-            order,
-            records_left: (c.post_records > 0).then_some(c.post_records),
-            deadline: (c.post_ticks > 0).then(|| now.saturating_add(c.post_ticks)),
-        };
-        Action::Start(reason)
-    }
-
-    fn order(
-        &self,
-        reason: Reason,
-        now: u64,
-        seq: Option<u64>,
-        session: Option<SessionId>,
-    ) -> DumpOrder {
-        DumpOrder {
-            reason,
-            time: now,
-            seq,
-            session,
-            suppressed: 0,
-            index: self.dumps,
-        }
-    }
-
-    fn finish(&mut self, mut order: DumpOrder) -> Action {
-        order.suppressed = self.suppressed;
-        order.index = self.dumps;
-        self.suppressed = 0;
-        self.dumps = self.dumps.wrapping_add(1);
-        self.state = State::Idle;
-        Action::Dump(order)
-    }
-
-    /// Token bucket (GCRA): takes a token at `now` if there is one.
-    fn rate_allows(&mut self, now: u64) -> bool {
-        let Some(r) = self.config.rate else {
-            return true;
-        };
-        if let Some(last) = self.last_dump {
-            if now < last.saturating_add(r.cooldown) {
-                return false;
-            }
-        }
-        // Rounded up, and the burst set to exactly `dumps`, so that neither rounding nor a
-        // window shorter than `dumps` ticks lets more dumps through than documented.
-        let dumps = u64::from(r.dumps.max(1));
-        let interval = r.window.div_ceil(dumps).max(1);
-        let tolerance = interval.saturating_mul(dumps - 1);
-        if self.tat > now.saturating_add(tolerance) {
-            return false;
-        }
-        self.tat = self.tat.max(now).saturating_add(interval);
-        self.last_dump = Some(now);
-        true
+    #[test]
+    fn ipv4_keys_are_exact_and_distinct_from_none() {
+        assert_eq!(
+            peer_key(Some(Addr::V4([10, 0, 0, 1]))),
+            (KEY_V4, 0x0a00_0001)
+        );
+        assert_ne!(peer_key(None), peer_key(Some(Addr::V4([0; 4]))));
+        assert_ne!(
+            peer_key(Some(Addr::V6([0; 16]))),
+            peer_key(Some(Addr::V4([0; 4])))
+        );
     }
 }

@@ -35,10 +35,11 @@ const QUIET: RecorderConfig = RecorderConfig {
 };
 
 /// Records `event` in a fresh recorder and in a fresh ring, reads both back, checks the
-/// record's meta, and returns the payload.
-fn through_both<E: Event>(event: &E) -> Vec<u8> {
+/// record's meta and that the payload is what postcard writes for the event, and returns the
+/// payload.
+fn through_both<E: Event + serde::Serialize>(event: &E) -> Vec<u8> {
     let session = Some(SessionId(77));
-    let rec: Recorder<2048> = Recorder::new(QUIET);
+    let rec: Recorder<2048> = Recorder::new(&QUIET);
     rec.record(1234, session, event).expect("recorded");
     let mut cursor = Source::oldest(&rec).unwrap();
     let mut buf = vec![0u8; 2048];
@@ -55,7 +56,7 @@ fn through_both<E: Event>(event: &E) -> Vec<u8> {
     let from_recorder = buf[..len].to_vec();
 
     let mut ring: Ring<2048> = Ring::new();
-    ring.push_serialize(&want, event).unwrap();
+    ring.push_event(&want, event).unwrap();
     let r = ring.iter().next().unwrap();
     assert_eq!(r.meta, want);
     let mut from_ring = vec![0u8; r.len()];
@@ -228,7 +229,7 @@ fn log_custom_and_frame_round_trip() {
     assert_eq!(p, [0, 0, 0]);
 
     // Frames are opaque bytes.
-    let rec: Recorder<256> = Recorder::new(QUIET);
+    let rec: Recorder<256> = Recorder::new(&QUIET);
     rec.frame(5, Level::Debug, None, &[9, 8, 7]).unwrap();
     let mut c = Source::oldest(&rec).unwrap();
     let mut buf = [0u8; 16];

@@ -424,11 +424,7 @@ fn rate_limit() {
     use In::*;
     let manual = Reason::Manual;
     let limited = TriggerConfig {
-        rate: Some(RateLimit {
-            dumps: 2,
-            window: 100,
-            cooldown: 10,
-        }),
+        rate: Some(RateLimit::new(2, 100, 10)),
         ..IMMEDIATE
     };
     scenario(
@@ -489,11 +485,7 @@ fn untimely_death() {
     use In::*;
     let death = Reason::UntimelyDeath;
     let limited = TriggerConfig {
-        rate: Some(RateLimit {
-            dumps: 1,
-            window: 1000,
-            cooldown: 1000,
-        }),
+        rate: Some(RateLimit::new(1, 1000, 1000)),
         scope_session: true,
         ..IMMEDIATE
     };
@@ -700,7 +692,8 @@ fn check_rate(r: RateLimit, granted: &[u64]) -> Result<(), TestCaseError> {
     for (i, &a) in granted.iter().enumerate() {
         for (j, &b) in granted.iter().enumerate().skip(i + 1) {
             let span = u128::from(b - a);
-            let bound = u128::from(r.dumps) + span * u128::from(r.dumps) / u128::from(r.window);
+            let bound =
+                u128::from(r.dumps()) + span * u128::from(r.dumps()) / u128::from(r.window());
             prop_assert!(
                 (j - i + 1) as u128 <= bound,
                 "{} dumps in {} ticks, bound {}: {:?}",
@@ -711,18 +704,15 @@ fn check_rate(r: RateLimit, granted: &[u64]) -> Result<(), TestCaseError> {
             );
         }
         if let Some(&next) = granted.get(i + 1) {
-            prop_assert!(next - a >= r.cooldown, "{a} and {next}: {granted:?}");
+            prop_assert!(next - a >= r.cooldown(), "{a} and {next}: {granted:?}");
         }
     }
     Ok(())
 }
 
 fn rate() -> impl Strategy<Value = RateLimit> {
-    (1u32..6, 1u64..200, 0u64..40).prop_map(|(dumps, window, cooldown)| RateLimit {
-        dumps,
-        window,
-        cooldown,
-    })
+    (1u32..6, 1u64..200, 0u64..40)
+        .prop_map(|(dumps, window, cooldown)| RateLimit::new(dumps, window, cooldown))
 }
 
 proptest! {
@@ -756,10 +746,10 @@ proptest! {
         check_rate(r, &granted)?;
         // A burst of `dumps` is always granted to a fresh machine.
         let mut m: TriggerMachine = TriggerMachine::new(TriggerConfig {
-            rate: Some(RateLimit { cooldown: 0, ..r }),
+            rate: Some(r.with_cooldown(0)),
             ..IMMEDIATE
         });
-        for i in 0..r.dumps {
+        for i in 0..r.dumps() {
             prop_assert!(matches!(m.fire(Reason::Manual, 7), Action::Dump(_)), "burst dump {}", i);
         }
         prop_assert_eq!(m.fire(Reason::Manual, 7), Action::Suppressed(Reason::Manual));
@@ -821,11 +811,7 @@ fn degenerate_machines() {
             window: u64::MAX,
             per_peer: true,
         }),
-        rate: Some(RateLimit {
-            dumps: 0,
-            window: 0,
-            cooldown: u64::MAX,
-        }),
+        rate: Some(RateLimit::new(0, 0, u64::MAX)),
         post_ticks: u64::MAX,
         ..TriggerConfig::DEFAULT
     };
@@ -848,11 +834,7 @@ fn degenerate_machines() {
     }
     // dumps 0 counts as 1; a window of 0 ticks still limits: one dump, then the cooldown.
     let mut m: TriggerMachine = TriggerMachine::new(TriggerConfig {
-        rate: Some(RateLimit {
-            dumps: 0,
-            window: 0,
-            cooldown: 0,
-        }),
+        rate: Some(RateLimit::new(0, 0, 0)),
         ..IMMEDIATE
     });
     assert!(matches!(m.fire(Reason::Manual, 5), Action::Dump(_)));

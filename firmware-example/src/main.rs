@@ -18,7 +18,8 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use flightrec_core::event::AuthFailure;
 use flightrec_core::{
-    Action, Build, ClockInfo, Kind, Level, RateLimit, Reason, SessionId, Threshold, TriggerConfig,
+    Action, Build, ClockInfo, Kind, Level, RateLimit, Reason, RecorderConfig, SessionId, Threshold,
+    TriggerConfig,
 };
 use flightrec_flash::frame::RecorderSink;
 use flightrec_flash::persist::{Death, PersistConfig, Persisted, PersistentRecorder};
@@ -50,32 +51,36 @@ static mut RING_MEM: MaybeUninit<Persisted<RING>> = MaybeUninit::uninit();
 #[link_section = ".uninit.flightrec.flash"]
 static mut FLASH_MEM: MaybeUninit<[u8; FLASH_SIZE]> = MaybeUninit::uninit();
 
+/// Kept in flash: the recorder holds a reference to it.
 const CONFIG: PersistConfig = PersistConfig {
-    trigger: TriggerConfig {
-        // Single wrong PINs are recorded, not dumped: the burst is what matters.
-        failed_login: false,
-        threshold: Some(Threshold {
-            kind: Kind::AUTH_FAILURE,
-            count: 5,
-            window: 10_000,
-            per_peer: false,
-        }),
-        post_records: 4,
-        // At most 2 dumps at once, 2 per hour, one a minute: a brute-force attacker
-        // cannot wear the flash out (see the flightrec-flash docs).
-        rate: Some(RateLimit {
-            dumps: 2,
-            window: 3_600_000,
-            cooldown: 60_000,
-        }),
-        ..TriggerConfig::DEFAULT
+    recorder: RecorderConfig {
+        trigger: TriggerConfig {
+            // Single wrong PINs are recorded, not dumped: the burst is what matters.
+            failed_login: false,
+            threshold: Some(Threshold {
+                kind: Kind::AUTH_FAILURE,
+                count: THRESHOLD,
+                window: 10_000,
+                per_peer: false,
+            }),
+            post_records: 4,
+            // At most 2 dumps at once, 2 per hour, one a minute: a brute-force attacker
+            // cannot wear the flash out (see the flightrec-flash docs).
+            rate: Some(RateLimit::new(2, 3_600_000, 60_000)),
+            ..TriggerConfig::DEFAULT
+        },
+        ..RecorderConfig::DEFAULT
     },
-    max_records: 0,
     max_death_dumps: 3,
 };
+/// Failed PINs within the window that make a brute force.
+const THRESHOLD: u16 = 5;
 
-static REC: PersistentRecorder<RING> = PersistentRecorder::new(CONFIG);
-static SINK: RecorderSink<PersistentRecorder<RING>> = RecorderSink::new(&REC, now, None);
+/// One threshold slot (the console is one peer: a global count) remembering the last
+/// `THRESHOLD` failures.
+type Rec = PersistentRecorder<RING, 1, { THRESHOLD as usize }>;
+static REC: Rec = PersistentRecorder::new(&CONFIG);
+static SINK: RecorderSink<Rec> = RecorderSink::new(&REC, now, None);
 
 /// Who wrote the dumps: the GNU build-id lets the decoder refuse a wrong ELF.
 fn build() -> Build<'static> {

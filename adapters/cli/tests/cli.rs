@@ -9,7 +9,7 @@ use flightrec_core::{
 };
 
 fn dump() -> Vec<u8> {
-    let rec: Recorder<4096> = Recorder::new(RecorderConfig {
+    let rec: Recorder<4096> = Recorder::new(&RecorderConfig {
         trigger: TriggerConfig {
             post_records: 1,
             ..TriggerConfig::DEFAULT
@@ -262,7 +262,7 @@ fn elf_identity_and_check() {
 
 #[cfg(feature = "defmt")]
 fn frame_dump(build_id: &[u8], frames: &[&[u8]]) -> Vec<u8> {
-    let rec: Recorder<4096> = Recorder::new(RecorderConfig::DEFAULT);
+    let rec: Recorder<4096> = Recorder::new(&RecorderConfig::DEFAULT);
     for (i, f) in frames.iter().enumerate() {
         rec.frame(i as u64, Level::Warn, None, f).unwrap();
     }
@@ -364,7 +364,7 @@ fn decodes_a_flash_store_image_with_a_dump_across_pages() {
     use flightrec_core::{DumpHeader, Reason};
     use flightrec_flash::{FlashStore, RamFlash};
 
-    let rec: Recorder<8192> = Recorder::new(RecorderConfig::DEFAULT);
+    let rec: Recorder<8192> = Recorder::new(&RecorderConfig::DEFAULT);
     for i in 0..40u64 {
         let msg = format!("step {i} of the pairing handshake");
         rec.log(i, Level::Debug, None, "pair", &msg, &[]).unwrap();

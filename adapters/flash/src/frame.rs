@@ -88,7 +88,7 @@ impl<const N: usize, const S: usize, const D: usize> FrameRecorder for Recorder<
 
 impl<const N: usize, const S: usize, const D: usize> FrameRecorder for PersistentRecorder<N, S, D> {
     fn record_frame(&self, now: u64, level: Level, bytes: &[u8]) -> Action {
-        self.frame(now, level, bytes).unwrap_or(Action::None)
+        self.frame(now, level, bytes).unwrap_or_else(|e| e.action)
     }
     fn drop_frame(&self) {
         self.note_dropped(1);
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(f.frame(), Some(&b""[..]));
     }
 
-    static REC: Recorder<256> = Recorder::new(RecorderConfig {
+    static REC: Recorder<256> = Recorder::new(&RecorderConfig {
         trigger: TriggerConfig {
             post_records: 1,
             ..TriggerConfig::DEFAULT

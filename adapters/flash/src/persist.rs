@@ -9,7 +9,7 @@
 //!
 //! #[link_section = ".uninit.flightrec"]
 //! static mut RING_MEM: MaybeUninit<Persisted<2048>> = MaybeUninit::uninit();
-//! static REC: PersistentRecorder<2048> = PersistentRecorder::new(PersistConfig::DEFAULT);
+//! static REC: PersistentRecorder<2048> = PersistentRecorder::new(&PersistConfig::DEFAULT);
 //!
 //! // At boot, before interrupts that log are enabled:
 //! // SAFETY: RING_MEM is taken once, here; its RAM keeps whatever the previous run (or
@@ -30,11 +30,11 @@ use critical_section::Mutex;
 use embedded_storage::nor_flash::NorFlash;
 use flightrec_core::dump::Source;
 use flightrec_core::event::{Event, Field, Fields, Log};
+use flightrec_core::recorder::{store, Push, RecordError};
 use flightrec_core::ring::salvage::Salvage;
-use flightrec_core::trigger::RecordInfo;
 use flightrec_core::{
     Action, Build, ClockInfo, Cursor, DumpHeader, DumpOrder, Kind, Level, PushError, Read, Reason,
-    RecordMeta, Ring, RingStats, SessionId, TriggerConfig, TriggerMachine,
+    RecordMeta, RecorderConfig, Ring, RingStats, SessionId, TriggerState,
 };
 
 use crate::store::{DumpInfo, Error, FlashStore};
@@ -130,10 +130,8 @@ impl<const N: usize> Default for Persisted<N> {
 /// How a [`PersistentRecorder`] behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PersistConfig {
-    /// When to dump.
-    pub trigger: TriggerConfig,
-    /// Keep at most this many records (0: as many as fit).
-    pub max_records: usize,
+    /// What is recorded and when to dump, as for a core `Recorder`.
+    pub recorder: RecorderConfig,
     /// Untimely deaths in a row that are dumped; later ones are counted but not dumped
     /// until [`PersistentRecorder::healthy`] is called: a crash loop does not fill the
     /// flash with identical dumps.
@@ -141,10 +139,9 @@ pub struct PersistConfig {
 }
 
 impl PersistConfig {
-    /// [`TriggerConfig::DEFAULT`], no record cap, 3 death dumps in a row.
+    /// [`RecorderConfig::DEFAULT`], 3 death dumps in a row.
     pub const DEFAULT: PersistConfig = PersistConfig {
-        trigger: TriggerConfig::DEFAULT,
-        max_records: 0,
+        recorder: RecorderConfig::DEFAULT,
         max_death_dumps: 3,
     };
 }
@@ -172,28 +169,38 @@ pub struct Boot {
 
 struct Inner<const N: usize, const SLOTS: usize, const DEPTH: usize> {
     ring: Option<&'static mut Ring<N>>,
-    trigger: TriggerMachine<SLOTS, DEPTH>,
-    failed: u64,
-    dropped: u64,
+    trigger: TriggerState<SLOTS, DEPTH>,
+    /// Records refused before the ring was attached, and dropped by a logger.
+    lost: u32,
 }
 
 /// A flight recorder over a ring in memory that survives a reset (see the module docs).
 /// Records made before [`attach`](Self::attach) are counted as lost.
-pub struct PersistentRecorder<const N: usize, const SLOTS: usize = 4, const DEPTH: usize = 8> {
+///
+/// `SLOTS` and `DEPTH` are a core `Recorder`'s: a threshold needs `SLOTS` > 0.
+pub struct PersistentRecorder<const N: usize, const SLOTS: usize = 0, const DEPTH: usize = 8> {
     inner: Mutex<RefCell<Inner<N, SLOTS, DEPTH>>>,
     header: Mutex<Cell<Option<&'static PersistHeader>>>,
-    config: PersistConfig,
+    config: &'static PersistConfig,
 }
 
 impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<N, SLOTS, DEPTH> {
     /// A recorder with no memory attached yet (usable in a `static`).
-    pub const fn new(config: PersistConfig) -> Self {
+    ///
+    /// # Panics
+    ///
+    /// If `config` has a threshold and `SLOTS` is 0: when building a `static`, this is a
+    /// compile-time error.
+    pub const fn new(config: &'static PersistConfig) -> Self {
+        assert!(
+            SLOTS > 0 || config.recorder.trigger.threshold.is_none(),
+            "a threshold needs SLOTS > 0: PersistentRecorder<N, 1> counts globally"
+        );
         PersistentRecorder {
             inner: Mutex::new(RefCell::new(Inner {
                 ring: None,
-                trigger: TriggerMachine::new(config.trigger),
-                failed: 0,
-                dropped: 0,
+                trigger: TriggerState::new(),
+                lost: 0,
             })),
             header: Mutex::new(Cell::new(None)),
             config,
@@ -226,7 +233,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             dump_due: false,
         };
         if retained {
-            let Salvage { kept, dropped, .. } = ring.salvage(self.config.max_records);
+            let Salvage { kept, dropped, .. } = ring.salvage();
             boot.kept = kept;
             boot.dropped = dropped;
             boot.death = match header.state.load(Ordering::Relaxed) {
@@ -244,7 +251,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
                 && kept > 0
                 && boot.deaths_in_a_row <= self.config.max_death_dumps;
         } else {
-            *ring = Ring::with_max_records(self.config.max_records);
+            *ring = Ring::new();
         }
         header.deaths.store(boot.deaths_in_a_row, Ordering::Relaxed);
         header
@@ -295,15 +302,15 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         now: u64,
         session: Option<SessionId>,
         event: &E,
-    ) -> Result<Action, PushError> {
+    ) -> Result<Action, RecordError> {
         let meta = RecordMeta {
             time: now,
             level: event.level(),
             kind: E::KIND,
             session,
         };
-        self.store(&meta, event.peer(), event.name(), |ring| {
-            ring.push_serialize(&meta, event)
+        self.store(&meta, event.peer(), event.name(), &mut |ring| {
+            ring.push_event(&meta, event)
         })
     }
 
@@ -316,7 +323,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         target: &str,
         message: &str,
         fields: &[Field<'_>],
-    ) -> Result<Action, PushError> {
+    ) -> Result<Action, RecordError> {
         let log = Log {
             level,
             target,
@@ -327,14 +334,14 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
     }
 
     /// Records a raw frame (defmt bytes).
-    pub fn frame(&self, now: u64, level: Level, bytes: &[u8]) -> Result<Action, PushError> {
+    pub fn frame(&self, now: u64, level: Level, bytes: &[u8]) -> Result<Action, RecordError> {
         let meta = RecordMeta {
             time: now,
             level,
             kind: Kind::FRAME,
             session: None,
         };
-        self.store(&meta, None, None, |ring| ring.push(&meta, bytes))
+        self.store(&meta, None, None, &mut |ring| ring.push(&meta, bytes))
     }
 
     fn store(
@@ -342,52 +349,60 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         meta: &RecordMeta,
         peer: Option<flightrec_core::event::Addr>,
         name: Option<&str>,
-        push: impl FnOnce(&mut Ring<N>) -> Result<u64, PushError>,
-    ) -> Result<Action, PushError> {
+        push: Push<'_, N>,
+    ) -> Result<Action, RecordError> {
+        let config = &self.config.recorder;
         self.with(|inner| {
-            let stored = match inner.ring.as_deref_mut() {
-                Some(ring) => push(ring),
-                None => Err(PushError::Busy),
-            };
-            if stored.is_err() {
-                inner.failed += 1;
-            }
-            let info = RecordInfo {
-                seq: stored.ok(),
-                kind: meta.kind,
-                level: meta.level,
-                session: meta.session,
+            let result = store(
+                inner.ring.as_deref_mut(),
+                &mut inner.trigger,
+                config,
+                meta,
                 peer,
                 name,
-            };
-            inner.trigger.on_record(&info, meta.time)
+                push,
+            );
+            // Refused for want of a ring: not counted by one.
+            if let Err(RecordError {
+                error: PushError::Busy,
+                ..
+            }) = result
+            {
+                inner.lost = inner.lost.saturating_add(1);
+            }
+            result
         })
+        .unwrap_or(Err(RecordError {
+            error: PushError::Busy,
+            action: Action::None,
+        }))
     }
 
     /// Reports a cause that is not a record; see [`TriggerMachine::fire`].
     pub fn fire(&self, reason: Reason, now: u64) -> Action {
-        self.with(|inner| inner.trigger.fire(reason, now))
+        let config = &self.config.recorder.trigger;
+        self.with(|inner| inner.trigger.fire(config, reason, now))
             .unwrap_or(Action::None)
     }
 
     /// Lets time pass (closes a timed post-trigger window).
     pub fn poll(&self, now: u64) -> Action {
-        self.with(|inner| inner.trigger.poll(now))
+        let config = &self.config.recorder.trigger;
+        self.with(|inner| inner.trigger.poll(config, now))
             .unwrap_or(Action::None)
     }
 
     /// Counts `n` records dropped before they reached the recorder (e.g. defmt frames too
     /// long for the logger's buffer).
     pub fn note_dropped(&self, n: u64) {
-        let _ = self.with(|inner| inner.dropped = inner.dropped.saturating_add(n));
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let _ = self.with(|inner| inner.lost = inner.lost.saturating_add(n));
     }
 
     fn lost(&self) -> u64 {
         self.with(|inner| {
             let rejected = inner.ring.as_deref().map_or(0, |r| r.stats().rejected);
-            rejected
-                .saturating_add(inner.failed)
-                .saturating_add(inner.dropped)
+            rejected.saturating_add(u64::from(inner.lost))
         })
         .unwrap_or(0)
     }
@@ -402,7 +417,13 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         scratch: &mut [u8],
     ) -> Result<DumpInfo, Error<F::Error>> {
         let detail = match order.reason {
-            Reason::Named(i) => self.config.trigger.named.get(usize::from(i)).copied(),
+            Reason::Named(i) => self
+                .config
+                .recorder
+                .trigger
+                .named
+                .get(usize::from(i))
+                .copied(),
             _ => None,
         };
         let header = DumpHeader {

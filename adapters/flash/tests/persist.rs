@@ -8,7 +8,7 @@ use core::mem::MaybeUninit;
 
 use common::Rng;
 use flightrec_core::event::AuthFailure;
-use flightrec_core::{ClockInfo, Level, Reason, TriggerConfig};
+use flightrec_core::{ClockInfo, Level, Reason, RecorderConfig, TriggerConfig};
 use flightrec_flash::persist::{Death, PersistConfig, Persisted, PersistentRecorder};
 use flightrec_flash::{FlashStore, RamFlash, Status};
 
@@ -16,11 +16,13 @@ const N: usize = 512;
 type Mem = MaybeUninit<Persisted<N>>;
 
 const CONFIG: PersistConfig = PersistConfig {
-    trigger: TriggerConfig {
-        failed_login: false,
-        ..TriggerConfig::DEFAULT
+    recorder: RecorderConfig {
+        trigger: TriggerConfig {
+            failed_login: false,
+            ..TriggerConfig::DEFAULT
+        },
+        ..RecorderConfig::DEFAULT
     },
-    max_records: 0,
     max_death_dumps: 3,
 };
 
@@ -106,7 +108,7 @@ impl Flash {
 /// Boots once: attach, dump the death if due. Returns the boot report and the number of
 /// death dumps now on flash.
 fn boot(ram: &Ram, flash: &mut Flash) -> (flightrec_flash::persist::Boot, PersistentRecorder<N>) {
-    let rec = PersistentRecorder::<N>::new(CONFIG);
+    let rec = PersistentRecorder::<N>::new(&CONFIG);
     let boot = rec.attach(ram.boot());
     let mut store = flash.store();
     let mut scratch = [0u8; 256];

@@ -515,11 +515,11 @@ impl Config {
                 if r.dumps == 0 {
                     return Err(err("trigger.rate.dumps", "must be at least 1"));
                 }
-                Some(RateLimit {
-                    dumps: r.dumps,
-                    window: ns(secs("trigger.rate.window_secs", r.window_secs)?),
-                    cooldown: ns(secs("trigger.rate.cooldown_secs", r.cooldown_secs)?),
-                })
+                Some(RateLimit::new(
+                    r.dumps,
+                    ns(secs("trigger.rate.window_secs", r.window_secs)?),
+                    ns(secs("trigger.rate.cooldown_secs", r.cooldown_secs)?),
+                ))
             }
         };
         o.trigger = TriggerConfig {

@@ -247,6 +247,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An event's payload bytes, as the ring holds them.
+fn encode_vec<E: Event>(event: &E) -> Vec<u8> {
+    let mut bytes = vec![0; event.encoded_len()];
+    let len = flightrec_core::encode::to_slice(event, &mut bytes).unwrap_or(0);
+    bytes.truncate(len);
+    bytes
+}
+
 /// A core ring on the heap without building it on the stack first.
 fn boxed_ring<const N: usize>() -> Box<Ring<N>> {
     let layout = std::alloc::Layout::new::<Ring<N>>();
@@ -483,11 +491,11 @@ impl FlightRecorder {
         // The ring file needs the payload bytes (security and custom events are rare; log
         // lines take the allocation-free path of `log_parts`).
         let bytes = if self.has_ring_file() {
-            postcard::to_allocvec(event).unwrap_or_default()
+            encode_vec(event)
         } else {
             Vec::new()
         };
-        let seq = self.push(&meta, |ring| ring.push_serialize(&meta, event), &[&bytes]);
+        let seq = self.push(&meta, |ring| ring.push_event(&meta, event), &[&bytes]);
         if E::KIND.is_security() {
             self.queue_audit(&meta, event);
         }
@@ -499,9 +507,7 @@ impl FlightRecorder {
     }
 
     fn queue_audit<E: Event>(&self, meta: &RecordMeta, event: &E) {
-        let Ok(payload) = postcard::to_allocvec(event) else {
-            return;
-        };
+        let payload = encode_vec(event);
         let item = AuditItem {
             time: meta.time,
             kind: meta.kind,

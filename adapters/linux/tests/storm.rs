@@ -23,11 +23,7 @@ async fn storm_is_rate_limited_and_bounded() {
             post_records: 0,
             post_ticks: 0,
             // Two dumps at once, then one per 30 minutes: the storm gets two.
-            rate: Some(RateLimit {
-                dumps: 2,
-                window: 3_600_000_000_000,
-                cooldown: 0,
-            }),
+            rate: Some(RateLimit::new(2, 3_600_000_000_000, 0)),
             ..TriggerConfig::DEFAULT
         },
         ..RecorderOptions::default()

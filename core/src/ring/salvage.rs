@@ -27,9 +27,9 @@ impl<const N: usize> Ring<N> {
     /// keeps its good records: walking from the oldest record, each record header must
     /// carry a known level, no unknown flag bits and a length that stays inside the bytes
     /// the ring claims to hold; the walk stops at the first record that does not. Positions
-    /// and counts are then rebuilt from what the walk found, and `max_records` is set.
+    /// and counts are then rebuilt from what the walk found.
     ///
-    /// A ring that was consistent is left unchanged (but for `max_records`). After salvage
+    /// A ring that was consistent is left unchanged. After salvage
     /// every operation works as on a ring that was never reset; sequence numbers go on.
     ///
     /// ```
@@ -37,21 +37,14 @@ impl<const N: usize> Ring<N> {
     /// let mut ring: Ring<64> = Ring::new();
     /// let meta = RecordMeta { time: 1, level: Level::Info, kind: Kind::FRAME, session: None };
     /// ring.push(&meta, b"kept").unwrap();
-    /// let report = ring.salvage(0);
+    /// let report = ring.salvage();
     /// assert_eq!((report.kept, report.repaired), (1, false));
     /// ```
-    pub fn salvage(&mut self, max_records: usize) -> Salvage {
-        self.max_records = max_records;
-        if self.rejected > COUNTER_LIMIT {
-            self.rejected = 0;
-        }
-        if self.evicted > COUNTER_LIMIT {
-            self.evicted = 0;
-        }
+    pub fn salvage(&mut self) -> Salvage {
         if self.first_seq > COUNTER_LIMIT {
             self.first_seq = 0;
         }
-        if self.tail >= N || N == 0 {
+        if self.tail >= N || self.head >= N || N == 0 {
             let claimed = self.count;
             self.reset_positions(0);
             return Salvage {
@@ -60,7 +53,8 @@ impl<const N: usize> Ring<N> {
                 repaired: true,
             };
         }
-        let limit = self.used.min(N);
+        let used = self.used();
+        let limit = used.min(N);
         let mut walked = 0usize;
         let mut kept = 0usize;
         while kept < self.count && walked < limit {
@@ -86,8 +80,7 @@ impl<const N: usize> Ring<N> {
             kept += 1;
         }
         let head = self.wrap(self.tail + walked);
-        let consistent =
-            kept == self.count && walked == self.used && self.used <= N && self.head == head;
+        let consistent = kept == self.count && walked == used && self.head == head;
         if consistent {
             return Salvage {
                 kept,
@@ -97,7 +90,6 @@ impl<const N: usize> Ring<N> {
         }
         let dropped = self.count.saturating_sub(kept);
         self.head = head;
-        self.used = walked;
         self.count = kept;
         Salvage {
             kept,
@@ -110,7 +102,6 @@ impl<const N: usize> Ring<N> {
     fn reset_positions(&mut self, pos: usize) {
         self.tail = pos;
         self.head = pos;
-        self.used = 0;
         self.count = 0;
     }
 }
@@ -152,7 +143,7 @@ mod tests {
     fn a_consistent_ring_is_kept_whole() {
         let mut ring = filled();
         let before = contents(&ring);
-        let report = ring.salvage(0);
+        let report = ring.salvage();
         assert_eq!(
             report,
             Salvage {
@@ -168,10 +159,10 @@ mod tests {
     fn a_push_cut_short_is_dropped_and_the_rest_kept() {
         let mut ring = filled();
         let before = contents(&ring);
-        // A reset after count was bumped but before head/used were: the claimed last
-        // record runs past the bytes held.
+        // A reset after count was bumped but before head was: the claimed last record runs
+        // past the bytes held.
         ring.count += 1;
-        let report = ring.salvage(0);
+        let report = ring.salvage();
         assert_eq!(report.kept, before.len());
         assert!(report.repaired);
         assert_eq!(contents(&ring), before);
@@ -191,7 +182,7 @@ mod tests {
             pos = ring.wrap(pos + hl + len);
         }
         ring.buf[ring.wrap(pos + 3)] = 0xF7;
-        let report = ring.salvage(0);
+        let report = ring.salvage();
         assert_eq!(report.kept, 2);
         assert_eq!(report.dropped, before.len() - 2);
         assert_eq!(contents(&ring), before[..2].to_vec());
@@ -224,12 +215,10 @@ mod tests {
             };
             ring.tail = pick(next());
             ring.head = pick(next());
-            ring.used = pick(next());
             ring.count = pick(next()) % if small { 20 } else { usize::MAX };
             ring.first_seq = next();
-            ring.rejected = next();
-            ring.evicted = next();
-            let report = ring.salvage(0);
+            ring.rejected = next() as u32;
+            let report = ring.salvage();
             assert_eq!(ring.len(), report.kept);
             assert_eq!(ring.iter().count(), report.kept);
             let stats = ring.stats();

@@ -32,7 +32,7 @@ pub fn input() -> (Vec<u8>, u64) {
                 mechanism: "PLAIN",
                 reason: "bad password",
             };
-            ring.push_serialize(&meta, &e)
+            ring.push_event(&meta, &e)
         } else {
             let fields = [Field {
                 name: "n",
@@ -44,7 +44,7 @@ pub fn input() -> (Vec<u8>, u64) {
                 message: "request served",
                 fields: flightrec_core::event::Fields::Slice(&fields),
             };
-            ring.push_serialize(&meta, &log)
+            ring.push_event(&meta, &log)
         };
         pushed.unwrap();
         i += 1;

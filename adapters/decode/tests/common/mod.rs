@@ -25,7 +25,7 @@ fn peer() -> Option<Peer> {
 
 /// A failed-login dump of five records, one of each common kind, with hostile strings.
 pub fn failed_login_dump(clock: ClockInfo, base: u64) -> Vec<u8> {
-    let rec: Recorder<4096> = Recorder::new(RecorderConfig {
+    let rec: Recorder<4096> = Recorder::new(&RecorderConfig {
         trigger: TriggerConfig {
             post_records: 2,
             ..TriggerConfig::DEFAULT

@@ -7,7 +7,7 @@ use flightrec_core::event::AuthFailure;
 use flightrec_core::{Action, Build, ClockInfo, Level, Recorder, RecorderConfig};
 use flightrec_size::{opaque, Sink};
 
-static REC: Recorder<1024> = Recorder::new(RecorderConfig::DEFAULT);
+static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
 const BUILD: Build<'static> = Build {
     name: "size",
     version: "0",

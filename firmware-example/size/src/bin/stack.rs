@@ -12,7 +12,7 @@ use flightrec_core::event::AuthFailure;
 use flightrec_core::{Level, Recorder, RecorderConfig, SessionId};
 use flightrec_size::opaque;
 
-static REC: Recorder<1024> = Recorder::new(RecorderConfig::DEFAULT);
+static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
 
 const PAINT: u32 = 0xA5A5_5A5A;
 const DEPTH: usize = 2048;

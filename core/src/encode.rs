@@ -1,0 +1,279 @@
+//! The payload encoder: postcard's bytes, written without serde.
+//!
+//! Every record and dump structure is written in the postcard subset of `WIRE-FORMAT.md`
+//! section 1. On a Cortex-M, postcard's serializer is the largest part of a recorder: each
+//! event type is monomorphised once per flavour (a counting pass and a writing pass), the
+//! `…[+N]` cut marker goes through `core::fmt`, and the serde state lives on the stack. This
+//! encoder writes the same bytes (checked against postcard by the tests in
+//! `core/tests/events.rs`) with one routine per type that runs twice, first counting, then
+//! writing straight into the ring slot.
+//!
+//! ```
+//! use flightrec_core::encode::{Encode, Writer};
+//! use flightrec_core::event::AuthFailure;
+//!
+//! let event = AuthFailure { user: "bob", host: "h", peer: None, mechanism: "PLAIN", reason: "r" };
+//! let mut out = [0u8; 64];
+//! let len = flightrec_core::encode::to_slice(&event, &mut out).unwrap();
+//! assert_eq!(&out[..len], b"\x03bob\x01h\x00\x05PLAIN\x01r");
+//! ```
+
+/// Writes an encoding: counts its bytes, or stores them across two slices (a ring slot that
+/// may wrap around the ring's end).
+///
+/// Writing never panics: bytes past the end of the slices are counted but not stored, and
+/// [`Writer::overflowed`] says so.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    a: &'a mut [u8],
+    b: &'a mut [u8],
+    at: usize,
+    count_only: bool,
+    overflow: bool,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer that only counts.
+    pub fn counter() -> Writer<'static> {
+        Writer {
+            a: &mut [],
+            b: &mut [],
+            at: 0,
+            count_only: true,
+            overflow: false,
+        }
+    }
+
+    /// A writer filling `a`, then `b`.
+    pub fn new(a: &'a mut [u8], b: &'a mut [u8]) -> Self {
+        Writer {
+            a,
+            b,
+            at: 0,
+            count_only: false,
+            overflow: false,
+        }
+    }
+
+    /// Bytes written (or counted) so far.
+    pub const fn len(&self) -> usize {
+        self.at
+    }
+
+    /// Whether nothing was written yet.
+    pub const fn is_empty(&self) -> bool {
+        self.at == 0
+    }
+
+    /// Whether bytes were written past the end of the slices (and dropped).
+    pub const fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// Raw bytes, nothing before them.
+    pub fn bytes(&mut self, src: &[u8]) {
+        let at = self.at;
+        self.at = at.saturating_add(src.len());
+        if self.count_only {
+            return;
+        }
+        // The part of `src` landing in `a`, then the rest in `b`.
+        let in_a = self.a.len().saturating_sub(at).min(src.len());
+        let (sa, sb) = src.split_at_checked(in_a).unwrap_or((src, &[]));
+        if !sa.is_empty() {
+            match self.a.get_mut(at..).and_then(|d| d.get_mut(..sa.len())) {
+                Some(d) => d.copy_from_slice(sa),
+                None => self.overflow = true,
+            }
+        }
+        if sb.is_empty() {
+            return;
+        }
+        let from = (at + in_a).saturating_sub(self.a.len());
+        match self.b.get_mut(from..).and_then(|d| d.get_mut(..sb.len())) {
+            Some(d) => d.copy_from_slice(sb),
+            None => self.overflow = true,
+        }
+    }
+
+    /// One byte (postcard's `u8`, `bool`, and the tag of an `Option`).
+    pub fn u8(&mut self, v: u8) {
+        self.bytes(&[v]);
+    }
+
+    /// An unsigned varint (postcard's `u16`, `u32`, `u64`, `usize`, enum variant indices).
+    pub fn varint(&mut self, mut v: u64) {
+        let mut buf = [0u8; 10];
+        let mut n = 0;
+        for slot in buf.iter_mut() {
+            n += 1;
+            if v < 0x80 {
+                *slot = v as u8;
+                break;
+            }
+            *slot = v as u8 | 0x80;
+            v >>= 7;
+        }
+        self.bytes(buf.get(..n).unwrap_or(&buf));
+    }
+
+    /// Length-prefixed bytes (postcard's `[u8]`).
+    pub fn prefixed(&mut self, b: &[u8]) {
+        self.varint(b.len() as u64);
+        self.bytes(b);
+    }
+
+    /// A `str`: encoded as its bytes, length-prefixed.
+    pub fn str(&mut self, s: &str) {
+        self.prefixed(s.as_bytes());
+    }
+
+    /// A `str` of at most `max` bytes of its own: a longer one is cut at a character
+    /// boundary and marked `…[+N]`, `N` the bytes cut (`WIRE-FORMAT.md` section 6).
+    pub fn str_bounded(&mut self, s: &str, max: usize) {
+        if s.len() <= max {
+            return self.str(s);
+        }
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1; // terminates: 0 is a char boundary
+        }
+        let kept = s.as_bytes().get(..end).unwrap_or(&[]);
+        let cut = s.len() - end;
+        let mut digits = [0u8; 20];
+        let digits = decimal(cut, &mut digits);
+        self.varint((kept.len() + MARK_OPEN.len() + digits.len() + 1) as u64);
+        self.bytes(kept);
+        self.bytes(MARK_OPEN);
+        self.bytes(digits);
+        self.u8(b']');
+    }
+
+    /// An `Option`: `00`, or `01` then what `some` writes.
+    pub fn option<T>(&mut self, v: Option<T>, some: impl FnOnce(&mut Self, T)) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                some(self, v);
+            }
+        }
+    }
+}
+
+/// The cut marker's bytes before the number: `…[+`.
+const MARK_OPEN: &[u8] = "…[+".as_bytes();
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(start..).unwrap_or(&[])
+}
+
+/// A value with a postcard encoding written by [`Writer`].
+pub trait Encode {
+    /// Writes the encoding. It must write the same bytes every time it is called (it runs
+    /// once to count and once to store).
+    fn encode(&self, w: &mut Writer<'_>);
+
+    /// Bytes the encoding takes.
+    fn encoded_len(&self) -> usize {
+        let mut w = Writer::counter();
+        self.encode(&mut w);
+        w.len()
+    }
+}
+
+impl<T: Encode + ?Sized> Encode for &T {
+    fn encode(&self, w: &mut Writer<'_>) {
+        (**self).encode(w)
+    }
+}
+
+/// Encodes `value` into the front of `out`; the length written, or `None` if `out` is too
+/// small.
+pub fn to_slice<T: Encode + ?Sized>(value: &T, out: &mut [u8]) -> Option<usize> {
+    let mut w = Writer::new(out, &mut []);
+    value.encode(&mut w);
+    (!w.overflowed()).then_some(w.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_match_postcard() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let mut out = [0u8; 10];
+            let mut w = Writer::new(&mut out, &mut []);
+            w.varint(v);
+            let n = w.len();
+            let want = postcard::to_allocvec(&v).unwrap();
+            assert_eq!(&out[..n], &want[..], "{v}");
+        }
+    }
+
+    #[test]
+    fn bytes_split_across_the_two_pieces() {
+        let src: std::vec::Vec<u8> = (0..20).collect();
+        for split in 0..=20 {
+            let mut a = [0u8; 20];
+            let mut b = [0u8; 20];
+            let (a, b) = (&mut a[..split], &mut b[..20 - split]);
+            let mut w = Writer::new(a, b);
+            w.bytes(&src[..7]);
+            w.bytes(&src[7..]);
+            assert!(!w.overflowed());
+            let mut got = a.to_vec();
+            got.extend_from_slice(b);
+            assert_eq!(got, src);
+        }
+    }
+
+    #[test]
+    fn overflow_is_reported_not_a_panic() {
+        let mut a = [0u8; 3];
+        let mut b = [0u8; 2];
+        let mut w = Writer::new(&mut a, &mut b);
+        w.bytes(b"abcdefg");
+        assert!(w.overflowed());
+        assert_eq!(w.len(), 7);
+        assert_eq!(to_slice(&"x", &mut []), None);
+    }
+
+    #[test]
+    fn decimal_digits() {
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(907, &mut buf), b"907");
+        assert_eq!(
+            decimal(usize::MAX, &mut buf),
+            std::format!("{}", usize::MAX).as_bytes()
+        );
+    }
+
+    impl Encode for str {
+        fn encode(&self, w: &mut Writer<'_>) {
+            w.str(self)
+        }
+    }
+}
