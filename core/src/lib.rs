@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use flightrec_core::{event::AuthFailure, Recorder, RecorderConfig, TriggerConfig, Action,
-//!     Build, ClockInfo, Level, SessionId};
+//!     Build, ClockInfo, Level, Reason, SessionId};
 //!
 //! // A recorder with a 4 KiB ring; in firmware this is a `static`.
 //! static REC: Recorder<4096> = Recorder::new(&RecorderConfig {
@@ -27,14 +27,15 @@
 //!                            mechanism: "pin", reason: "wrong pin" };
 //! assert!(matches!(REC.record(11, session, &failed).unwrap(), Action::Start(_)));
 //! REC.log(12, Level::Info, session, "console", "locked for 1 s", &[]).unwrap();
-//! let Action::Dump(order) = REC.log(13, Level::Trace, None, "idle", "tick", &[]).unwrap()
-//!     else { panic!("the post-trigger window is two records") };
+//! // The post-trigger window is two records: this one closes it.
+//! let action = REC.log(13, Level::Trace, None, "idle", "tick", &[]).unwrap();
+//! assert_eq!(action, Action::Dump(Reason::FailedLogin));
 //!
 //! let mut out = Vec::new();
 //! let mut scratch = [0u8; 512];
 //! let clock = ClockInfo::BOOT_MILLIS;
 //! let build = Build { name: "demo", version: "1.0", id: &[0xab; 8] };
-//! let summary = REC.dump(&order, clock, &build, &mut out, &mut scratch).unwrap();
+//! let summary = REC.dump_due(clock, &build, &mut out, &mut scratch).unwrap().unwrap();
 //! assert_eq!(summary.records, 4);
 //! ```
 #![no_std]

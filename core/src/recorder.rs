@@ -235,6 +235,27 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             .flatten()
     }
 
+    /// The order of the dump that is due (after an [`Action::Dump`]), taken: the next
+    /// trigger opens a new window. [`dump_due`](Self::dump_due) takes and writes it.
+    pub fn take_order(&self) -> Option<DumpOrder> {
+        self.with(|inner| inner.trigger.take_order()).ok().flatten()
+    }
+
+    /// Writes the dump that is due, if one is (see [`dump`](Self::dump)); `Ok(None)` if
+    /// none is.
+    pub fn dump_due<W: Write>(
+        &self,
+        clock: ClockInfo,
+        build: &Build<'_>,
+        w: &mut W,
+        scratch: &mut [u8],
+    ) -> Result<Option<DumpSummary>, DumpError<W::Error>> {
+        match self.take_order() {
+            Some(order) => self.dump(&order, clock, build, w, scratch).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Counts `n` records an adapter dropped before they reached the recorder (a full queue);
     /// reported in the next dump's header.
     pub fn note_dropped(&self, n: u64) {

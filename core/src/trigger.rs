@@ -279,8 +279,10 @@ pub enum Action {
     None,
     /// A trigger fired; the post-trigger window is being captured.
     Start(Reason),
-    /// Write a dump now.
-    Dump(DumpOrder),
+    /// A dump is due, for this reason: take its [`DumpOrder`] and write it
+    /// ([`TriggerState::take_order`]; a `Recorder` does both in `dump_due`). Until then,
+    /// triggers join it.
+    Dump(Reason),
     /// A trigger fired but the rate limit refused it (counted).
     Suppressed(Reason),
 }
@@ -402,16 +404,27 @@ impl<const DEPTH: usize> Slot<DEPTH> {
 
 /// A post-trigger window is open.
 const CAPTURING: u8 = 1;
-/// The open window's trigger record is known (`seq`).
-const HAS_SEQ: u8 = 2;
-/// The open window is scoped to `session`.
-const HAS_SESSION: u8 = 4;
+/// The window closed and its dump is due: the window's fields are its order until taken.
+const DUE: u8 = 2;
+/// The window's trigger record is known (`seq`).
+const HAS_SEQ: u8 = 4;
+/// The window is scoped to `session`.
+const HAS_SESSION: u8 = 8;
 /// A dump was admitted by the rate limit at `time` (the cooldown counts from it).
-const ADMITTED: u8 = 8;
+const ADMITTED: u8 = 16;
+/// The due dump is a death's, made at `seq` (a death has no trigger record, and `time`
+/// stays the last admitted one: deaths are not rate-limited nor counted by the limit).
+const DEATH: u8 = 32;
 
 /// The state of a trigger machine without its configuration, for owners that keep the
 /// configuration elsewhere (a recorder holding a `&'static` config in flash); each call
 /// takes the configuration. [`TriggerMachine`] bundles the two.
+///
+/// A trigger opens a post-trigger window; when it closes, a dump is due, and the window's
+/// fields become its order until the owner takes it ([`take_order`](Self::take_order)).
+/// Triggers while a window is open or a dump is due join that dump. Keeping the order here
+/// keeps [`Action`] to a word or two, which the append path passes up through every frame
+/// (a firmware's stack budget is a few hundred bytes).
 ///
 /// Its size is 48 bytes on a 32-bit MCU plus, for each of the `SLOTS` threshold slots,
 /// `8 * DEPTH + 8`.
@@ -420,13 +433,14 @@ pub struct TriggerState<const SLOTS: usize = 4, const DEPTH: usize = 8> {
     slots: [Slot<DEPTH>; SLOTS],
     /// Rate limit: theoretical arrival time of the next dump (GCRA).
     tat: u64,
-    /// When the open window's trigger fired; while idle, when the last admitted one did.
+    /// When the window's trigger fired; while idle, when the last admitted one did.
     time: u64,
-    /// The open window's trigger record.
+    /// The window's trigger record.
     seq: u64,
-    /// The open window's session.
+    /// The window's session.
     session: u32,
     suppressed: u32,
+    /// Dumps made due so far.
     dumps: u32,
     /// Records the open window still waits for (0: not counting).
     left: u16,
@@ -468,13 +482,38 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
         self.flags & CAPTURING != 0
     }
 
+    /// Whether a dump is due (its order not taken yet).
+    pub const fn is_due(&self) -> bool {
+        self.flags & DUE != 0
+    }
+
+    /// The order of the dump that is due, if one is; taking it makes the machine idle, so
+    /// the next trigger opens a new window.
+    pub fn take_order(&mut self) -> Option<DumpOrder> {
+        if !self.is_due() {
+            return None;
+        }
+        let has = |flag| self.flags & flag != 0;
+        let order = DumpOrder {
+            reason: self.reason,
+            time: if has(DEATH) { self.seq } else { self.time },
+            seq: has(HAS_SEQ).then_some(self.seq),
+            session: has(HAS_SESSION).then_some(SessionId(self.session)),
+            suppressed: self.suppressed,
+            index: self.dumps.wrapping_sub(1),
+        };
+        self.suppressed = 0;
+        self.flags &= ADMITTED;
+        Some(order)
+    }
+
     /// See [`TriggerMachine::on_record`].
     pub fn on_record(&mut self, c: &TriggerConfig, rec: &RecordInfo<'_>, now: u64) -> Action {
         let fired = self.evaluate(c, rec, now);
         if self.is_capturing() && self.left > 0 {
             self.left -= 1;
             if self.left == 0 {
-                return self.finish(self.open_order());
+                return self.finish();
             }
         }
         if let Some(action) = self.expire(c, now) {
@@ -498,16 +537,15 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
             return Action::None;
         }
         if reason == Reason::UntimelyDeath {
-            // Dumped at once, never limited; it takes over an open window's scope.
-            let session = self.open_order().session;
-            return self.finish(DumpOrder {
-                reason,
-                time: now,
-                seq: None,
-                session,
-                suppressed: 0,
-                index: 0,
-            });
+            // Due at once, never limited. It takes over an open window or a due dump (the
+            // ring holds their records all the same) and keeps its session scope.
+            if self.flags & (CAPTURING | DUE) == 0 {
+                self.flags &= ADMITTED;
+            }
+            self.flags = (self.flags & !HAS_SEQ) | DEATH;
+            self.reason = reason;
+            self.seq = now;
+            return self.finish();
         }
         // A window whose end has passed closes now; this trigger joins its dump.
         if let Some(action) = self.expire(c, now) {
@@ -526,23 +564,9 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
         (self.is_capturing() && c.post_ticks > 0).then(|| self.time.saturating_add(c.post_ticks))
     }
 
-    /// The open window's order (meaningful while capturing; else an order with no seq or
-    /// session).
-    fn open_order(&self) -> DumpOrder {
-        let open = self.is_capturing();
-        DumpOrder {
-            reason: self.reason,
-            time: self.time,
-            seq: (open && self.flags & HAS_SEQ != 0).then_some(self.seq),
-            session: (open && self.flags & HAS_SESSION != 0).then_some(SessionId(self.session)),
-            suppressed: 0,
-            index: 0,
-        }
-    }
-
     fn expire(&mut self, c: &TriggerConfig, now: u64) -> Option<Action> {
         match self.deadline(c) {
-            Some(d) if now >= d => Some(self.finish(self.open_order())),
+            Some(d) if now >= d => Some(self.finish()),
             _ => None,
         }
     }
@@ -605,9 +629,10 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
         seq: Option<u64>,
         session: Option<SessionId>,
     ) -> Action {
-        if self.is_capturing() {
-            // Joins the open window's dump; a threshold says more than the single failed
-            // login that opened the window (a brute force, not a typo), so it names the dump.
+        if self.flags & (CAPTURING | DUE) != 0 {
+            // Joins the open window's (or the due) dump; a threshold says more than the
+            // single failed login that opened the window (a brute force, not a typo), so it
+            // names the dump.
             if matches!(reason, Reason::Threshold(_))
                 && !matches!(self.reason, Reason::Threshold(_))
             {
@@ -630,18 +655,18 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
             | if seq.is_some() { HAS_SEQ } else { 0 }
             | if session.is_some() { HAS_SESSION } else { 0 };
         if c.post_records == 0 && c.post_ticks == 0 {
-            return self.finish(self.open_order());
+            return self.finish();
         }
         Action::Start(reason)
     }
 
-    fn finish(&mut self, mut order: DumpOrder) -> Action {
-        order.suppressed = self.suppressed;
-        order.index = self.dumps;
-        self.suppressed = 0;
-        self.dumps = self.dumps.wrapping_add(1);
-        self.flags &= ADMITTED;
-        Action::Dump(order)
+    /// Closes the window: its dump is due (a death taking over a due dump keeps its index).
+    fn finish(&mut self) -> Action {
+        if !self.is_due() {
+            self.dumps = self.dumps.wrapping_add(1);
+        }
+        self.flags = (self.flags & !CAPTURING) | DUE;
+        Action::Dump(self.reason)
     }
 
     /// Token bucket (GCRA): takes a token at `now` if there is one.
@@ -682,8 +707,9 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
 ///                         session: None, peer: None, name: None };
 /// assert_eq!(m.on_record(&fail, 0), Action::None);
 /// assert_eq!(m.on_record(&fail, 30), Action::None);
-/// let Action::Dump(order) = m.on_record(&fail, 60) else { panic!() };
-/// assert_eq!(order.reason, Reason::Threshold(Kind::AUTH_FAILURE));
+/// assert_eq!(m.on_record(&fail, 60), Action::Dump(Reason::Threshold(Kind::AUTH_FAILURE)));
+/// let order = m.take_order().unwrap();
+/// assert_eq!((order.time, order.index), (60, 0));
 /// ```
 #[derive(Clone, Debug)]
 pub struct TriggerMachine<const SLOTS: usize = 4, const DEPTH: usize = 8> {
@@ -715,6 +741,17 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
         self.state.is_capturing()
     }
 
+    /// Whether a dump is due (its order not taken yet).
+    pub const fn is_due(&self) -> bool {
+        self.state.is_due()
+    }
+
+    /// Takes the order of the dump that is due (after [`Action::Dump`]); see
+    /// [`TriggerState::take_order`].
+    pub fn take_order(&mut self) -> Option<DumpOrder> {
+        self.state.take_order()
+    }
+
     /// Feeds a record seen at `now`.
     pub fn on_record(&mut self, rec: &RecordInfo<'_>, now: u64) -> Action {
         self.state.on_record(&self.config, rec, now)
@@ -722,9 +759,10 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerMachine<SLOTS, DEPTH> {
 
     /// Reports a cause that is not a record: [`Reason::UntimelyDeath`], [`Reason::Signal`],
     /// [`Reason::Policy`], [`Reason::Manual`] (or any other). Returns [`Action::None`] if that
-    /// criterion is switched off or a window is already open (it joins that dump), except a
-    /// death, which dumps at once. A window whose deadline has passed is closed first: its
-    /// [`Action::Dump`] is returned and this trigger joins it.
+    /// criterion is switched off or a window is open or a dump due (it joins that dump),
+    /// except a death, which is due at once (taking over an open window or a due dump). A
+    /// window whose deadline has passed is closed first: its [`Action::Dump`] is returned
+    /// and this trigger joins it.
     pub fn fire(&mut self, reason: Reason, now: u64) -> Action {
         self.state.fire(&self.config, reason, now)
     }

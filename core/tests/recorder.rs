@@ -116,16 +116,18 @@ fn capture_filter() {
         Ok(Action::None)
     );
     // A filtered failed login still fires, with no record to point to.
-    let Ok(Action::Dump(order)) = rec.record(3, Some(SessionId(1)), &failure("x")) else {
+    let Ok(Action::Dump(_)) = rec.record(3, Some(SessionId(1)), &failure("x")) else {
         panic!("the failed login fires although it is not recorded");
     };
+    let order = rec.take_order().unwrap();
     assert_eq!(
         (order.reason, order.seq, order.time),
         (Reason::FailedLogin, None, 3)
     );
-    let Ok(Action::Dump(order)) = rec.record(4, None, &Edge) else {
+    let Ok(Action::Dump(_)) = rec.record(4, None, &Edge) else {
         panic!("an Error record fires the level criterion");
     };
+    let order = rec.take_order().unwrap();
     assert_eq!(order.seq, None);
     // Kinds past the mask are always recorded.
     assert_eq!(rec.record(5, None, &Future(1)), Ok(Action::None));
@@ -152,11 +154,12 @@ fn errors_carry_the_trigger_action() {
     let long = "u".repeat(60);
     let Err(RecordError {
         error: PushError::TooLarge,
-        action: Action::Dump(order),
+        action: Action::Dump(_),
     }) = rec.record(7, Some(SessionId(2)), &failure(&long))
     else {
         panic!("too large, and the failed login fires");
     };
+    let order = rec.take_order().unwrap();
     assert_eq!(
         (order.reason, order.seq, order.index),
         (Reason::FailedLogin, None, 0)
@@ -164,9 +167,10 @@ fn errors_carry_the_trigger_action() {
 
     let e = rec.frame(8, Level::Error, None, &[0; 60]).unwrap_err();
     assert_eq!(e.error, PushError::TooLarge);
-    let Action::Dump(order) = e.action else {
+    let Action::Dump(_) = e.action else {
         panic!("the level criterion fires");
     };
+    let order = rec.take_order().unwrap();
     assert_eq!(
         (order.reason, order.index),
         (Reason::Level(Level::Error), 1)
@@ -193,10 +197,9 @@ fn lost_counts_reach_the_dump_header() {
     let stats = rec.stats().unwrap();
     assert_eq!((stats.dropped, stats.ring.rejected), (5, 2));
 
-    let order = match rec.fire(Reason::Manual, 4) {
-        Action::Dump(o) => o,
-        a => panic!("manual dump expected, got {a:?}"),
-    };
+    let a = rec.fire(Reason::Manual, 4);
+    assert_eq!(a, Action::Dump(Reason::Manual));
+    let order = rec.take_order().unwrap();
     let p = dump_of(&rec, &order);
     // Two records too large for the ring and five dropped by an adapter: each counted once.
     assert_eq!(p.header.lost, 7);
@@ -237,9 +240,10 @@ fn recorder_dumps_end_to_end() {
         Ok(Action::Start(Reason::Named(1)))
     );
     rec.log(3, Level::Info, None, "a", "three", &[]).unwrap();
-    let Ok(Action::Dump(order)) = rec.log(4, Level::Info, s2, "a", "four", &[]) else {
+    let Ok(Action::Dump(_)) = rec.log(4, Level::Info, s2, "a", "four", &[]) else {
         panic!("window of two records");
     };
+    let order = rec.take_order().unwrap();
     assert_eq!(order.session, s1);
     let p = dump_of(&rec, &order);
     assert_eq!((p.header.reason_code, p.header.reason_arg), (5, 1));
@@ -262,9 +266,10 @@ fn recorder_dumps_end_to_end() {
     assert_eq!(rec.poll(1000), Action::None);
     assert_eq!(rec.deadline(), None);
     rec.log(103, Level::Info, None, "a", "x", &[]).unwrap();
-    let Ok(Action::Dump(order)) = rec.log(104, Level::Info, None, "a", "y", &[]) else {
+    let Ok(Action::Dump(_)) = rec.log(104, Level::Info, None, "a", "y", &[]) else {
         panic!("window of two records");
     };
+    let order = rec.take_order().unwrap();
     let p = dump_of(&rec, &order);
     assert_eq!((p.header.suppressed, p.header.index), (1, 1));
     assert_eq!(p.header.detail, "");
@@ -297,9 +302,10 @@ fn logging_while_dumping() {
             Ok(())
         }
     }
-    let Action::Dump(order) = REC.fire(Reason::Manual, 5) else {
+    let Action::Dump(_) = REC.fire(Reason::Manual, 5) else {
         panic!("manual dump");
     };
+    let order = REC.take_order().unwrap();
     let mut w = Echo(Vec::new());
     let s = REC
         .dump(
@@ -362,9 +368,10 @@ fn reentrant_use_is_refused() {
     });
     let stats = REC.stats().unwrap();
     assert_eq!(stats.ring.records, 1);
+    assert_eq!(REC.fire(Reason::Manual, 2), Action::Dump(Reason::Manual));
     assert_eq!(
-        REC.fire(Reason::Manual, 2),
-        Action::Dump(DumpOrder {
+        REC.take_order(),
+        Some(DumpOrder {
             reason: Reason::Manual,
             time: 2,
             seq: None,

@@ -17,6 +17,57 @@ enum In {
     Deadline(Option<u64>),
 }
 
+/// What a step yields: the machine's action, with a due dump's order taken at once (as an
+/// owner does), so that the tables can say all of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Act {
+    None,
+    Start(Reason),
+    Dump(DumpOrder),
+    Suppressed(Reason),
+}
+
+/// Drives a machine as its owner does: every `Action::Dump` is followed by `take_order`.
+trait Owner {
+    fn record(&mut self, r: &RecordInfo<'_>, now: u64) -> Act;
+    fn fire_now(&mut self, reason: Reason, now: u64) -> Act;
+    fn poll_now(&mut self, now: u64) -> Act;
+}
+
+impl<const S: usize, const D: usize> Owner for TriggerMachine<S, D> {
+    fn record(&mut self, r: &RecordInfo<'_>, now: u64) -> Act {
+        let a = self.on_record(r, now);
+        take(self, a)
+    }
+    fn fire_now(&mut self, reason: Reason, now: u64) -> Act {
+        let a = self.fire(reason, now);
+        take(self, a)
+    }
+    fn poll_now(&mut self, now: u64) -> Act {
+        let a = self.poll(now);
+        take(self, a)
+    }
+}
+
+fn take<const S: usize, const D: usize>(m: &mut TriggerMachine<S, D>, a: Action) -> Act {
+    match a {
+        Action::None => {
+            assert!(!m.is_due(), "no Dump action, no due dump");
+            Act::None
+        }
+        Action::Start(r) => Act::Start(r),
+        Action::Suppressed(r) => Act::Suppressed(r),
+        Action::Dump(reason) => {
+            let order = m
+                .take_order()
+                .expect("a Dump action leaves an order to take");
+            assert_eq!(order.reason, reason, "the action names the order's reason");
+            assert_eq!(m.take_order(), None, "taken once");
+            Act::Dump(order)
+        }
+    }
+}
+
 fn rec(kind: Kind) -> RecordInfo<'static> {
     RecordInfo {
         seq: None,
@@ -53,8 +104,8 @@ fn seq(r: RecordInfo<'static>, seq: u64) -> RecordInfo<'static> {
     }
 }
 
-fn dump(reason: Reason, time: u64, index: u32) -> Action {
-    Action::Dump(DumpOrder {
+fn dump(reason: Reason, time: u64, index: u32) -> Act {
+    Act::Dump(DumpOrder {
         reason,
         time,
         seq: None,
@@ -64,17 +115,17 @@ fn dump(reason: Reason, time: u64, index: u32) -> Action {
     })
 }
 
-fn with(action: Action, f: impl FnOnce(&mut DumpOrder)) -> Action {
+fn with(action: Act, f: impl FnOnce(&mut DumpOrder)) -> Act {
     match action {
-        Action::Dump(mut o) => {
+        Act::Dump(mut o) => {
             f(&mut o);
-            Action::Dump(o)
+            Act::Dump(o)
         }
         other => other,
     }
 }
 
-const NONE: Action = Action::None;
+const NONE: Act = Act::None;
 const IMMEDIATE: TriggerConfig = TriggerConfig {
     post_records: 0,
     post_ticks: 0,
@@ -94,13 +145,13 @@ const THRESHOLD_ONLY: TriggerConfig = TriggerConfig {
 fn run<const S: usize, const D: usize>(
     name: &str,
     m: &mut TriggerMachine<S, D>,
-    steps: &[(u64, In, Action)],
+    steps: &[(u64, In, Act)],
 ) {
     for (i, &(now, input, want)) in steps.iter().enumerate() {
         let got = match input {
-            In::Rec(r) => m.on_record(&r, now),
-            In::Fire(reason) => m.fire(reason, now),
-            In::Poll => m.poll(now),
+            In::Rec(r) => m.record(&r, now),
+            In::Fire(reason) => m.fire_now(reason, now),
+            In::Poll => m.poll_now(now),
             In::Deadline(d) => {
                 assert_eq!(m.deadline(), d, "{name}: step {i}: deadline");
                 continue;
@@ -110,7 +161,7 @@ fn run<const S: usize, const D: usize>(
     }
 }
 
-fn scenario(name: &str, config: TriggerConfig, steps: &[(u64, In, Action)]) {
+fn scenario(name: &str, config: TriggerConfig, steps: &[(u64, In, Act)]) {
     let mut m: TriggerMachine = TriggerMachine::new(config);
     run(name, &mut m, steps);
 }
@@ -148,7 +199,7 @@ fn failed_login() {
             ..TriggerConfig::DEFAULT
         },
         &[
-            (1, Rec(seq(fail(), 0)), Action::Start(login)),
+            (1, Rec(seq(fail(), 0)), Act::Start(login)),
             (1, Deadline(None), NONE),
             (2, Rec(log()), NONE),
             (3, Rec(log()), with(dump(login, 1, 0), |o| o.seq = Some(0))),
@@ -340,7 +391,7 @@ fn post_trigger_windows() {
         timed,
         &[
             (0, Deadline(None), NONE),
-            (100, Rec(fail()), Action::Start(login)),
+            (100, Rec(fail()), Act::Start(login)),
             (100, Deadline(Some(110)), NONE),
             (105, Rec(log()), NONE),
             (109, Poll, NONE),
@@ -353,7 +404,7 @@ fn post_trigger_windows() {
         "timed window closed by a late record",
         timed,
         &[
-            (100, Rec(fail()), Action::Start(login)),
+            (100, Rec(fail()), Act::Start(login)),
             (250, Rec(log()), dump(login, 100, 0)),
             (251, Poll, NONE),
         ],
@@ -362,14 +413,10 @@ fn post_trigger_windows() {
         "timed window closed by a trigger after its end",
         timed,
         &[
-            (100, Rec(fail()), Action::Start(login)),
+            (100, Rec(fail()), Act::Start(login)),
             (109, Fire(Reason::Signal(1)), NONE), // joins
             (110, Fire(Reason::Signal(1)), dump(login, 100, 0)), // joins, and closes it
-            (
-                111,
-                Fire(Reason::Signal(1)),
-                Action::Start(Reason::Signal(1)),
-            ),
+            (111, Fire(Reason::Signal(1)), Act::Start(Reason::Signal(1))),
         ],
     );
     scenario(
@@ -380,7 +427,7 @@ fn post_trigger_windows() {
             ..TriggerConfig::DEFAULT
         },
         &[
-            (0, Rec(fail()), Action::Start(login)),
+            (0, Rec(fail()), Act::Start(login)),
             (0, Deadline(Some(10)), NONE),
             (1, Rec(log()), NONE),
             (2, Rec(log()), dump(login, 0, 0)),
@@ -395,7 +442,7 @@ fn post_trigger_windows() {
             ..TriggerConfig::DEFAULT
         },
         &[
-            (0, Rec(fail()), Action::Start(login)),
+            (0, Rec(fail()), Act::Start(login)),
             (1, Rec(log()), NONE),
             (10, Poll, dump(login, 0, 0)),
         ],
@@ -407,14 +454,14 @@ fn post_trigger_windows() {
             ..TriggerConfig::DEFAULT
         },
         &[
-            (0, Rec(seq(fail(), 0)), Action::Start(login)),
+            (0, Rec(seq(fail(), 0)), Act::Start(login)),
             (1, Rec(fail()), NONE),
             (2, Fire(Reason::Manual), NONE),
             (3, Fire(Reason::Signal(15)), NONE),
             (4, Rec(fail()), NONE),
             (5, Rec(fail()), with(dump(login, 0, 0), |o| o.seq = Some(0))),
             // The record that closes a window does not start another.
-            (6, Rec(fail()), Action::Start(login)),
+            (6, Rec(fail()), Act::Start(login)),
         ],
     );
 }
@@ -432,22 +479,22 @@ fn rate_limit() {
         limited,
         &[
             (0, Fire(manual), dump(manual, 0, 0)),
-            (5, Fire(manual), Action::Suppressed(manual)), // cooldown
+            (5, Fire(manual), Act::Suppressed(manual)), // cooldown
             (
                 10,
                 Fire(manual),
                 with(dump(manual, 10, 1), |o| o.suppressed = 1),
             ), // burst of 2
-            (20, Rec(fail()), Action::Suppressed(Reason::FailedLogin)),
-            (49, Fire(manual), Action::Suppressed(manual)),
+            (20, Rec(fail()), Act::Suppressed(Reason::FailedLogin)),
+            (49, Fire(manual), Act::Suppressed(manual)),
             (
                 50,
                 Fire(manual),
                 with(dump(manual, 50, 2), |o| o.suppressed = 2),
             ),
-            (55, Fire(manual), Action::Suppressed(manual)), // cooldown
-            (60, Fire(manual), Action::Suppressed(manual)), // no token
-            (99, Fire(manual), Action::Suppressed(manual)),
+            (55, Fire(manual), Act::Suppressed(manual)), // cooldown
+            (60, Fire(manual), Act::Suppressed(manual)), // no token
+            (99, Fire(manual), Act::Suppressed(manual)),
             (
                 100,
                 Fire(manual),
@@ -457,8 +504,8 @@ fn rate_limit() {
         ],
     );
     let mut m: TriggerMachine = TriggerMachine::new(limited);
-    assert_eq!(m.fire(manual, 0), dump(manual, 0, 0));
-    assert_eq!(m.fire(manual, 1), Action::Suppressed(manual));
+    assert_eq!(m.fire_now(manual, 0), dump(manual, 0, 0));
+    assert_eq!(m.fire_now(manual, 1), Act::Suppressed(manual));
     assert_eq!(m.suppressed(), 1);
     scenario(
         "a window started within the limit",
@@ -467,10 +514,10 @@ fn rate_limit() {
             ..limited
         },
         &[
-            (0, Rec(fail()), Action::Start(Reason::FailedLogin)),
+            (0, Rec(fail()), Act::Start(Reason::FailedLogin)),
             (1, Rec(log()), dump(Reason::FailedLogin, 0, 0)),
-            (2, Rec(fail()), Action::Suppressed(Reason::FailedLogin)),
-            (10, Rec(fail()), Action::Start(Reason::FailedLogin)),
+            (2, Rec(fail()), Act::Suppressed(Reason::FailedLogin)),
+            (10, Rec(fail()), Act::Start(Reason::FailedLogin)),
             (
                 11,
                 Rec(log()),
@@ -494,7 +541,7 @@ fn untimely_death() {
         limited,
         &[
             (0, Fire(Reason::Manual), dump(Reason::Manual, 0, 0)),
-            (1, Fire(Reason::Manual), Action::Suppressed(Reason::Manual)),
+            (1, Fire(Reason::Manual), Act::Suppressed(Reason::Manual)),
             (
                 2,
                 Fire(death),
@@ -517,7 +564,7 @@ fn untimely_death() {
                     session: Some(SessionId(4)),
                     ..seq(fail(), 9)
                 }),
-                Action::Start(Reason::FailedLogin),
+                Act::Start(Reason::FailedLogin),
             ),
             (1, Rec(log()), NONE),
             (
@@ -730,15 +777,15 @@ proptest! {
         let mut suppressed = 0;
         for gap in gaps {
             now += gap;
-            match m.fire(Reason::Manual, now) {
-                Action::Dump(o) => {
+            match m.fire_now(Reason::Manual, now) {
+                Act::Dump(o) => {
                     prop_assert_eq!(o.time, now);
                     prop_assert_eq!(o.index as usize, granted.len());
                     prop_assert_eq!(o.suppressed, suppressed);
                     suppressed = 0;
                     granted.push(now);
                 }
-                Action::Suppressed(_) => suppressed += 1,
+                Act::Suppressed(_) => suppressed += 1,
                 other => prop_assert!(false, "unexpected {:?}", other),
             }
             prop_assert_eq!(m.suppressed(), suppressed);
@@ -750,9 +797,9 @@ proptest! {
             ..IMMEDIATE
         });
         for i in 0..r.dumps() {
-            prop_assert!(matches!(m.fire(Reason::Manual, 7), Action::Dump(_)), "burst dump {}", i);
+            prop_assert!(matches!(m.fire_now(Reason::Manual, 7), Act::Dump(_)), "burst dump {}", i);
         }
-        prop_assert_eq!(m.fire(Reason::Manual, 7), Action::Suppressed(Reason::Manual));
+        prop_assert_eq!(m.fire_now(Reason::Manual, 7), Act::Suppressed(Reason::Manual));
     }
 
     /// Dumps after post-trigger windows: triggers, records and polls at random times.
@@ -775,19 +822,19 @@ proptest! {
         for (gap, what) in steps {
             now += gap;
             let action = match what {
-                0 => m.on_record(&fail(), now),
-                1 => m.on_record(&log(), now),
-                2 => m.poll(now),
-                _ => m.fire(Reason::Signal(2), now),
+                0 => m.record(&fail(), now),
+                1 => m.record(&log(), now),
+                2 => m.poll_now(now),
+                _ => m.fire_now(Reason::Signal(2), now),
             };
             match action {
-                Action::Dump(o) => {
+                Act::Dump(o) => {
                     prop_assert!(o.time <= now);
                     prop_assert_eq!(o.index as usize, granted.len());
                     granted.push(o.time);
                 }
-                Action::Start(_) => starts += 1,
-                Action::Suppressed(_) | Action::None => {}
+                Act::Start(_) => starts += 1,
+                Act::Suppressed(_) | Act::None => {}
             }
             if let Some(d) = m.deadline() {
                 prop_assert!(d > now, "deadline {} passed at {}", d, now);
@@ -837,12 +884,12 @@ fn degenerate_machines() {
         rate: Some(RateLimit::new(0, 0, 0)),
         ..IMMEDIATE
     });
-    assert!(matches!(m.fire(Reason::Manual, 5), Action::Dump(_)));
+    assert!(matches!(m.fire_now(Reason::Manual, 5), Act::Dump(_)));
     assert_eq!(
-        m.fire(Reason::Manual, 5),
-        Action::Suppressed(Reason::Manual)
+        m.fire_now(Reason::Manual, 5),
+        Act::Suppressed(Reason::Manual)
     );
-    assert!(matches!(m.fire(Reason::Manual, 6), Action::Dump(_)));
+    assert!(matches!(m.fire_now(Reason::Manual, 6), Act::Dump(_)));
 }
 
 #[test]
@@ -858,12 +905,12 @@ fn threshold_joining_an_open_window_names_the_dump() {
         ..TriggerConfig::DEFAULT
     });
     // The first failed login opens the window; the third crosses the threshold inside it.
-    assert_eq!(m.on_record(&fail(), 0), Action::Start(Reason::FailedLogin));
-    assert_eq!(m.on_record(&fail(), 1), Action::None);
-    assert_eq!(m.on_record(&fail(), 2), Action::None);
-    assert_eq!(m.on_record(&log(), 3), Action::None);
-    assert_eq!(m.on_record(&log(), 4), Action::None);
-    let Action::Dump(order) = m.on_record(&log(), 5) else {
+    assert_eq!(m.record(&fail(), 0), Act::Start(Reason::FailedLogin));
+    assert_eq!(m.record(&fail(), 1), Act::None);
+    assert_eq!(m.record(&fail(), 2), Act::None);
+    assert_eq!(m.record(&log(), 3), Act::None);
+    assert_eq!(m.record(&log(), 4), Act::None);
+    let Act::Dump(order) = m.record(&log(), 5) else {
         panic!("the window closes after 5 records")
     };
     assert_eq!(order.reason, Reason::Threshold(Kind::AUTH_FAILURE));
@@ -878,14 +925,84 @@ fn other_triggers_joining_a_window_keep_its_reason() {
         level: Some(Level::Error),
         ..TriggerConfig::DEFAULT
     });
-    assert_eq!(m.on_record(&fail(), 0), Action::Start(Reason::FailedLogin));
+    assert_eq!(m.record(&fail(), 0), Act::Start(Reason::FailedLogin));
     let error = RecordInfo {
         level: Level::Error,
         ..log()
     };
-    assert_eq!(m.on_record(&error, 1), Action::None);
-    let Action::Dump(order) = m.on_record(&log(), 2) else {
+    assert_eq!(m.record(&error, 1), Act::None);
+    let Act::Dump(order) = m.record(&log(), 2) else {
         panic!("the window closes after 2 records")
     };
     assert_eq!(order.reason, Reason::FailedLogin);
+}
+
+/// A dump not taken yet is still due: later triggers join it instead of opening windows,
+/// and taking it makes the machine idle again.
+#[test]
+fn triggers_join_a_dump_that_is_due() {
+    let mut m: TriggerMachine = TriggerMachine::new(IMMEDIATE);
+    assert_eq!(
+        m.on_record(&seq(fail(), 4), 10),
+        Action::Dump(Reason::FailedLogin)
+    );
+    assert!(m.is_due());
+    assert_eq!(m.on_record(&fail(), 11), Action::None);
+    assert_eq!(m.fire(Reason::Signal(12), 12), Action::None);
+    let order = m.take_order().unwrap();
+    assert_eq!(
+        (order.reason, order.time, order.seq, order.index),
+        (Reason::FailedLogin, 10, Some(4), 0)
+    );
+    assert_eq!(m.take_order(), None);
+    assert_eq!(m.on_record(&fail(), 13), Action::Dump(Reason::FailedLogin));
+    assert_eq!(m.take_order().map(|o| (o.time, o.index)), Some((13, 1)));
+}
+
+/// A death takes over a due dump (same index: no dump goes missing), keeps its scope,
+/// and leaves the rate limit's cooldown where the last admitted trigger put it.
+#[test]
+fn a_death_takes_over_a_due_dump_without_moving_the_cooldown() {
+    let mut m: TriggerMachine = TriggerMachine::new(TriggerConfig {
+        scope_session: true,
+        rate: Some(RateLimit::new(10, 1000, 100)),
+        ..IMMEDIATE
+    });
+    let failed = RecordInfo {
+        session: Some(SessionId(9)),
+        ..seq(fail(), 2)
+    };
+    assert_eq!(m.on_record(&failed, 50), Action::Dump(Reason::FailedLogin));
+    assert_eq!(
+        m.fire(Reason::UntimelyDeath, 60),
+        Action::Dump(Reason::UntimelyDeath)
+    );
+    let order = m.take_order().unwrap();
+    assert_eq!(
+        (
+            order.reason,
+            order.time,
+            order.seq,
+            order.session,
+            order.index
+        ),
+        (Reason::UntimelyDeath, 60, None, Some(SessionId(9)), 0)
+    );
+    // The cooldown runs from 50 (the failed login), not from the death at 60.
+    assert_eq!(
+        m.on_record(&fail(), 149),
+        Action::Suppressed(Reason::FailedLogin)
+    );
+    assert_eq!(m.on_record(&fail(), 150), Action::Dump(Reason::FailedLogin));
+    assert_eq!(m.take_order().map(|o| o.index), Some(1));
+    // A death from idle has no scope and no trigger record.
+    assert_eq!(
+        m.fire(Reason::UntimelyDeath, 200),
+        Action::Dump(Reason::UntimelyDeath)
+    );
+    let order = m.take_order().unwrap();
+    assert_eq!(
+        (order.session, order.seq, order.time, order.index),
+        (None, None, 200, 2)
+    );
 }

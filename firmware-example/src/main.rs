@@ -210,9 +210,8 @@ fn console(store: &mut FlashStore<Flash>, scratch: &mut [u8]) -> ! {
         defmt::debug!("pairing pin attempt {=u32}", i);
         let action = attempt(Some(SessionId(2)), "pairing", "wrong pairing pin");
         handle(action, store, scratch);
-        if let Some(order) = SINK.take_order() {
-            handle(Action::Dump(order), store, scratch);
-        }
+        // A defmt frame can close a window too: the dump waits in the recorder.
+        store_due(store, scratch);
     }
     defmt::debug!("lockout table update");
     advance(500);
@@ -246,17 +245,23 @@ fn handle(action: Action, store: &mut FlashStore<Flash>, scratch: &mut [u8]) {
         Action::Suppressed(reason) => {
             defmt::warn!("trigger refused by the rate limit: {}", reason)
         }
-        Action::Dump(order) => {
-            match REC.dump_to(&order, ClockInfo::BOOT_MILLIS, &build(), store, scratch) {
-                Ok(info) => defmt::warn!(
-                    "dump {=u32} stored: {=u32} bytes on {=u32} pages",
-                    info.id,
-                    info.len,
-                    info.pages
-                ),
-                Err(_) => defmt::error!("dump failed"),
-            }
-        }
+        Action::Dump(_) => store_due(store, scratch),
+    }
+}
+
+/// Stores the dump that is due, if one is.
+fn store_due(store: &mut FlashStore<Flash>, scratch: &mut [u8]) {
+    let Some(order) = SINK.take_order() else {
+        return;
+    };
+    match REC.dump_to(&order, ClockInfo::BOOT_MILLIS, &build(), store, scratch) {
+        Ok(info) => defmt::warn!(
+            "dump {=u32} stored: {=u32} bytes on {=u32} pages",
+            info.id,
+            info.len,
+            info.pages
+        ),
+        Err(_) => defmt::error!("dump failed"),
     }
 }
 

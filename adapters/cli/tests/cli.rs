@@ -37,9 +37,10 @@ fn dump() -> Vec<u8> {
         rec.record(20, s, &failed).unwrap(),
         Action::Start(_)
     ));
-    let Action::Dump(order) = rec.frame(30, Level::Debug, None, &[1, 2]).unwrap() else {
+    let Action::Dump(_) = rec.frame(30, Level::Debug, None, &[1, 2]).unwrap() else {
         panic!()
     };
+    let order = rec.take_order().unwrap();
     let mut out = Vec::new();
     let build = Build {
         name: "gw",
@@ -266,10 +267,10 @@ fn frame_dump(build_id: &[u8], frames: &[&[u8]]) -> Vec<u8> {
     for (i, f) in frames.iter().enumerate() {
         rec.frame(i as u64, Level::Warn, None, f).unwrap();
     }
-    let order = match rec.fire(flightrec_core::Reason::UntimelyDeath, 99) {
-        Action::Dump(o) => o,
-        other => panic!("{other:?}"),
+    let Action::Dump(_) = rec.fire(flightrec_core::Reason::UntimelyDeath, 99) else {
+        panic!("a death dumps at once")
     };
+    let order = rec.take_order().unwrap();
     let build = Build {
         name: "defmt-fw",
         version: "0.0.0",

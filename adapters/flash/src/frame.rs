@@ -2,9 +2,6 @@
 //! The defmt global logger ([`crate::defmt_logger`], feature `defmt-logger`) builds on it;
 //! this part has no defmt dependency, so it is tested on the host.
 
-use core::cell::Cell;
-
-use critical_section::Mutex;
 use flightrec_core::{Action, DumpOrder, Level, Recorder};
 
 use crate::persist::PersistentRecorder;
@@ -74,6 +71,8 @@ pub trait FrameRecorder: Sync {
     fn record_frame(&self, now: u64, level: Level, bytes: &[u8]) -> Action;
     /// Counts a frame that could not be kept.
     fn drop_frame(&self);
+    /// Takes the order of the dump that is due, if one is.
+    fn take_order(&self) -> Option<DumpOrder>;
 }
 
 impl<const N: usize, const S: usize, const D: usize> FrameRecorder for Recorder<N, S, D> {
@@ -84,6 +83,9 @@ impl<const N: usize, const S: usize, const D: usize> FrameRecorder for Recorder<
     fn drop_frame(&self) {
         self.note_dropped(1);
     }
+    fn take_order(&self) -> Option<DumpOrder> {
+        Recorder::take_order(self)
+    }
 }
 
 impl<const N: usize, const S: usize, const D: usize> FrameRecorder for PersistentRecorder<N, S, D> {
@@ -93,17 +95,20 @@ impl<const N: usize, const S: usize, const D: usize> FrameRecorder for Persisten
     fn drop_frame(&self) {
         self.note_dropped(1);
     }
+    fn take_order(&self) -> Option<DumpOrder> {
+        PersistentRecorder::take_order(self)
+    }
 }
 
 /// Records frames into a recorder at [`Level::Debug`] (a logger does not see a defmt
 /// frame's level: it is in the ELF), optionally forwarding each frame to another output
-/// (a UART, RTT). A dump that a frame makes due (the end of a post-trigger window) is kept
-/// for the application: take it with [`RecorderSink::take_order`] and store it.
+/// (a UART, RTT). A dump that a frame makes due (the end of a post-trigger window) waits in
+/// the recorder for the application: take it with [`RecorderSink::take_order`] (or the
+/// recorder's own `take_order`) and store it.
 pub struct RecorderSink<R: 'static> {
     recorder: &'static R,
     now: fn() -> u64,
     forward: Option<fn(&[u8])>,
-    order: Mutex<Cell<Option<DumpOrder>>>,
 }
 
 impl<R: FrameRecorder> RecorderSink<R> {
@@ -113,13 +118,12 @@ impl<R: FrameRecorder> RecorderSink<R> {
             recorder,
             now,
             forward,
-            order: Mutex::new(Cell::new(None)),
         }
     }
 
-    /// A dump a frame made due, if any (taken: the next call returns `None`).
+    /// The dump that is due, if any (taken: the next call returns `None`).
     pub fn take_order(&self) -> Option<DumpOrder> {
-        critical_section::with(|cs| self.order.borrow(cs).take())
+        self.recorder.take_order()
     }
 }
 
@@ -132,12 +136,9 @@ impl<R: FrameRecorder> FrameSink for RecorderSink<R> {
         if let Some(forward) = self.forward {
             forward(bytes);
         }
-        if let Action::Dump(order) = self
-            .recorder
-            .record_frame((self.now)(), Level::Debug, bytes)
-        {
-            critical_section::with(|cs| self.order.borrow(cs).set(Some(order)));
-        }
+        // A dump this frame makes due stays in the recorder until the application takes it.
+        self.recorder
+            .record_frame((self.now)(), Level::Debug, bytes);
     }
 }
 

@@ -392,6 +392,11 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             .unwrap_or(Action::None)
     }
 
+    /// The order of the dump that is due (after an [`Action::Dump`]), taken.
+    pub fn take_order(&self) -> Option<DumpOrder> {
+        self.with(|inner| inner.trigger.take_order()).ok().flatten()
+    }
+
     /// Counts `n` records dropped before they reached the recorder (e.g. defmt frames too
     /// long for the logger's buffer).
     pub fn note_dropped(&self, n: u64) {

@@ -544,25 +544,33 @@ impl FlightRecorder {
             peer,
             name,
         };
-        let action = lock(&self.trigger).on_record(&info, meta.time);
-        self.act(action);
+        self.decide(|m| m.on_record(&info, meta.time))
+    }
+
+    /// Runs the trigger machine and carries out what it decided: a due dump's order is
+    /// taken under the same lock and goes to the writer task with window starts.
+    fn decide(&self, run: impl FnOnce(&mut Machine) -> Action) -> Action {
+        let (action, order) = {
+            let mut machine = lock(&self.trigger);
+            let action = run(&mut machine);
+            (action, machine.take_order())
+        };
+        self.act(action, order);
         action
     }
 
-    /// Carries out what the trigger machine decided: dump orders and window starts go to
-    /// the writer task.
-    fn act(&self, action: Action) {
-        match action {
-            Action::Dump(order) => {
-                if !self.send(Command::Dump(order)) {
-                    self.dumps_dropped.fetch_add(1, Ordering::Relaxed);
-                    self.dumps_dropped_total.fetch_add(1, Ordering::Relaxed);
-                }
+    fn act(&self, action: Action, order: Option<DumpOrder>) {
+        if let Some(order) = order {
+            if !self.send(Command::Dump(order)) {
+                self.dumps_dropped.fetch_add(1, Ordering::Relaxed);
+                self.dumps_dropped_total.fetch_add(1, Ordering::Relaxed);
             }
+        }
+        match action {
             Action::Start(_) => {
                 let _ = self.queue.get().map(|q| q.try_send(Command::Wake));
             }
-            Action::None | Action::Suppressed(_) => {}
+            Action::None | Action::Dump(_) | Action::Suppressed(_) => {}
         }
     }
 
@@ -681,16 +689,14 @@ impl FlightRecorder {
     /// Reports a cause that is not a record (signal, policy, manual); a dump follows through
     /// the writer task (after the post-trigger window, within the rate limit).
     pub fn fire(&self, reason: Reason) -> Action {
-        let action = lock(&self.trigger).fire(reason, self.clock.now());
-        self.act(action);
-        action
+        let now = self.clock.now();
+        self.decide(|m| m.fire(reason, now))
     }
 
     /// Closes a timed post-trigger window whose end has come.
     pub(crate) fn poll(&self) -> Action {
-        let action = lock(&self.trigger).poll(self.clock.now());
-        self.act(action);
-        action
+        let now = self.clock.now();
+        self.decide(|m| m.poll(now))
     }
 
     /// When the open post-trigger window ends (ns since the epoch).
@@ -710,8 +716,12 @@ impl FlightRecorder {
     /// writes the dump at once, on this thread (the writer task may never run again).
     pub fn untimely_death(&self, session: Option<SessionId>, message: &str) {
         self.log(Level::Error, session, "panic", message, &[]);
-        let action = lock(&self.trigger).fire(Reason::UntimelyDeath, self.clock.now());
-        if let (Action::Dump(order), Some(dumper)) = (action, self.dumper.get()) {
+        let order = {
+            let mut machine = lock(&self.trigger);
+            machine.fire(Reason::UntimelyDeath, self.clock.now());
+            machine.take_order()
+        };
+        if let (Some(order), Some(dumper)) = (order, self.dumper.get()) {
             let _ = dumper.write(self, &order);
         }
     }

@@ -85,9 +85,10 @@ pub fn failed_login_dump(clock: ClockInfo, base: u64) -> Vec<u8> {
         },
     )
     .unwrap();
-    let Action::Dump(order) = rec.frame(base + 2200, Level::Warn, s, b"hi").unwrap() else {
+    let Action::Dump(_) = rec.frame(base + 2200, Level::Warn, s, b"hi").unwrap() else {
         panic!("post-trigger window is two records")
     };
+    let order = rec.take_order().unwrap();
     let mut out = Vec::new();
     let mut scratch = [0u8; 512];
     rec.dump(&order, clock, &BUILD, &mut out, &mut scratch)

@@ -28,14 +28,8 @@ fn main() -> ! {
             mechanism: "pin",
             reason: "r",
         };
-        if let Ok(Action::Dump(order)) = REC.record(t, None, &failed) {
-            let _ = REC.dump(
-                &order,
-                ClockInfo::BOOT_MILLIS,
-                &BUILD,
-                &mut Sink,
-                &mut scratch,
-            );
+        if let Ok(Action::Dump(_)) = REC.record(t, None, &failed) {
+            let _ = REC.dump_due(ClockInfo::BOOT_MILLIS, &BUILD, &mut Sink, &mut scratch);
         }
     }
 }

@@ -36,7 +36,8 @@ fn main() -> ! {
             mechanism: "pin",
             reason: "r",
         };
-        if let Ok(Action::Dump(order)) = REC.record(t, None, &failed) {
+        if let (Ok(Action::Dump(_)), Some(order)) = (REC.record(t, None, &failed), REC.take_order())
+        {
             let mut w = match store.begin() {
                 Ok(w) => w,
                 Err(_) => continue,
