@@ -82,7 +82,7 @@ impl<'a> Writer<'a> {
         let (sa, sb) = src.split_at_checked(in_a).unwrap_or((src, &[]));
         if !sa.is_empty() {
             match self.a.get_mut(at..).and_then(|d| d.get_mut(..sa.len())) {
-                Some(d) => d.copy_from_slice(sa),
+                Some(d) => crate::copy(d, sa),
                 None => self.overflow = true,
             }
         }
@@ -91,7 +91,7 @@ impl<'a> Writer<'a> {
         }
         let from = (at + in_a).saturating_sub(self.a.len());
         match self.b.get_mut(from..).and_then(|d| d.get_mut(..sb.len())) {
-            Some(d) => d.copy_from_slice(sb),
+            Some(d) => crate::copy(d, sb),
             None => self.overflow = true,
         }
     }
@@ -189,6 +189,20 @@ pub trait Encode {
         let mut w = Writer::counter();
         self.encode(&mut w);
         w.len()
+    }
+}
+
+/// Bytes taken as they are: a payload that is already encoded (a defmt frame).
+#[derive(Clone, Copy, Debug)]
+pub struct Raw<'a>(pub &'a [u8]);
+
+impl Encode for Raw<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.bytes(self.0);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
     }
 }
 

@@ -123,7 +123,7 @@ pub trait Event: Encode {
     /// The level it is recorded at.
     fn level(&self) -> Level;
     /// The remote peer it concerns, for per-peer thresholds.
-    fn peer(&self) -> Option<Addr> {
+    fn peer(&self) -> Option<&Addr> {
         None
     }
     /// Its name, for named-event triggers.
@@ -222,9 +222,9 @@ macro_rules! security_event {
             fn level(&self) -> Level {
                 Level::$level
             }
-            fn peer(&self) -> Option<Addr> {
-                let f: fn(&Self) -> Option<Peer> = $peer;
-                f(self).map(|p| p.addr)
+            fn peer(&self) -> Option<&Addr> {
+                let f: fn(&Self) -> Option<&Peer> = $peer;
+                f(self).map(|p| &p.addr)
             }
         }
     };
@@ -232,7 +232,7 @@ macro_rules! security_event {
 
 security_event! {
     /// A failed login (ProFTPD's `FailedLogin`, ejabberd's "Failed ... authentication").
-    AuthFailure, AUTH_FAILURE, Warn, peer: |e| e.peer, {
+    AuthFailure, AUTH_FAILURE, Warn, peer: |e| e.peer.as_ref(), {
         /// The user name the peer sent.
         user: &'a str => "user", USER_MAX,
         /// The (virtual) host it tried to log in to.
@@ -248,7 +248,7 @@ security_event! {
 
 security_event! {
     /// A successful login.
-    AuthSuccess, AUTH_SUCCESS, Info, peer: |e| e.peer, {
+    AuthSuccess, AUTH_SUCCESS, Info, peer: |e| e.peer.as_ref(), {
         /// The user.
         user: &'a str => "user", USER_MAX,
         /// The (virtual) host.
@@ -262,7 +262,7 @@ security_event! {
 
 security_event! {
     /// A logout or closed session.
-    Logout, LOGOUT, Info, peer: |e| e.peer, {
+    Logout, LOGOUT, Info, peer: |e| e.peer.as_ref(), {
         /// The user.
         user: &'a str => "user", USER_MAX,
         /// The (virtual) host.
@@ -286,7 +286,7 @@ security_event! {
 
 security_event! {
     /// A new connection.
-    Connect, CONNECT, Info, peer: |e| e.peer, {
+    Connect, CONNECT, Info, peer: |e| e.peer.as_ref(), {
         /// Protocol (`ftp`, `xmpp-c2s`, `console`, ...).
         protocol: &'a str => "name", NAME_MAX,
         /// Where it came from.

@@ -67,6 +67,17 @@ pub use trigger::{
     TriggerState,
 };
 
+/// Copies `src` to the front of `dst` (as much as fits). A loop rather than
+/// `copy_from_slice`: on a Cortex-M the latter calls the compiler's `memcpy`, 0.7 KiB of
+/// flash and 80 bytes of stack, for copies of a few dozen bytes; a host's optimiser turns
+/// the loop into vector moves all the same.
+#[inline]
+pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = *s;
+    }
+}
+
 /// Severity of a record. Ordered: `Trace < Debug < Info < Warn < Error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -6,6 +6,7 @@ use critical_section::Mutex;
 use embedded_io::Write;
 
 use crate::dump::{self, Build, ClockInfo, DumpError, DumpHeader, DumpSummary, Source};
+use crate::encode::{Encode, Raw};
 use crate::event::{Event, Field, Fields, Log};
 use crate::ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
 use crate::trigger::{Action, DumpOrder, Reason, RecordInfo, TriggerConfig, TriggerState};
@@ -151,9 +152,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             kind: E::KIND,
             session,
         };
-        self.store(&meta, event.peer(), event.name(), &mut |ring| {
-            ring.push_event(&meta, event)
-        })
+        self.store(&meta, event.peer(), event.name(), event)
     }
 
     /// Records a log line (a [`Log`] event).
@@ -192,22 +191,23 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             kind: Kind::FRAME,
             session,
         };
-        self.store(&meta, None, None, &mut |ring| ring.push(&meta, bytes))
+        self.store(&meta, None, None, &Raw(bytes))
     }
 
-    /// Not generic over the event type (`push` is dynamic): one copy for every kind of
-    /// record, which on a Cortex-M saves more code than the indirect call costs in time.
+    /// Not generic over the event type (its encoding is called through `dyn`): one copy for
+    /// every kind of record, which on a Cortex-M saves more code than the indirect call
+    /// costs in time.
     fn store(
         &self,
         meta: &RecordMeta,
-        peer: Option<crate::event::Addr>,
+        peer: Option<&crate::event::Addr>,
         name: Option<&str>,
-        push: Push<'_, N>,
+        payload: &dyn Encode,
     ) -> Result<Action, RecordError> {
         self.with(|inner| {
             let config = inner.config;
             let ring = Some(&mut inner.ring);
-            store(ring, &mut inner.trigger, config, meta, peer, name, push)
+            store(ring, &mut inner.trigger, config, meta, peer, name, payload)
         })
         .unwrap_or(Err(RecordError {
             error: PushError::Busy,
@@ -308,27 +308,24 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
     }
 }
 
-/// Stores one record in the ring, returning its sequence number (see [`store`]).
-pub type Push<'p, const N: usize> = &'p mut dyn FnMut(&mut Ring<N>) -> Result<u64, PushError>;
-
 /// One record through the capture filter, the ring and the trigger machine: what a
 /// [`Recorder`] does inside its critical section, for recorders that keep their ring
 /// elsewhere (`flightrec-flash`'s ring in memory that survives a reset; `None` while it is
-/// not attached, which refuses the record with [`PushError::Busy`]). `push` stores the
-/// record and returns its sequence number.
+/// not attached, which refuses the record with [`PushError::Busy`]). `payload` is encoded
+/// through `dyn`, so that this code exists once for every event type (and [`Raw`] bytes).
 pub fn store<const N: usize, const SLOTS: usize, const DEPTH: usize>(
     ring: Option<&mut Ring<N>>,
     trigger: &mut TriggerState<SLOTS, DEPTH>,
     config: &RecorderConfig,
     meta: &RecordMeta,
-    peer: Option<crate::event::Addr>,
+    peer: Option<&crate::event::Addr>,
     name: Option<&str>,
-    push: Push<'_, N>,
+    payload: &dyn Encode,
 ) -> Result<Action, RecordError> {
     let stored = match ring {
         _ if !config.capture.allows(meta.kind, meta.level) => Ok(None),
         Some(ring) => {
-            let stored = push(ring);
+            let stored = ring.push_event(meta, payload);
             // Trimmed after the push, so that a record refused as too large costs nothing.
             if stored.is_ok() && config.max_records != 0 {
                 ring.retain_last(config.max_records);
@@ -337,31 +334,37 @@ pub fn store<const N: usize, const SLOTS: usize, const DEPTH: usize>(
         }
         None => Err(PushError::Busy),
     };
-    conclude(trigger, config, meta, peer, name, stored)
-}
-
-/// Feeds a record, stored or not, to the trigger machine.
-fn conclude<const SLOTS: usize, const DEPTH: usize>(
-    trigger: &mut TriggerState<SLOTS, DEPTH>,
-    config: &RecorderConfig,
-    meta: &RecordMeta,
-    peer: Option<crate::event::Addr>,
-    name: Option<&str>,
-    stored: Result<Option<u64>, PushError>,
-) -> Result<Action, RecordError> {
-    let info = RecordInfo {
-        seq: stored.unwrap_or(None),
-        kind: meta.kind,
-        level: meta.level,
-        session: meta.session,
-        peer,
-        name,
+    let action = if trigger.is_quiet_for(&config.trigger, meta.kind, meta.level) {
+        Action::None
+    } else {
+        conclude(trigger, config, meta, peer, name, stored.unwrap_or(None))
     };
-    let action = trigger.on_record(&config.trigger, &info, meta.time);
     match stored {
         Ok(_) => Ok(action),
         Err(error) => Err(RecordError { error, action }),
     }
+}
+
+/// Feeds a record, stored (`seq`) or not, to the trigger machine. Out of line: its frame is
+/// not on the stack while the record is copied into the ring.
+#[inline(never)]
+fn conclude<const SLOTS: usize, const DEPTH: usize>(
+    trigger: &mut TriggerState<SLOTS, DEPTH>,
+    config: &RecorderConfig,
+    meta: &RecordMeta,
+    peer: Option<&crate::event::Addr>,
+    name: Option<&str>,
+    seq: Option<u64>,
+) -> Action {
+    let info = RecordInfo {
+        seq,
+        kind: meta.kind,
+        level: meta.level,
+        session: meta.session,
+        peer: peer.copied(),
+        name,
+    };
+    trigger.on_record(&config.trigger, &info, meta.time)
 }
 
 impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Source for Recorder<N, SLOTS, DEPTH> {

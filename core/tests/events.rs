@@ -105,7 +105,7 @@ fn security_events_round_trip() {
             event::decode(Kind::AUTH_FAILURE, Level::Warn, &p),
             Ok(Decoded::AuthFailure(e))
         );
-        assert_eq!(e.peer(), peer.map(|p| p.addr));
+        assert_eq!(e.peer().copied(), peer.map(|p| p.addr));
         assert_eq!(e.level(), Level::Warn);
 
         let e = AuthSuccess {
@@ -119,7 +119,7 @@ fn security_events_round_trip() {
             event::decode(Kind::AUTH_SUCCESS, Level::Info, &p),
             Ok(Decoded::AuthSuccess(e))
         );
-        assert_eq!(e.peer(), peer.map(|p| p.addr));
+        assert_eq!(e.peer().copied(), peer.map(|p| p.addr));
 
         let e = Logout {
             user: "u",
@@ -141,7 +141,7 @@ fn security_events_round_trip() {
             event::decode(Kind::CONNECT, Level::Info, &p),
             Ok(Decoded::Connect(e))
         );
-        assert_eq!(e.peer(), peer.map(|p| p.addr));
+        assert_eq!(e.peer().copied(), peer.map(|p| p.addr));
     }
     let e = SessionForbidden {
         user: "mallory",

@@ -29,8 +29,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use critical_section::Mutex;
 use embedded_storage::nor_flash::NorFlash;
 use flightrec_core::dump::Source;
+use flightrec_core::encode::{Encode, Raw};
 use flightrec_core::event::{Event, Field, Fields, Log};
-use flightrec_core::recorder::{store, Push, RecordError};
+use flightrec_core::recorder::{store, RecordError};
 use flightrec_core::ring::salvage::Salvage;
 use flightrec_core::{
     Action, Build, ClockInfo, Cursor, DumpHeader, DumpOrder, Kind, Level, PushError, Read, Reason,
@@ -309,9 +310,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             kind: E::KIND,
             session,
         };
-        self.store(&meta, event.peer(), event.name(), &mut |ring| {
-            ring.push_event(&meta, event)
-        })
+        self.store(&meta, event.peer(), event.name(), event)
     }
 
     /// Records a log line.
@@ -341,15 +340,15 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             kind: Kind::FRAME,
             session: None,
         };
-        self.store(&meta, None, None, &mut |ring| ring.push(&meta, bytes))
+        self.store(&meta, None, None, &Raw(bytes))
     }
 
     fn store(
         &self,
         meta: &RecordMeta,
-        peer: Option<flightrec_core::event::Addr>,
+        peer: Option<&flightrec_core::event::Addr>,
         name: Option<&str>,
-        push: Push<'_, N>,
+        payload: &dyn Encode,
     ) -> Result<Action, RecordError> {
         let config = &self.config.recorder;
         self.with(|inner| {
@@ -360,7 +359,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
                 meta,
                 peer,
                 name,
-                push,
+                payload,
             );
             // Refused for want of a ring: not counted by one.
             if let Err(RecordError {

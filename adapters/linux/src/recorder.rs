@@ -500,7 +500,7 @@ impl FlightRecorder {
             self.queue_audit(&meta, event);
         }
         if self.can_fire(E::KIND, level) {
-            self.feed(&meta, seq, event.peer(), event.name())
+            self.feed(&meta, seq, event.peer().copied(), event.name())
         } else {
             Action::None
         }
