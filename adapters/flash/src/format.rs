@@ -99,8 +99,8 @@ impl Commit {
 }
 
 fn put(b: &mut [u8], at: usize, src: &[u8]) {
-    if let Some(dst) = b.get_mut(at..at + src.len()) {
-        dst.copy_from_slice(src);
+    for (d, s) in b.iter_mut().skip(at).zip(src) {
+        *d = *s;
     }
 }
 

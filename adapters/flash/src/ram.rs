@@ -87,7 +87,9 @@ impl<const ERASE: usize, const WRITE: usize> ReadNorFlash for RamFlash<'_, ERASE
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         let r = self.range(offset, bytes.len(), 1)?;
         let src = self.mem.get(r).ok_or(RamFlashError::OutOfBounds)?;
-        bytes.copy_from_slice(src);
+        for (d, s) in bytes.iter_mut().zip(src) {
+            *d = *s;
+        }
         Ok(())
     }
 

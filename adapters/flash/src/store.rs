@@ -372,7 +372,12 @@ impl<F: NorFlash> FlashStore<F> {
     // ---- internals ----
 
     const fn wrap(&self, page: u32) -> u32 {
-        page % self.pages
+        // `pages` is never 0 (mount refuses an empty region): checked only to keep the
+        // panic path out of the binary.
+        match page.checked_rem(self.pages) {
+            Some(p) => p,
+            None => 0,
+        }
     }
 
     const fn page_addr(&self, page: u32) -> u32 {
@@ -429,8 +434,10 @@ impl<F: NorFlash> FlashStore<F> {
             )
         } else {
             let rest = at - first_cap;
-            let k = rest / other_cap + 1;
-            let off = rest % other_cap;
+            // `other_cap` is never 0 (a page holds more than its header): checked only to
+            // keep the panic path out of the binary.
+            let k = rest.checked_div(other_cap).unwrap_or(0) + 1;
+            let off = rest.checked_rem(other_cap).unwrap_or(0);
             (
                 self.page_addr(self.wrap(first_page + k)) + self.slot + off,
                 other_cap - off,
@@ -516,7 +523,9 @@ impl<F: NorFlash> FlashStore<F> {
         if len <= first_cap {
             1
         } else {
-            1 + (len - first_cap).div_ceil(other_cap)
+            // `other_cap` is never 0: checked only to keep the panic path out of the binary.
+            1 + (len - first_cap).checked_div(other_cap).unwrap_or(0)
+                + u32::from((len - first_cap).checked_rem(other_cap).unwrap_or(0) != 0)
         }
     }
 

@@ -22,7 +22,9 @@ fn main() -> ! {
     let mem = unsafe { &mut *core::ptr::addr_of_mut!(FLASH) };
     let flash: RamFlash<'_, 1024, 4> = RamFlash::new(mem);
     let Ok(mut store) = FlashStore::mount(flash, 0..8 * 1024) else {
-        panic!("mount");
+        loop {
+            cortex_m::asm::wfi();
+        }
     };
     let mut scratch = [0u8; 160];
     loop {

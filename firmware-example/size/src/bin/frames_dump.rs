@@ -1,0 +1,24 @@
+//! A defmt-style firmware's recorder with dumps: raw frames, the trigger machine, and the
+//! dump writer streaming to a writer.
+#![no_std]
+#![no_main]
+
+use flightrec_core::{Build, ClockInfo, Level, Recorder, RecorderConfig};
+use flightrec_size::{opaque, Sink};
+
+static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
+const BUILD: Build<'static> = Build {
+    name: "size",
+    version: "0",
+    id: &[],
+};
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    let mut scratch = [0u8; 160];
+    loop {
+        let t = opaque(1);
+        let _ = REC.frame(t, Level::Debug, None, &t.to_le_bytes());
+        let _ = REC.dump_due(ClockInfo::BOOT_MILLIS, &BUILD, &mut Sink, &mut scratch);
+    }
+}
