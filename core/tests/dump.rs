@@ -537,3 +537,69 @@ fn a_writer_that_accepts_nothing_is_an_error_not_a_panic() {
         assert_eq!(w.taken, full[..room], "room {room}");
     }
 }
+
+fn reason() -> impl Strategy<Value = Reason> {
+    (any::<u8>(), any::<u32>()).prop_map(|(code, arg)| Reason::from_wire(code, arg))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The dump's own structures, written by core's encoder, are the bytes postcard writes
+    /// for them (the wire format's reference) and read back as they were.
+    #[test]
+    fn dump_structures_are_postcards_bytes(
+        reason in reason(),
+        detail in ".{0,40}",
+        nums in any::<[u64; 6]>(),
+        small in any::<[u32; 4]>(),
+        seq in proptest::option::of(any::<u64>()),
+        scope in proptest::option::of(any::<u32>()),
+        base in any::<u8>(),
+        id in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let header = DumpHeader {
+            reason,
+            detail: &detail,
+            trigger_time: nums[0],
+            trigger_seq: seq,
+            clock: ClockInfo {
+                rate_hz: nums[1],
+                base: match base {
+                    0 => TimeBase::Boot,
+                    1 => TimeBase::Unix,
+                    c => TimeBase::Unknown(c),
+                },
+            },
+            first_seq: nums[2],
+            next_seq: nums[3],
+            lost: nums[4],
+            suppressed: small[0],
+            scope: scope.map(SessionId),
+            index: small[1],
+            capacity: small[2],
+            build: Build { name: &detail, version: "1.2", id: &id },
+        };
+        let mut out = vec![0u8; 512];
+        let len = flightrec_core::encode::to_slice(&header, &mut out).unwrap();
+        let reference = postcard::to_allocvec(&header).unwrap();
+        prop_assert_eq!(&out[..len], &reference[..]);
+        prop_assert_eq!(postcard::from_bytes::<DumpHeader<'_>>(&out[..len]).unwrap(), header);
+
+        let head = flightrec_core::RecordHead {
+            seq: nums[5],
+            time: nums[0],
+            kind: Kind(small[3] as u8),
+            level: (small[3] >> 8) as u8,
+            session: scope.map(SessionId),
+        };
+        let mut out = [0u8; flightrec_core::dump::RECORD_HEAD_MAX];
+        let len = flightrec_core::encode::to_slice(&head, &mut out).unwrap();
+        prop_assert_eq!(&out[..len], &postcard::to_allocvec(&head).unwrap()[..]);
+
+        let end = flightrec_core::DumpEnd { records: nums[1], lost: nums[2], out_of_scope: nums[3] };
+        let mut out = [0u8; 30];
+        let len = flightrec_core::encode::to_slice(&end, &mut out).unwrap();
+        prop_assert_eq!(&out[..len], &postcard::to_allocvec(&end).unwrap()[..]);
+    }
+}

@@ -371,8 +371,58 @@ fn text() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Core's encoder's bytes for `value` (what the ring stores).
+fn ours<T: flightrec_core::encode::Encode>(value: &T) -> Vec<u8> {
+    let mut out = vec![0u8; value.encoded_len()];
+    let len = flightrec_core::encode::to_slice(value, &mut out).expect("sized by encoded_len");
+    assert_eq!(len, out.len(), "encoded_len and encode agree");
+    out
+}
+
+/// postcard's bytes for `value`, after checking that core's encoder writes the same.
+fn same<T: flightrec_core::encode::Encode + serde::Serialize>(value: &T) -> Vec<u8> {
+    let p = postcard::to_allocvec(value).unwrap();
+    assert_eq!(ours(value), p, "core's encoder and postcard disagree");
+    p
+}
+
+fn any_value() -> impl Strategy<Value = Value<'static>> {
+    prop_oneof![
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::I64),
+        any::<u64>().prop_map(Value::U64),
+        any::<u64>().prop_map(|b| Value::F64(f64::from_bits(b))),
+        text().prop_map(|s| Value::Str(Box::leak(s.into_boxed_str()))),
+        prop::collection::vec(any::<u8>(), 0..300)
+            .prop_map(|b| Value::Bytes(Box::leak(b.into_boxed_slice()))),
+    ]
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    /// Core's encoder is checked against postcard, the format's reference, on any fields
+    /// (every value kind, strings to be cut, more fields than kept) and peers.
+    #[test]
+    fn encoder_writes_postcards_bytes(
+        target in text(), message in text(),
+        fields in prop::collection::vec((text(), any_value()), 0..20),
+        v6 in any::<[u8; 16]>(), v4 in any::<[u8; 4]>(), port in any::<u16>(), which in 0u8..3,
+    ) {
+        let fields: Vec<Field<'_>> =
+            fields.iter().map(|(n, v)| Field { name: n.as_str(), value: *v }).collect();
+        same(&Log { level: Level::Debug, target: &target, message: &message, fields: Fields::Slice(&fields) });
+        same(&Custom { level: Level::Info, kind: &target, attributes: Fields::Slice(&fields) });
+        let peer = match which {
+            0 => None,
+            1 => Some(Peer { addr: Addr::V4(v4), port }),
+            _ => Some(Peer { addr: Addr::V6(v6), port }),
+        };
+        same(&AuthFailure { user: &target, host: &message, peer, mechanism: &target, reason: &message });
+        same(&AuthSuccess { user: &message, host: &target, peer, mechanism: &message });
+        same(&Logout { user: &target, host: &target, peer });
+        same(&Connect { protocol: &message, peer });
+    }
 
     #[test]
     fn long_strings_are_cut_visibly(
@@ -380,7 +430,7 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..300),
     ) {
         let ev = AuthFailure { user: &a, host: &b, peer: None, mechanism: &c, reason: &d };
-        let p = postcard::to_allocvec(&ev).unwrap();
+        let p = same(&ev);
         let Ok(Decoded::AuthFailure(x)) = event::decode(Kind::AUTH_FAILURE, Level::Warn, &p) else {
             return Err(TestCaseError::fail("not an auth failure"));
         };
@@ -390,14 +440,14 @@ proptest! {
         check_bounded(&d, x.reason, TEXT_MAX)?;
 
         let ev = SessionForbidden { user: &a, host: &b, resource: &e };
-        let p = postcard::to_allocvec(&ev).unwrap();
+        let p = same(&ev);
         let Ok(Decoded::SessionForbidden(x)) = event::decode(Kind::SESSION_FORBIDDEN, Level::Warn, &p) else {
             return Err(TestCaseError::fail("not a forbidden session"));
         };
         check_bounded(&e, x.resource, TEXT_MAX)?;
 
         let ev = Connect { protocol: &c, peer: None };
-        let p = postcard::to_allocvec(&ev).unwrap();
+        let p = same(&ev);
         let Ok(Decoded::Connect(x)) = event::decode(Kind::CONNECT, Level::Info, &p) else {
             return Err(TestCaseError::fail("not a connect"));
         };
@@ -408,7 +458,7 @@ proptest! {
             Field { name: "bytes", value: Value::Bytes(&bytes) },
         ];
         let log = Log { level: Level::Info, target: &b, message: &d, fields: Fields::Slice(&fields) };
-        let p = postcard::to_allocvec(&log).unwrap();
+        let p = same(&log);
         let Ok(Decoded::Log(x)) = event::decode(Kind::LOG, Level::Info, &p) else {
             return Err(TestCaseError::fail("not a log"));
         };
@@ -424,7 +474,7 @@ proptest! {
 
         let long = a.repeat(3);
         let custom = Custom { level: Level::Info, kind: &long, attributes: Fields::NONE };
-        let p = postcard::to_allocvec(&custom).unwrap();
+        let p = same(&custom);
         let Ok(Decoded::Custom(x)) = event::decode(Kind::CUSTOM, Level::Info, &p) else {
             return Err(TestCaseError::fail("not a custom event"));
         };
