@@ -1,8 +1,11 @@
 //! One `tracing::debug!` with two fields while the console shows only INFO: captured by
 //! flightrec's layer, by tracing-flight-recorder, written by tracing-appender's
 //! non_blocking writer, written by a plain `tracing_subscriber::fmt` to a file; and the
-//! baseline without any capture. Then allocations per event (counting allocator) and the
-//! scaling of flightrec's layer from one thread to two.
+//! baseline without any capture. The floor cases put the same registry and console under a
+//! layer whose `on_event` does nothing (or only reads a clock): that is what `tracing`
+//! itself costs for an enabled event, which no capture layer can go below. Then allocations
+//! per event (counting allocator) and the scaling of flightrec's layer from one thread to
+//! two.
 //!
 //! `cargo bench -p flightrec-linux --bench capture`
 
@@ -40,6 +43,46 @@ fn console() -> impl tracing_subscriber::Layer<tracing_subscriber::Registry> {
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::sink)
         .with_filter(LevelFilter::INFO)
+}
+
+/// A layer that takes every event and does nothing with it: tracing's own cost.
+struct Nothing;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Nothing {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        std::hint::black_box(event);
+    }
+}
+
+/// A layer that visits the event's fields with a visitor that keeps nothing (the message's
+/// `fmt::Arguments` is not formatted).
+struct Visit;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Visit {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct V;
+        impl tracing::field::Visit for V {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                std::hint::black_box((f, v));
+            }
+        }
+        event.record(&mut V);
+    }
+}
+
+/// A layer that only reads `std::time::Instant` (the vDSO's `clock_gettime`) per event.
+struct StdClock;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StdClock {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        std::hint::black_box((event, Instant::now()));
+    }
+}
+
+/// A layer that only reads the clock flightrec stamps its records with.
+struct OurClock(flightrec_linux::UnixClock);
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OurClock {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        use flightrec_core::Clock;
+        std::hint::black_box((event, self.0.now()));
+    }
 }
 
 struct Case {
@@ -82,6 +125,18 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
         ),
     );
     let baseline = Dispatch::new(tracing_subscriber::registry().with(console()));
+    let floor = Dispatch::new(tracing_subscriber::registry().with(console()).with(Nothing));
+    let visit = Dispatch::new(tracing_subscriber::registry().with(console()).with(Visit));
+    let std_clock = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(console())
+            .with(StdClock),
+    );
+    let our_clock = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(console())
+            .with(OurClock(flightrec_linux::UnixClock::new())),
+    );
     vec![
         Case {
             name: "flightrec-linux layer",
@@ -106,6 +161,26 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
         Case {
             name: "baseline: console at INFO only (debug! not captured)",
             dispatch: baseline,
+            _keep: None,
+        },
+        Case {
+            name: "floor: a layer doing nothing",
+            dispatch: floor,
+            _keep: None,
+        },
+        Case {
+            name: "floor + visiting the fields (nothing kept)",
+            dispatch: visit,
+            _keep: None,
+        },
+        Case {
+            name: "floor + Instant::now()",
+            dispatch: std_clock,
+            _keep: None,
+        },
+        Case {
+            name: "floor + flightrec's clock",
+            dispatch: our_clock,
             _keep: None,
         },
     ]
@@ -174,6 +249,15 @@ fn bench(c: &mut Criterion) {
     let two = wall(base, 2, n);
     println!(
         "control (nothing captured): scaling {:.2}x on this machine now",
+        2.0 * one.as_secs_f64() / two.as_secs_f64()
+    );
+    // The floor (an enabled event, a layer doing nothing) shares nothing between threads
+    // either: what 2 threads can give at best for an enabled event.
+    let floor = &cases[5].dispatch;
+    let one = wall(floor, 1, n);
+    let two = wall(floor, 2, n);
+    println!(
+        "control (floor: layer doing nothing): scaling {:.2}x on this machine now",
         2.0 * one.as_secs_f64() / two.as_secs_f64()
     );
 }
