@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use flightrec_core::dump::RecordHead;
 use flightrec_core::event::{
@@ -29,11 +29,11 @@ use flightrec_core::event::{
 use flightrec_core::ring::RecordMeta;
 use flightrec_core::trigger::{Action, DumpOrder, Reason, RecordInfo, TriggerConfig};
 use flightrec_core::{
-    write_dump, Build, Clock, ClockInfo, DumpHeader, Kind, Level, PushError, Ring, SessionId,
-    TriggerMachine,
+    write_dump, Build, Clock, DumpHeader, Kind, Level, PushError, Ring, SessionId, TriggerMachine,
 };
 use tokio::sync::mpsc;
 
+use crate::clock::UnixClock;
 use crate::encode::LogParts;
 
 /// Bytes of one shard's ring.
@@ -61,44 +61,6 @@ fn thread_slot() -> usize {
         s.set(v);
         v
     })
-}
-
-/// Nanoseconds since the Unix epoch from the monotonic clock: cheap (vDSO), never goes back
-/// within a process, so records of one thread keep their order.
-#[derive(Clone, Copy, Debug)]
-pub struct UnixClock {
-    base: Instant,
-    base_unix: u64,
-}
-
-impl UnixClock {
-    /// Anchors the monotonic clock to the wall clock now.
-    pub fn new() -> Self {
-        let base = Instant::now();
-        let base_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        UnixClock { base, base_unix }
-    }
-}
-
-impl Default for UnixClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for UnixClock {
-    #[inline]
-    fn now(&self) -> u64 {
-        let d = self.base.elapsed();
-        self.base_unix
-            .saturating_add(d.as_secs().saturating_mul(1_000_000_000))
-            .saturating_add(u64::from(d.subsec_nanos()))
-    }
-    fn info(&self) -> ClockInfo {
-        ClockInfo::UNIX_NANOS
-    }
 }
 
 /// A security event on its way to the audit log: its record, owned.
