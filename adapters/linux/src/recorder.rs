@@ -34,7 +34,6 @@ use flightrec_core::{
 use tokio::sync::mpsc;
 
 use crate::clock::UnixClock;
-use crate::encode::LogParts;
 
 /// Bytes of one shard's ring.
 pub const SHARD_BYTES: usize = 64 * 1024;
@@ -359,28 +358,16 @@ impl FlightRecorder {
         }
     }
 
-    /// Records a log line from already encoded parts (the `tracing` layer's path).
+    /// Records a log line from its encoded payload (the `tracing` layer's path).
     #[inline]
-    pub(crate) fn log_parts(&self, level: Level, session: Option<SessionId>, parts: &LogParts<'_>) {
+    pub(crate) fn log_payload(&self, level: Level, session: Option<SessionId>, payload: &[u8]) {
         let meta = RecordMeta {
             time: self.clock.now(),
             level,
             kind: Kind::LOG,
             session,
         };
-        let seq = self.push(
-            &meta,
-            |ring| {
-                ring.push_with(&meta, parts.len(), |a, b| {
-                    if parts.copy_to(a, b) {
-                        Ok(())
-                    } else {
-                        Err(PushError::Encode)
-                    }
-                })
-            },
-            &parts.pieces(),
-        );
+        let seq = self.push(&meta, |ring| ring.push(&meta, payload), &[payload]);
         if self.can_fire(Kind::LOG, level) {
             self.feed(&meta, seq, None, None);
         }
@@ -398,13 +385,13 @@ impl FlightRecorder {
         if level < self.min_level {
             return;
         }
-        crate::encode::with_scratch(|scratch| {
+        crate::encode::with_encoder(|enc| {
             match message.as_str() {
-                Some(text) => scratch.message.text(text),
-                None => scratch.message.display(message),
+                Some(text) => enc.message_str(text),
+                None => enc.message_display(message),
             }
-            if let Some(parts) = scratch.encode(target) {
-                self.log_parts(level, session, &parts);
+            if let Some(payload) = enc.finish(target) {
+                self.log_payload(level, session, payload);
             }
         });
     }
@@ -443,7 +430,7 @@ impl FlightRecorder {
             session,
         };
         // The ring file needs the payload bytes (security and custom events are rare; log
-        // lines take the allocation-free path of `log_parts`).
+        // lines take the allocation-free path of `log_payload`).
         let bytes = if self.has_ring_file() {
             postcard::to_allocvec(event).unwrap_or_default()
         } else {
