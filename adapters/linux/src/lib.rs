@@ -45,6 +45,7 @@ mod layer;
 mod recorder;
 pub mod ringfile;
 mod service;
+mod shardlock;
 
 pub use auditlog::{AuditLog, AuditOptions};
 pub use clock::UnixClock;

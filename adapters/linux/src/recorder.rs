@@ -34,6 +34,7 @@ use flightrec_core::{
 use tokio::sync::mpsc;
 
 use crate::clock::UnixClock;
+use crate::shardlock::ShardLock;
 
 /// Bytes of one shard's ring.
 pub const SHARD_BYTES: usize = 64 * 1024;
@@ -48,6 +49,12 @@ type Machine = TriggerMachine<64, 32>;
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
 thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// `slot % n` for `slot < 2^32`, given `magic = u64::MAX / n + 1` (wrapping).
+#[inline]
+fn fastmod(magic: u64, slot: u64, n: u64) -> usize {
+    ((u128::from(magic.wrapping_mul(slot)) * u128::from(n)) >> 64) as usize
 }
 
 fn thread_slot() -> usize {
@@ -150,7 +157,7 @@ pub struct Stats {
 
 #[repr(align(128))] // keep shards' locks on separate cache lines
 struct Shard {
-    ring: Mutex<ShardInner>,
+    ring: ShardLock<ShardInner>,
 }
 
 struct ShardInner {
@@ -173,6 +180,9 @@ struct ShardInner {
 /// ```
 pub struct FlightRecorder {
     shards: Box<[Shard]>,
+    /// `u64::MAX / shards + 1`: a thread's shard is its slot modulo the shard count,
+    /// computed with two multiplications instead of a division (Lemire's fastmod).
+    shard_magic: u64,
     clock: UnixClock,
     min_level: Level,
     trigger: Mutex<Machine>,
@@ -256,9 +266,10 @@ impl FlightRecorder {
         trigger.post_records = 0;
         let mut regions = regions.into_iter();
         Arc::new(FlightRecorder {
+            shard_magic: (u64::MAX / shards as u64).wrapping_add(1),
             shards: (0..shards)
                 .map(|_| Shard {
-                    ring: Mutex::new(ShardInner {
+                    ring: ShardLock::new(ShardInner {
                         ring: boxed_ring(),
                         file: regions.next(),
                     }),
@@ -305,11 +316,13 @@ impl FlightRecorder {
 
     #[inline]
     fn shard(&self) -> (usize, &Shard) {
-        let n = self.shards.len();
-        let i = thread_slot() % n.max(1);
+        let n = self.shards.len() as u64; // at most MAX_SHARDS
+                                          // Slots wrap at 2^32 threads: still round-robin.
+        let slot = u64::from(thread_slot() as u32);
+        let i = fastmod(self.shard_magic, slot, n);
         match self.shards.get(i) {
             Some(s) => (i, s),
-            // Unreachable (n >= 1), but no panic path.
+            // Unreachable (i < n, n >= 1), but no panic path.
             None => (0, &self.shards[..][0]),
         }
     }
@@ -334,7 +347,7 @@ impl FlightRecorder {
     ) -> Option<u64> {
         let (i, shard) = self.shard();
         let result = {
-            let mut inner = lock(&shard.ring);
+            let mut inner = shard.ring.lock();
             let result = push(&mut inner.ring);
             if let (Ok(seq), Some(region)) = (result, inner.file.as_mut()) {
                 let head = RecordHead {
@@ -669,7 +682,7 @@ impl FlightRecorder {
             ..Stats::default()
         };
         for shard in self.shards.iter() {
-            let r = lock(&shard.ring).ring.stats();
+            let r = shard.ring.lock().ring.stats();
             s.stored += r.next_seq;
             s.evicted += r.evicted;
             s.failed += r.rejected;
@@ -686,7 +699,7 @@ impl FlightRecorder {
         let mut rejected = 0;
         for shard in self.shards.iter() {
             {
-                let inner = lock(&shard.ring);
+                let inner = shard.ring.lock();
                 snapshot.clone_from(&inner.ring);
             }
             rejected += snapshot.stats().rejected;
@@ -780,6 +793,17 @@ impl FlightRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fastmod_is_modulo() {
+        for n in 1..=MAX_SHARDS as u64 {
+            let magic = (u64::MAX / n).wrapping_add(1);
+            let slots = (0..1000).chain([u32::MAX as u64 - 1, u32::MAX as u64, 1 << 31]);
+            for slot in slots {
+                assert_eq!(fastmod(magic, slot, n), (slot % n) as usize, "{slot} % {n}");
+            }
+        }
+    }
 
     #[test]
     fn zeroed_ring_is_new() {
