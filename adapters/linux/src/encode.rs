@@ -66,6 +66,40 @@ fn marker(cut: usize) -> ([u8; MARKER_MAX], usize) {
     (m, len)
 }
 
+/// Copies `src` into `dst` of the same length. Short copies (names, short values, the
+/// target) take at most two overlapping word moves instead of a call to `memcpy`.
+#[inline(always)]
+fn copy(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 16 || n != dst.len() {
+        dst.copy_from_slice(src);
+    } else if n >= 8 {
+        if let (Some(a), Some(b)) = (src.first_chunk::<8>(), src.last_chunk::<8>()) {
+            let (a, b) = (*a, *b);
+            if let Some(d) = dst.first_chunk_mut::<8>() {
+                *d = a;
+            }
+            if let Some(d) = dst.last_chunk_mut::<8>() {
+                *d = b;
+            }
+        }
+    } else if n >= 4 {
+        if let (Some(a), Some(b)) = (src.first_chunk::<4>(), src.last_chunk::<4>()) {
+            let (a, b) = (*a, *b);
+            if let Some(d) = dst.first_chunk_mut::<4>() {
+                *d = a;
+            }
+            if let Some(d) = dst.last_chunk_mut::<4>() {
+                *d = b;
+            }
+        }
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
 /// Bytes of `v`'s varint.
 fn varint_len(v: u64) -> usize {
     // 7 bits a byte; at least one byte.
@@ -179,7 +213,7 @@ impl Encoder {
     fn put_at(&mut self, at: usize, b: &[u8]) -> bool {
         match self.buf.get_mut(at..at + b.len()) {
             Some(dst) => {
-                dst.copy_from_slice(b);
+                copy(dst, b);
                 true
             }
             None => false,
@@ -222,6 +256,32 @@ impl Encoder {
     /// `…[+N]` when cut.
     #[inline]
     fn str_bounded(&mut self, s: &str, max: usize) -> bool {
+        let n = s.len();
+        if n > max || n >= 0x80 {
+            return self.str_bounded_long(s, max);
+        }
+        // The common case: a one-byte length and the bytes, one bounds check.
+        let at = self.end;
+        match self
+            .buf
+            .get_mut(at..at + 1 + n)
+            .and_then(|d| d.split_first_mut())
+        {
+            Some((len, rest)) => {
+                *len = n as u8;
+                copy(rest, s.as_bytes());
+                self.end = at + 1 + n;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`str_bounded`](Self::str_bounded) for a string that is cut or whose length takes
+    /// more than one byte.
+    #[cold]
+    #[inline(never)]
+    fn str_bounded_long(&mut self, s: &str, max: usize) -> bool {
         if s.len() <= max {
             return self.varint(s.len() as u64) && self.put(s.as_bytes());
         }
@@ -434,6 +494,32 @@ impl Encoder {
         *self.buf.get_mut(count_at)? = u8::try_from(count).ok().filter(|c| *c < 0x80)?;
 
         // In front of the message: its length, and before that the target.
+        let start = self.front(message, target)?;
+        self.buf.get(start..self.end)
+    }
+
+    /// Writes the message's length and the target in front of the message at `HEAD`;
+    /// gives where the payload starts.
+    #[inline]
+    fn front(&mut self, message: usize, target: &str) -> Option<usize> {
+        let t = target.len();
+        if message >= 0x80 || t > TARGET_MAX || t >= 0x80 {
+            return self.front_long(message, target);
+        }
+        // The common case: one-byte lengths.
+        let start = HEAD.checked_sub(t + 2)?;
+        let dst = self.buf.get_mut(start..HEAD)?;
+        let (tlen, rest) = dst.split_first_mut()?;
+        let (mlen, tbytes) = rest.split_last_mut()?;
+        *tlen = t as u8;
+        *mlen = message as u8;
+        copy(tbytes, target.as_bytes());
+        Some(start)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn front_long(&mut self, message: usize, target: &str) -> Option<usize> {
         let mut start = HEAD - varint_len(message as u64);
         let mut at = start;
         let mut len = message as u64;
@@ -464,7 +550,7 @@ impl Encoder {
         at += 1;
         self.buf.get_mut(at..at + end)?.copy_from_slice(kept);
         self.buf.get_mut(at + end..at + tlen)?.copy_from_slice(m);
-        self.buf.get(start..self.end)
+        Some(start)
     }
 }
 
@@ -660,6 +746,16 @@ mod tests {
         }
         assert_eq!(w.kept(), b"abc");
         assert_eq!(w.total, 6);
+    }
+
+    #[test]
+    fn short_copies() {
+        for n in 0..40usize {
+            let src: Vec<u8> = (1..=n as u8).collect();
+            let mut dst = vec![0u8; n];
+            copy(&mut dst, &src);
+            assert_eq!(dst, src);
+        }
     }
 
     #[test]
