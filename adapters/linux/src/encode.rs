@@ -126,16 +126,19 @@ pub(crate) struct Window<'a> {
     buf: &'a mut [u8],
     len: usize,
     total: usize,
-    full: bool,
+    /// Bytes that may be kept: the window's length, then, once something was cut, what
+    /// was kept (nothing after a cut may follow it).
+    limit: usize,
 }
 
 impl<'a> Window<'a> {
     pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        let limit = buf.len();
         Window {
             buf,
             len: 0,
             total: 0,
-            full: false,
+            limit,
         }
     }
 
@@ -143,23 +146,14 @@ impl<'a> Window<'a> {
     pub(crate) fn kept(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or(&[])
     }
-}
 
-impl fmt::Write for Window<'_> {
-    #[inline]
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.total = self.total.saturating_add(s.len());
-        if self.full {
-            return Ok(()); // never fail: the total still has to be counted
-        }
-        let room = self.buf.len().saturating_sub(self.len);
-        let mut take = s.len();
-        if take > room {
-            take = room;
-            while !s.is_char_boundary(take) {
-                take -= 1;
-            }
-            self.full = true;
+    /// Keeps what fits of `s`, cut at a character boundary, and nothing after it.
+    #[cold]
+    #[inline(never)]
+    fn cut(&mut self, s: &str) {
+        let mut take = self.limit.saturating_sub(self.len).min(s.len());
+        while !s.is_char_boundary(take) {
+            take -= 1; // terminates: 0 is a char boundary
         }
         if let (Some(dst), Some(src)) = (
             self.buf.get_mut(self.len..self.len + take),
@@ -168,7 +162,24 @@ impl fmt::Write for Window<'_> {
             dst.copy_from_slice(src);
             self.len += take;
         }
-        Ok(())
+        self.limit = self.len;
+    }
+}
+
+impl fmt::Write for Window<'_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.total = self.total.saturating_add(s.len());
+        let end = self.len + s.len();
+        if end <= self.limit {
+            if let Some(dst) = self.buf.get_mut(self.len..end) {
+                copy(dst, s.as_bytes());
+                self.len = end;
+            }
+        } else {
+            self.cut(s);
+        }
+        Ok(()) // never fail: the total still has to be counted
     }
 }
 
