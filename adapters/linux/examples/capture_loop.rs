@@ -57,5 +57,9 @@ fn main() {
             event(i);
         }
     });
-    println!("{subject}: {} records stored", rec.stats().stored);
+    println!(
+        "{subject}: {} records stored, clock reads the TSC: {}",
+        rec.stats().stored,
+        rec.clock().is_tsc()
+    );
 }
