@@ -191,7 +191,7 @@ mod tsc {
                 self.ns_at.saturating_add(scale(t - self.at, self.mult))
             } else {
                 self.ns_at
-                    .saturating_add(scale(self.end - self.at, self.mult))
+                    .saturating_add(scale(self.end.saturating_sub(self.at), self.mult))
                     .saturating_add(scale(t - self.end, self.rate))
             }
         }
@@ -296,6 +296,27 @@ mod tsc {
         #[inline]
         pub(super) fn now(&self) -> u64 {
             let t = rdtsc();
+            // The common case in few instructions: the piece read whole (no correction
+            // being written) and the reading inside it; corrections are due at its end at
+            // the earliest (`next >= end`, see `correct`).
+            let s = self.seq.load(Ordering::Acquire);
+            let at = self.at.load(Ordering::Relaxed);
+            let ns_at = self.ns_at.load(Ordering::Relaxed);
+            let mult = self.mult.load(Ordering::Relaxed);
+            let end = self.end.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if s & 1 == 0 && self.seq.load(Ordering::Relaxed) == s && at < t && t <= end {
+                // At most a second of ticks times a few ns per tick (2^-40 units):
+                // shifted back, it fits a `u64`.
+                let ns = (u128::from(t - at) * u128::from(mult)) >> SHIFT;
+                return ns_at.saturating_add(ns as u64);
+            }
+            self.now_slow(t)
+        }
+
+        #[cold]
+        #[inline(never)]
+        fn now_slow(&self, t: u64) -> u64 {
             if t >= self.next.load(Ordering::Relaxed) {
                 self.correct(t);
             }
@@ -385,9 +406,16 @@ mod tsc {
             i128::from(self.map(t)) - i128::from(self.unix0) - i128::from(mono)
         }
 
-        /// Makes the next reading correct the mapping.
+        /// Makes the next reading correct the mapping: the current piece ends now (the
+        /// mapping up to now is unchanged), so the next reading takes the slow path, where
+        /// the correction is due.
         #[cfg(test)]
         pub(super) fn correct_now(&self) {
+            self.seq.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::Release);
+            let at = self.at.load(Ordering::Relaxed);
+            self.end.store(rdtsc().max(at), Ordering::Relaxed);
+            self.seq.fetch_add(1, Ordering::Release);
             self.next.store(0, Ordering::Relaxed);
         }
     }
