@@ -201,6 +201,8 @@ pub(crate) struct Encoder {
 }
 
 impl Encoder {
+    #[cold]
+    #[inline(never)]
     pub(crate) fn new() -> Self {
         Encoder {
             buf: vec![0u8; BUF].into_boxed_slice(),
@@ -588,8 +590,16 @@ pub(crate) fn with_encoder(f: impl FnOnce(&mut Encoder)) {
         }
     });
     if let Some(f) = f {
-        f(&mut Encoder::new());
+        with_fresh_encoder(f);
     }
+}
+
+/// [`with_encoder`] for a re-entrant record or one during thread exit: out of line, so that
+/// the common case stays short.
+#[cold]
+#[inline(never)]
+fn with_fresh_encoder(f: impl FnOnce(&mut Encoder)) {
+    f(&mut Encoder::new());
 }
 
 #[cfg(test)]
