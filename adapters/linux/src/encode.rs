@@ -128,7 +128,9 @@ fn kept_end(s: &str, max: usize) -> usize {
 pub(crate) struct Window<'a> {
     buf: &'a mut [u8],
     len: usize,
-    total: usize,
+    /// Bytes written but not kept (counted only once something was cut: the common case
+    /// does no counting).
+    cut: usize,
     /// Bytes that may be kept: the window's length, then, once something was cut, what
     /// was kept (nothing after a cut may follow it).
     limit: usize,
@@ -140,7 +142,7 @@ impl<'a> Window<'a> {
         Window {
             buf,
             len: 0,
-            total: 0,
+            cut: 0,
             limit,
         }
     }
@@ -165,6 +167,7 @@ impl<'a> Window<'a> {
             dst.copy_from_slice(src);
             self.len += take;
         }
+        self.cut = self.cut.saturating_add(s.len() - take);
         self.limit = self.len;
     }
 }
@@ -172,7 +175,6 @@ impl<'a> Window<'a> {
 impl fmt::Write for Window<'_> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.total = self.total.saturating_add(s.len());
         let end = self.len + s.len();
         if end <= self.limit {
             if let Some(dst) = self.buf.get_mut(self.len..end) {
@@ -182,7 +184,7 @@ impl fmt::Write for Window<'_> {
         } else {
             self.cut(s);
         }
-        Ok(()) // never fail: the total still has to be counted
+        Ok(()) // never fail: what is cut still has to be counted
     }
 }
 
@@ -317,7 +319,7 @@ impl Encoder {
         };
         let mut w = Window::new(room);
         value(&mut w);
-        let (kept, cut) = (w.len, w.total - w.len);
+        let (kept, cut) = (w.len, w.cut);
         let mut len = kept;
         if cut > 0 {
             let (m, mlen) = marker(cut);
@@ -377,7 +379,7 @@ impl Encoder {
         };
         let mut w = Window::new(room);
         value(&mut w);
-        let (kept, cut) = (w.len, w.total - w.len);
+        let (kept, cut) = (w.len, w.cut);
         let mut len = kept;
         if cut > 0 {
             let (m, mlen) = marker(cut);
@@ -769,7 +771,7 @@ mod tests {
             let _ = w.write_str(piece); // é does not fit; "d" must not follow
         }
         assert_eq!(w.kept(), b"abc");
-        assert_eq!(w.total, 6);
+        assert_eq!(w.len + w.cut, 6);
     }
 
     #[test]
