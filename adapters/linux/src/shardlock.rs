@@ -6,7 +6,9 @@
 //! own shard while there are at least as many shards as busy threads; a dump holds a shard
 //! for one copy of its ring), so this lock takes one compare-and-swap to lock and a plain
 //! release store to unlock. A thread that finds it taken spins briefly, then yields its CPU
-//! until the holder is done: holders never block while holding it.
+//! until the holder is done. Holders hold it for one record (or one ring copy) and never
+//! wait on anything while holding it; only a page fault on the ring file (ring-file mode)
+//! can make that longer, and the waiters then yield rather than spin.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
