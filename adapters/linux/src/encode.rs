@@ -2,417 +2,606 @@
 //!
 //! The bytes are exactly what `flightrec_core` writes for an [`event::Log`] (postcard, strings
 //! bounded and visibly cut as `WIRE-FORMAT.md` section 6 says); a test checks them against
-//! core's serialiser. Everything lives in fixed buffers on the stack: no heap allocation per
-//! event. Values given as `Debug` (including `tracing`'s message) are formatted into a fixed
-//! buffer; plain values (`str`, integers, floats, booleans) are encoded without formatting.
+//! core's serialiser. Values given as `Debug` (including `tracing`'s message) are formatted
+//! straight into place; plain values (`str`, integers, floats, booleans) are encoded without
+//! formatting.
+//!
+//! Why one buffer: the payload is built in its final order in one per-thread buffer and
+//! copied into the ring once. The message (usually the first field `tracing` visits) is
+//! formatted at a fixed offset, `HEAD`; the fields follow it as they are visited; only when
+//! the message is known are its length and the target written *in front of* it, right
+//! aligned, so nothing has to move. A field visited before the message goes after the room
+//! the longest message can take, and is moved down once at the end (the only extra copy,
+//! and only for events whose message is not their first field).
+//!
+//! [`event::Log`]: flightrec_core::event::Log
 
 use core::fmt::{self, Write as _};
 
 use flightrec_core::event::{FIELDS_MAX, MESSAGE_MAX, NAME_MAX, TARGET_MAX, VALUE_MAX};
 
-/// Bytes of the encoded fields section (16 fields at their bounds plus the dropped counter fit).
-const FIELDS_BYTES: usize = 4096;
+/// Longest cut marker: `…[+N]`, 3 + 2 + 20 + 1 bytes.
+const MARKER_MAX: usize = 26;
+/// Bytes before the message: the target's encoding (64 bytes, a marker, its length) and the
+/// message's length fit.
+const HEAD: usize = 1 + TARGET_MAX + MARKER_MAX + 2 + 5;
+/// The message's room: its bound and a marker.
+const MESSAGE_ROOM: usize = MESSAGE_MAX + MARKER_MAX;
+/// Where fields visited before the message go: after the longest message and the count.
+const LATE: usize = HEAD + MESSAGE_ROOM + 1;
+/// Room for the fields: 16 at their bounds (name 1 + 32 + 26, tag 1, value 2 + 128 + 26)
+/// and the `…dropped` counter (11 + 1 + 10) take 3478 bytes.
+const FIELDS_ROOM: usize = 4096;
+/// The whole buffer.
+const BUF: usize = LATE + FIELDS_ROOM;
 
-/// A byte buffer of bounded size: its memory is reserved once and reused for every event
-/// (no zeroing, no moves of big arrays per event). Writes past the bound are refused (the
-/// caller sized it so that bounded data always fits).
-pub(crate) struct FixedBuf {
-    buf: Vec<u8>,
-    cap: usize,
+/// `…[+N]`: the marker of a string cut by `cut` bytes.
+fn marker(cut: usize) -> ([u8; MARKER_MAX], usize) {
+    let mut m = [0u8; MARKER_MAX];
+    let head = "…[+".as_bytes();
+    let mut digits = [0u8; 20];
+    let mut n = 0;
+    let mut v = cut;
+    loop {
+        if let Some(d) = digits.get_mut(n) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        n += 1;
+        v /= 10;
+        if v == 0 || n >= digits.len() {
+            break;
+        }
+    }
+    let mut len = 0;
+    for &b in head
+        .iter()
+        .chain(digits.get(..n).unwrap_or(&[]).iter().rev())
+        .chain(b"]")
+    {
+        if let Some(slot) = m.get_mut(len) {
+            *slot = b;
+        }
+        len += 1;
+    }
+    (m, len)
 }
 
-impl FixedBuf {
-    pub(crate) fn new(cap: usize) -> Self {
-        FixedBuf {
-            buf: Vec::with_capacity(cap),
-            cap,
+/// Copies `src` into `dst` of the same length. Short copies (names, values, the target, a
+/// whole typical payload) take at most four overlapping moves of 16, 8 or 4 bytes instead
+/// of a call to `memcpy`.
+#[inline(always)]
+fn copy(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n > 64 || n != dst.len() {
+        dst.copy_from_slice(src);
+    } else if n > 32 {
+        copy_ends::<32>(dst, src);
+    } else if n >= 16 {
+        copy_ends::<16>(dst, src);
+    } else if n >= 8 {
+        copy_ends::<8>(dst, src);
+    } else if n >= 4 {
+        copy_ends::<4>(dst, src);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
+/// Copies the first and the last `K` bytes (overlapping: `K <= len <= 2 * K`).
+#[inline(always)]
+fn copy_ends<const K: usize>(dst: &mut [u8], src: &[u8]) {
+    if let (Some(a), Some(b)) = (src.first_chunk::<K>(), src.last_chunk::<K>()) {
+        let (a, b) = (*a, *b);
+        if let Some(d) = dst.first_chunk_mut::<K>() {
+            *d = a;
+        }
+        if let Some(d) = dst.last_chunk_mut::<K>() {
+            *d = b;
+        }
+    }
+}
+
+/// Bytes of `v`'s varint.
+fn varint_len(v: u64) -> usize {
+    // 7 bits a byte; at least one byte.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The end of the kept part of `s` cut to `max` bytes at a character boundary.
+fn kept_end(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1; // terminates: 0 is a char boundary
+    }
+    end
+}
+
+/// Formats into a window of the buffer, keeping a prefix cut at a character boundary (of
+/// the whole text: a piece that does not fit is cut at its own boundary and nothing after
+/// it is kept) and counting every byte written, so a cut is reported exactly like core
+/// reports it. What it keeps is valid UTF-8 by construction: no validation afterwards.
+pub(crate) struct Window<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    /// Bytes written but not kept (counted only once something was cut: the common case
+    /// does no counting).
+    cut: usize,
+    /// Bytes that may be kept: the window's length, then, once something was cut, what
+    /// was kept (nothing after a cut may follow it).
+    limit: usize,
+}
+
+impl<'a> Window<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        let limit = buf.len();
+        Window {
+            buf,
+            len: 0,
+            cut: 0,
+            limit,
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.buf.clear();
+    /// The kept bytes.
+    pub(crate) fn kept(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.buf.len()
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.buf
-    }
-
-    fn truncate(&mut self, len: usize) {
-        self.buf.truncate(len);
-    }
-
-    /// Appends `b` whole, or nothing.
-    fn put(&mut self, b: &[u8]) -> bool {
-        if self.buf.len() + b.len() > self.cap {
-            return false;
+    /// Keeps what fits of `s`, cut at a character boundary, and nothing after it.
+    #[cold]
+    #[inline(never)]
+    fn cut(&mut self, s: &str) {
+        let mut take = self.limit.saturating_sub(self.len).min(s.len());
+        while !s.is_char_boundary(take) {
+            take -= 1; // terminates: 0 is a char boundary
         }
-        self.buf.extend_from_slice(b);
-        true
+        if let (Some(dst), Some(src)) = (
+            self.buf.get_mut(self.len..self.len + take),
+            s.as_bytes().get(..take),
+        ) {
+            dst.copy_from_slice(src);
+            self.len += take;
+        }
+        self.cut = self.cut.saturating_add(s.len() - take);
+        self.limit = self.len;
     }
+}
 
-    fn varint(&mut self, mut v: u64) -> bool {
-        let mut tmp = [0u8; 10];
-        let mut n = 0;
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if let Some(slot) = tmp.get_mut(n) {
-                *slot = if v == 0 { byte } else { byte | 0x80 };
+impl fmt::Write for Window<'_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end <= self.limit {
+            if let Some(dst) = self.buf.get_mut(self.len..end) {
+                copy(dst, s.as_bytes());
+                self.len = end;
             }
-            n += 1;
-            if v == 0 || n >= tmp.len() {
-                break;
-            }
-        }
-        self.put(tmp.get(..n).unwrap_or(&[]))
-    }
-
-    /// A postcard `str` cut to `max` bytes at a character boundary, with core's marker
-    /// `…[+N]` when cut. `extra_cut` counts bytes already lost before `s` reached us.
-    fn str_bounded(&mut self, s: &str, max: usize, extra_cut: usize) -> bool {
-        let (kept, cut) = if s.len() <= max {
-            (s, extra_cut)
         } else {
-            let mut end = max;
-            while !s.is_char_boundary(end) {
-                end -= 1; // terminates: 0 is a char boundary
-            }
-            (s.get(..end).unwrap_or(""), s.len() - end + extra_cut)
-        };
-        if cut == 0 {
-            return self.varint(kept.len() as u64) && self.put(kept.as_bytes());
+            self.cut(s);
         }
-        // "…[+N]": at most 3 + 2 + 20 + 1 bytes, on the stack.
-        let mut marker = Marker([0; 32], 0);
-        let _ = write!(marker, "…[+{cut}]");
-        let marker = marker.0.get(..marker.1).unwrap_or(&[]);
-        let len = kept.len() + marker.len();
-        self.varint(len as u64) && self.put(kept.as_bytes()) && self.put(marker)
+        Ok(()) // never fail: what is cut still has to be counted
     }
 }
 
-/// A cut marker's bytes.
-struct Marker([u8; 32], usize);
-
-impl fmt::Write for Marker {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let dst = self.0.get_mut(self.1..self.1 + s.len()).ok_or(fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.1 += s.len();
-        Ok(())
-    }
-}
-
-/// Formats into at most `cap` bytes, keeping the first bytes and counting everything
-/// written, so a cut can be reported exactly like core reports it. Reused across events.
-pub(crate) struct Truncating {
-    buf: Vec<u8>,
-    cap: usize,
-    total: usize,
-}
-
-impl Truncating {
-    pub(crate) fn new(cap: usize) -> Self {
-        Truncating {
-            buf: Vec::with_capacity(cap),
-            cap,
-            total: 0,
-        }
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.buf.clear();
-        self.total = 0;
-    }
-
-    /// Formats `value` with `Debug` (for `fmt::Arguments`, the same as `Display`),
-    /// replacing what was there.
-    pub(crate) fn debug(&mut self, value: &dyn fmt::Debug) {
-        self.clear();
-        let _ = write!(self, "{value:?}");
-    }
-
-    /// Formats `value` with `Display`, replacing what was there.
-    pub(crate) fn display(&mut self, value: &dyn fmt::Display) {
-        self.clear();
-        let _ = write!(self, "{value}");
-    }
-
-    /// Sets plain text, replacing what was there.
-    pub(crate) fn text(&mut self, value: &str) {
-        self.clear();
-        let _ = self.write_str(value);
-    }
-
-    /// The kept text (whole characters only) and how many bytes were cut after it.
-    pub(crate) fn parts(&self) -> (&str, usize) {
-        let bytes = &self.buf[..];
-        let kept = match core::str::from_utf8(bytes) {
-            Ok(s) => s,
-            // A character cut by the buffer's end: keep what precedes it.
-            Err(e) => {
-                core::str::from_utf8(bytes.get(..e.valid_up_to()).unwrap_or(&[])).unwrap_or("")
-            }
-        };
-        (kept, self.total - kept.len())
-    }
-}
-
-impl fmt::Write for Truncating {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.total += s.len();
-        let room = self.cap.saturating_sub(self.buf.len());
-        let take = s.len().min(room);
-        self.buf
-            .extend_from_slice(s.as_bytes().get(..take).unwrap_or(&[]));
-        Ok(()) // never fail: the total still has to be counted
-    }
-}
-
-/// Collects a record's fields in their wire encoding.
-pub(crate) struct FieldsBuf {
-    bytes: FixedBuf,
+/// Builds one log payload (see the module's documentation for the layout). One per
+/// thread, reused: its buffer is reserved once.
+pub(crate) struct Encoder {
+    buf: Box<[u8]>,
+    /// Encoded length of the message at `HEAD` (text and marker), if one was given.
+    message: Option<usize>,
+    /// Where the fields start (0: no field yet).
+    fields_at: usize,
+    /// End of the fields.
+    end: usize,
     count: usize,
     dropped: u64,
-    /// Where `Debug` values are formatted before they are encoded.
-    value: Truncating,
 }
 
-impl FieldsBuf {
+impl Encoder {
+    #[cold]
+    #[inline(never)]
     pub(crate) fn new() -> Self {
-        FieldsBuf {
-            bytes: FixedBuf::new(FIELDS_BYTES),
+        Encoder {
+            buf: vec![0u8; BUF].into_boxed_slice(),
+            message: None,
+            fields_at: 0,
+            end: 0,
             count: 0,
             dropped: 0,
-            value: Truncating::new(VALUE_MAX),
         }
     }
 
+    /// Empties it for the next record.
+    #[inline]
     pub(crate) fn clear(&mut self) {
-        self.bytes.clear();
+        self.message = None;
+        self.fields_at = 0;
+        self.end = 0;
         self.count = 0;
         self.dropped = 0;
     }
 
-    /// Number of fields kept.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.count
+    /// Writes `b` at `at`; false if it does not fit (never with bounded data).
+    #[inline]
+    fn put_at(&mut self, at: usize, b: &[u8]) -> bool {
+        match self.buf.get_mut(at..at + b.len()) {
+            Some(dst) => {
+                copy(dst, b);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Appends one field, or nothing if it does not fit (only possible past the bounds).
-    fn add(&mut self, name: &str, value: impl FnOnce(&mut FixedBuf) -> bool) {
+    #[inline]
+    fn put(&mut self, b: &[u8]) -> bool {
+        let ok = self.put_at(self.end, b);
+        if ok {
+            self.end += b.len();
+        }
+        ok
+    }
+
+    #[inline]
+    fn byte(&mut self, b: u8) -> bool {
+        match self.buf.get_mut(self.end) {
+            Some(slot) => {
+                *slot = b;
+                self.end += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[inline]
+    fn varint(&mut self, mut v: u64) -> bool {
+        while v >= 0x80 {
+            if !self.byte((v as u8) | 0x80) {
+                return false;
+            }
+            v >>= 7;
+        }
+        self.byte(v as u8)
+    }
+
+    /// A postcard `str` cut to `max` bytes at a character boundary, with core's marker
+    /// `…[+N]` when cut.
+    #[inline]
+    fn str_bounded(&mut self, s: &str, max: usize) -> bool {
+        let n = s.len();
+        if n > max || n >= 0x80 {
+            return self.str_bounded_long(s, max);
+        }
+        // The common case: a one-byte length and the bytes, one bounds check.
+        let at = self.end;
+        match self
+            .buf
+            .get_mut(at..at + 1 + n)
+            .and_then(|d| d.split_first_mut())
+        {
+            Some((len, rest)) => {
+                *len = n as u8;
+                copy(rest, s.as_bytes());
+                self.end = at + 1 + n;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// [`str_bounded`](Self::str_bounded) for a string that is cut or whose length takes
+    /// more than one byte.
+    #[cold]
+    #[inline(never)]
+    fn str_bounded_long(&mut self, s: &str, max: usize) -> bool {
+        if s.len() <= max {
+            return self.varint(s.len() as u64) && self.put(s.as_bytes());
+        }
+        let end = kept_end(s, max);
+        let (m, mlen) = marker(s.len() - end);
+        let kept = s.as_bytes().get(..end).unwrap_or(&[]);
+        let m = m.get(..mlen).unwrap_or(&[]);
+        self.varint((end + mlen) as u64) && self.put(kept) && self.put(m)
+    }
+
+    /// Formats `value` as a postcard `str` at the end, cut to `max` bytes (and marked).
+    fn str_formatted(&mut self, max: usize, value: impl FnOnce(&mut Window<'_>)) -> bool {
+        // Room for a one-byte length; moved one byte on in the rare case it takes two.
+        let at = self.end + 1;
+        let Some(room) = self.buf.get_mut(at..at + max) else {
+            return false;
+        };
+        let mut w = Window::new(room);
+        value(&mut w);
+        let (kept, cut) = (w.len, w.cut);
+        let mut len = kept;
+        if cut > 0 {
+            let (m, mlen) = marker(cut);
+            if !self.put_at(at + kept, m.get(..mlen).unwrap_or(&[])) {
+                return false;
+            }
+            len += mlen;
+        }
+        if len < 0x80 {
+            self.byte(len as u8);
+        } else {
+            if at + len + 1 > self.buf.len() {
+                return false;
+            }
+            self.buf.copy_within(at..at + len, at + 1);
+            self.varint(len as u64);
+        }
+        self.end += len;
+        true
+    }
+
+    /// Sets the message, given as text.
+    pub(crate) fn message_str(&mut self, text: &str) {
+        self.message_with(|w| {
+            let _ = w.write_str(text);
+        });
+    }
+
+    /// Sets the message, formatted with `Debug` (for `fmt::Arguments`, the same as `Display`).
+    pub(crate) fn message_debug(&mut self, value: &dyn fmt::Debug) {
+        self.message_with(|w| {
+            let _ = write!(w, "{value:?}");
+        });
+    }
+
+    /// Sets the message, formatted with `Display`.
+    pub(crate) fn message_display(&mut self, value: &dyn fmt::Display) {
+        self.message_with(|w| {
+            let _ = write!(w, "{value}");
+        });
+    }
+
+    fn message_with(&mut self, value: impl FnOnce(&mut Window<'_>)) {
+        if self.fields_at != 0 && self.fields_at != LATE {
+            // A second message, after fields that follow the first: move them out of its
+            // way (the last message given wins).
+            let (from, n) = (self.fields_at, self.end - self.fields_at);
+            if LATE + n > self.buf.len() || from > LATE {
+                return;
+            }
+            self.buf.copy_within(from..from + n, LATE);
+            self.fields_at = LATE;
+            self.end = LATE + n;
+        }
+        let Some(room) = self.buf.get_mut(HEAD..HEAD + MESSAGE_MAX) else {
+            return;
+        };
+        let mut w = Window::new(room);
+        value(&mut w);
+        let (kept, cut) = (w.len, w.cut);
+        let mut len = kept;
+        if cut > 0 {
+            let (m, mlen) = marker(cut);
+            if !self.put_at(HEAD + kept, m.get(..mlen).unwrap_or(&[])) {
+                return;
+            }
+            len += mlen;
+        }
+        self.message = Some(len);
+    }
+
+    /// Starts a field: false (and counted as dropped) if there are enough already.
+    #[inline]
+    fn field_start(&mut self, name: &str) -> Option<usize> {
         if self.count >= FIELDS_MAX {
             self.dropped += 1;
-            return;
+            return None;
         }
-        let mark = self.bytes.len();
-        if self.bytes.str_bounded(name, NAME_MAX, 0) && value(&mut self.bytes) {
+        if self.fields_at == 0 {
+            // Right after the message and the count if the message came first.
+            self.fields_at = match self.message {
+                Some(len) => HEAD + len + 1,
+                None => LATE,
+            };
+            self.end = self.fields_at;
+        }
+        let mark = self.end;
+        if self.str_bounded(name, NAME_MAX) {
+            Some(mark)
+        } else {
+            self.end = mark;
+            self.dropped += 1;
+            None
+        }
+    }
+
+    /// Ends a field whose value was written (or not: then it is taken back).
+    #[inline]
+    fn field_end(&mut self, mark: usize, ok: bool) {
+        if ok {
             self.count += 1;
         } else {
-            self.bytes.truncate(mark);
+            self.end = mark;
             self.dropped += 1;
+        }
+    }
+
+    /// A field whose value `value` writes after the name.
+    #[inline]
+    fn field(&mut self, name: &str, value: impl FnOnce(&mut Self) -> bool) {
+        if let Some(mark) = self.field_start(name) {
+            let ok = value(self);
+            self.field_end(mark, ok);
         }
     }
 
     pub(crate) fn bool(&mut self, name: &str, v: bool) {
-        self.add(name, |b| b.varint(0) && b.put(&[u8::from(v)]));
+        self.field(name, |e| e.byte(0) && e.byte(u8::from(v)));
     }
 
     pub(crate) fn i64(&mut self, name: &str, v: i64) {
         let zigzag = ((v << 1) ^ (v >> 63)) as u64;
-        self.add(name, |b| b.varint(1) && b.varint(zigzag));
+        self.field(name, |e| e.byte(1) && e.varint(zigzag));
     }
 
     pub(crate) fn u64(&mut self, name: &str, v: u64) {
-        self.add(name, |b| b.varint(2) && b.varint(v));
+        self.field(name, |e| e.byte(2) && e.varint(v));
     }
 
     pub(crate) fn f64(&mut self, name: &str, v: f64) {
-        self.add(name, |b| b.varint(3) && b.put(&v.to_le_bytes()));
+        self.field(name, |e| e.byte(3) && e.put(&v.to_le_bytes()));
     }
 
     pub(crate) fn str(&mut self, name: &str, v: &str) {
-        self.add(name, |b| b.varint(4) && b.str_bounded(v, VALUE_MAX, 0));
-    }
-
-    /// A string given in pieces: kept text and bytes cut before it reached us.
-    pub(crate) fn str_cut(&mut self, name: &str, kept: &str, cut: usize) {
-        self.add(name, |b| b.varint(4) && b.str_bounded(kept, VALUE_MAX, cut));
+        self.field(name, |e| e.byte(4) && e.str_bounded(v, VALUE_MAX));
     }
 
     pub(crate) fn bytes(&mut self, name: &str, v: &[u8]) {
         let v = v.get(..VALUE_MAX).unwrap_or(v);
-        self.add(name, |b| {
-            b.varint(5) && b.varint(v.len() as u64) && b.put(v)
+        self.field(name, |e| e.byte(5) && e.varint(v.len() as u64) && e.put(v));
+    }
+
+    /// A value given as `Debug`: formatted in place, bounded.
+    pub(crate) fn debug(&mut self, name: &str, v: &dyn fmt::Debug) {
+        self.field(name, |e| {
+            e.byte(4)
+                && e.str_formatted(VALUE_MAX, |w| {
+                    let _ = write!(w, "{v:?}");
+                })
         });
     }
 
-    /// A value given as `Debug`: formatted into a bounded buffer.
-    pub(crate) fn debug(&mut self, name: &str, v: &dyn fmt::Debug) {
-        if self.count >= FIELDS_MAX {
-            self.dropped += 1;
-            return;
-        }
-        let mut text = std::mem::replace(&mut self.value, Truncating::new(0));
-        text.debug(v);
-        let (kept, cut) = text.parts();
-        self.str_cut(name, kept, cut);
-        self.value = text;
-    }
-
-    /// A value given as `Display` (errors): formatted into a bounded buffer.
+    /// A value given as `Display` (errors): formatted in place, bounded.
     pub(crate) fn display(&mut self, name: &str, v: &dyn fmt::Display) {
-        if self.count >= FIELDS_MAX {
-            self.dropped += 1;
-            return;
+        self.field(name, |e| {
+            e.byte(4)
+                && e.str_formatted(VALUE_MAX, |w| {
+                    let _ = write!(w, "{v}");
+                })
+        });
+    }
+
+    /// Ends the record: writes the count (and the `…dropped` field), the message's length
+    /// and the target in front of the message, and gives the payload. `None` only if a
+    /// bound was broken (cannot happen with core's bounds).
+    pub(crate) fn finish(&mut self, target: &str) -> Option<&[u8]> {
+        let message = self.message.unwrap_or(0);
+        let count_at = HEAD + message;
+        let fields = count_at + 1;
+        if self.fields_at == 0 {
+            self.end = fields;
+        } else if self.fields_at != fields {
+            // Fields visited before the message: move them down behind it.
+            let (from, n) = (self.fields_at, self.end - self.fields_at);
+            if from < fields {
+                return None;
+            }
+            self.buf.copy_within(from..from + n, fields);
+            self.end = fields + n;
         }
-        let mut text = std::mem::replace(&mut self.value, Truncating::new(0));
-        text.display(v);
-        let (kept, cut) = text.parts();
-        self.str_cut(name, kept, cut);
-        self.value = text;
-    }
-}
-
-/// Reusable buffers for encoding one log record (one set per thread).
-pub(crate) struct Scratch {
-    pub(crate) message: Truncating,
-    pub(crate) fields: FieldsBuf,
-    head: FixedBuf,
-    tail: FixedBuf,
-}
-
-/// Target (64 + marker), message (256 + marker), count: well under this.
-const HEAD_BYTES: usize = 512;
-
-impl Scratch {
-    pub(crate) fn new() -> Self {
-        Scratch {
-            message: Truncating::new(MESSAGE_MAX),
-            fields: FieldsBuf::new(),
-            head: FixedBuf::new(HEAD_BYTES),
-            tail: FixedBuf::new(64),
+        let dropped = self.dropped;
+        if dropped > 0 {
+            // Same shape as core: a last field named `…dropped` holding the count.
+            let ok = self.str_bounded("…dropped", NAME_MAX) && self.byte(2) && self.varint(dropped);
+            if !ok {
+                return None;
+            }
         }
+        let count = self.count + usize::from(dropped > 0);
+        *self.buf.get_mut(count_at)? = u8::try_from(count).ok().filter(|c| *c < 0x80)?;
+
+        // In front of the message: its length, and before that the target.
+        let start = self.front(message, target)?;
+        self.buf.get(start..self.end)
     }
 
-    /// Empties everything for the next record.
-    pub(crate) fn clear(&mut self) {
-        self.message.clear();
-        self.fields.clear();
+    /// Writes the message's length and the target in front of the message at `HEAD`;
+    /// gives where the payload starts.
+    #[inline]
+    fn front(&mut self, message: usize, target: &str) -> Option<usize> {
+        let t = target.len();
+        if message >= 0x80 || t > TARGET_MAX || t >= 0x80 {
+            return self.front_long(message, target);
+        }
+        // The common case: one-byte lengths.
+        let start = HEAD.checked_sub(t + 2)?;
+        let dst = self.buf.get_mut(start..HEAD)?;
+        let (tlen, rest) = dst.split_first_mut()?;
+        let (mlen, tbytes) = rest.split_last_mut()?;
+        *tlen = t as u8;
+        *mlen = message as u8;
+        copy(tbytes, target.as_bytes());
+        Some(start)
     }
 
-    /// Encodes `target`, the message and the fields as a payload in three pieces; `None`
-    /// only if a bound was broken (cannot happen with core's bounds).
-    pub(crate) fn encode(&mut self, target: &str) -> Option<LogParts<'_>> {
-        let fields = &self.fields;
-        let dropped = fields.dropped > 0;
-        let (text, cut) = self.message.parts();
-        self.head.clear();
-        let ok = self.head.str_bounded(target, TARGET_MAX, 0)
-            && self.head.str_bounded(text, MESSAGE_MAX, cut)
-            && self
-                .head
-                .varint((fields.count + usize::from(dropped)) as u64);
-        self.tail.clear();
-        // Same shape as core: a last field named `…dropped` holding the count.
-        let ok = ok
-            && (!dropped
-                || (self.tail.str_bounded("…dropped", NAME_MAX, 0)
-                    && self.tail.varint(2)
-                    && self.tail.varint(fields.dropped)));
-        ok.then_some(LogParts {
-            head: self.head.as_slice(),
-            fields: fields.bytes.as_slice(),
-            tail: self.tail.as_slice(),
-        })
+    #[cold]
+    #[inline(never)]
+    fn front_long(&mut self, message: usize, target: &str) -> Option<usize> {
+        let mut start = HEAD - varint_len(message as u64);
+        let mut at = start;
+        let mut len = message as u64;
+        while len >= 0x80 {
+            *self.buf.get_mut(at)? = (len as u8) | 0x80;
+            at += 1;
+            len >>= 7;
+        }
+        *self.buf.get_mut(at)? = len as u8;
+        let end = kept_end(target, TARGET_MAX);
+        let kept = target.as_bytes().get(..end)?;
+        let (m, mlen) = if end < target.len() {
+            marker(target.len() - end)
+        } else {
+            ([0; MARKER_MAX], 0)
+        };
+        let m = m.get(..mlen)?;
+        let tlen = end + mlen;
+        start = start.checked_sub(varint_len(tlen as u64) + tlen)?;
+        let mut at = start;
+        let mut len = tlen as u64;
+        while len >= 0x80 {
+            *self.buf.get_mut(at)? = (len as u8) | 0x80;
+            at += 1;
+            len >>= 7;
+        }
+        *self.buf.get_mut(at)? = len as u8;
+        at += 1;
+        self.buf.get_mut(at..at + end)?.copy_from_slice(kept);
+        self.buf.get_mut(at + end..at + tlen)?.copy_from_slice(m);
+        Some(start)
     }
 }
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Option<Scratch>> = const { std::cell::RefCell::new(None) };
+    static ENCODER: std::cell::RefCell<Option<Encoder>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `f` with this thread's scratch buffers, emptied. Allocates them on a thread's first
-/// record only; a re-entrant record (a `Debug` impl that logs) or one during thread exit
-/// gets fresh buffers instead.
-pub(crate) fn with_scratch(f: impl FnOnce(&mut Scratch)) {
+/// Runs `f` with this thread's encoder, emptied. Allocates it on a thread's first record
+/// only; a re-entrant record (a `Debug` impl that logs) or one during thread exit gets a
+/// fresh one instead.
+#[inline]
+pub(crate) fn with_encoder(f: impl FnOnce(&mut Encoder)) {
     let mut f = Some(f);
-    let _ = SCRATCH.try_with(|cell| {
+    let _ = ENCODER.try_with(|cell| {
         if let Ok(mut slot) = cell.try_borrow_mut() {
             if let Some(f) = f.take() {
-                let scratch = slot.get_or_insert_with(Scratch::new);
-                scratch.clear();
-                f(scratch);
+                let enc = slot.get_or_insert_with(Encoder::new);
+                enc.clear();
+                f(enc);
             }
         }
     });
     if let Some(f) = f {
-        f(&mut Scratch::new());
+        with_fresh_encoder(f);
     }
 }
 
-/// A log payload in three pieces (head, fields, tail), copied straight into the ring.
-pub(crate) struct LogParts<'s> {
-    head: &'s [u8],
-    fields: &'s [u8],
-    tail: &'s [u8],
-}
-
-impl LogParts<'_> {
-    /// Payload length.
-    pub(crate) fn len(&self) -> usize {
-        self.head.len() + self.fields.len() + self.tail.len()
-    }
-
-    /// The payload's pieces, in order.
-    pub(crate) fn pieces(&self) -> [&[u8]; 3] {
-        [self.head, self.fields, self.tail]
-    }
-
-    /// Copies the payload into the ring's two pieces (`a` then `b`), whose lengths add up to
-    /// [`len`](Self::len).
-    pub(crate) fn copy_to(&self, a: &mut [u8], b: &mut [u8]) -> bool {
-        let mut out = Scatter { a, b, at: 0 };
-        out.put(self.head) && out.put(self.fields) && out.put(self.tail)
-    }
-}
-
-/// Writes consecutive bytes across two slices.
-struct Scatter<'a> {
-    a: &'a mut [u8],
-    b: &'a mut [u8],
-    at: usize,
-}
-
-impl Scatter<'_> {
-    fn put(&mut self, src: &[u8]) -> bool {
-        let (mut src, alen) = (src, self.a.len());
-        if self.at < alen {
-            let n = src.len().min(alen - self.at);
-            let (now, rest) = src.split_at(n);
-            match self.a.get_mut(self.at..self.at + n) {
-                Some(dst) => dst.copy_from_slice(now),
-                None => return false,
-            }
-            self.at += n;
-            src = rest;
-        }
-        if src.is_empty() {
-            return true;
-        }
-        let from = self.at - alen;
-        match self.b.get_mut(from..from + src.len()) {
-            Some(dst) => dst.copy_from_slice(src),
-            None => return false,
-        }
-        self.at += src.len();
-        true
-    }
+/// [`with_encoder`] for a re-entrant record or one during thread exit: out of line, so that
+/// the common case stays short.
+#[cold]
+#[inline(never)]
+fn with_fresh_encoder(f: impl FnOnce(&mut Encoder)) {
+    f(&mut Encoder::new());
 }
 
 #[cfg(test)]
@@ -422,30 +611,72 @@ mod tests {
     use flightrec_core::Level;
     use proptest::prelude::*;
 
-    fn ours(target: &str, message: &str, fields: &[Field<'_>]) -> Vec<u8> {
-        let mut scratch = Scratch::new();
-        // Reuse must not leak the previous record's bytes.
-        scratch.fields.str("stale", "x");
-        scratch.message.text("stale");
-        scratch.clear();
-        let fb = &mut scratch.fields;
-        for f in fields {
-            match f.value {
-                Value::Bool(v) => fb.bool(f.name, v),
-                Value::I64(v) => fb.i64(f.name, v),
-                Value::U64(v) => fb.u64(f.name, v),
-                Value::F64(v) => fb.f64(f.name, v),
-                Value::Str(v) => fb.str(f.name, v),
-                Value::Bytes(v) => fb.bytes(f.name, v),
-            }
+    /// How a test gives a value to the encoder.
+    #[derive(Clone, Copy, Debug)]
+    enum Given {
+        Plain,
+        /// Through `Debug` of `format_args!` (strings only; others go plain).
+        Formatted,
+    }
+
+    /// Where the message goes among the fields.
+    #[derive(Clone, Copy, Debug)]
+    enum MessageAt {
+        First,
+        After(usize),
+        Twice(usize),
+        Absent,
+    }
+
+    fn give(enc: &mut Encoder, f: &Field<'_>, how: Given) {
+        match (f.value, how) {
+            (Value::Str(v), Given::Formatted) => enc.debug(f.name, &format_args!("{v}")),
+            (Value::Bool(v), _) => enc.bool(f.name, v),
+            (Value::I64(v), _) => enc.i64(f.name, v),
+            (Value::U64(v), _) => enc.u64(f.name, v),
+            (Value::F64(v), _) => enc.f64(f.name, v),
+            (Value::Str(v), _) => enc.str(f.name, v),
+            (Value::Bytes(v), _) => enc.bytes(f.name, v),
         }
-        scratch.message.text(message);
-        let parts = scratch.encode(target).unwrap();
-        // Split at an arbitrary place, as a ring's wrap would.
-        let mut buf = vec![0u8; parts.len()];
-        let (a, b) = buf.split_at_mut(parts.len() / 3);
-        assert!(parts.copy_to(a, b));
-        buf
+    }
+
+    fn ours(
+        target: &str,
+        message: &str,
+        fields: &[(Field<'_>, Given)],
+        at: MessageAt,
+        formatted: bool,
+    ) -> Vec<u8> {
+        let mut enc = Encoder::new();
+        // Reuse must not leak the previous record's bytes.
+        enc.str("stale", "x");
+        enc.message_str("stale message");
+        enc.clear();
+        let set_message = |enc: &mut Encoder, text: &str| {
+            if formatted {
+                enc.message_debug(&format_args!("{text}"));
+            } else {
+                enc.message_str(text);
+            }
+        };
+        for (i, (f, how)) in fields.iter().enumerate() {
+            match at {
+                MessageAt::First if i == 0 => set_message(&mut enc, message),
+                MessageAt::After(n) if n == i => set_message(&mut enc, message),
+                MessageAt::Twice(_) if i == 0 => set_message(&mut enc, "first, replaced"),
+                MessageAt::Twice(n) if n == i => set_message(&mut enc, message),
+                _ => {}
+            }
+            give(&mut enc, f, *how);
+        }
+        match at {
+            MessageAt::First if fields.is_empty() => set_message(&mut enc, message),
+            MessageAt::After(n) | MessageAt::Twice(n) if n >= fields.len() => {
+                set_message(&mut enc, message)
+            }
+            _ => {}
+        }
+        enc.finish(target).unwrap().to_vec()
     }
 
     fn cores(target: &str, message: &str, fields: &[Field<'_>]) -> Vec<u8> {
@@ -470,35 +701,108 @@ mod tests {
         ]
     }
 
+    fn given() -> impl Strategy<Value = Given> {
+        prop_oneof![Just(Given::Plain), Just(Given::Formatted)]
+    }
+
+    fn message_at() -> impl Strategy<Value = MessageAt> {
+        prop_oneof![
+            4 => Just(MessageAt::First),
+            2 => (0..22usize).prop_map(MessageAt::After),
+            1 => (1..22usize).prop_map(MessageAt::Twice),
+            1 => Just(MessageAt::Absent),
+        ]
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(300))]
-        /// Our stack encoder writes the very bytes core's serialiser writes.
+        #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 10 } else { 1000 }))]
+        /// Our encoder writes the very bytes core's serialiser writes, whatever the order
+        /// in which the message and the fields come, and however they are given.
         #[test]
         fn same_bytes_as_core(
             target in ".{0,100}",
             message in ".{0,400}",
-            fields in proptest::collection::vec(("[a-z_…é]{1,40}", value()), 0..20),
+            formatted in any::<bool>(),
+            at in message_at(),
+            fields in proptest::collection::vec(("[a-z_…é]{1,40}", value(), given()), 0..20),
         ) {
-            let fields: Vec<Field<'_>> =
-                fields.iter().map(|(n, v)| Field { name: n.as_str(), value: *v }).collect();
-            prop_assert_eq!(ours(&target, &message, &fields), cores(&target, &message, &fields));
+            let given: Vec<(Field<'_>, Given)> = fields
+                .iter()
+                .map(|(n, v, g)| (Field { name: n.as_str(), value: *v }, *g))
+                .collect();
+            let plain: Vec<Field<'_>> = given.iter().map(|(f, _)| *f).collect();
+            let expected = match at {
+                MessageAt::Absent => "",
+                _ => message.as_str(),
+            };
+            prop_assert_eq!(
+                ours(&target, &message, &given, at, formatted),
+                cores(&target, expected, &plain)
+            );
         }
     }
 
     #[test]
     fn long_debug_value_is_cut_like_core() {
         let long = "é".repeat(300);
-        let mut scratch = Scratch::new();
-        scratch.fields.debug("v", &format_args!("{long}"));
-        assert_eq!(scratch.fields.len(), 1);
-        scratch.message.text("m");
-        let parts = scratch.encode("t").unwrap();
-        let mut buf = vec![0u8; parts.len()];
-        assert!(parts.copy_to(&mut buf, &mut []));
+        let mut enc = Encoder::new();
+        enc.message_str("m");
+        enc.debug("v", &format_args!("{long}"));
         let field = [Field {
             name: "v",
             value: Value::Str(&long),
         }];
-        assert_eq!(buf, cores("t", "m", &field).as_slice());
+        assert_eq!(enc.finish("t").unwrap(), cores("t", "m", &field).as_slice());
+    }
+
+    /// A formatted text written in pieces keeps whole characters when it is cut in the
+    /// middle of one, and nothing after the cut (as cutting the whole text would).
+    #[test]
+    fn window_cuts_at_a_character_boundary() {
+        let mut room = [0u8; 5];
+        let mut w = Window::new(&mut room);
+        for piece in ["ab", "cé", "d"] {
+            let _ = w.write_str(piece); // "abcé" is 5 bytes: é fits
+        }
+        assert_eq!(w.kept(), "abcé".as_bytes());
+        let mut room = [0u8; 4];
+        let mut w = Window::new(&mut room);
+        for piece in ["ab", "cé", "d"] {
+            let _ = w.write_str(piece); // é does not fit; "d" must not follow
+        }
+        assert_eq!(w.kept(), b"abc");
+        assert_eq!(w.len + w.cut, 6);
+    }
+
+    #[test]
+    fn short_copies() {
+        for n in 0..100usize {
+            let src: Vec<u8> = (1..=n as u8).collect();
+            let mut dst = vec![0u8; n];
+            copy(&mut dst, &src);
+            assert_eq!(dst, src);
+        }
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for (v, n) in [
+            (0u64, 1),
+            (127, 1),
+            (128, 2),
+            (16383, 2),
+            (16384, 3),
+            (u64::MAX, 10),
+        ] {
+            assert_eq!(varint_len(v), n, "{v}");
+        }
+    }
+
+    #[test]
+    fn markers() {
+        for cut in [0usize, 7, 10, 123456, usize::MAX] {
+            let (m, n) = marker(cut);
+            assert_eq!(&m[..n], format!("…[+{cut}]").as_bytes());
+        }
     }
 }

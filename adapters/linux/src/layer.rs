@@ -1,5 +1,6 @@
 //! Capture from `tracing` (a [`Layer`]) and from `log` (a [`log::Log`]).
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::encode::{with_scratch, Scratch, Truncating};
+use crate::encode::{with_encoder, Encoder, Window};
 use crate::recorder::FlightRecorder;
 
 /// A `tracing_subscriber` layer recording every event it sees into the ring, whatever the
@@ -94,6 +95,17 @@ pub fn level_of(l: &tracing::Level) -> Level {
     }
 }
 
+thread_local! {
+    /// Spans this thread is in, as `FlightLayer`s saw them entered and exited. While it is
+    /// zero, an event in the current context has no span, so no session: the registry's
+    /// span lookup (a fifth of the layer's own instructions) is skipped.
+    static ENTERED: Cell<usize> = const { Cell::new(0) };
+}
+
+fn entered_add(delta: isize) {
+    let _ = ENTERED.try_with(|n| n.set(n.get().saturating_add_signed(delta)));
+}
+
 /// Finds the session field among a span's values.
 struct SessionVisitor {
     name: &'static str,
@@ -118,61 +130,65 @@ impl Visit for SessionVisitor {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == self.name {
-            let mut text = Truncating::new(24);
-            text.debug(value);
-            self.found = text.parts().0.parse().ok().map(SessionId);
+            let mut room = [0u8; 24];
+            let mut text = Window::new(&mut room);
+            let _ = fmt::Write::write_fmt(&mut text, format_args!("{value:?}"));
+            self.found = std::str::from_utf8(text.kept())
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .map(SessionId);
         }
     }
 }
 
 /// Encodes an event's fields as they are visited; the `message` field is the message.
-struct EventVisitor<'s> {
-    scratch: &'s mut Scratch,
+struct EventVisitor<'e> {
+    enc: &'e mut Encoder,
 }
 
 impl Visit for EventVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.scratch.fields.f64(field.name(), value);
+        self.enc.f64(field.name(), value);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.scratch.fields.i64(field.name(), value);
+        self.enc.i64(field.name(), value);
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.scratch.fields.u64(field.name(), value);
+        self.enc.u64(field.name(), value);
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
         match i64::try_from(value) {
-            Ok(v) => self.scratch.fields.i64(field.name(), v),
-            Err(_) => self.scratch.fields.debug(field.name(), &value),
+            Ok(v) => self.enc.i64(field.name(), v),
+            Err(_) => self.enc.debug(field.name(), &value),
         }
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
         match u64::try_from(value) {
-            Ok(v) => self.scratch.fields.u64(field.name(), v),
-            Err(_) => self.scratch.fields.debug(field.name(), &value),
+            Ok(v) => self.enc.u64(field.name(), v),
+            Err(_) => self.enc.debug(field.name(), &value),
         }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.scratch.fields.bool(field.name(), value);
+        self.enc.bool(field.name(), value);
     }
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        self.scratch.fields.bytes(field.name(), value);
+        self.enc.bytes(field.name(), value);
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            self.scratch.message.text(value);
+            self.enc.message_str(value);
         } else {
-            self.scratch.fields.str(field.name(), value);
+            self.enc.str(field.name(), value);
         }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.scratch.fields.display(field.name(), &value);
+        self.enc.display(field.name(), &value);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.scratch.message.debug(value);
+            self.enc.message_debug(value);
         } else {
-            self.scratch.fields.debug(field.name(), value);
+            self.enc.debug(field.name(), value);
         }
     }
 }
@@ -203,20 +219,31 @@ where
         }
     }
 
+    fn on_enter(&self, _: &Id, _: Context<'_, S>) {
+        entered_add(1);
+    }
+
+    fn on_exit(&self, _: &Id, _: Context<'_, S>) {
+        entered_add(-1);
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = level_of(meta.level());
-        let session = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<SessionId>().copied())
-        });
-        with_scratch(|scratch| {
-            event.record(&mut EventVisitor {
-                scratch: &mut *scratch,
-            });
-            if let Some(parts) = scratch.encode(meta.target()) {
-                self.rec.log_parts(level, session, &parts);
+        let in_span = !event.is_contextual() || ENTERED.try_with(Cell::get).unwrap_or(1) > 0;
+        let session = if in_span {
+            ctx.event_scope(event).and_then(|scope| {
+                scope
+                    .into_iter()
+                    .find_map(|span| span.extensions().get::<SessionId>().copied())
+            })
+        } else {
+            None
+        };
+        with_encoder(|enc| {
+            event.record(&mut EventVisitor { enc: &mut *enc });
+            if let Some(payload) = enc.finish(meta.target()) {
+                self.rec.log_payload(level, session, payload);
             }
         });
     }

@@ -36,6 +36,7 @@
 #![deny(missing_docs)]
 
 mod auditlog;
+mod clock;
 mod config;
 mod dumpfile;
 mod encode;
@@ -44,12 +45,12 @@ mod layer;
 mod recorder;
 pub mod ringfile;
 mod service;
+mod shardlock;
 
 pub use auditlog::{AuditLog, AuditOptions};
+pub use clock::UnixClock;
 pub use config::{Config, ConfigError};
 pub use dumpfile::{forensic, DumpFiles, DumpFormat, DumpOptions};
 pub use layer::{current_session, level_of, FlightLayer, FlightLogger};
-pub use recorder::{
-    AuditItem, FlightRecorder, RecorderOptions, Stats, UnixClock, MAX_SHARDS, SHARD_BYTES,
-};
+pub use recorder::{AuditItem, FlightRecorder, RecorderOptions, Stats, MAX_SHARDS, SHARD_BYTES};
 pub use service::{install_panic_hook, Service, ServiceOptions};

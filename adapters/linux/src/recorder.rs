@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use flightrec_core::dump::RecordHead;
 use flightrec_core::event::{
@@ -29,12 +29,12 @@ use flightrec_core::event::{
 use flightrec_core::ring::RecordMeta;
 use flightrec_core::trigger::{Action, DumpOrder, Reason, RecordInfo, TriggerConfig};
 use flightrec_core::{
-    write_dump, Build, Clock, ClockInfo, DumpHeader, Kind, Level, PushError, Ring, SessionId,
-    TriggerMachine,
+    write_dump, Build, Clock, DumpHeader, Kind, Level, PushError, Ring, SessionId, TriggerMachine,
 };
 use tokio::sync::mpsc;
 
-use crate::encode::LogParts;
+use crate::clock::UnixClock;
+use crate::shardlock::ShardLock;
 
 /// Bytes of one shard's ring.
 pub const SHARD_BYTES: usize = 64 * 1024;
@@ -51,6 +51,12 @@ thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
+/// `slot % n` for `slot < 2^32`, given `magic = u64::MAX / n + 1` (wrapping).
+#[inline]
+fn fastmod(magic: u64, slot: u64, n: u64) -> usize {
+    ((u128::from(magic.wrapping_mul(slot)) * u128::from(n)) >> 64) as usize
+}
+
 fn thread_slot() -> usize {
     SLOT.with(|s| {
         let v = s.get();
@@ -61,44 +67,6 @@ fn thread_slot() -> usize {
         s.set(v);
         v
     })
-}
-
-/// Nanoseconds since the Unix epoch from the monotonic clock: cheap (vDSO), never goes back
-/// within a process, so records of one thread keep their order.
-#[derive(Clone, Copy, Debug)]
-pub struct UnixClock {
-    base: Instant,
-    base_unix: u64,
-}
-
-impl UnixClock {
-    /// Anchors the monotonic clock to the wall clock now.
-    pub fn new() -> Self {
-        let base = Instant::now();
-        let base_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        UnixClock { base, base_unix }
-    }
-}
-
-impl Default for UnixClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for UnixClock {
-    #[inline]
-    fn now(&self) -> u64 {
-        let d = self.base.elapsed();
-        self.base_unix
-            .saturating_add(d.as_secs().saturating_mul(1_000_000_000))
-            .saturating_add(u64::from(d.subsec_nanos()))
-    }
-    fn info(&self) -> ClockInfo {
-        ClockInfo::UNIX_NANOS
-    }
 }
 
 /// A security event on its way to the audit log: its record, owned.
@@ -189,7 +157,7 @@ pub struct Stats {
 
 #[repr(align(128))] // keep shards' locks on separate cache lines
 struct Shard {
-    ring: Mutex<ShardInner>,
+    ring: ShardLock<ShardInner>,
 }
 
 struct ShardInner {
@@ -212,6 +180,9 @@ struct ShardInner {
 /// ```
 pub struct FlightRecorder {
     shards: Box<[Shard]>,
+    /// `u64::MAX / shards + 1`: a thread's shard is its slot modulo the shard count,
+    /// computed with two multiplications instead of a division (Lemire's fastmod).
+    shard_magic: u64,
     clock: UnixClock,
     min_level: Level,
     trigger: Mutex<Machine>,
@@ -303,9 +274,10 @@ impl FlightRecorder {
         trigger.post_records = 0;
         let mut regions = regions.into_iter();
         Arc::new(FlightRecorder {
+            shard_magic: (u64::MAX / shards as u64).wrapping_add(1),
             shards: (0..shards)
                 .map(|_| Shard {
-                    ring: Mutex::new(ShardInner {
+                    ring: ShardLock::new(ShardInner {
                         ring: boxed_ring(),
                         file: regions.next(),
                     }),
@@ -352,11 +324,13 @@ impl FlightRecorder {
 
     #[inline]
     fn shard(&self) -> (usize, &Shard) {
-        let n = self.shards.len();
-        let i = thread_slot() % n.max(1);
+        let n = self.shards.len() as u64; // at most MAX_SHARDS
+                                          // Slots wrap at 2^32 threads: still round-robin.
+        let slot = u64::from(thread_slot() as u32);
+        let i = fastmod(self.shard_magic, slot, n);
         match self.shards.get(i) {
             Some(s) => (i, s),
-            // Unreachable (n >= 1), but no panic path.
+            // Unreachable (i < n, n >= 1), but no panic path.
             None => (0, &self.shards[..][0]),
         }
     }
@@ -381,7 +355,7 @@ impl FlightRecorder {
     ) -> Option<u64> {
         let (i, shard) = self.shard();
         let result = {
-            let mut inner = lock(&shard.ring);
+            let mut inner = shard.ring.lock();
             let result = push(&mut inner.ring);
             if let (Ok(seq), Some(region)) = (result, inner.file.as_mut()) {
                 let head = RecordHead {
@@ -405,28 +379,16 @@ impl FlightRecorder {
         }
     }
 
-    /// Records a log line from already encoded parts (the `tracing` layer's path).
+    /// Records a log line from its encoded payload (the `tracing` layer's path).
     #[inline]
-    pub(crate) fn log_parts(&self, level: Level, session: Option<SessionId>, parts: &LogParts<'_>) {
+    pub(crate) fn log_payload(&self, level: Level, session: Option<SessionId>, payload: &[u8]) {
         let meta = RecordMeta {
             time: self.clock.now(),
             level,
             kind: Kind::LOG,
             session,
         };
-        let seq = self.push(
-            &meta,
-            |ring| {
-                ring.push_with(&meta, parts.len(), |a, b| {
-                    if parts.copy_to(a, b) {
-                        Ok(())
-                    } else {
-                        Err(PushError::Encode)
-                    }
-                })
-            },
-            &parts.pieces(),
-        );
+        let seq = self.push(&meta, |ring| ring.push(&meta, payload), &[payload]);
         if self.can_fire(Kind::LOG, level) {
             self.feed(&meta, seq, None, None);
         }
@@ -444,13 +406,13 @@ impl FlightRecorder {
         if level < self.min_level {
             return;
         }
-        crate::encode::with_scratch(|scratch| {
+        crate::encode::with_encoder(|enc| {
             match message.as_str() {
-                Some(text) => scratch.message.text(text),
-                None => scratch.message.display(message),
+                Some(text) => enc.message_str(text),
+                None => enc.message_display(message),
             }
-            if let Some(parts) = scratch.encode(target) {
-                self.log_parts(level, session, &parts);
+            if let Some(payload) = enc.finish(target) {
+                self.log_payload(level, session, payload);
             }
         });
     }
@@ -489,7 +451,7 @@ impl FlightRecorder {
             session,
         };
         // The ring file needs the payload bytes (security and custom events are rare; log
-        // lines take the allocation-free path of `log_parts`).
+        // lines take the allocation-free path of `log_payload`).
         let bytes = if self.has_ring_file() {
             encode_vec(event)
         } else {
@@ -736,7 +698,7 @@ impl FlightRecorder {
             ..Stats::default()
         };
         for shard in self.shards.iter() {
-            let r = lock(&shard.ring).ring.stats();
+            let r = shard.ring.lock().ring.stats();
             s.stored += r.next_seq;
             s.evicted += r.evicted;
             s.failed += r.rejected;
@@ -753,7 +715,7 @@ impl FlightRecorder {
         let mut rejected = 0;
         for shard in self.shards.iter() {
             {
-                let inner = lock(&shard.ring);
+                let inner = shard.ring.lock();
                 snapshot.clone_from(&inner.ring);
             }
             rejected += snapshot.stats().rejected;
@@ -847,6 +809,17 @@ impl FlightRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fastmod_is_modulo() {
+        for n in 1..=MAX_SHARDS as u64 {
+            let magic = (u64::MAX / n).wrapping_add(1);
+            let slots = (0..1000).chain([u32::MAX as u64 - 1, u32::MAX as u64, 1 << 31]);
+            for slot in slots {
+                assert_eq!(fastmod(magic, slot, n), (slot % n) as usize, "{slot} % {n}");
+            }
+        }
+    }
 
     #[test]
     fn zeroed_ring_is_new() {

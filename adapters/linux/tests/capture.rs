@@ -138,6 +138,40 @@ fn capture_filter_by_target_and_session_recorded_later() {
     );
 }
 
+/// The layer skips the span lookup while no span is entered: explicit parents still give
+/// their session, leaving a span drops it, root events have none.
+#[test]
+fn sessions_of_explicit_parents_and_none_after_exit() {
+    let rec = recorder(1);
+    let subscriber = tracing_subscriber::registry().with(FlightLayer::new(rec.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("conn", session = 5u64);
+        tracing::debug!(parent: &span, "explicit parent, no span entered");
+        span.in_scope(|| tracing::debug!("inside"));
+        tracing::debug!("after exit");
+        let _g = span.enter();
+        tracing::debug!(parent: None, "root while inside");
+        let other = tracing::info_span!("other", session = 6u64);
+        tracing::debug!(parent: &other, "explicit parent while inside another");
+    });
+    let d = dump(&rec, None);
+    let got: Vec<_> = d
+        .records
+        .iter()
+        .map(|r| (r.message().unwrap(), r.head.session.map(|s| s.0)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("explicit parent, no span entered".into(), Some(5)),
+            ("inside".into(), Some(5)),
+            ("after exit".into(), None),
+            ("root while inside".into(), None),
+            ("explicit parent while inside another".into(), Some(6)),
+        ]
+    );
+}
+
 #[test]
 fn log_bridge_records_everything_and_forwards() {
     struct Counting(std::sync::atomic::AtomicUsize);
