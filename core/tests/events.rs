@@ -386,15 +386,32 @@ fn same<T: flightrec_core::encode::Encode + serde::Serialize>(value: &T) -> Vec<
     p
 }
 
-fn any_value() -> impl Strategy<Value = Value<'static>> {
+/// A field value that owns its text or bytes (a `Value` borrows them).
+#[derive(Clone, Debug)]
+enum Owned {
+    Plain(Value<'static>),
+    Str(String),
+    Bytes(Vec<u8>),
+}
+
+impl Owned {
+    fn value(&self) -> Value<'_> {
+        match self {
+            Owned::Plain(v) => *v,
+            Owned::Str(s) => Value::Str(s),
+            Owned::Bytes(b) => Value::Bytes(b),
+        }
+    }
+}
+
+fn any_value() -> impl Strategy<Value = Owned> {
     prop_oneof![
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::I64),
-        any::<u64>().prop_map(Value::U64),
-        any::<u64>().prop_map(|b| Value::F64(f64::from_bits(b))),
-        text().prop_map(|s| Value::Str(Box::leak(s.into_boxed_str()))),
-        prop::collection::vec(any::<u8>(), 0..300)
-            .prop_map(|b| Value::Bytes(Box::leak(b.into_boxed_slice()))),
+        any::<bool>().prop_map(|v| Owned::Plain(Value::Bool(v))),
+        any::<i64>().prop_map(|v| Owned::Plain(Value::I64(v))),
+        any::<u64>().prop_map(|v| Owned::Plain(Value::U64(v))),
+        any::<u64>().prop_map(|b| Owned::Plain(Value::F64(f64::from_bits(b)))),
+        text().prop_map(Owned::Str),
+        prop::collection::vec(any::<u8>(), 0..300).prop_map(Owned::Bytes),
     ]
 }
 
@@ -410,7 +427,7 @@ proptest! {
         v6 in any::<[u8; 16]>(), v4 in any::<[u8; 4]>(), port in any::<u16>(), which in 0u8..3,
     ) {
         let fields: Vec<Field<'_>> =
-            fields.iter().map(|(n, v)| Field { name: n.as_str(), value: *v }).collect();
+            fields.iter().map(|(n, v)| Field { name: n.as_str(), value: v.value() }).collect();
         same(&Log { level: Level::Debug, target: &target, message: &message, fields: Fields::Slice(&fields) });
         same(&Custom { level: Level::Info, kind: &target, attributes: Fields::Slice(&fields) });
         let peer = match which {

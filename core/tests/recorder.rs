@@ -78,35 +78,34 @@ impl Event for Edge {
 
 #[test]
 fn capture_filter() {
-    let f = CaptureFilter {
+    const F: CaptureFilter = CaptureFilter {
         min_level: Level::Info,
         kinds: !(1 << Kind::FRAME.0) & !(1 << Kind::AUTH_FAILURE.0) & !(1 << 31),
     };
-    assert!(f.allows(Kind::LOG, Level::Info));
-    assert!(!f.allows(Kind::LOG, Level::Debug));
-    assert!(!f.allows(Kind::FRAME, Level::Error));
-    assert!(!f.allows(Kind(31), Level::Error));
-    assert!(f.allows(Kind(32), Level::Info));
-    assert!(f.allows(Kind(255), Level::Info));
-    assert!(!f.allows(Kind(255), Level::Trace));
+    assert!(F.allows(Kind::LOG, Level::Info));
+    assert!(!F.allows(Kind::LOG, Level::Debug));
+    assert!(!F.allows(Kind::FRAME, Level::Error));
+    assert!(!F.allows(Kind(31), Level::Error));
+    assert!(F.allows(Kind(32), Level::Info));
+    assert!(F.allows(Kind(255), Level::Info));
+    assert!(!F.allows(Kind(255), Level::Trace));
     for k in 0..=255u8 {
         for l in Level::ALL {
             assert!(CaptureFilter::ALL.allows(Kind(k), l));
         }
     }
 
-    // A configuration made at run time: leaked to live as long as the recorder.
-    let rec: Recorder<1024> = Recorder::new(Box::leak(Box::new(RecorderConfig {
+    let rec: Recorder<1024> = Recorder::new(&RecorderConfig {
         capture: CaptureFilter {
             min_level: Level::Trace,
-            ..f
+            ..F
         },
         trigger: TriggerConfig {
             level: Some(Level::Error),
             ..IMMEDIATE
         },
         ..RecorderConfig::DEFAULT
-    })));
+    });
     assert_eq!(
         rec.log(1, Level::Debug, None, "t", "kept", &[]),
         Ok(Action::None)
