@@ -356,14 +356,7 @@ fn conclude<const SLOTS: usize, const DEPTH: usize>(
     name: Option<&str>,
     seq: Option<u64>,
 ) -> Action {
-    let info = RecordInfo {
-        seq,
-        kind: meta.kind,
-        level: meta.level,
-        session: meta.session,
-        peer: peer.copied(),
-        name,
-    };
+    let info = RecordInfo::of(meta, seq, peer.copied(), name);
     trigger.on_record(&config.trigger, &info, meta.time)
 }
 

@@ -321,6 +321,26 @@ pub struct RecordInfo<'a> {
     pub name: Option<&'a str>,
 }
 
+impl<'a> RecordInfo<'a> {
+    /// What the machine needs of a record with this `meta`, stored as `seq` (`None`: not
+    /// stored).
+    pub fn of(
+        meta: &crate::RecordMeta,
+        seq: Option<u64>,
+        peer: Option<Addr>,
+        name: Option<&'a str>,
+    ) -> Self {
+        RecordInfo {
+            seq,
+            kind: meta.kind,
+            level: meta.level,
+            session: meta.session,
+            peer,
+            name,
+        }
+    }
+}
+
 /// A peer address folded to 32 bits for a threshold slot: an IPv4 address as it is, an
 /// IPv6 address hashed (FNV-1a). Two IPv6 peers that collide share one count, which can
 /// only make a threshold fire sooner, never later.

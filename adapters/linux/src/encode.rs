@@ -314,20 +314,9 @@ impl Encoder {
     fn str_formatted(&mut self, max: usize, value: impl FnOnce(&mut Window<'_>)) -> bool {
         // Room for a one-byte length; moved one byte on in the rare case it takes two.
         let at = self.end + 1;
-        let Some(room) = self.buf.get_mut(at..at + max) else {
+        let Some(len) = self.format_at(at, max, value) else {
             return false;
         };
-        let mut w = Window::new(room);
-        value(&mut w);
-        let (kept, cut) = (w.len, w.cut);
-        let mut len = kept;
-        if cut > 0 {
-            let (m, mlen) = marker(cut);
-            if !self.put_at(at + kept, m.get(..mlen).unwrap_or(&[])) {
-                return false;
-            }
-            len += mlen;
-        }
         if len < 0x80 {
             self.byte(len as u8);
         } else {
@@ -374,21 +363,30 @@ impl Encoder {
             self.fields_at = LATE;
             self.end = LATE + n;
         }
-        let Some(room) = self.buf.get_mut(HEAD..HEAD + MESSAGE_MAX) else {
-            return;
-        };
+        if let Some(len) = self.format_at(HEAD, MESSAGE_MAX, value) {
+            self.message = Some(len);
+        }
+    }
+
+    /// Formats `value` into the `max` bytes at `at`, followed by the cut marker if it was
+    /// cut; the text's length, marker included (`None` if the buffer cannot hold them).
+    #[inline]
+    fn format_at(
+        &mut self,
+        at: usize,
+        max: usize,
+        value: impl FnOnce(&mut Window<'_>),
+    ) -> Option<usize> {
+        let room = self.buf.get_mut(at..at + max)?;
         let mut w = Window::new(room);
         value(&mut w);
         let (kept, cut) = (w.len, w.cut);
-        let mut len = kept;
-        if cut > 0 {
-            let (m, mlen) = marker(cut);
-            if !self.put_at(HEAD + kept, m.get(..mlen).unwrap_or(&[])) {
-                return;
-            }
-            len += mlen;
+        if cut == 0 {
+            return Some(kept);
         }
-        self.message = Some(len);
+        let (m, mlen) = marker(cut);
+        self.put_at(at + kept, m.get(..mlen).unwrap_or(&[]))
+            .then_some(kept + mlen)
     }
 
     /// Starts a field: false (and counted as dropped) if there are enough already.

@@ -498,14 +498,7 @@ impl FlightRecorder {
         peer: Option<flightrec_core::event::Addr>,
         name: Option<&str>,
     ) -> Action {
-        let info = RecordInfo {
-            seq,
-            kind: meta.kind,
-            level: meta.level,
-            session: meta.session,
-            peer,
-            name,
-        };
+        let info = RecordInfo::of(meta, seq, peer, name);
         self.decide(|m| m.on_record(&info, meta.time))
     }
 
