@@ -215,7 +215,7 @@ impl<const N: usize> Ring<N> {
 
     /// Evicts the oldest records until at most `n` are held.
     pub fn retain_last(&mut self, n: usize) {
-        while self.count > n && self.evict_oldest().is_ok() {}
+        while self.count > n && self.evict_oldest(self.used()).is_ok() {}
     }
 
     /// Appends a record, evicting the oldest whole records as needed. Returns its sequence
@@ -263,36 +263,30 @@ impl<const N: usize> Ring<N> {
         len: usize,
         fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
     ) -> Result<u64, PushError> {
-        // Only the fill is generic: making room and the header are one routine for every
-        // caller (three copies of it were a third of a small firmware's recorder code).
-        let filled = match self.reserve(meta, len) {
-            Ok((a, b)) => fill(a, b),
-            Err(e) => Err(e),
-        };
-        match filled {
-            Ok(()) => Ok(self.commit(meta.ring_size(len))),
-            Err(e) => {
-                self.rejected = self.rejected.saturating_add(1);
-                Err(e)
-            }
+        let result = self.push_inner(meta, len, fill);
+        if result.is_err() {
+            self.rejected = self.rejected.saturating_add(1);
         }
+        result
     }
 
-    /// Makes room for a record of `len` payload bytes, evicting the oldest, and writes its
-    /// header at the head; returns the payload's place as two pieces (the second empty unless
-    /// it wraps). The record is not part of the ring until [`commit`](Self::commit).
-    fn reserve(
+    /// [`push_with`](Self::push_with) but for the count of rejections. One routine whatever
+    /// fills the payload: a firmware's recorder has a single instance (it encodes through
+    /// `dyn`), a daemon's push is one inlined piece of code.
+    #[inline(always)]
+    fn push_inner(
         &mut self,
         meta: &RecordMeta,
         len: usize,
-    ) -> Result<(&mut [u8], &mut [u8]), PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
+    ) -> Result<u64, PushError> {
         let needed = meta.ring_size(len);
         if needed > N || len > MAX_PAYLOAD {
             return Err(PushError::TooLarge);
         }
         let mut used = self.used();
         while N - used < needed {
-            used -= self.evict_oldest()?;
+            used -= self.evict_oldest(used)?;
         }
         let flags = (meta.level as u8)
             | if meta.session.is_some() {
@@ -305,48 +299,52 @@ impl<const N: usize> Ring<N> {
         // failed store-to-load forward.
         let word =
             u32::from(len as u16) | (u32::from(meta.kind.0) << 16) | (u32::from(flags) << 24);
-        let head = self.head;
-        if head + needed > N {
-            return self.reserve_wrapped(word, meta, len);
-        }
-        // Fast path, the record does not wrap: fixed-size header stores (no memcpy call) and
-        // one payload piece.
-        let slot = self
+        match self
             .buf
-            .get_mut(head..)
+            .get_mut(self.head..)
             .and_then(|s| s.get_mut(..needed))
-            .ok_or(PushError::Corrupt)?;
-        let (first, rest) = slot
-            .split_first_chunk_mut::<4>()
-            .ok_or(PushError::Corrupt)?;
-        *first = word.to_le_bytes();
-        let (time, rest) = rest
-            .split_first_chunk_mut::<8>()
-            .ok_or(PushError::Corrupt)?;
-        *time = meta.time.to_le_bytes();
-        let payload = match meta.session {
-            Some(id) => {
-                let (session, payload) = rest
-                    .split_first_chunk_mut::<SESSION_LEN>()
+        {
+            // Fast path, the record does not wrap: fixed-size header stores (no memcpy call)
+            // and one payload piece.
+            Some(slot) => {
+                let (first, rest) = slot
+                    .split_first_chunk_mut::<4>()
                     .ok_or(PushError::Corrupt)?;
-                *session = id.0.to_le_bytes();
-                payload
+                *first = word.to_le_bytes();
+                let (time, rest) = rest
+                    .split_first_chunk_mut::<8>()
+                    .ok_or(PushError::Corrupt)?;
+                *time = meta.time.to_le_bytes();
+                let payload = match meta.session {
+                    Some(id) => {
+                        let (session, payload) = rest
+                            .split_first_chunk_mut::<SESSION_LEN>()
+                            .ok_or(PushError::Corrupt)?;
+                        *session = id.0.to_le_bytes();
+                        payload
+                    }
+                    None => rest,
+                };
+                fill(payload, &mut [])?;
             }
-            None => rest,
-        };
-        Ok((payload, &mut []))
+            None => self.write_wrapped(word, meta, len, fill)?,
+        }
+        self.head = self.wrap(self.head + needed);
+        self.count += 1;
+        Ok(self.first_seq + self.count as u64 - 1)
     }
 
-    /// The rest of [`reserve`](Self::reserve) for a record that wraps around the ring's end:
-    /// kept out of line so that the common case stays short.
+    /// The rest of [`push_with`](Self::push_with) for a record that wraps around the ring's
+    /// end: kept out of line so that the common case stays short.
     #[cold]
     #[inline(never)]
-    fn reserve_wrapped(
+    fn write_wrapped(
         &mut self,
         word: u32,
         meta: &RecordMeta,
         len: usize,
-    ) -> Result<(&mut [u8], &mut [u8]), PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
+    ) -> Result<(), PushError> {
         let [w0, w1, w2, w3] = word.to_le_bytes();
         let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
         let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
@@ -356,19 +354,13 @@ impl<const N: usize> Ring<N> {
         let header_len = meta.ring_size(0);
         let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
         self.write_at(self.head, header)?;
-        self.slices_at_mut(self.wrap(self.head + header_len), len)
-    }
-
-    /// Appends the record [`reserve`](Self::reserve) made room for (`size` ring bytes).
-    fn commit(&mut self, size: usize) -> u64 {
-        self.head = self.wrap(self.head + size);
-        self.count += 1;
-        self.first_seq + self.count as u64 - 1
+        let (a, b) = self.slices_at_mut(self.wrap(self.head + header_len), len)?;
+        fill(a, b)
     }
 
     /// Removes the oldest record (if any). Returns whether one was removed.
     pub fn pop_oldest(&mut self) -> bool {
-        self.count > 0 && self.evict_oldest().is_ok()
+        self.count > 0 && self.evict_oldest(self.used()).is_ok()
     }
 
     /// Drops every record. Sequence numbers go on from where they were, so cursors held by
@@ -471,10 +463,10 @@ impl<const N: usize> Ring<N> {
         Ok((meta, header_len, len))
     }
 
-    /// Evicts the oldest record; returns its size in ring bytes. Inlined into `reserve`:
-    /// one frame less on the append path's stack.
+    /// Evicts the oldest record of a ring holding `used` bytes; returns its size in ring
+    /// bytes. Inlined into `reserve`: one frame less on the append path's stack.
     #[inline(always)]
-    fn evict_oldest(&mut self) -> Result<usize, PushError> {
+    fn evict_oldest(&mut self, used: usize) -> Result<usize, PushError> {
         if self.count == 0 {
             return Err(PushError::Corrupt);
         }
@@ -493,7 +485,6 @@ impl<const N: usize> Ring<N> {
             0
         };
         let size = HEADER_LEN + session + len;
-        let used = self.used();
         // Bytes and count must run out together: a ring they disagree on was not validated.
         if size > used || (size == used && self.count != 1) {
             return Err(PushError::Corrupt);

@@ -272,7 +272,7 @@ impl Encoder {
 
     /// A postcard `str` cut to `max` bytes at a character boundary, with core's marker
     /// `…[+N]` when cut.
-    #[inline]
+    #[inline(always)]
     fn str_bounded(&mut self, s: &str, max: usize) -> bool {
         let n = s.len();
         if n > max || n >= 0x80 {
@@ -331,6 +331,7 @@ impl Encoder {
     }
 
     /// Sets the message, given as text.
+    #[inline]
     pub(crate) fn message_str(&mut self, text: &str) {
         self.message_with(|w| {
             let _ = w.write_str(text);
@@ -338,6 +339,7 @@ impl Encoder {
     }
 
     /// Sets the message, formatted with `Debug` (for `fmt::Arguments`, the same as `Display`).
+    #[inline]
     pub(crate) fn message_debug(&mut self, value: &dyn fmt::Debug) {
         self.message_with(|w| {
             let _ = write!(w, "{value:?}");
@@ -345,6 +347,7 @@ impl Encoder {
     }
 
     /// Sets the message, formatted with `Display`.
+    #[inline]
     pub(crate) fn message_display(&mut self, value: &dyn fmt::Display) {
         self.message_with(|w| {
             let _ = write!(w, "{value}");
@@ -434,27 +437,33 @@ impl Encoder {
         }
     }
 
+    #[inline]
     pub(crate) fn bool(&mut self, name: &str, v: bool) {
         self.field(name, |e| e.byte(0) && e.byte(u8::from(v)));
     }
 
+    #[inline]
     pub(crate) fn i64(&mut self, name: &str, v: i64) {
         let zigzag = ((v << 1) ^ (v >> 63)) as u64;
         self.field(name, |e| e.byte(1) && e.varint(zigzag));
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self, name: &str, v: u64) {
         self.field(name, |e| e.byte(2) && e.varint(v));
     }
 
+    #[inline]
     pub(crate) fn f64(&mut self, name: &str, v: f64) {
         self.field(name, |e| e.byte(3) && e.put(&v.to_le_bytes()));
     }
 
+    #[inline]
     pub(crate) fn str(&mut self, name: &str, v: &str) {
         self.field(name, |e| e.byte(4) && e.str_bounded(v, VALUE_MAX));
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, name: &str, v: &[u8]) {
         let v = v.get(..VALUE_MAX).unwrap_or(v);
         self.field(name, |e| e.byte(5) && e.varint(v.len() as u64) && e.put(v));
