@@ -216,7 +216,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
     }
 
     /// Reports a cause that is not a record (death, signal, policy, manual); see
-    /// [`TriggerMachine::fire`].
+    /// [`crate::TriggerMachine::fire`].
     pub fn fire(&self, reason: Reason, now: u64) -> Action {
         self.with(|inner| inner.trigger.fire(&inner.config.trigger, reason, now))
             .unwrap_or(Action::None)

@@ -40,7 +40,7 @@ impl<const N: usize> SharedRing<N> {
         Self::from_ring(Ring::new())
     }
 
-    /// Shares an existing ring (e.g. one made with [`Ring::with_max_records`]).
+    /// Shares an existing ring (e.g. one salvaged from retained memory).
     pub const fn from_ring(ring: Ring<N>) -> Self {
         SharedRing {
             ring: Mutex::new(RefCell::new(ring)),

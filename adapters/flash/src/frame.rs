@@ -1,5 +1,5 @@
 //! Assembling one log frame from the pieces a logger writes, and handing it to a recorder.
-//! The defmt global logger ([`crate::defmt_logger`], feature `defmt-logger`) builds on it;
+//! The defmt global logger (`crate::defmt_logger`, feature `defmt-logger`) builds on it;
 //! this part has no defmt dependency, so it is tested on the host.
 
 use flightrec_core::{Action, DumpOrder, Level, Recorder};

@@ -377,7 +377,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         }))
     }
 
-    /// Reports a cause that is not a record; see [`TriggerMachine::fire`].
+    /// Reports a cause that is not a record; see [`flightrec_core::TriggerMachine::fire`].
     pub fn fire(&self, reason: Reason, now: u64) -> Action {
         let config = &self.config.recorder.trigger;
         self.with(|inner| inner.trigger.fire(config, reason, now))
