@@ -3,15 +3,10 @@
 #![no_std]
 #![no_main]
 
-use flightrec_core::{Build, ClockInfo, Level, Recorder, RecorderConfig};
-use flightrec_size::{opaque, Sink};
+use flightrec_core::{ClockInfo, Level, Recorder, RecorderConfig};
+use flightrec_size::{opaque, Sink, BUILD};
 
 static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
-const BUILD: Build<'static> = Build {
-    name: "size",
-    version: "0",
-    id: &[],
-};
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
