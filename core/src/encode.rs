@@ -131,22 +131,15 @@ impl<'a> Writer<'a> {
     /// A `str` of at most `max` bytes of its own: a longer one is cut at a character
     /// boundary and marked `…[+N]`, `N` the bytes cut (`WIRE-FORMAT.md` section 6).
     pub fn str_bounded(&mut self, s: &str, max: usize) {
-        if s.len() <= max {
+        let end = cut_point(s, max);
+        if end == s.len() {
             return self.str(s);
         }
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1; // terminates: 0 is a char boundary
-        }
         let kept = s.as_bytes().get(..end).unwrap_or(&[]);
-        let cut = s.len() - end;
-        let mut digits = [0u8; 20];
-        let digits = decimal(cut, &mut digits);
-        self.varint((kept.len() + MARK_OPEN.len() + digits.len() + 1) as u64);
+        let mark = CutMarker::new(s.len() - end);
+        self.varint((kept.len() + mark.as_bytes().len()) as u64);
         self.bytes(kept);
-        self.bytes(MARK_OPEN);
-        self.bytes(digits);
-        self.u8(b']');
+        self.bytes(mark.as_bytes());
     }
 
     /// An `Option`: `00`, or `01` then what `some` writes.
@@ -161,21 +154,69 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// The cut marker's bytes before the number: `…[+`.
-const MARK_OPEN: &[u8] = "…[+".as_bytes();
+/// The end of the part of `s` kept when it is cut to at most `max` bytes: `s.len()` if it
+/// fits, else the last character boundary at or before `max`.
+pub fn cut_point(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1; // terminates: 0 is a char boundary
+    }
+    end
+}
 
-/// `n` in decimal, written at the end of `buf`.
-fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        start -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
+/// The visible marker that ends a string cut by `N` bytes: `…[+N]` (`WIRE-FORMAT.md`
+/// section 6), written without `core::fmt`.
+#[derive(Clone, Copy, Debug)]
+pub struct CutMarker {
+    /// The marker, right-aligned.
+    bytes: [u8; CutMarker::MAX],
+    start: u8,
+}
+
+impl CutMarker {
+    /// Longest marker: `…` (3 bytes), `[+`, 20 digits, `]`.
+    pub const MAX: usize = 26;
+
+    /// The marker of a string cut by `cut` bytes.
+    pub fn new(mut cut: usize) -> Self {
+        // Written backwards from the end: `]`, the digits, then `…[+`.
+        let mut bytes = [0; Self::MAX];
+        let mut start = Self::MAX;
+        let mut put = |b: u8| {
+            start = start.saturating_sub(1);
+            if let Some(slot) = bytes.get_mut(start) {
+                *slot = b;
+            }
+        };
+        put(b']');
+        loop {
+            put(b'0' + (cut % 10) as u8);
+            cut /= 10;
+            if cut == 0 {
+                break;
+            }
+        }
+        for &b in "…[+".as_bytes().iter().rev() {
+            put(b);
+        }
+        CutMarker {
+            bytes,
+            start: start as u8,
         }
     }
-    buf.get(start..).unwrap_or(&[])
+
+    /// Its bytes (UTF-8).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(usize::from(self.start)..).unwrap_or(&[])
+    }
+
+    /// Its text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
 }
 
 /// A value with a postcard encoding written by [`Writer`].
@@ -275,14 +316,21 @@ mod tests {
     }
 
     #[test]
-    fn decimal_digits() {
-        let mut buf = [0u8; 20];
-        assert_eq!(decimal(0, &mut buf), b"0");
-        assert_eq!(decimal(907, &mut buf), b"907");
-        assert_eq!(
-            decimal(usize::MAX, &mut buf),
-            std::format!("{}", usize::MAX).as_bytes()
-        );
+    fn cut_markers() {
+        for cut in [0usize, 7, 10, 907, 123456] {
+            assert_eq!(CutMarker::new(cut).as_str(), std::format!("…[+{cut}]"));
+        }
+        let widest = std::format!("…[+{}]", usize::MAX);
+        assert_eq!(CutMarker::new(usize::MAX).as_str(), widest);
+        assert!(widest.len() <= CutMarker::MAX);
+    }
+
+    #[test]
+    fn cut_points_are_char_boundaries() {
+        assert_eq!(cut_point("abc", 5), 3);
+        assert_eq!(cut_point("abc", 2), 2);
+        assert_eq!(cut_point("aéb", 2), 1); // é is bytes 1..3
+        assert_eq!(cut_point("éé", 1), 0);
     }
 
     impl Encode for str {

@@ -14,7 +14,7 @@ use core::fmt;
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::encode::{Encode, Writer};
+use crate::encode::{cut_point, CutMarker, Encode, Writer};
 use crate::{Kind, Level};
 
 /// Longest user name kept (bytes).
@@ -154,18 +154,17 @@ struct Cut<'a> {
 
 impl fmt::Display for Cut<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}…[+{}]", self.kept, self.cut)
+        f.write_str(self.kept)?;
+        f.write_str(CutMarker::new(self.cut).as_str())
     }
 }
 
-/// Serialises `s`, cut to at most `max` bytes of its own (plus the marker).
+/// Serialises `s`, cut to at most `max` bytes of its own (plus the marker), as
+/// [`Writer::str_bounded`] writes it.
 fn bounded<S: Serializer>(s: &str, max: usize, ser: S) -> Result<S::Ok, S::Error> {
-    if s.len() <= max {
+    let end = cut_point(s, max);
+    if end == s.len() {
         return ser.serialize_str(s);
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1; // terminates: 0 is a char boundary
     }
     let (kept, rest) = s.split_at(end);
     ser.collect_str(&Cut {

@@ -18,10 +18,11 @@
 
 use core::fmt::{self, Write as _};
 
+use flightrec_core::encode::{cut_point, CutMarker};
 use flightrec_core::event::{FIELDS_MAX, MESSAGE_MAX, NAME_MAX, TARGET_MAX, VALUE_MAX};
 
-/// Longest cut marker: `…[+N]`, 3 + 2 + 20 + 1 bytes.
-const MARKER_MAX: usize = 26;
+/// Longest cut marker: `…[+N]`.
+const MARKER_MAX: usize = CutMarker::MAX;
 /// Bytes before the message: the target's encoding (64 bytes, a marker, its length) and the
 /// message's length fit.
 const HEAD: usize = 1 + TARGET_MAX + MARKER_MAX + 2 + 5;
@@ -34,37 +35,6 @@ const LATE: usize = HEAD + MESSAGE_ROOM + 1;
 const FIELDS_ROOM: usize = 4096;
 /// The whole buffer.
 const BUF: usize = LATE + FIELDS_ROOM;
-
-/// `…[+N]`: the marker of a string cut by `cut` bytes.
-fn marker(cut: usize) -> ([u8; MARKER_MAX], usize) {
-    let mut m = [0u8; MARKER_MAX];
-    let head = "…[+".as_bytes();
-    let mut digits = [0u8; 20];
-    let mut n = 0;
-    let mut v = cut;
-    loop {
-        if let Some(d) = digits.get_mut(n) {
-            *d = b'0' + (v % 10) as u8;
-        }
-        n += 1;
-        v /= 10;
-        if v == 0 || n >= digits.len() {
-            break;
-        }
-    }
-    let mut len = 0;
-    for &b in head
-        .iter()
-        .chain(digits.get(..n).unwrap_or(&[]).iter().rev())
-        .chain(b"]")
-    {
-        if let Some(slot) = m.get_mut(len) {
-            *slot = b;
-        }
-        len += 1;
-    }
-    (m, len)
-}
 
 /// Copies `src` into `dst` of the same length. Short copies (names, values, the target, a
 /// whole typical payload) take at most four overlapping moves of 16, 8 or 4 bytes instead
@@ -109,18 +79,6 @@ fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// The end of the kept part of `s` cut to `max` bytes at a character boundary.
-fn kept_end(s: &str, max: usize) -> usize {
-    if s.len() <= max {
-        return s.len();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1; // terminates: 0 is a char boundary
-    }
-    end
-}
-
 /// Formats into a window of the buffer, keeping a prefix cut at a character boundary (of
 /// the whole text: a piece that does not fit is cut at its own boundary and nothing after
 /// it is kept) and counting every byte written, so a cut is reported exactly like core
@@ -156,10 +114,7 @@ impl<'a> Window<'a> {
     #[cold]
     #[inline(never)]
     fn cut(&mut self, s: &str) {
-        let mut take = self.limit.saturating_sub(self.len).min(s.len());
-        while !s.is_char_boundary(take) {
-            take -= 1; // terminates: 0 is a char boundary
-        }
+        let take = cut_point(s, self.limit.saturating_sub(self.len));
         if let (Some(dst), Some(src)) = (
             self.buf.get_mut(self.len..self.len + take),
             s.as_bytes().get(..take),
@@ -303,11 +258,11 @@ impl Encoder {
         if s.len() <= max {
             return self.varint(s.len() as u64) && self.put(s.as_bytes());
         }
-        let end = kept_end(s, max);
-        let (m, mlen) = marker(s.len() - end);
+        let end = cut_point(s, max);
+        let mark = CutMarker::new(s.len() - end);
         let kept = s.as_bytes().get(..end).unwrap_or(&[]);
-        let m = m.get(..mlen).unwrap_or(&[]);
-        self.varint((end + mlen) as u64) && self.put(kept) && self.put(m)
+        let m = mark.as_bytes();
+        self.varint((end + m.len()) as u64) && self.put(kept) && self.put(m)
     }
 
     /// Formats `value` as a postcard `str` at the end, cut to `max` bytes (and marked).
@@ -387,9 +342,9 @@ impl Encoder {
         if cut == 0 {
             return Some(kept);
         }
-        let (m, mlen) = marker(cut);
-        self.put_at(at + kept, m.get(..mlen).unwrap_or(&[]))
-            .then_some(kept + mlen)
+        let mark = CutMarker::new(cut);
+        self.put_at(at + kept, mark.as_bytes())
+            .then_some(kept + mark.as_bytes().len())
     }
 
     /// Starts a field: false (and counted as dropped) if there are enough already.
@@ -546,36 +501,28 @@ impl Encoder {
     #[inline(never)]
     fn front_long(&mut self, message: usize, target: &str) -> Option<usize> {
         let mut start = HEAD - varint_len(message as u64);
-        let mut at = start;
-        let mut len = message as u64;
-        while len >= 0x80 {
-            *self.buf.get_mut(at)? = (len as u8) | 0x80;
-            at += 1;
-            len >>= 7;
-        }
-        *self.buf.get_mut(at)? = len as u8;
-        let end = kept_end(target, TARGET_MAX);
+        self.varint_at(start, message as u64)?;
+        let end = cut_point(target, TARGET_MAX);
         let kept = target.as_bytes().get(..end)?;
-        let (m, mlen) = if end < target.len() {
-            marker(target.len() - end)
-        } else {
-            ([0; MARKER_MAX], 0)
-        };
-        let m = m.get(..mlen)?;
-        let tlen = end + mlen;
+        let mark = (end < target.len()).then(|| CutMarker::new(target.len() - end));
+        let m = mark.as_ref().map_or(&[][..], CutMarker::as_bytes);
+        let tlen = end + m.len();
         start = start.checked_sub(varint_len(tlen as u64) + tlen)?;
-        let mut at = start;
-        let mut len = tlen as u64;
-        while len >= 0x80 {
-            *self.buf.get_mut(at)? = (len as u8) | 0x80;
-            at += 1;
-            len >>= 7;
-        }
-        *self.buf.get_mut(at)? = len as u8;
-        at += 1;
+        let at = self.varint_at(start, tlen as u64)?;
         self.buf.get_mut(at..at + end)?.copy_from_slice(kept);
         self.buf.get_mut(at + end..at + tlen)?.copy_from_slice(m);
         Some(start)
+    }
+
+    /// Writes `v`'s varint at `at`, whatever the end; gives the position after it.
+    fn varint_at(&mut self, mut at: usize, mut v: u64) -> Option<usize> {
+        while v >= 0x80 {
+            *self.buf.get_mut(at)? = (v as u8) | 0x80;
+            at += 1;
+            v >>= 7;
+        }
+        *self.buf.get_mut(at)? = v as u8;
+        Some(at + 1)
     }
 }
 
@@ -802,14 +749,6 @@ mod tests {
             (u64::MAX, 10),
         ] {
             assert_eq!(varint_len(v), n, "{v}");
-        }
-    }
-
-    #[test]
-    fn markers() {
-        for cut in [0usize, 7, 10, 123456, usize::MAX] {
-            let (m, n) = marker(cut);
-            assert_eq!(&m[..n], format!("…[+{cut}]").as_bytes());
         }
     }
 }
