@@ -334,11 +334,7 @@ pub fn store<const N: usize, const SLOTS: usize, const DEPTH: usize>(
         }
         None => Err(PushError::Busy),
     };
-    let action = if trigger.is_quiet_for(&config.trigger, meta.kind, meta.level) {
-        Action::None
-    } else {
-        conclude(trigger, config, meta, peer, name, stored.unwrap_or(None))
-    };
+    let action = conclude(trigger, config, meta, peer, name, stored.unwrap_or(None));
     match stored {
         Ok(_) => Ok(action),
         Err(error) => Err(RecordError { error, action }),

@@ -527,19 +527,6 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
         Some(order)
     }
 
-    /// Whether [`on_record`](Self::on_record) would neither change anything nor answer
-    /// anything but [`Action::None`] for a record of this kind and level: no window open,
-    /// and no criterion the record could meet. Lets a recorder skip the machine (and its
-    /// stack) for the debug lines that are most records.
-    #[inline]
-    pub fn is_quiet_for(&self, c: &TriggerConfig, kind: Kind, level: Level) -> bool {
-        let threshold = SLOTS > 0 && c.threshold.is_some_and(|t| t.kind == kind);
-        let failed_login = c.failed_login && kind == Kind::AUTH_FAILURE;
-        let named = kind == Kind::CUSTOM && !c.named.is_empty();
-        let level = c.level.is_some_and(|min| level >= min);
-        !(self.is_capturing() || threshold || failed_login || named || level)
-    }
-
     /// See [`TriggerMachine::on_record`].
     pub fn on_record(&mut self, c: &TriggerConfig, rec: &RecordInfo<'_>, now: u64) -> Action {
         let fired = self.evaluate(c, rec, now);
