@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::crc::Crc32;
 use crate::encode::{self, Encode, Writer};
 use crate::ring::{Cursor, PushError, Read, Ring, RingStats};
-use crate::trigger::Reason;
+use crate::trigger::{DumpOrder, Reason};
 use crate::{Kind, SessionId, SharedRing};
 
 /// First bytes of every dump (PNG-style: a non-ASCII byte, a name, CR LF, Ctrl-Z, LF, so that
@@ -136,6 +136,40 @@ pub struct DumpHeader<'a> {
     pub capacity: u32,
     /// Who wrote it.
     pub build: Build<'a>,
+}
+
+impl<'a> DumpHeader<'a> {
+    /// The header of the dump `order` asks for: its reason (a named event's name taken from
+    /// `named`, the trigger configuration's list), trigger, scope, index and suppressed
+    /// count, with `lost`, `clock` and `build`. [`write_dump`] fills in the ring's positions
+    /// and capacity.
+    pub fn for_order(
+        order: &DumpOrder,
+        named: &[&'a str],
+        lost: u64,
+        clock: ClockInfo,
+        build: Build<'a>,
+    ) -> Self {
+        let detail = match order.reason {
+            Reason::Named(i) => named.get(usize::from(i)).copied(),
+            _ => None,
+        };
+        DumpHeader {
+            reason: order.reason,
+            detail: detail.unwrap_or(""),
+            trigger_time: order.time,
+            trigger_seq: order.seq,
+            clock,
+            first_seq: 0,
+            next_seq: 0,
+            lost,
+            suppressed: order.suppressed,
+            scope: order.session,
+            index: order.index,
+            capacity: 0,
+            build,
+        }
+    }
 }
 
 /// Head of a record frame's body; the payload follows it.

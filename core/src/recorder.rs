@@ -281,29 +281,11 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         w: &mut W,
         scratch: &mut [u8],
     ) -> Result<DumpSummary, DumpError<W::Error>> {
-        let (detail, lost) = self.with(|inner| {
-            let detail = match order.reason {
-                Reason::Named(i) => inner.config.trigger.named.get(usize::from(i)).copied(),
-                _ => None,
-            };
+        let (named, lost) = self.with(|inner| {
             let lost = inner.ring.stats().rejected + u64::from(inner.dropped);
-            (detail.unwrap_or(""), lost)
+            (inner.config.trigger.named, lost)
         })?;
-        let header = DumpHeader {
-            reason: order.reason,
-            detail,
-            trigger_time: order.time,
-            trigger_seq: order.seq,
-            clock,
-            first_seq: 0,
-            next_seq: 0,
-            lost,
-            suppressed: order.suppressed,
-            scope: order.session,
-            index: order.index,
-            capacity: 0,
-            build: *build,
-        };
+        let header = DumpHeader::for_order(order, named, lost, clock, *build);
         dump::write_dump(w, self, header, scratch)
     }
 }

@@ -420,31 +420,8 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         store: &mut FlashStore<F>,
         scratch: &mut [u8],
     ) -> Result<DumpInfo, Error<F::Error>> {
-        let detail = match order.reason {
-            Reason::Named(i) => self
-                .config
-                .recorder
-                .trigger
-                .named
-                .get(usize::from(i))
-                .copied(),
-            _ => None,
-        };
-        let header = DumpHeader {
-            reason: order.reason,
-            detail: detail.unwrap_or(""),
-            trigger_time: order.time,
-            trigger_seq: order.seq,
-            clock,
-            first_seq: 0,
-            next_seq: 0,
-            lost: self.lost(),
-            suppressed: order.suppressed,
-            scope: order.session,
-            index: order.index,
-            capacity: 0,
-            build: *build,
-        };
+        let named = self.config.recorder.trigger.named;
+        let header = DumpHeader::for_order(order, named, self.lost(), clock, *build);
         store.store(self, header, scratch)
     }
 

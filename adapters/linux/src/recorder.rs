@@ -741,38 +741,22 @@ impl FlightRecorder {
                 }
             }
         }
-        let detail = match order.reason {
-            Reason::Named(i) => lock(&self.trigger)
-                .config()
-                .named
-                .get(usize::from(i))
-                .copied()
-                .unwrap_or(""),
-            _ => "",
-        };
         let suppressed = order
             .suppressed
             .saturating_add(self.dumps_dropped.swap(0, Ordering::Relaxed));
+        let build = Build {
+            name: &self.program,
+            version: &self.version,
+            id: &[],
+        };
+        // Records that never reached a ring. (Audit lines dropped by a full queue are not:
+        // their records are in the ring; a WARN record in the ring counts them.)
+        let lost = rejected + self.failed.load(Ordering::Relaxed);
+        let named = lock(&self.trigger).config().named;
         let header = DumpHeader {
-            reason: order.reason,
-            detail,
-            trigger_time: order.time,
             trigger_seq,
-            clock: self.clock.info(),
-            first_seq: 0,
-            next_seq: 0,
-            // Records that never reached a ring. (Audit lines dropped by a full queue are
-            // not: their records are in the ring; a WARN record in the ring counts them.)
-            lost: rejected + self.failed.load(Ordering::Relaxed),
             suppressed,
-            scope: order.session,
-            index: order.index,
-            capacity: 0,
-            build: Build {
-                name: &self.program,
-                version: &self.version,
-                id: &[],
-            },
+            ..DumpHeader::for_order(order, named, lost, self.clock.info(), build)
         };
         let mut out = Vec::with_capacity(merged.stats().used + 4096);
         // Writing to a Vec cannot fail; a ring error would leave a dump without its end
