@@ -142,7 +142,7 @@ impl Default for RecorderOptions {
 pub struct Stats {
     /// Records stored, all shards.
     pub stored: u64,
-    /// Records refused (too large, unencodable).
+    /// Records refused (too large, unencodable), as the shards' rings count them.
     pub failed: u64,
     /// Records evicted to make room (the normal life of a ring).
     pub evicted: u64,
@@ -190,7 +190,6 @@ pub struct FlightRecorder {
     threshold_kind: Option<Kind>,
     queue: OnceLock<mpsc::Sender<Command>>,
     dumper: OnceLock<Arc<crate::dumpfile::DumpFiles>>,
-    failed: AtomicU64,
     queue_dropped: AtomicU64,
     audit_dropped: AtomicU64,
     dumps_dropped: AtomicU32,
@@ -290,7 +289,6 @@ impl FlightRecorder {
             trigger: Mutex::new(TriggerMachine::new(trigger)),
             queue: OnceLock::new(),
             dumper: OnceLock::new(),
-            failed: AtomicU64::new(0),
             queue_dropped: AtomicU64::new(0),
             audit_dropped: AtomicU64::new(0),
             dumps_dropped: AtomicU32::new(0),
@@ -369,14 +367,11 @@ impl FlightRecorder {
             }
             result
         };
-        match result {
-            // Shard index in the top bits: unique across shards for the trigger machine.
-            Ok(seq) => Some(((i as u64) << 56) | (seq & ((1 << 56) - 1))),
-            Err(_) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
+        // Shard index in the top bits: unique across shards for the trigger machine. A
+        // refused record is counted by its ring.
+        result
+            .ok()
+            .map(|seq| ((i as u64) << 56) | (seq & ((1 << 56) - 1)))
     }
 
     /// Records a log line from its encoded payload (the `tracing` layer's path).
@@ -450,17 +445,20 @@ impl FlightRecorder {
             kind: E::KIND,
             session,
         };
-        // The ring file needs the payload bytes (security and custom events are rare; log
-        // lines take the allocation-free path of `log_payload`).
-        let bytes = if self.has_ring_file() {
-            encode_vec(event)
+        // The ring file and the audit log need the payload's bytes: encoded once, then
+        // copied into the ring (security events are rare). Other events are encoded
+        // straight into the ring, allocation-free.
+        let security = E::KIND.is_security();
+        let seq = if security || self.has_ring_file() {
+            let bytes = encode_vec(event);
+            let seq = self.push(&meta, |ring| ring.push(&meta, &bytes), &[&bytes]);
+            if security {
+                self.queue_audit(&meta, bytes);
+            }
+            seq
         } else {
-            Vec::new()
+            self.push(&meta, |ring| ring.push_event(&meta, event), &[])
         };
-        let seq = self.push(&meta, |ring| ring.push_event(&meta, event), &[&bytes]);
-        if E::KIND.is_security() {
-            self.queue_audit(&meta, event);
-        }
         if self.can_fire(E::KIND, level) {
             self.feed(&meta, seq, event.peer().copied(), event.name())
         } else {
@@ -468,8 +466,7 @@ impl FlightRecorder {
         }
     }
 
-    fn queue_audit<E: Event>(&self, meta: &RecordMeta, event: &E) {
-        let payload = encode_vec(event);
+    fn queue_audit(&self, meta: &RecordMeta, payload: Vec<u8>) {
         let item = AuditItem {
             time: meta.time,
             kind: meta.kind,
@@ -505,13 +502,16 @@ impl FlightRecorder {
     /// Runs the trigger machine and carries out what it decided: a due dump's order is
     /// taken under the same lock and goes to the writer task with window starts.
     fn decide(&self, run: impl FnOnce(&mut Machine) -> Action) -> Action {
-        let (action, order) = {
-            let mut machine = lock(&self.trigger);
-            let action = run(&mut machine);
-            (action, machine.take_order())
-        };
+        let (action, order) = self.run_machine(run);
         self.act(action, order);
         action
+    }
+
+    /// Runs the trigger machine; what it decided and the due dump's order, taken.
+    fn run_machine(&self, run: impl FnOnce(&mut Machine) -> Action) -> (Action, Option<DumpOrder>) {
+        let mut machine = lock(&self.trigger);
+        let action = run(&mut machine);
+        (action, machine.take_order())
     }
 
     fn act(&self, action: Action, order: Option<DumpOrder>) {
@@ -671,11 +671,8 @@ impl FlightRecorder {
     /// writes the dump at once, on this thread (the writer task may never run again).
     pub fn untimely_death(&self, session: Option<SessionId>, message: &str) {
         self.log(Level::Error, session, "panic", message, &[]);
-        let order = {
-            let mut machine = lock(&self.trigger);
-            machine.fire(Reason::UntimelyDeath, self.clock.now());
-            machine.take_order()
-        };
+        let now = self.clock.now();
+        let (_, order) = self.run_machine(|m| m.fire(Reason::UntimelyDeath, now));
         if let (Some(order), Some(dumper)) = (order, self.dumper.get()) {
             let _ = dumper.write(self, &order);
         }
@@ -684,7 +681,6 @@ impl FlightRecorder {
     /// Counters.
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
-            failed: self.failed.load(Ordering::Relaxed),
             queue_dropped: self.queue_dropped.load(Ordering::Relaxed),
             audit_dropped: self.audit_dropped.load(Ordering::Relaxed),
             dumps_dropped: self.dumps_dropped_total.load(Ordering::Relaxed),
@@ -749,14 +745,13 @@ impl FlightRecorder {
             version: &self.version,
             id: &[],
         };
-        // Records that never reached a ring. (Audit lines dropped by a full queue are not:
-        // their records are in the ring; a WARN record in the ring counts them.)
-        let lost = rejected + self.failed.load(Ordering::Relaxed);
         let named = lock(&self.trigger).config().named;
+        // Lost: records the shards' rings refused. (Audit lines dropped by a full queue are
+        // not lost: their records are in the ring; a WARN record in the ring counts them.)
         let header = DumpHeader {
             trigger_seq,
             suppressed,
-            ..DumpHeader::for_order(order, named, lost, self.clock.info(), build)
+            ..DumpHeader::for_order(order, named, rejected, self.clock.info(), build)
         };
         let mut out = Vec::with_capacity(merged.stats().used + 4096);
         // Writing to a Vec cannot fail; a ring error would leave a dump without its end
