@@ -98,7 +98,7 @@ struct Inner<const N: usize, const SLOTS: usize, const DEPTH: usize> {
 /// platform [`crate::Clock`]'s ticks), which keeps the recorder free of platform code.
 ///
 /// The configuration stays where it is (a `&'static`, in flash on an MCU); the recorder's
-/// own RAM beyond the ring's `N` bytes is 88 bytes on a 32-bit MCU, plus `8 * DEPTH + 8`
+/// own RAM beyond the ring's `N` bytes is 88 bytes on a 32-bit MCU, plus `8 * DEPTH + 16`
 /// for each of the `SLOTS` threshold slots. A threshold needs at least one slot (one for a
 /// global count, one per peer tracked at once for a per-peer count); a recorder configured
 /// with a threshold and no slot does not build.

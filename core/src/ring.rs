@@ -146,9 +146,9 @@ pub struct RingStats {
 /// [`retain_last`](Self::retain_last) keeps at most the last N records (Prosody's "last N
 /// lines").
 ///
-/// Its bookkeeping is five words beside the bytes (24 bytes on a 32-bit MCU): the bytes held
-/// follow from the positions and the count, and the records evicted from the oldest
-/// sequence number, so neither is stored.
+/// Its bookkeeping beside the bytes is 24 bytes on a 32-bit MCU (checked by the footprint
+/// probes): the bytes held follow from the positions and the count, and the records
+/// evicted from the oldest sequence number, so neither is stored.
 ///
 /// Guarantee for hosts that allocate rings on the heap without building them on the stack:
 /// all-zero bytes are a valid empty ring, equal to `Ring::new()` (every field is an integer or
@@ -464,7 +464,7 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Evicts the oldest record of a ring holding `used` bytes; returns its size in ring
-    /// bytes. Inlined into `reserve`: one frame less on the append path's stack.
+    /// bytes. Inlined into the push: one frame less on the append path's stack.
     #[inline(always)]
     fn evict_oldest(&mut self, used: usize) -> Result<usize, PushError> {
         if self.count == 0 {

@@ -443,11 +443,11 @@ const DEATH: u8 = 32;
 /// A trigger opens a post-trigger window; when it closes, a dump is due, and the window's
 /// fields become its order until the owner takes it ([`take_order`](Self::take_order)).
 /// Triggers while a window is open or a dump is due join that dump. Keeping the order here
-/// keeps [`Action`] to a word or two, which the append path passes up through every frame
+/// keeps [`Action`] to 12 bytes on a 32-bit MCU, which the append path passes up through every frame
 /// (a firmware's stack budget is a few hundred bytes).
 ///
 /// Its size is 48 bytes on a 32-bit MCU plus, for each of the `SLOTS` threshold slots,
-/// `8 * DEPTH + 8`.
+/// `8 * DEPTH + 16`.
 #[derive(Clone, Debug)]
 pub struct TriggerState<const SLOTS: usize = 4, const DEPTH: usize = 8> {
     slots: [Slot<DEPTH>; SLOTS],

@@ -25,6 +25,23 @@ impl embedded_io::Write for Sink {
     }
 }
 
+// The RAM the docs give (core's `Ring`, `TriggerState` and `Recorder` docs, RESULTS.md),
+// checked on the target when the probes build.
+const _: () = {
+    use core::mem::size_of;
+    use flightrec_core::{Recorder, Ring, TriggerState};
+    assert!(size_of::<Ring<1024>>() == 1024 + 24);
+    assert!(size_of::<TriggerState<0, 8>>() == 48);
+    // A threshold slot: 8 bytes a remembered time, and 16 of key, tag and cursors.
+    assert!(size_of::<TriggerState<1, 8>>() == 48 + 8 * 8 + 16);
+    assert!(size_of::<TriggerState<2, 8>>() == 48 + 2 * (8 * 8 + 16));
+    assert!(size_of::<TriggerState<1, 5>>() == 48 + 8 * 5 + 16);
+    assert!(size_of::<Recorder<1024>>() == 1024 + 88);
+    // What the append path hands back.
+    assert!(size_of::<flightrec_core::Action>() == 12);
+    assert!(size_of::<flightrec_core::DumpOrder>() == 48);
+};
+
 /// Who wrote the probes' dumps.
 pub const BUILD: flightrec_core::Build<'static> = flightrec_core::Build {
     name: "size",
