@@ -236,21 +236,91 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Appends `value`'s encoding as a record's payload, written straight into the ring
-    /// (one pass to size it, one to write it): no intermediate buffer.
+    /// (one pass to size it, one to write it): no intermediate buffer. If the encoding
+    /// writes other bytes than it counted, nothing is appended (records evicted to make room
+    /// stay evicted) and the record is counted as rejected.
+    ///
+    /// One routine whether or not the record wraps around the ring's end: header and
+    /// payload go through one [`Writer`] over the slot's two pieces. A firmware's recorder
+    /// has one instance (it encodes through `dyn`), so this is its whole append path.
     pub fn push_event<T: Encode + ?Sized>(
         &mut self,
         meta: &RecordMeta,
         value: &T,
     ) -> Result<u64, PushError> {
+        let result = self.push_encoded(meta, value);
+        if result.is_err() {
+            self.rejected = self.rejected.saturating_add(1);
+        }
+        result
+    }
+
+    #[inline(always)]
+    fn push_encoded<T: Encode + ?Sized>(
+        &mut self,
+        meta: &RecordMeta,
+        value: &T,
+    ) -> Result<u64, PushError> {
         let len = value.encoded_len();
-        self.push_with(meta, len, |a, b| {
-            let mut w = Writer::new(a, b);
-            value.encode(&mut w);
-            if w.overflowed() || w.len() != len {
-                return Err(PushError::Encode);
-            }
-            Ok(())
-        })
+        let needed = meta.ring_size(len);
+        if needed > N || len > MAX_PAYLOAD {
+            return Err(PushError::TooLarge);
+        }
+        self.make_room(needed)?;
+        let (a, b) = self.slices_at_mut(self.head, needed)?;
+        let mut w = Writer::new(a, b);
+        w.bytes(&Self::header_word(meta, len).to_le_bytes());
+        w.bytes(&meta.time.to_le_bytes());
+        if let Some(id) = meta.session {
+            w.bytes(&id.0.to_le_bytes());
+        }
+        value.encode(&mut w);
+        if w.overflowed() || w.len() != needed {
+            return Err(PushError::Encode);
+        }
+        Ok(self.commit(needed))
+    }
+
+    /// A record's header bytes (the first 12, or all 16 with a session).
+    #[inline(always)]
+    fn header(meta: &RecordMeta, len: usize) -> [u8; HEADER_LEN + SESSION_LEN] {
+        let [w0, w1, w2, w3] = Self::header_word(meta, len).to_le_bytes();
+        let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
+        let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
+        [
+            w0, w1, w2, w3, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3,
+        ]
+    }
+
+    /// Header bytes 0-3 as one little-endian word: length, kind, flags.
+    #[inline(always)]
+    fn header_word(meta: &RecordMeta, len: usize) -> u32 {
+        let flags = (meta.level as u8)
+            | if meta.session.is_some() {
+                FLAG_SESSION
+            } else {
+                0
+            };
+        u32::from(len as u16) | (u32::from(meta.kind.0) << 16) | (u32::from(flags) << 24)
+    }
+
+    /// Evicts the oldest records until `needed` bytes are free.
+    #[inline(always)]
+    fn make_room(&mut self, needed: usize) -> Result<(), PushError> {
+        let mut used = self.used();
+        while N - used < needed {
+            used -= self.evict_oldest(used)?;
+        }
+        Ok(())
+    }
+
+    /// Takes the `needed` bytes written at the head as the newest record; its sequence
+    /// number.
+    #[inline(always)]
+    fn commit(&mut self, needed: usize) -> u64 {
+        self.head = self.wrap(self.head + needed);
+        self.count += 1;
+        self.first_seq + self.count as u64 - 1
     }
 
     /// Appends a record of `len` payload bytes that `fill` writes into the ring's two pieces
@@ -284,21 +354,11 @@ impl<const N: usize> Ring<N> {
         if needed > N || len > MAX_PAYLOAD {
             return Err(PushError::TooLarge);
         }
-        let mut used = self.used();
-        while N - used < needed {
-            used -= self.evict_oldest(used)?;
-        }
-        let flags = (meta.level as u8)
-            | if meta.session.is_some() {
-                FLAG_SESSION
-            } else {
-                0
-            };
+        self.make_room(needed)?;
         // Header bytes 0-3 (length, kind, flags) as one word and bytes 4-11 (time) as another:
         // two plain stores, where bytes assembled on the stack and copied would cost a
         // failed store-to-load forward.
-        let word =
-            u32::from(len as u16) | (u32::from(meta.kind.0) << 16) | (u32::from(flags) << 24);
+        let word = Self::header_word(meta, len);
         match self
             .buf
             .get_mut(self.head..)
@@ -327,11 +387,9 @@ impl<const N: usize> Ring<N> {
                 };
                 fill(payload, &mut [])?;
             }
-            None => self.write_wrapped(word, meta, len, fill)?,
+            None => self.write_wrapped(meta, len, fill)?,
         }
-        self.head = self.wrap(self.head + needed);
-        self.count += 1;
-        Ok(self.first_seq + self.count as u64 - 1)
+        Ok(self.commit(needed))
     }
 
     /// The rest of [`push_with`](Self::push_with) for a record that wraps around the ring's
@@ -340,17 +398,11 @@ impl<const N: usize> Ring<N> {
     #[inline(never)]
     fn write_wrapped(
         &mut self,
-        word: u32,
         meta: &RecordMeta,
         len: usize,
         fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
     ) -> Result<(), PushError> {
-        let [w0, w1, w2, w3] = word.to_le_bytes();
-        let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
-        let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
-        let header = [
-            w0, w1, w2, w3, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3,
-        ];
+        let header = Self::header(meta, len);
         let header_len = meta.ring_size(0);
         let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
         self.write_at(self.head, header)?;
@@ -464,8 +516,11 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Evicts the oldest record of a ring holding `used` bytes; returns its size in ring
-    /// bytes. Inlined into the push: one frame less on the append path's stack.
-    #[inline(always)]
+    /// bytes. On bare metal out of line: one copy for the push and the trim (44 bytes less
+    /// on a Cortex-M), and a leaf whose frame is off the stack before the payload is
+    /// encoded. Elsewhere inlined into the push, the daemon's hot path.
+    #[cfg_attr(target_os = "none", inline(never))]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn evict_oldest(&mut self, used: usize) -> Result<usize, PushError> {
         if self.count == 0 {
             return Err(PushError::Corrupt);

@@ -49,8 +49,9 @@ pub enum Reason {
     Unknown {
         /// Its wire code.
         code: u8,
-        /// Its argument.
-        arg: u32,
+        /// Its argument (saturated at `u16::MAX`: every reason this version writes has an
+        /// argument below 256).
+        arg: u16,
     },
 }
 
@@ -66,26 +67,34 @@ impl Reason {
             Reason::Signal(s) => (6, s as u32),
             Reason::Threshold(k) => (7, k.0 as u32),
             Reason::Manual => (8, 0),
-            Reason::Unknown { code, arg } => (code, arg),
+            Reason::Unknown { code, arg } => (code, arg as u32),
         }
     }
 
     /// The reason for a wire code and argument; unknown ones are kept as [`Reason::Unknown`].
     pub const fn from_wire(code: u8, arg: u32) -> Reason {
         let small = arg <= u8::MAX as u32;
+        let unknown = Reason::Unknown {
+            code,
+            arg: if arg > u16::MAX as u32 {
+                u16::MAX
+            } else {
+                arg as u16
+            },
+        };
         match code {
             1 => Reason::FailedLogin,
             2 => Reason::UntimelyDeath,
             3 => Reason::Policy,
             4 if small => match Level::from_u8(arg as u8) {
                 Some(l) => Reason::Level(l),
-                None => Reason::Unknown { code, arg },
+                None => unknown,
             },
             5 if small => Reason::Named(arg as u8),
             6 if small => Reason::Signal(arg as u8),
             7 if small => Reason::Threshold(Kind(arg as u8)),
             8 => Reason::Manual,
-            _ => Reason::Unknown { code, arg },
+            _ => unknown,
         }
     }
 

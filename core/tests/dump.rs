@@ -176,10 +176,10 @@ fn header_reasons_and_clock_bases() {
         (
             Reason::Unknown {
                 code: 99,
-                arg: u32::MAX,
+                arg: u16::MAX,
             },
             99,
-            u32::MAX,
+            u32::from(u16::MAX),
         ),
     ]
     .into_iter()
@@ -211,6 +211,22 @@ fn header_reasons_and_clock_bases() {
         assert_eq!((p.header.first_seq, p.header.next_seq), (0, 0));
         assert!(p.records.is_empty());
     }
+}
+
+#[test]
+fn unknown_reasons_keep_their_code_and_saturate_large_arguments() {
+    assert_eq!(
+        Reason::from_wire(99, 70_000),
+        Reason::Unknown {
+            code: 99,
+            arg: u16::MAX
+        }
+    );
+    assert_eq!(
+        Reason::from_wire(4, 300),
+        Reason::Unknown { code: 4, arg: 300 }
+    );
+    assert_eq!(Reason::from_wire(99, 7).to_wire(), (99, 7));
 }
 
 fn filled_ring() -> Ring<512> {

@@ -38,7 +38,7 @@ const _: () = {
     assert!(size_of::<TriggerState<1, 5>>() == 48 + 8 * 5 + 16);
     assert!(size_of::<Recorder<1024>>() == 1024 + 88);
     // What the append path hands back.
-    assert!(size_of::<flightrec_core::Action>() == 12);
+    assert!(size_of::<flightrec_core::Action>() == 6);
     assert!(size_of::<flightrec_core::DumpOrder>() == 48);
 };
 
