@@ -487,17 +487,14 @@ impl<const N: usize> Ring<N> {
 
     /// Parses the record header at `pos`: (meta, header length, payload length).
     fn header_at(&self, pos: usize) -> Result<(RecordMeta, usize, usize), PushError> {
-        let mut h = [0u8; HEADER_LEN];
-        self.read_at(pos, &mut h)?;
-        let [l0, l1, kind, flags, t0, t1, t2, t3, t4, t5, t6, t7] = h;
+        // All 16 bytes a header can take, whether or not this one has a session id: one loop.
+        let h: [u8; HEADER_LEN + SESSION_LEN] = self.bytes_at(pos);
+        let [l0, l1, kind, flags, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3] = h;
         let len = u16::from_le_bytes([l0, l1]) as usize;
         let level = Level::from_u8(flags & LEVEL_MASK).ok_or(PushError::Corrupt)?;
-        let time = u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]);
         let (session, header_len) = if flags & FLAG_SESSION != 0 {
-            let mut id = [0u8; SESSION_LEN];
-            self.read_at(self.wrap(pos + HEADER_LEN), &mut id)?;
             (
-                Some(SessionId(u32::from_le_bytes(id))),
+                Some(SessionId(u32::from_le_bytes([s0, s1, s2, s3]))),
                 HEADER_LEN + SESSION_LEN,
             )
         } else {
@@ -507,12 +504,24 @@ impl<const N: usize> Ring<N> {
             return Err(PushError::Corrupt);
         }
         let meta = RecordMeta {
-            time,
+            time: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
             level,
             kind: Kind(kind),
             session,
         };
         Ok((meta, header_len, len))
+    }
+
+    /// The `K` ring bytes from `pos` (below `N`) on, wrapping around the end: a byte loop,
+    /// which for a header's few bytes is smaller than two copies and never fails.
+    fn bytes_at<const K: usize>(&self, mut pos: usize) -> [u8; K] {
+        let mut out = [0u8; K];
+        for b in out.iter_mut() {
+            pos = self.wrap(pos);
+            *b = self.buf.get(pos).copied().unwrap_or(0);
+            pos += 1;
+        }
+        out
     }
 
     /// Evicts the oldest record of a ring holding `used` bytes; returns its size in ring
@@ -528,7 +537,7 @@ impl<const N: usize> Ring<N> {
         // Fast path: the first header bytes do not wrap (a fixed-size load, no memcpy call).
         let h = match self.buf.get(self.tail..).and_then(|s| s.first_chunk::<4>()) {
             Some(h) => *h,
-            None => self.read_wrapped::<4>(self.tail)?,
+            None => self.bytes_at::<4>(self.tail),
         };
         // One 32-bit load rather than byte loads: length in the low half, flags on top.
         let word = u32::from_le_bytes(h);
@@ -548,15 +557,6 @@ impl<const N: usize> Ring<N> {
         self.count -= 1;
         self.first_seq += 1;
         Ok(size)
-    }
-
-    /// `K` ring bytes at `pos` that may wrap around the end (out of line: rare).
-    #[cold]
-    #[inline(never)]
-    fn read_wrapped<const K: usize>(&self, pos: usize) -> Result<[u8; K], PushError> {
-        let mut bytes = [0u8; K];
-        self.read_at(pos, &mut bytes)?;
-        Ok(bytes)
     }
 
     /// Maps a position in `0..2N` into `0..N`.
