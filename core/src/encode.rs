@@ -77,22 +77,22 @@ impl<'a> Writer<'a> {
         if self.count_only {
             return;
         }
-        // The part of `src` landing in `a`, then the rest in `b`.
-        let in_a = self.a.len().saturating_sub(at).min(src.len());
-        let (sa, sb) = src.split_at_checked(in_a).unwrap_or((src, &[]));
-        if !sa.is_empty() {
-            match self.a.get_mut(at..).and_then(|d| d.get_mut(..sa.len())) {
-                Some(d) => crate::copy(d, sa),
-                None => self.overflow = true,
+        // One byte at a time, into `a` then `b`: smaller than splitting `src` and copying
+        // the pieces, and the encodings are a few dozen bytes.
+        let mut pos = at;
+        for &v in src {
+            let slot = match pos.checked_sub(self.a.len()) {
+                None => self.a.get_mut(pos),
+                Some(in_b) => self.b.get_mut(in_b),
+            };
+            match slot {
+                Some(d) => *d = v,
+                None => {
+                    self.overflow = true;
+                    return;
+                }
             }
-        }
-        if sb.is_empty() {
-            return;
-        }
-        let from = (at + in_a).saturating_sub(self.a.len());
-        match self.b.get_mut(from..).and_then(|d| d.get_mut(..sb.len())) {
-            Some(d) => crate::copy(d, sb),
-            None => self.overflow = true,
+            pos += 1;
         }
     }
 
