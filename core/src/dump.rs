@@ -377,10 +377,24 @@ impl<W: Write> FrameOut<'_, W> {
 pub fn write_dump<W: Write, S: Source + ?Sized>(
     w: &mut W,
     source: &S,
-    mut header: DumpHeader<'_>,
+    header: DumpHeader<'_>,
     scratch: &mut [u8],
 ) -> Result<DumpSummary, DumpError<W::Error>> {
     let stats = source.stats()?;
+    let cursor = source.oldest()?;
+    write_from(w, source, header, stats, cursor, scratch)
+}
+
+/// [`write_dump`] from `stats` and `cursor` taken beforehand (by a recorder, in the
+/// critical section that took the dump's order).
+pub(crate) fn write_from<W: Write, S: Source + ?Sized>(
+    w: &mut W,
+    source: &S,
+    mut header: DumpHeader<'_>,
+    stats: RingStats,
+    mut cursor: Cursor,
+    scratch: &mut [u8],
+) -> Result<DumpSummary, DumpError<W::Error>> {
     header.first_seq = stats.first_seq;
     header.next_seq = stats.next_seq;
     header.capacity = u32::try_from(stats.capacity).unwrap_or(u32::MAX);
@@ -395,7 +409,6 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
         lost: 0,
         out_of_scope: 0,
     };
-    let mut cursor = source.oldest()?;
     while cursor.seq() < stats.next_seq {
         let unread = stats.next_seq - cursor.seq();
         match source.read(&mut cursor, scratch)? {

@@ -79,8 +79,7 @@ impl<'a> Writer<'a> {
         }
         // One byte at a time, into `a` then `b`: smaller than splitting `src` and copying
         // the pieces, and the encodings are a few dozen bytes.
-        let mut pos = at;
-        for &v in src {
+        for (pos, &v) in (at..).zip(src) {
             let slot = match pos.checked_sub(self.a.len()) {
                 None => self.a.get_mut(pos),
                 Some(in_b) => self.b.get_mut(in_b),
@@ -92,7 +91,6 @@ impl<'a> Writer<'a> {
                     return;
                 }
             }
-            pos += 1;
         }
     }
 
@@ -177,8 +175,10 @@ pub struct CutMarker {
 }
 
 impl CutMarker {
-    /// Longest marker: `…` (3 bytes), `[+`, 20 digits, `]`.
-    pub const MAX: usize = 26;
+    /// Longest marker: `…` (3 bytes), `[+`, the digits of `usize::MAX` (10 on a 32-bit
+    /// MCU, where a buffer this short is zeroed without a `memset` call; 20 on a 64-bit
+    /// host), `]`.
+    pub const MAX: usize = 6 + usize::MAX.ilog10() as usize + 1;
 
     /// The marker of a string cut by `cut` bytes.
     pub fn new(mut cut: usize) -> Self {

@@ -242,7 +242,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
     }
 
     /// Writes the dump that is due, if one is (see [`dump`](Self::dump)); `Ok(None)` if
-    /// none is.
+    /// none is. The order is taken in the same critical section that starts the dump.
     pub fn dump_due<W: Write>(
         &self,
         clock: ClockInfo,
@@ -250,8 +250,11 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         w: &mut W,
         scratch: &mut [u8],
     ) -> Result<Option<DumpSummary>, DumpError<W::Error>> {
-        match self.take_order() {
-            Some(order) => self.dump(&order, clock, build, w, scratch).map(Some),
+        let (order, start) = self.with(|inner| (inner.trigger.take_order(), inner.start()))?;
+        match order {
+            Some(order) => self
+                .write(&order, start, clock, build, w, scratch)
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -281,12 +284,42 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         w: &mut W,
         scratch: &mut [u8],
     ) -> Result<DumpSummary, DumpError<W::Error>> {
-        let (named, lost) = self.with(|inner| {
-            let lost = inner.ring.stats().rejected + u64::from(inner.dropped);
-            (inner.config.trigger.named, lost)
-        })?;
-        let header = DumpHeader::for_order(order, named, lost, clock, *build);
-        dump::write_dump(w, self, header, scratch)
+        let start = self.with(|inner| inner.start())?;
+        self.write(order, start, clock, build, w, scratch)
+    }
+
+    fn write<W: Write>(
+        &self,
+        order: &DumpOrder,
+        start: DumpStart,
+        clock: ClockInfo,
+        build: &Build<'_>,
+        w: &mut W,
+        scratch: &mut [u8],
+    ) -> Result<DumpSummary, DumpError<W::Error>> {
+        let named = start.named;
+        let header = DumpHeader::for_order(order, named, start.lost, clock, *build);
+        dump::write_from(w, self, header, start.stats, start.cursor, scratch)
+    }
+}
+
+/// What a dump starts from, taken in one critical section.
+struct DumpStart {
+    named: &'static [&'static str],
+    lost: u64,
+    stats: RingStats,
+    cursor: Cursor,
+}
+
+impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Inner<N, SLOTS, DEPTH> {
+    fn start(&self) -> DumpStart {
+        let stats = self.ring.stats();
+        DumpStart {
+            named: self.config.trigger.named,
+            lost: stats.rejected + u64::from(self.dropped),
+            stats,
+            cursor: self.ring.oldest(),
+        }
     }
 }
 

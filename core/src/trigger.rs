@@ -186,6 +186,8 @@ pub struct RateLimit {
     cooldown: u64,
     /// `window / dumps`, rounded up, at least 1.
     interval: u64,
+    /// `interval * (dumps - 1)`: how far ahead of now the bucket may run (the burst).
+    tolerance: u64,
 }
 
 impl RateLimit {
@@ -194,11 +196,13 @@ impl RateLimit {
     pub const fn new(dumps: u32, window: u64, cooldown: u64) -> Self {
         let dumps = if dumps == 0 { 1 } else { dumps };
         let interval = window.div_ceil(dumps as u64);
+        let interval = if interval == 0 { 1 } else { interval };
         RateLimit {
             dumps,
             window,
             cooldown,
-            interval: if interval == 0 { 1 } else { interval },
+            interval,
+            tolerance: interval.saturating_mul(dumps as u64 - 1),
         }
     }
 
@@ -709,8 +713,7 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
         // The interval rounded up, and the burst set to exactly `dumps`, so that neither
         // rounding nor a window shorter than `dumps` ticks lets more dumps through than
         // documented.
-        let tolerance = r.interval.saturating_mul(u64::from(r.dumps - 1));
-        if self.tat > now.saturating_add(tolerance) {
+        if self.tat > now.saturating_add(r.tolerance) {
             return false;
         }
         self.tat = self.tat.max(now).saturating_add(r.interval);
