@@ -456,7 +456,7 @@ const DEATH: u8 = 32;
 /// A trigger opens a post-trigger window; when it closes, a dump is due, and the window's
 /// fields become its order until the owner takes it ([`take_order`](Self::take_order)).
 /// Triggers while a window is open or a dump is due join that dump. Keeping the order here
-/// keeps [`Action`] to 12 bytes on a 32-bit MCU, which the append path passes up through every frame
+/// keeps [`Action`] to 6 bytes on a 32-bit MCU, which the append path passes up through every frame
 /// (a firmware's stack budget is a few hundred bytes).
 ///
 /// Its size is 48 bytes on a 32-bit MCU plus, for each of the `SLOTS` threshold slots,
