@@ -126,16 +126,23 @@ pub struct FlashStore<F> {
     flash: F,
     base: u32,
     pages: u32,
-    page_size: u32,
-    slot: u32,
-    erase_log2: u8,
-    write_log2: u8,
     /// Page the next dump starts on (the oldest page).
     next_page: u32,
     next_id: u32,
 }
 
 impl<F: NorFlash> FlashStore<F> {
+    // The geometry is the driver's, known at compile time: constants rather than fields, so
+    // the store's RAM is smaller and its arithmetic folds.
+    /// Erase page size (`mount` checks it fits a `u32`).
+    const PAGE: u32 = F::ERASE_SIZE as u32;
+    /// A slot: a 16-byte record rounded up to whole write words (`mount` refuses a write size
+    /// of 0; the `if` only keeps the constant defined for such a driver).
+    const SLOT: u32 =
+        RECORD_LEN.next_multiple_of(if F::WRITE_SIZE == 0 { 1 } else { F::WRITE_SIZE }) as u32;
+    const ERASE_LOG2: u8 = F::ERASE_SIZE.trailing_zeros() as u8;
+    const WRITE_LOG2: u8 = F::WRITE_SIZE.trailing_zeros() as u8;
+
     /// Takes the pages of `region` (byte offsets in `flash`, whole erase pages) and finds
     /// where the next dump goes. Reads every page header once; writes nothing.
     pub fn mount(flash: F, region: Range<u32>) -> Result<Self, Error<F::Error>> {
@@ -147,7 +154,7 @@ impl<F: NorFlash> FlashStore<F> {
             && CHUNK % F::WRITE_SIZE == 0
             && F::READ_SIZE.is_power_of_two()
             && CHUNK % F::READ_SIZE == 0;
-        let page_size = F::ERASE_SIZE as u32;
+        let page_size = Self::PAGE;
         if !geometry_ok
             || region.start % page_size != 0
             || region.end % page_size != 0
@@ -156,15 +163,10 @@ impl<F: NorFlash> FlashStore<F> {
         {
             return Err(Error::Geometry);
         }
-        let slot = RECORD_LEN.next_multiple_of(F::WRITE_SIZE) as u32;
         let mut store = FlashStore {
             flash,
             base: region.start,
             pages: (region.end - region.start) / page_size,
-            page_size,
-            slot,
-            erase_log2: F::ERASE_SIZE.trailing_zeros() as u8,
-            write_log2: F::WRITE_SIZE.trailing_zeros() as u8,
             next_page: 0,
             next_id: 0,
         };
@@ -205,7 +207,7 @@ impl<F: NorFlash> FlashStore<F> {
         if pages == 0 {
             0
         } else {
-            pages * (self.page_size - self.slot) - self.slot
+            pages * (Self::PAGE - Self::SLOT) - Self::SLOT
         }
     }
 
@@ -339,7 +341,7 @@ impl<F: NorFlash> FlashStore<F> {
         if info.status == Status::Committed {
             let mut commit_crc = [0u8; 4];
             self.read(
-                self.page_addr(info.first_page) + self.slot + 8,
+                self.page_addr(info.first_page) + Self::SLOT + 8,
                 &mut commit_crc,
             )
             .map_err(ReadError::Store)?;
@@ -381,14 +383,12 @@ impl<F: NorFlash> FlashStore<F> {
     }
 
     const fn page_addr(&self, page: u32) -> u32 {
-        self.base + page * self.page_size
+        self.base + page * Self::PAGE
     }
 
     fn erase_page(&mut self, page: u32) -> Result<(), Error<F::Error>> {
         let at = self.page_addr(page);
-        self.flash
-            .erase(at, at + self.page_size)
-            .map_err(Error::Flash)
+        self.flash.erase(at, at + Self::PAGE).map_err(Error::Flash)
     }
 
     /// Reads `out.len()` bytes at `addr`, honouring `READ_SIZE` through a bounce buffer.
@@ -419,17 +419,17 @@ impl<F: NorFlash> FlashStore<F> {
         let mut b = [0u8; RECORD_LEN];
         self.read(self.page_addr(page), &mut b)?;
         Ok(PageHeader::decode(&b)
-            .filter(|h| h.erase_log2 == self.erase_log2 && h.write_log2 == self.write_log2))
+            .filter(|h| h.erase_log2 == Self::ERASE_LOG2 && h.write_log2 == Self::WRITE_LOG2))
     }
 
     /// Flash address of data byte `at` of the dump starting on `first_page`, and how many
     /// data bytes follow it on the same page.
     fn data_addr(&self, first_page: u32, at: u32) -> (u32, u32) {
-        let first_cap = self.page_size - 2 * self.slot;
-        let other_cap = self.page_size - self.slot;
+        let first_cap = Self::PAGE - 2 * Self::SLOT;
+        let other_cap = Self::PAGE - Self::SLOT;
         if at < first_cap {
             (
-                self.page_addr(first_page) + 2 * self.slot + at,
+                self.page_addr(first_page) + 2 * Self::SLOT + at,
                 first_cap - at,
             )
         } else {
@@ -439,7 +439,7 @@ impl<F: NorFlash> FlashStore<F> {
             let k = rest.checked_div(other_cap).unwrap_or(0) + 1;
             let off = rest.checked_rem(other_cap).unwrap_or(0);
             (
-                self.page_addr(self.wrap(first_page + k)) + self.slot + off,
+                self.page_addr(self.wrap(first_page + k)) + Self::SLOT + off,
                 other_cap - off,
             )
         }
@@ -480,8 +480,8 @@ impl<F: NorFlash> FlashStore<F> {
             }
         }
         let mut slot = [0u8; CHUNK];
-        let slot = slot.get_mut(..self.slot as usize).ok_or(Error::Geometry)?;
-        self.read(self.page_addr(page) + self.slot, slot)?;
+        let slot = slot.get_mut(..Self::SLOT as usize).ok_or(Error::Geometry)?;
+        self.read(self.page_addr(page) + Self::SLOT, slot)?;
         let blank = slot.iter().all(|&b| b == 0xFF);
         let commit = slot
             .first_chunk::<RECORD_LEN>()
@@ -518,8 +518,8 @@ impl<F: NorFlash> FlashStore<F> {
 
     /// Pages a dump of `len` data bytes spans.
     fn pages_for(&self, len: u32) -> u32 {
-        let first_cap = self.page_size - 2 * self.slot;
-        let other_cap = self.page_size - self.slot;
+        let first_cap = Self::PAGE - 2 * Self::SLOT;
+        let other_cap = Self::PAGE - Self::SLOT;
         if len <= first_cap {
             1
         } else {
@@ -629,16 +629,16 @@ impl<F: NorFlash> DumpWriter<'_, F> {
         let header = PageHeader {
             dump: self.id,
             index,
-            erase_log2: self.store.erase_log2,
-            write_log2: self.store.write_log2,
+            erase_log2: FlashStore::<F>::ERASE_LOG2,
+            write_log2: FlashStore::<F>::WRITE_LOG2,
         }
         .encode();
         let start = self.store.page_addr(page);
         self.program_record(start, &header)?;
         self.page = page;
         self.index = index;
-        self.pos = start + if index == 0 { 2 } else { 1 } * self.store.slot;
-        self.end = start + self.store.page_size;
+        self.pos = start + if index == 0 { 2 } else { 1 } * FlashStore::<F>::SLOT;
+        self.end = start + FlashStore::<F>::PAGE;
         self.failed = false;
         Ok(())
     }
@@ -651,7 +651,7 @@ impl<F: NorFlash> DumpWriter<'_, F> {
     ) -> Result<(), Error<F::Error>> {
         let mut b = [0xFFu8; CHUNK];
         let slot = b
-            .get_mut(..self.store.slot as usize)
+            .get_mut(..FlashStore::<F>::SLOT as usize)
             .ok_or(Error::Geometry)?;
         if let Some(dst) = slot.get_mut(..RECORD_LEN) {
             dst.copy_from_slice(record);
@@ -724,7 +724,7 @@ impl<F: NorFlash> DumpWriter<'_, F> {
             data_crc: self.crc.finish(),
         }
         .encode(self.id);
-        let at = self.store.page_addr(self.first_page) + self.store.slot;
+        let at = self.store.page_addr(self.first_page) + FlashStore::<F>::SLOT;
         self.program_record(at, &commit)?;
         Ok(DumpInfo {
             id: self.id,
