@@ -10,6 +10,7 @@ use flightrec_core::dump::{
 };
 use flightrec_core::ring::PushError;
 
+use crate::bytes;
 use crate::format::{Commit, PageHeader, RECORD_LEN};
 
 /// Bytes moved to or from flash at a time (the write buffer and the read bounce buffer).
@@ -126,9 +127,12 @@ pub struct FlashStore<F> {
     flash: F,
     base: u32,
     pages: u32,
-    /// Page the next dump starts on (the oldest page).
+    /// Page the next dump starts on (the oldest page); while a dump is written, the page
+    /// after its current one.
     next_page: u32,
     next_id: u32,
+    /// The write buffer of [`DumpWriter`] (here so that the writer is small to move).
+    buf: [u8; CHUNK],
 }
 
 impl<F: NorFlash> FlashStore<F> {
@@ -169,6 +173,7 @@ impl<F: NorFlash> FlashStore<F> {
             pages: (region.end - region.start) / page_size,
             next_page: 0,
             next_id: 0,
+            buf: [0; CHUNK],
         };
         // The newest page is the one with the largest (dump, index): dumps are written in
         // page order, so the next dump starts after it, on the oldest page.
@@ -222,14 +227,11 @@ impl<F: NorFlash> FlashStore<F> {
             store: self,
             id,
             first_page,
-            page: first_page,
-            index: 0,
             pos: 0,
-            end: 0,
-            buf: [0xFF; CHUNK],
-            fill: 0,
             len: 0,
             crc: Crc32::new(),
+            fill: 0,
+            index: 0,
             failed: false,
         };
         w.open_page(first_page, 0)?;
@@ -597,20 +599,21 @@ impl<F: NorFlash> Iterator for Dumps<'_, F> {
 
 /// Writes one dump's bytes into the store; an [`embedded_io::Write`]. Created by
 /// [`FlashStore::begin`].
+// Kept small (its buffer is the store's): it is returned and consumed by value, and a larger
+// one is moved with a `memcpy` call.
 pub struct DumpWriter<'s, F: NorFlash> {
     store: &'s mut FlashStore<F>,
     id: u32,
     first_page: u32,
-    page: u32,
-    index: u16,
-    /// Flash address the buffer goes to.
+    /// Flash address the buffer goes to; a multiple of the page size at the end of a page
+    /// (pages are aligned: `mount` checks it). The current page is the one before
+    /// `store.next_page`.
     pos: u32,
-    /// End of the current page.
-    end: u32,
-    buf: [u8; CHUNK],
-    fill: usize,
     len: u32,
     crc: Crc32,
+    /// Bytes in `store.buf`.
+    fill: usize,
+    index: u16,
     failed: bool,
 }
 
@@ -635,39 +638,40 @@ impl<F: NorFlash> DumpWriter<'_, F> {
         .encode();
         let start = self.store.page_addr(page);
         self.program_record(start, &header)?;
-        self.page = page;
         self.index = index;
         self.pos = start + if index == 0 { 2 } else { 1 } * FlashStore::<F>::SLOT;
-        self.end = start + FlashStore::<F>::PAGE;
         self.failed = false;
         Ok(())
     }
 
-    /// Writes a 16-byte record padded with `FF` to a whole slot.
+    /// Writes a 16-byte record padded with `FF` to a whole slot. Called with the buffer
+    /// empty (`fill` 0).
     fn program_record(
         &mut self,
         at: u32,
         record: &[u8; RECORD_LEN],
     ) -> Result<(), Error<F::Error>> {
-        let mut b = [0xFFu8; CHUNK];
-        let slot = b
-            .get_mut(..FlashStore::<F>::SLOT as usize)
-            .ok_or(Error::Geometry)?;
-        if let Some(dst) = slot.get_mut(..RECORD_LEN) {
-            dst.copy_from_slice(record);
-        }
-        self.store.flash.write(at, slot).map_err(Error::Flash)
+        let slot = FlashStore::<F>::SLOT as usize;
+        let bytes = if slot == RECORD_LEN {
+            // Words of up to 16 bytes: the record is the slot.
+            &record[..]
+        } else {
+            // Wider words: padded in the (empty) write buffer.
+            let buf = &mut self.store.buf;
+            bytes::copy(buf, record);
+            bytes::fill(buf.get_mut(RECORD_LEN..slot).unwrap_or(&mut []), 0xFF);
+            buf.get(..slot).ok_or(Error::Geometry)?
+        };
+        self.store.flash.write(at, bytes).map_err(Error::Flash)
     }
 
     /// Programs the buffer (padded with `FF` to whole words) at `pos`.
     fn flush_buf(&mut self) -> Result<(), Error<F::Error>> {
         let n = self.fill.next_multiple_of(F::WRITE_SIZE);
-        let Some(chunk) = self.buf.get_mut(..n) else {
+        let Some(chunk) = self.store.buf.get_mut(..n) else {
             return Err(Error::Geometry);
         };
-        if let Some(pad) = chunk.get_mut(self.fill..) {
-            pad.fill(0xFF);
-        }
+        bytes::fill(chunk.get_mut(self.fill..).unwrap_or(&mut []), 0xFF);
         self.failed = true;
         self.store
             .flash
@@ -684,8 +688,10 @@ impl<F: NorFlash> DumpWriter<'_, F> {
             return Err(Error::Aborted);
         }
         while !data.is_empty() {
-            if self.pos == self.end {
-                let next = self.store.wrap(self.page + 1);
+            let page = FlashStore::<F>::PAGE;
+            if self.pos % page == 0 {
+                // The current page is full: the next one is `next_page`.
+                let next = self.store.next_page;
                 let index = self.index.checked_add(1).ok_or(Error::Full)?;
                 if next == self.first_page {
                     self.failed = true;
@@ -693,11 +699,11 @@ impl<F: NorFlash> DumpWriter<'_, F> {
                 }
                 self.open_page(next, index)?;
             }
-            let cap = ((self.end - self.pos) as usize).min(CHUNK);
+            let cap = ((page - self.pos % page) as usize).min(CHUNK);
             let take = (cap - self.fill).min(data.len());
             let (now, later) = data.split_at(take);
-            if let Some(dst) = self.buf.get_mut(self.fill..self.fill + take) {
-                dst.copy_from_slice(now);
+            if let Some(dst) = self.store.buf.get_mut(self.fill..) {
+                bytes::copy(dst, now);
             }
             self.crc.update(now);
             self.fill += take;
