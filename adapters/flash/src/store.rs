@@ -131,7 +131,29 @@ pub struct FlashStore<F> {
     /// after its current one.
     next_page: u32,
     next_id: u32,
-    /// The write buffer of [`DumpWriter`] (here so that the writer is small to move).
+    /// The dump being written, if a [`DumpWriter`] is out.
+    w: Writing,
+}
+
+/// The state of the dump being written. It lives in the store, and the [`DumpWriter`] only
+/// borrows the store: the writer, returned by `begin` and consumed by `commit`, is then one
+/// pointer, where a larger one is moved with `memcpy` calls. One dump at a time: the writer
+/// borrows the store mutably.
+struct Writing {
+    first_page: u32,
+    /// Flash address the buffer goes to; a multiple of the page size at the end of a page
+    /// (pages are aligned: `mount` checks it). The current page is the one before the
+    /// store's `next_page`.
+    pos: u32,
+    /// Bytes accepted.
+    len: u32,
+    crc: Crc32,
+    /// Bytes in `buf`.
+    fill: usize,
+    /// Page index of the current page within the dump.
+    index: u16,
+    /// A write failed (or was cut short): the dump stays incomplete.
+    failed: bool,
     buf: [u8; CHUNK],
 }
 
@@ -167,29 +189,44 @@ impl<F: NorFlash> FlashStore<F> {
         {
             return Err(Error::Geometry);
         }
-        let mut store = FlashStore {
-            flash,
-            base: region.start,
-            pages: (region.end - region.start) / page_size,
-            next_page: 0,
-            next_id: 0,
-            buf: [0; CHUNK],
-        };
+        // The store is built last, in place: mutating a whole `FlashStore` and then
+        // returning it costs a `memcpy` call.
+        let mut flash = flash;
+        let pages = (region.end - region.start) / page_size;
         // The newest page is the one with the largest (dump, index): dumps are written in
         // page order, so the next dump starts after it, on the oldest page.
         let mut newest: Option<(u32, u16, u32)> = None;
-        for page in 0..store.pages {
-            if let Some(h) = store.page_header(page)? {
+        for page in 0..pages {
+            if let Some(h) = Self::header_at(&mut flash, region.start + page * page_size)? {
                 if newest.is_none_or(|(d, i, _)| (h.dump, h.index) > (d, i)) {
                     newest = Some((h.dump, h.index, page));
                 }
             }
         }
-        if let Some((dump, _, page)) = newest {
-            store.next_page = store.wrap(page + 1);
-            store.next_id = dump.checked_add(1).ok_or(Error::Exhausted)?;
-        }
-        Ok(store)
+        let (next_page, next_id) = match newest {
+            Some((dump, _, page)) => (
+                wrap(page + 1, pages),
+                dump.checked_add(1).ok_or(Error::Exhausted)?,
+            ),
+            None => (0, 0),
+        };
+        Ok(FlashStore {
+            flash,
+            base: region.start,
+            pages,
+            next_page,
+            next_id,
+            w: Writing {
+                first_page: 0,
+                pos: 0,
+                len: 0,
+                crc: Crc32::new(),
+                fill: 0,
+                index: 0,
+                failed: false,
+                buf: [0; CHUNK],
+            },
+        })
     }
 
     /// The flash driver back.
@@ -220,21 +257,15 @@ impl<F: NorFlash> FlashStore<F> {
     /// wire-format bytes to the returned writer, then [`DumpWriter::commit`]. A dump that is
     /// dropped uncommitted stays on flash as [`Status::Incomplete`].
     pub fn begin(&mut self) -> Result<DumpWriter<'_, F>, Error<F::Error>> {
-        let id = self.next_id;
-        self.next_id = id.checked_add(1).ok_or(Error::Exhausted)?;
-        let first_page = self.next_page;
-        let mut w = DumpWriter {
-            store: self,
-            id,
-            first_page,
-            pos: 0,
-            len: 0,
-            crc: Crc32::new(),
-            fill: 0,
-            index: 0,
-            failed: false,
-        };
-        w.open_page(first_page, 0)?;
+        self.next_id = self.next_id.checked_add(1).ok_or(Error::Exhausted)?;
+        // Field by field: `buf` needs no reset.
+        let w = &mut self.w;
+        w.first_page = self.next_page;
+        w.len = 0;
+        w.crc = Crc32::new();
+        w.fill = 0;
+        let mut w = DumpWriter { store: self };
+        w.open_page(w.store.w.first_page, 0)?;
         Ok(w)
     }
 
@@ -376,12 +407,7 @@ impl<F: NorFlash> FlashStore<F> {
     // ---- internals ----
 
     const fn wrap(&self, page: u32) -> u32 {
-        // `pages` is never 0 (mount refuses an empty region): checked only to keep the
-        // panic path out of the binary.
-        match page.checked_rem(self.pages) {
-            Some(p) => p,
-            None => 0,
-        }
+        wrap(page, self.pages)
     }
 
     const fn page_addr(&self, page: u32) -> u32 {
@@ -395,15 +421,20 @@ impl<F: NorFlash> FlashStore<F> {
 
     /// Reads `out.len()` bytes at `addr`, honouring `READ_SIZE` through a bounce buffer.
     fn read(&mut self, addr: u32, out: &mut [u8]) -> Result<(), Error<F::Error>> {
+        Self::read_from(&mut self.flash, addr, out)
+    }
+
+    /// [`Self::read`] before there is a store (`mount`).
+    fn read_from(flash: &mut F, addr: u32, out: &mut [u8]) -> Result<(), Error<F::Error>> {
         if F::READ_SIZE == 1 {
-            return self.flash.read(addr, out).map_err(Error::Flash);
+            return flash.read(addr, out).map_err(Error::Flash);
         }
         let mut tmp = [0u8; CHUNK];
         let mut done = 0usize;
         while done < out.len() {
             let a = addr + done as u32;
             let block = a - a % CHUNK as u32;
-            self.flash.read(block, &mut tmp).map_err(Error::Flash)?;
+            flash.read(block, &mut tmp).map_err(Error::Flash)?;
             let off = (a - block) as usize;
             let n = (CHUNK - off).min(out.len() - done);
             let (Some(dst), Some(src)) = (out.get_mut(done..done + n), tmp.get(off..off + n))
@@ -418,8 +449,14 @@ impl<F: NorFlash> FlashStore<F> {
 
     /// The valid page header of `page` written with this geometry, if any.
     fn page_header(&mut self, page: u32) -> Result<Option<PageHeader>, Error<F::Error>> {
+        let addr = self.page_addr(page);
+        Self::header_at(&mut self.flash, addr)
+    }
+
+    /// The valid page header at `addr` written with this geometry, if any.
+    fn header_at(flash: &mut F, addr: u32) -> Result<Option<PageHeader>, Error<F::Error>> {
         let mut b = [0u8; RECORD_LEN];
-        self.read(self.page_addr(page), &mut b)?;
+        Self::read_from(flash, addr, &mut b)?;
         Ok(PageHeader::decode(&b)
             .filter(|h| h.erase_log2 == Self::ERASE_LOG2 && h.write_log2 == Self::WRITE_LOG2))
     }
@@ -564,6 +601,16 @@ impl<F: NorFlash> FlashStore<F> {
     }
 }
 
+/// `page` modulo `pages`.
+const fn wrap(page: u32, pages: u32) -> u32 {
+    // `pages` is never 0 (mount refuses an empty region): checked only to keep the panic
+    // path out of the binary.
+    match page.checked_rem(pages) {
+        Some(p) => p,
+        None => 0,
+    }
+}
+
 /// Iterator over the dumps of a store, oldest first; see [`FlashStore::dumps`].
 pub struct Dumps<'s, F> {
     store: &'s mut FlashStore<F>,
@@ -599,38 +646,26 @@ impl<F: NorFlash> Iterator for Dumps<'_, F> {
 
 /// Writes one dump's bytes into the store; an [`embedded_io::Write`]. Created by
 /// [`FlashStore::begin`].
-// Kept small (its buffer is the store's): it is returned and consumed by value, and a larger
-// one is moved with a `memcpy` call.
 pub struct DumpWriter<'s, F: NorFlash> {
+    /// The dump's state is `store.w`.
     store: &'s mut FlashStore<F>,
-    id: u32,
-    first_page: u32,
-    /// Flash address the buffer goes to; a multiple of the page size at the end of a page
-    /// (pages are aligned: `mount` checks it). The current page is the one before
-    /// `store.next_page`.
-    pos: u32,
-    len: u32,
-    crc: Crc32,
-    /// Bytes in `store.buf`.
-    fill: usize,
-    index: u16,
-    failed: bool,
 }
 
 impl<F: NorFlash> DumpWriter<'_, F> {
     /// The id the dump will have.
     pub const fn id(&self) -> u32 {
-        self.id
+        // `begin` took it: the store's next id is one more.
+        self.store.next_id.wrapping_sub(1)
     }
 
     /// Erases `page` and writes its header as page `index` of this dump.
     fn open_page(&mut self, page: u32, index: u16) -> Result<(), Error<F::Error>> {
         // Whatever happens from here on, the next dump starts after this page.
         self.store.next_page = self.store.wrap(page + 1);
-        self.failed = true;
+        self.store.w.failed = true;
         self.store.erase_page(page)?;
         let header = PageHeader {
-            dump: self.id,
+            dump: self.id(),
             index,
             erase_log2: FlashStore::<F>::ERASE_LOG2,
             write_log2: FlashStore::<F>::WRITE_LOG2,
@@ -638,9 +673,10 @@ impl<F: NorFlash> DumpWriter<'_, F> {
         .encode();
         let start = self.store.page_addr(page);
         self.program_record(start, &header)?;
-        self.index = index;
-        self.pos = start + if index == 0 { 2 } else { 1 } * FlashStore::<F>::SLOT;
-        self.failed = false;
+        let w = &mut self.store.w;
+        w.index = index;
+        w.pos = start + if index == 0 { 2 } else { 1 } * FlashStore::<F>::SLOT;
+        w.failed = false;
         Ok(())
     }
 
@@ -652,64 +688,65 @@ impl<F: NorFlash> DumpWriter<'_, F> {
         record: &[u8; RECORD_LEN],
     ) -> Result<(), Error<F::Error>> {
         let slot = FlashStore::<F>::SLOT as usize;
+        let store = &mut *self.store;
         let bytes = if slot == RECORD_LEN {
             // Words of up to 16 bytes: the record is the slot.
             &record[..]
         } else {
             // Wider words: padded in the (empty) write buffer.
-            let buf = &mut self.store.buf;
+            let buf = &mut store.w.buf;
             bytes::copy(buf, record);
             bytes::fill(buf.get_mut(RECORD_LEN..slot).unwrap_or(&mut []), 0xFF);
             buf.get(..slot).ok_or(Error::Geometry)?
         };
-        self.store.flash.write(at, bytes).map_err(Error::Flash)
+        store.flash.write(at, bytes).map_err(Error::Flash)
     }
 
     /// Programs the buffer (padded with `FF` to whole words) at `pos`.
     fn flush_buf(&mut self) -> Result<(), Error<F::Error>> {
-        let n = self.fill.next_multiple_of(F::WRITE_SIZE);
-        let Some(chunk) = self.store.buf.get_mut(..n) else {
+        let FlashStore { flash, w, .. } = &mut *self.store;
+        let n = w.fill.next_multiple_of(F::WRITE_SIZE);
+        let Some(chunk) = w.buf.get_mut(..n) else {
             return Err(Error::Geometry);
         };
-        bytes::fill(chunk.get_mut(self.fill..).unwrap_or(&mut []), 0xFF);
-        self.failed = true;
-        self.store
-            .flash
-            .write(self.pos, chunk)
-            .map_err(Error::Flash)?;
-        self.failed = false;
-        self.pos += n as u32;
-        self.fill = 0;
+        bytes::fill(chunk.get_mut(w.fill..).unwrap_or(&mut []), 0xFF);
+        w.failed = true;
+        flash.write(w.pos, chunk).map_err(Error::Flash)?;
+        w.failed = false;
+        w.pos += n as u32;
+        w.fill = 0;
         Ok(())
     }
 
     fn push(&mut self, mut data: &[u8]) -> Result<(), Error<F::Error>> {
-        if self.failed {
+        if self.store.w.failed {
             return Err(Error::Aborted);
         }
         while !data.is_empty() {
             let page = FlashStore::<F>::PAGE;
-            if self.pos % page == 0 {
+            if self.store.w.pos % page == 0 {
                 // The current page is full: the next one is `next_page`.
                 let next = self.store.next_page;
-                let index = self.index.checked_add(1).ok_or(Error::Full)?;
-                if next == self.first_page {
-                    self.failed = true;
+                let w = &mut self.store.w;
+                let index = w.index.checked_add(1).ok_or(Error::Full)?;
+                if next == w.first_page {
+                    w.failed = true;
                     return Err(Error::Full);
                 }
                 self.open_page(next, index)?;
             }
-            let cap = ((page - self.pos % page) as usize).min(CHUNK);
-            let take = (cap - self.fill).min(data.len());
+            let w = &mut self.store.w;
+            let cap = ((page - w.pos % page) as usize).min(CHUNK);
+            let take = (cap - w.fill).min(data.len());
             let (now, later) = data.split_at(take);
-            if let Some(dst) = self.store.buf.get_mut(self.fill..) {
+            if let Some(dst) = w.buf.get_mut(w.fill..) {
                 bytes::copy(dst, now);
             }
-            self.crc.update(now);
-            self.fill += take;
-            self.len = self.len.checked_add(take as u32).ok_or(Error::Full)?;
+            w.crc.update(now);
+            w.fill += take;
+            w.len = w.len.checked_add(take as u32).ok_or(Error::Full)?;
             data = later;
-            if self.fill == cap {
+            if w.fill == cap {
                 self.flush_buf()?;
             }
         }
@@ -719,24 +756,27 @@ impl<F: NorFlash> DumpWriter<'_, F> {
     /// Writes the last bytes and the commit record: from here on the dump is visible. A
     /// power cut before the commit record is whole leaves the dump incomplete.
     pub fn commit(mut self) -> Result<DumpInfo, Error<F::Error>> {
-        if self.failed {
+        if self.store.w.failed {
             return Err(Error::Aborted);
         }
-        if self.fill > 0 {
+        if self.store.w.fill > 0 {
             self.flush_buf()?;
         }
+        let id = self.id();
+        let w = &self.store.w;
+        let (first_page, pages, len) = (w.first_page, u32::from(w.index) + 1, w.len);
         let commit = Commit {
-            len: self.len,
-            data_crc: self.crc.finish(),
+            len,
+            data_crc: w.crc.finish(),
         }
-        .encode(self.id);
-        let at = self.store.page_addr(self.first_page) + FlashStore::<F>::SLOT;
+        .encode(id);
+        let at = self.store.page_addr(first_page) + FlashStore::<F>::SLOT;
         self.program_record(at, &commit)?;
         Ok(DumpInfo {
-            id: self.id,
-            first_page: self.first_page,
-            pages: u32::from(self.index) + 1,
-            len: self.len,
+            id,
+            first_page,
+            pages,
+            len,
             status: Status::Committed,
         })
     }
