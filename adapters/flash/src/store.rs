@@ -518,14 +518,10 @@ impl<F: NorFlash> FlashStore<F> {
                 _ => break,
             }
         }
-        let mut slot = [0u8; CHUNK];
-        let slot = slot.get_mut(..Self::SLOT as usize).ok_or(Error::Geometry)?;
-        self.read(self.page_addr(page) + Self::SLOT, slot)?;
-        let blank = slot.iter().all(|&b| b == 0xFF);
-        let commit = slot
-            .first_chunk::<RECORD_LEN>()
-            .and_then(|b| Commit::decode(b, id));
-        let info = match commit {
+        // Only the record of the commit slot is read: its padding says nothing.
+        let mut record = [0u8; RECORD_LEN];
+        self.read(self.page_addr(page) + Self::SLOT, &mut record)?;
+        let info = match Commit::decode(&record, id) {
             Some(c) => {
                 let needed = self.pages_for(c.len);
                 let status = if needed <= pages && self.data_crc(page, c.len)? == c.data_crc {
@@ -541,16 +537,14 @@ impl<F: NorFlash> FlashStore<F> {
                     status,
                 }
             }
-            None => {
-                let _ = blank; // blank or torn: either way the dump never committed
-                DumpInfo {
-                    id,
-                    first_page: page,
-                    pages,
-                    len: self.written_len(page, pages)?,
-                    status: Status::Incomplete,
-                }
-            }
+            // Blank or torn: either way the dump never committed.
+            None => DumpInfo {
+                id,
+                first_page: page,
+                pages,
+                len: self.written_len(page, pages)?,
+                status: Status::Incomplete,
+            },
         };
         Ok(Some(info))
     }
