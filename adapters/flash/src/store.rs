@@ -195,18 +195,22 @@ impl<F: NorFlash> FlashStore<F> {
         let pages = (region.end - region.start) / page_size;
         // The newest page is the one with the largest (dump, index): dumps are written in
         // page order, so the next dump starts after it, on the oldest page.
-        let mut newest: Option<(u32, u16, u32)> = None;
+        // (dump, index) as one `u64` key, dump id above page index: a single compare.
+        let mut newest: Option<(u64, u32)> = None;
         for page in 0..pages {
             if let Some(h) = Self::header_at(&mut flash, region.start + page * page_size)? {
-                if newest.is_none_or(|(d, i, _)| (h.dump, h.index) > (d, i)) {
-                    newest = Some((h.dump, h.index, page));
+                let key = u64::from(h.dump) << 16 | u64::from(h.index);
+                if newest.is_none_or(|(k, _)| key > k) {
+                    newest = Some((key, page));
                 }
             }
         }
         let (next_page, next_id) = match newest {
-            Some((dump, _, page)) => (
+            Some((key, page)) => (
                 wrap(page + 1, pages),
-                dump.checked_add(1).ok_or(Error::Exhausted)?,
+                ((key >> 16) as u32)
+                    .checked_add(1)
+                    .ok_or(Error::Exhausted)?,
             ),
             None => (0, 0),
         };
@@ -287,10 +291,12 @@ impl<F: NorFlash> FlashStore<F> {
     /// [`DumpInfo::status`]). Reads page headers and the data of committed dumps (to check
     /// their CRC).
     pub fn dumps(&mut self) -> Dumps<'_, F> {
+        // Oldest first: from the page the next dump would take.
+        let (left, page) = (self.pages, self.next_page);
         Dumps {
             store: self,
-            left: u32::MAX,
-            page: 0,
+            left,
+            page,
         }
     }
 
@@ -608,7 +614,7 @@ const fn wrap(page: u32, pages: u32) -> u32 {
 /// Iterator over the dumps of a store, oldest first; see [`FlashStore::dumps`].
 pub struct Dumps<'s, F> {
     store: &'s mut FlashStore<F>,
-    /// Pages still to look at (`u32::MAX`: not started).
+    /// Pages still to look at.
     left: u32,
     page: u32,
 }
@@ -617,10 +623,6 @@ impl<F: NorFlash> Iterator for Dumps<'_, F> {
     type Item = Result<DumpInfo, Error<F::Error>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == u32::MAX {
-            self.left = self.store.pages;
-            self.page = self.store.next_page;
-        }
         while self.left > 0 {
             let page = self.page;
             self.left -= 1;
