@@ -470,24 +470,19 @@ impl<F: NorFlash> FlashStore<F> {
     /// Flash address of data byte `at` of the dump starting on `first_page`, and how many
     /// data bytes follow it on the same page.
     fn data_addr(&self, first_page: u32, at: u32) -> (u32, u32) {
-        let first_cap = Self::PAGE - 2 * Self::SLOT;
-        let other_cap = Self::PAGE - Self::SLOT;
-        if at < first_cap {
-            (
-                self.page_addr(first_page) + 2 * Self::SLOT + at,
-                first_cap - at,
-            )
-        } else {
-            let rest = at - first_cap;
-            // `other_cap` is never 0 (a page holds more than its header): checked only to
-            // keep the panic path out of the binary.
-            let k = rest.checked_div(other_cap).unwrap_or(0) + 1;
-            let off = rest.checked_rem(other_cap).unwrap_or(0);
-            (
-                self.page_addr(self.wrap(first_page + k)) + Self::SLOT + off,
-                other_cap - off,
-            )
-        }
+        // Every page holds `PAGE - SLOT` bytes after its header, and on the first page the
+        // commit takes the first `SLOT` of them: data byte `at` is byte `at + SLOT` of that
+        // run of pages (one formula for all pages).
+        let per_page = Self::PAGE - Self::SLOT;
+        let pos = at + Self::SLOT;
+        // `per_page` is never 0 (a page holds more than its header): checked only to keep
+        // the panic path out of the binary.
+        let k = pos.checked_div(per_page).unwrap_or(0);
+        let off = pos.checked_rem(per_page).unwrap_or(0);
+        (
+            self.page_addr(self.wrap(first_page + k)) + Self::SLOT + off,
+            per_page - off,
+        )
     }
 
     /// Reads dump data bytes `at..` of the dump starting on `first_page` into `out`.
@@ -557,15 +552,12 @@ impl<F: NorFlash> FlashStore<F> {
 
     /// Pages a dump of `len` data bytes spans.
     fn pages_for(&self, len: u32) -> u32 {
-        let first_cap = Self::PAGE - 2 * Self::SLOT;
-        let other_cap = Self::PAGE - Self::SLOT;
-        if len <= first_cap {
-            1
-        } else {
-            // `other_cap` is never 0: checked only to keep the panic path out of the binary.
-            1 + (len - first_cap).checked_div(other_cap).unwrap_or(0)
-                + u32::from((len - first_cap).checked_rem(other_cap).unwrap_or(0) != 0)
-        }
+        // As in `data_addr`: `len + SLOT` bytes after the page headers, rounded up to pages
+        // (saturating: a length that large fits no region anyway).
+        let per_page = Self::PAGE - Self::SLOT;
+        let n = len.saturating_add(Self::SLOT);
+        // `per_page` is never 0: checked only to keep the panic path out of the binary.
+        n.checked_div(per_page).unwrap_or(0) + u32::from(n.checked_rem(per_page).unwrap_or(0) != 0)
     }
 
     fn data_crc(&mut self, first_page: u32, len: u32) -> Result<u32, Error<F::Error>> {
