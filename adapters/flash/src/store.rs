@@ -123,6 +123,10 @@ pub struct DumpInfo {
 
 /// A power-fail-safe store of dumps on a region of NOR flash. See the crate docs for the
 /// layout and the guarantees.
+///
+/// RAM: the driver, 16 bytes of position and the state of the dump being written (its
+/// [`CHUNK`]-byte buffer included), 72 bytes besides the driver on a 32-bit target; a
+/// [`DumpWriter`] is one pointer.
 pub struct FlashStore<F> {
     flash: F,
     base: u32,
