@@ -10,6 +10,7 @@ use flightrec_core::dump::{
 };
 use flightrec_core::ring::PushError;
 
+use crate::bytes;
 use crate::format::{Commit, PageHeader, RECORD_LEN};
 
 /// Bytes moved to or from flash at a time (the write buffer and the read bounce buffer).
@@ -122,20 +123,56 @@ pub struct DumpInfo {
 
 /// A power-fail-safe store of dumps on a region of NOR flash. See the crate docs for the
 /// layout and the guarantees.
+///
+/// RAM: the driver, 16 bytes of position and the state of the dump being written (its
+/// [`CHUNK`]-byte buffer included), 72 bytes besides the driver on a 32-bit target; a
+/// [`DumpWriter`] is one pointer.
 pub struct FlashStore<F> {
     flash: F,
     base: u32,
     pages: u32,
-    page_size: u32,
-    slot: u32,
-    erase_log2: u8,
-    write_log2: u8,
-    /// Page the next dump starts on (the oldest page).
+    /// Page the next dump starts on (the oldest page); while a dump is written, the page
+    /// after its current one.
     next_page: u32,
     next_id: u32,
+    /// The dump being written, if a [`DumpWriter`] is out.
+    w: Writing,
+}
+
+/// The state of the dump being written. It lives in the store, and the [`DumpWriter`] only
+/// borrows the store: the writer, returned by `begin` and consumed by `commit`, is then one
+/// pointer, where a larger one is moved with `memcpy` calls. One dump at a time: the writer
+/// borrows the store mutably.
+struct Writing {
+    first_page: u32,
+    /// Flash address the buffer goes to; a multiple of the page size at the end of a page
+    /// (pages are aligned: `mount` checks it). The current page is the one before the
+    /// store's `next_page`.
+    pos: u32,
+    /// Bytes accepted.
+    len: u32,
+    crc: Crc32,
+    /// Bytes in `buf`.
+    fill: usize,
+    /// Page index of the current page within the dump.
+    index: u16,
+    /// A write failed (or was cut short): the dump stays incomplete.
+    failed: bool,
+    buf: [u8; CHUNK],
 }
 
 impl<F: NorFlash> FlashStore<F> {
+    // The geometry is the driver's, known at compile time: constants rather than fields, so
+    // the store's RAM is smaller and its arithmetic folds.
+    /// Erase page size (`mount` checks it fits a `u32`).
+    const PAGE: u32 = F::ERASE_SIZE as u32;
+    /// A slot: a 16-byte record rounded up to whole write words (`mount` refuses a write size
+    /// of 0; the `if` only keeps the constant defined for such a driver).
+    const SLOT: u32 =
+        RECORD_LEN.next_multiple_of(if F::WRITE_SIZE == 0 { 1 } else { F::WRITE_SIZE }) as u32;
+    const ERASE_LOG2: u8 = F::ERASE_SIZE.trailing_zeros() as u8;
+    const WRITE_LOG2: u8 = F::WRITE_SIZE.trailing_zeros() as u8;
+
     /// Takes the pages of `region` (byte offsets in `flash`, whole erase pages) and finds
     /// where the next dump goes. Reads every page header once; writes nothing.
     pub fn mount(flash: F, region: Range<u32>) -> Result<Self, Error<F::Error>> {
@@ -147,7 +184,7 @@ impl<F: NorFlash> FlashStore<F> {
             && CHUNK % F::WRITE_SIZE == 0
             && F::READ_SIZE.is_power_of_two()
             && CHUNK % F::READ_SIZE == 0;
-        let page_size = F::ERASE_SIZE as u32;
+        let page_size = Self::PAGE;
         if !geometry_ok
             || region.start % page_size != 0
             || region.end % page_size != 0
@@ -156,33 +193,48 @@ impl<F: NorFlash> FlashStore<F> {
         {
             return Err(Error::Geometry);
         }
-        let slot = RECORD_LEN.next_multiple_of(F::WRITE_SIZE) as u32;
-        let mut store = FlashStore {
-            flash,
-            base: region.start,
-            pages: (region.end - region.start) / page_size,
-            page_size,
-            slot,
-            erase_log2: F::ERASE_SIZE.trailing_zeros() as u8,
-            write_log2: F::WRITE_SIZE.trailing_zeros() as u8,
-            next_page: 0,
-            next_id: 0,
-        };
+        // The store is built last, in place: mutating a whole `FlashStore` and then
+        // returning it costs a `memcpy` call.
+        let mut flash = flash;
+        let pages = (region.end - region.start) / page_size;
         // The newest page is the one with the largest (dump, index): dumps are written in
         // page order, so the next dump starts after it, on the oldest page.
-        let mut newest: Option<(u32, u16, u32)> = None;
-        for page in 0..store.pages {
-            if let Some(h) = store.page_header(page)? {
-                if newest.is_none_or(|(d, i, _)| (h.dump, h.index) > (d, i)) {
-                    newest = Some((h.dump, h.index, page));
+        // (dump, index) as one `u64` key, dump id above page index: a single compare.
+        let mut newest: Option<(u64, u32)> = None;
+        for page in 0..pages {
+            if let Some(h) = Self::header_at(&mut flash, region.start + page * page_size)? {
+                let key = u64::from(h.dump) << 16 | u64::from(h.index);
+                if newest.is_none_or(|(k, _)| key > k) {
+                    newest = Some((key, page));
                 }
             }
         }
-        if let Some((dump, _, page)) = newest {
-            store.next_page = store.wrap(page + 1);
-            store.next_id = dump.checked_add(1).ok_or(Error::Exhausted)?;
-        }
-        Ok(store)
+        let (next_page, next_id) = match newest {
+            Some((key, page)) => (
+                wrap(page + 1, pages),
+                ((key >> 16) as u32)
+                    .checked_add(1)
+                    .ok_or(Error::Exhausted)?,
+            ),
+            None => (0, 0),
+        };
+        Ok(FlashStore {
+            flash,
+            base: region.start,
+            pages,
+            next_page,
+            next_id,
+            w: Writing {
+                first_page: 0,
+                pos: 0,
+                len: 0,
+                crc: Crc32::new(),
+                fill: 0,
+                index: 0,
+                failed: false,
+                buf: [0; CHUNK],
+            },
+        })
     }
 
     /// The flash driver back.
@@ -205,7 +257,7 @@ impl<F: NorFlash> FlashStore<F> {
         if pages == 0 {
             0
         } else {
-            pages * (self.page_size - self.slot) - self.slot
+            pages * (Self::PAGE - Self::SLOT) - Self::SLOT
         }
     }
 
@@ -213,24 +265,15 @@ impl<F: NorFlash> FlashStore<F> {
     /// wire-format bytes to the returned writer, then [`DumpWriter::commit`]. A dump that is
     /// dropped uncommitted stays on flash as [`Status::Incomplete`].
     pub fn begin(&mut self) -> Result<DumpWriter<'_, F>, Error<F::Error>> {
-        let id = self.next_id;
-        self.next_id = id.checked_add(1).ok_or(Error::Exhausted)?;
-        let first_page = self.next_page;
-        let mut w = DumpWriter {
-            store: self,
-            id,
-            first_page,
-            page: first_page,
-            index: 0,
-            pos: 0,
-            end: 0,
-            buf: [0xFF; CHUNK],
-            fill: 0,
-            len: 0,
-            crc: Crc32::new(),
-            failed: false,
-        };
-        w.open_page(first_page, 0)?;
+        self.next_id = self.next_id.checked_add(1).ok_or(Error::Exhausted)?;
+        // Field by field: `buf` needs no reset.
+        let w = &mut self.w;
+        w.first_page = self.next_page;
+        w.len = 0;
+        w.crc = Crc32::new();
+        w.fill = 0;
+        let mut w = DumpWriter { store: self };
+        w.open_page(w.store.w.first_page, 0)?;
         Ok(w)
     }
 
@@ -252,10 +295,12 @@ impl<F: NorFlash> FlashStore<F> {
     /// [`DumpInfo::status`]). Reads page headers and the data of committed dumps (to check
     /// their CRC).
     pub fn dumps(&mut self) -> Dumps<'_, F> {
+        // Oldest first: from the page the next dump would take.
+        let (left, page) = (self.pages, self.next_page);
         Dumps {
             store: self,
-            left: u32::MAX,
-            page: 0,
+            left,
+            page,
         }
     }
 
@@ -339,7 +384,7 @@ impl<F: NorFlash> FlashStore<F> {
         if info.status == Status::Committed {
             let mut commit_crc = [0u8; 4];
             self.read(
-                self.page_addr(info.first_page) + self.slot + 8,
+                self.page_addr(info.first_page) + Self::SLOT + 8,
                 &mut commit_crc,
             )
             .map_err(ReadError::Store)?;
@@ -372,36 +417,34 @@ impl<F: NorFlash> FlashStore<F> {
     // ---- internals ----
 
     const fn wrap(&self, page: u32) -> u32 {
-        // `pages` is never 0 (mount refuses an empty region): checked only to keep the
-        // panic path out of the binary.
-        match page.checked_rem(self.pages) {
-            Some(p) => p,
-            None => 0,
-        }
+        wrap(page, self.pages)
     }
 
     const fn page_addr(&self, page: u32) -> u32 {
-        self.base + page * self.page_size
+        self.base + page * Self::PAGE
     }
 
     fn erase_page(&mut self, page: u32) -> Result<(), Error<F::Error>> {
         let at = self.page_addr(page);
-        self.flash
-            .erase(at, at + self.page_size)
-            .map_err(Error::Flash)
+        self.flash.erase(at, at + Self::PAGE).map_err(Error::Flash)
     }
 
     /// Reads `out.len()` bytes at `addr`, honouring `READ_SIZE` through a bounce buffer.
     fn read(&mut self, addr: u32, out: &mut [u8]) -> Result<(), Error<F::Error>> {
+        Self::read_from(&mut self.flash, addr, out)
+    }
+
+    /// [`Self::read`] before there is a store (`mount`).
+    fn read_from(flash: &mut F, addr: u32, out: &mut [u8]) -> Result<(), Error<F::Error>> {
         if F::READ_SIZE == 1 {
-            return self.flash.read(addr, out).map_err(Error::Flash);
+            return flash.read(addr, out).map_err(Error::Flash);
         }
         let mut tmp = [0u8; CHUNK];
         let mut done = 0usize;
         while done < out.len() {
             let a = addr + done as u32;
             let block = a - a % CHUNK as u32;
-            self.flash.read(block, &mut tmp).map_err(Error::Flash)?;
+            flash.read(block, &mut tmp).map_err(Error::Flash)?;
             let off = (a - block) as usize;
             let n = (CHUNK - off).min(out.len() - done);
             let (Some(dst), Some(src)) = (out.get_mut(done..done + n), tmp.get(off..off + n))
@@ -416,33 +459,34 @@ impl<F: NorFlash> FlashStore<F> {
 
     /// The valid page header of `page` written with this geometry, if any.
     fn page_header(&mut self, page: u32) -> Result<Option<PageHeader>, Error<F::Error>> {
+        let addr = self.page_addr(page);
+        Self::header_at(&mut self.flash, addr)
+    }
+
+    /// The valid page header at `addr` written with this geometry, if any.
+    fn header_at(flash: &mut F, addr: u32) -> Result<Option<PageHeader>, Error<F::Error>> {
         let mut b = [0u8; RECORD_LEN];
-        self.read(self.page_addr(page), &mut b)?;
+        Self::read_from(flash, addr, &mut b)?;
         Ok(PageHeader::decode(&b)
-            .filter(|h| h.erase_log2 == self.erase_log2 && h.write_log2 == self.write_log2))
+            .filter(|h| h.erase_log2 == Self::ERASE_LOG2 && h.write_log2 == Self::WRITE_LOG2))
     }
 
     /// Flash address of data byte `at` of the dump starting on `first_page`, and how many
     /// data bytes follow it on the same page.
     fn data_addr(&self, first_page: u32, at: u32) -> (u32, u32) {
-        let first_cap = self.page_size - 2 * self.slot;
-        let other_cap = self.page_size - self.slot;
-        if at < first_cap {
-            (
-                self.page_addr(first_page) + 2 * self.slot + at,
-                first_cap - at,
-            )
-        } else {
-            let rest = at - first_cap;
-            // `other_cap` is never 0 (a page holds more than its header): checked only to
-            // keep the panic path out of the binary.
-            let k = rest.checked_div(other_cap).unwrap_or(0) + 1;
-            let off = rest.checked_rem(other_cap).unwrap_or(0);
-            (
-                self.page_addr(self.wrap(first_page + k)) + self.slot + off,
-                other_cap - off,
-            )
-        }
+        // Every page holds `PAGE - SLOT` bytes after its header, and on the first page the
+        // commit takes the first `SLOT` of them: data byte `at` is byte `at + SLOT` of that
+        // run of pages (one formula for all pages).
+        let per_page = Self::PAGE - Self::SLOT;
+        let pos = at + Self::SLOT;
+        // `per_page` is never 0 (a page holds more than its header): checked only to keep
+        // the panic path out of the binary.
+        let k = pos.checked_div(per_page).unwrap_or(0);
+        let off = pos.checked_rem(per_page).unwrap_or(0);
+        (
+            self.page_addr(self.wrap(first_page + k)) + Self::SLOT + off,
+            per_page - off,
+        )
     }
 
     /// Reads dump data bytes `at..` of the dump starting on `first_page` into `out`.
@@ -479,14 +523,10 @@ impl<F: NorFlash> FlashStore<F> {
                 _ => break,
             }
         }
-        let mut slot = [0u8; CHUNK];
-        let slot = slot.get_mut(..self.slot as usize).ok_or(Error::Geometry)?;
-        self.read(self.page_addr(page) + self.slot, slot)?;
-        let blank = slot.iter().all(|&b| b == 0xFF);
-        let commit = slot
-            .first_chunk::<RECORD_LEN>()
-            .and_then(|b| Commit::decode(b, id));
-        let info = match commit {
+        // Only the record of the commit slot is read: its padding says nothing.
+        let mut record = [0u8; RECORD_LEN];
+        self.read(self.page_addr(page) + Self::SLOT, &mut record)?;
+        let info = match Commit::decode(&record, id) {
             Some(c) => {
                 let needed = self.pages_for(c.len);
                 let status = if needed <= pages && self.data_crc(page, c.len)? == c.data_crc {
@@ -502,31 +542,26 @@ impl<F: NorFlash> FlashStore<F> {
                     status,
                 }
             }
-            None => {
-                let _ = blank; // blank or torn: either way the dump never committed
-                DumpInfo {
-                    id,
-                    first_page: page,
-                    pages,
-                    len: self.written_len(page, pages)?,
-                    status: Status::Incomplete,
-                }
-            }
+            // Blank or torn: either way the dump never committed.
+            None => DumpInfo {
+                id,
+                first_page: page,
+                pages,
+                len: self.written_len(page, pages)?,
+                status: Status::Incomplete,
+            },
         };
         Ok(Some(info))
     }
 
     /// Pages a dump of `len` data bytes spans.
     fn pages_for(&self, len: u32) -> u32 {
-        let first_cap = self.page_size - 2 * self.slot;
-        let other_cap = self.page_size - self.slot;
-        if len <= first_cap {
-            1
-        } else {
-            // `other_cap` is never 0: checked only to keep the panic path out of the binary.
-            1 + (len - first_cap).checked_div(other_cap).unwrap_or(0)
-                + u32::from((len - first_cap).checked_rem(other_cap).unwrap_or(0) != 0)
-        }
+        // As in `data_addr`: `len + SLOT` bytes after the page headers, rounded up to pages
+        // (saturating: a length that large fits no region anyway).
+        let per_page = Self::PAGE - Self::SLOT;
+        let n = len.saturating_add(Self::SLOT);
+        // `per_page` is never 0: checked only to keep the panic path out of the binary.
+        n.checked_div(per_page).unwrap_or(0) + u32::from(n.checked_rem(per_page).unwrap_or(0) != 0)
     }
 
     fn data_crc(&mut self, first_page: u32, len: u32) -> Result<u32, Error<F::Error>> {
@@ -562,10 +597,20 @@ impl<F: NorFlash> FlashStore<F> {
     }
 }
 
+/// `page` modulo `pages`.
+const fn wrap(page: u32, pages: u32) -> u32 {
+    // `pages` is never 0 (mount refuses an empty region): checked only to keep the panic
+    // path out of the binary.
+    match page.checked_rem(pages) {
+        Some(p) => p,
+        None => 0,
+    }
+}
+
 /// Iterator over the dumps of a store, oldest first; see [`FlashStore::dumps`].
 pub struct Dumps<'s, F> {
     store: &'s mut FlashStore<F>,
-    /// Pages still to look at (`u32::MAX`: not started).
+    /// Pages still to look at.
     left: u32,
     page: u32,
 }
@@ -574,10 +619,6 @@ impl<F: NorFlash> Iterator for Dumps<'_, F> {
     type Item = Result<DumpInfo, Error<F::Error>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == u32::MAX {
-            self.left = self.store.pages;
-            self.page = self.store.next_page;
-        }
         while self.left > 0 {
             let page = self.page;
             self.left -= 1;
@@ -598,112 +639,106 @@ impl<F: NorFlash> Iterator for Dumps<'_, F> {
 /// Writes one dump's bytes into the store; an [`embedded_io::Write`]. Created by
 /// [`FlashStore::begin`].
 pub struct DumpWriter<'s, F: NorFlash> {
+    /// The dump's state is `store.w`.
     store: &'s mut FlashStore<F>,
-    id: u32,
-    first_page: u32,
-    page: u32,
-    index: u16,
-    /// Flash address the buffer goes to.
-    pos: u32,
-    /// End of the current page.
-    end: u32,
-    buf: [u8; CHUNK],
-    fill: usize,
-    len: u32,
-    crc: Crc32,
-    failed: bool,
 }
 
 impl<F: NorFlash> DumpWriter<'_, F> {
     /// The id the dump will have.
     pub const fn id(&self) -> u32 {
-        self.id
+        // `begin` took it: the store's next id is one more.
+        self.store.next_id.wrapping_sub(1)
     }
 
     /// Erases `page` and writes its header as page `index` of this dump.
     fn open_page(&mut self, page: u32, index: u16) -> Result<(), Error<F::Error>> {
         // Whatever happens from here on, the next dump starts after this page.
         self.store.next_page = self.store.wrap(page + 1);
-        self.failed = true;
+        self.store.w.failed = true;
         self.store.erase_page(page)?;
         let header = PageHeader {
-            dump: self.id,
+            dump: self.id(),
             index,
-            erase_log2: self.store.erase_log2,
-            write_log2: self.store.write_log2,
+            erase_log2: FlashStore::<F>::ERASE_LOG2,
+            write_log2: FlashStore::<F>::WRITE_LOG2,
         }
         .encode();
         let start = self.store.page_addr(page);
         self.program_record(start, &header)?;
-        self.page = page;
-        self.index = index;
-        self.pos = start + if index == 0 { 2 } else { 1 } * self.store.slot;
-        self.end = start + self.store.page_size;
-        self.failed = false;
+        let w = &mut self.store.w;
+        w.index = index;
+        w.pos = start + if index == 0 { 2 } else { 1 } * FlashStore::<F>::SLOT;
+        w.failed = false;
         Ok(())
     }
 
-    /// Writes a 16-byte record padded with `FF` to a whole slot.
+    /// Writes a 16-byte record padded with `FF` to a whole slot. Called with the buffer
+    /// empty (`fill` 0).
     fn program_record(
         &mut self,
         at: u32,
         record: &[u8; RECORD_LEN],
     ) -> Result<(), Error<F::Error>> {
-        let mut b = [0xFFu8; CHUNK];
-        let slot = b
-            .get_mut(..self.store.slot as usize)
-            .ok_or(Error::Geometry)?;
-        if let Some(dst) = slot.get_mut(..RECORD_LEN) {
-            dst.copy_from_slice(record);
-        }
-        self.store.flash.write(at, slot).map_err(Error::Flash)
+        let slot = FlashStore::<F>::SLOT as usize;
+        let store = &mut *self.store;
+        let bytes = if slot == RECORD_LEN {
+            // Words of up to 16 bytes: the record is the slot.
+            &record[..]
+        } else {
+            // Wider words: padded in the (empty) write buffer.
+            let buf = &mut store.w.buf;
+            bytes::copy(buf, record);
+            bytes::fill(buf.get_mut(RECORD_LEN..slot).unwrap_or(&mut []), 0xFF);
+            buf.get(..slot).ok_or(Error::Geometry)?
+        };
+        store.flash.write(at, bytes).map_err(Error::Flash)
     }
 
     /// Programs the buffer (padded with `FF` to whole words) at `pos`.
     fn flush_buf(&mut self) -> Result<(), Error<F::Error>> {
-        let n = self.fill.next_multiple_of(F::WRITE_SIZE);
-        let Some(chunk) = self.buf.get_mut(..n) else {
+        let FlashStore { flash, w, .. } = &mut *self.store;
+        let n = w.fill.next_multiple_of(F::WRITE_SIZE);
+        let Some(chunk) = w.buf.get_mut(..n) else {
             return Err(Error::Geometry);
         };
-        if let Some(pad) = chunk.get_mut(self.fill..) {
-            pad.fill(0xFF);
-        }
-        self.failed = true;
-        self.store
-            .flash
-            .write(self.pos, chunk)
-            .map_err(Error::Flash)?;
-        self.failed = false;
-        self.pos += n as u32;
-        self.fill = 0;
+        bytes::fill(chunk.get_mut(w.fill..).unwrap_or(&mut []), 0xFF);
+        w.failed = true;
+        flash.write(w.pos, chunk).map_err(Error::Flash)?;
+        w.failed = false;
+        w.pos += n as u32;
+        w.fill = 0;
         Ok(())
     }
 
     fn push(&mut self, mut data: &[u8]) -> Result<(), Error<F::Error>> {
-        if self.failed {
+        if self.store.w.failed {
             return Err(Error::Aborted);
         }
         while !data.is_empty() {
-            if self.pos == self.end {
-                let next = self.store.wrap(self.page + 1);
-                let index = self.index.checked_add(1).ok_or(Error::Full)?;
-                if next == self.first_page {
-                    self.failed = true;
+            let page = FlashStore::<F>::PAGE;
+            if self.store.w.pos % page == 0 {
+                // The current page is full: the next one is `next_page`.
+                let next = self.store.next_page;
+                let w = &mut self.store.w;
+                let index = w.index.checked_add(1).ok_or(Error::Full)?;
+                if next == w.first_page {
+                    w.failed = true;
                     return Err(Error::Full);
                 }
                 self.open_page(next, index)?;
             }
-            let cap = ((self.end - self.pos) as usize).min(CHUNK);
-            let take = (cap - self.fill).min(data.len());
+            let w = &mut self.store.w;
+            let cap = ((page - w.pos % page) as usize).min(CHUNK);
+            let take = (cap - w.fill).min(data.len());
             let (now, later) = data.split_at(take);
-            if let Some(dst) = self.buf.get_mut(self.fill..self.fill + take) {
-                dst.copy_from_slice(now);
+            if let Some(dst) = w.buf.get_mut(w.fill..) {
+                bytes::copy(dst, now);
             }
-            self.crc.update(now);
-            self.fill += take;
-            self.len = self.len.checked_add(take as u32).ok_or(Error::Full)?;
+            w.crc.update(now);
+            w.fill += take;
+            w.len = w.len.checked_add(take as u32).ok_or(Error::Full)?;
             data = later;
-            if self.fill == cap {
+            if w.fill == cap {
                 self.flush_buf()?;
             }
         }
@@ -713,24 +748,27 @@ impl<F: NorFlash> DumpWriter<'_, F> {
     /// Writes the last bytes and the commit record: from here on the dump is visible. A
     /// power cut before the commit record is whole leaves the dump incomplete.
     pub fn commit(mut self) -> Result<DumpInfo, Error<F::Error>> {
-        if self.failed {
+        if self.store.w.failed {
             return Err(Error::Aborted);
         }
-        if self.fill > 0 {
+        if self.store.w.fill > 0 {
             self.flush_buf()?;
         }
+        let id = self.id();
+        let w = &self.store.w;
+        let (first_page, pages, len) = (w.first_page, u32::from(w.index) + 1, w.len);
         let commit = Commit {
-            len: self.len,
-            data_crc: self.crc.finish(),
+            len,
+            data_crc: w.crc.finish(),
         }
-        .encode(self.id);
-        let at = self.store.page_addr(self.first_page) + self.store.slot;
+        .encode(id);
+        let at = self.store.page_addr(first_page) + FlashStore::<F>::SLOT;
         self.program_record(at, &commit)?;
         Ok(DumpInfo {
-            id: self.id,
-            first_page: self.first_page,
-            pages: u32::from(self.index) + 1,
-            len: self.len,
+            id,
+            first_page,
+            pages,
+            len,
             status: Status::Committed,
         })
     }

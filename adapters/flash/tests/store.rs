@@ -81,6 +81,26 @@ fn a_dump_larger_than_the_region_fails_and_the_store_goes_on() {
 }
 
 #[test]
+fn a_dropped_writer_leaves_nothing_to_the_next_dump() {
+    // The writer's state (its buffer too) is kept in the store between dumps.
+    let mut flash = Sim::new(8 * 256, 1);
+    let mut store = FlashStore::mount(&mut flash, 0..8 * 256).unwrap();
+    {
+        let mut w = store.begin().unwrap();
+        assert_eq!(w.id(), 0);
+        // Past the first page, with a part of a chunk left buffered.
+        w.write_all(&[0x42; 300]).unwrap();
+    }
+    let b = stored(&mut store, 1);
+    assert_eq!((b.id, b.first_page), (1, 2));
+    let mut out = Vec::new();
+    store.read_out(&b, &mut out).unwrap();
+    assert_eq!(out, dump_bytes(1));
+    let statuses: Vec<_> = store.dumps().map(|d| d.unwrap().status).collect();
+    assert_eq!(statuses, [Status::Incomplete, Status::Committed]);
+}
+
+#[test]
 fn an_incomplete_dump_reads_out_as_far_as_it_got() {
     let mut flash = Sim::new(8 * 256, 1);
     let bytes = dump_bytes(3);
