@@ -45,6 +45,7 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod bytes;
 pub mod crc;
 pub mod dump;
 pub mod encode;
@@ -66,25 +67,6 @@ pub use trigger::{
     Action, DumpOrder, RateLimit, Reason, RecordInfo, Threshold, TriggerConfig, TriggerMachine,
     TriggerState,
 };
-
-/// Copies `src` to the front of `dst` (as much as fits). On bare metal a loop rather than
-/// `copy_from_slice`: there the latter calls the compiler's `memcpy`, 0.7 KiB of flash and
-/// 80 bytes of stack on a Cortex-M, for copies of a few dozen bytes. Elsewhere the
-/// platform's `memcpy`, which beats the loop.
-#[inline]
-pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
-    #[cfg(target_os = "none")]
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = *s;
-    }
-    #[cfg(not(target_os = "none"))]
-    {
-        let n = dst.len().min(src.len());
-        if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
-            d.copy_from_slice(s);
-        }
-    }
-}
 
 /// Severity of a record. Ordered: `Trace < Debug < Info < Warn < Error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

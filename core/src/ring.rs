@@ -229,8 +229,8 @@ impl<const N: usize> Ring<N> {
             if pb.len() != b.len() {
                 return Err(PushError::Corrupt);
             }
-            crate::copy(a, pa);
-            crate::copy(b, pb);
+            crate::bytes::copy(a, pa);
+            crate::bytes::copy(b, pb);
             Ok(())
         })
     }
@@ -578,9 +578,9 @@ impl<const N: usize> Ring<N> {
             .buf
             .get_mut(pos..pos + first)
             .ok_or(PushError::Corrupt)?;
-        crate::copy(da, a);
+        crate::bytes::copy(da, a);
         let db = self.buf.get_mut(..b.len()).ok_or(PushError::Corrupt)?;
-        crate::copy(db, b);
+        crate::bytes::copy(db, b);
         Ok(())
     }
 
@@ -606,8 +606,8 @@ impl<const N: usize> Ring<N> {
     fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result<(), PushError> {
         let (a, b) = self.slices_at(pos, dst.len())?;
         let (da, db) = dst.split_at_mut(a.len());
-        crate::copy(da, a);
-        crate::copy(db, b);
+        crate::bytes::copy(da, a);
+        crate::bytes::copy(db, b);
         Ok(())
     }
 
@@ -648,8 +648,8 @@ impl RecordRef<'_> {
         let (a, b) = self.payload;
         let dst = out.get_mut(..a.len() + b.len())?;
         let (da, db) = dst.split_at_mut(a.len());
-        crate::copy(da, a);
-        crate::copy(db, b);
+        crate::bytes::copy(da, a);
+        crate::bytes::copy(db, b);
         Some(dst)
     }
 }

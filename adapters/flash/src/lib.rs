@@ -156,7 +156,6 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
-mod bytes;
 #[cfg(feature = "defmt-logger")]
 pub mod defmt_logger;
 mod format;

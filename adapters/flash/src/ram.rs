@@ -107,7 +107,7 @@ impl<const ERASE: usize, const WRITE: usize> NorFlash for RamFlash<'_, ERASE, WR
             .checked_sub(from as usize)
             .ok_or(RamFlashError::OutOfBounds)?;
         let r = self.range(from, len, ERASE)?;
-        crate::bytes::fill(self.mem.get_mut(r).ok_or(RamFlashError::OutOfBounds)?, 0xFF);
+        flightrec_core::bytes::fill(self.mem.get_mut(r).ok_or(RamFlashError::OutOfBounds)?, 0xFF);
         self.erases = self.erases.saturating_add((len / ERASE) as u32);
         Ok(())
     }

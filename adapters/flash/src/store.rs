@@ -10,8 +10,8 @@ use flightrec_core::dump::{
 };
 use flightrec_core::ring::PushError;
 
-use crate::bytes;
 use crate::format::{Commit, PageHeader, RECORD_LEN};
+use flightrec_core::bytes;
 
 /// Bytes moved to or from flash at a time (the write buffer and the read bounce buffer).
 /// `WRITE_SIZE` and `READ_SIZE` must divide it.

@@ -1,4 +1,4 @@
-//! Byte copies and fills that stay small on bare metal (the core's `copy` does the same).
+//! Byte copies and fills that stay small on bare metal, for the core and the adapters.
 //!
 //! On `target_os = "none"` these are loops: `copy_from_slice` and `fill` call the compiler's
 //! `memcpy`/`memset` there (about 1 KiB of flash on a Cortex-M with their `__aeabi_*` entry
@@ -7,7 +7,7 @@
 
 /// Copies `src` to the front of `dst` (as much as fits).
 #[inline]
-pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
+pub fn copy(dst: &mut [u8], src: &[u8]) {
     #[cfg(target_os = "none")]
     copy_loop(dst, src);
     #[cfg(not(target_os = "none"))]
@@ -21,7 +21,7 @@ pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
 
 /// Sets every byte of `dst` to `b`.
 #[inline]
-pub(crate) fn fill(dst: &mut [u8], b: u8) {
+pub fn fill(dst: &mut [u8], b: u8) {
     #[cfg(target_os = "none")]
     fill_loop(dst, b);
     #[cfg(not(target_os = "none"))]
