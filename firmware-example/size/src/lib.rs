@@ -40,6 +40,11 @@ const _: () = {
     // What the append path hands back.
     assert!(size_of::<flightrec_core::Action>() == 6);
     assert!(size_of::<flightrec_core::DumpOrder>() == 48);
+    // The flash store holds the dump being written (its state and 32-byte buffer), so the
+    // writer a firmware moves around is one pointer.
+    use flightrec_flash::{DumpWriter, FlashStore, RamFlash};
+    assert!(size_of::<FlashStore<RamFlash<'static, 1024, 4>>>() == 84);
+    assert!(size_of::<DumpWriter<'static, RamFlash<'static, 1024, 4>>>() == 4);
 };
 
 /// Who wrote the probes' dumps.
