@@ -27,32 +27,19 @@
 pub struct Writer<'a> {
     a: &'a mut [u8],
     b: &'a mut [u8],
+    /// Bytes written or counted; past `a.len() + b.len()` they were dropped.
     at: usize,
-    count_only: bool,
-    overflow: bool,
 }
 
 impl<'a> Writer<'a> {
-    /// A writer that only counts.
+    /// A writer that only counts (it has nowhere to store: every byte overflows).
     pub fn counter() -> Writer<'static> {
-        Writer {
-            a: &mut [],
-            b: &mut [],
-            at: 0,
-            count_only: true,
-            overflow: false,
-        }
+        Writer::new(&mut [], &mut [])
     }
 
     /// A writer filling `a`, then `b`.
     pub fn new(a: &'a mut [u8], b: &'a mut [u8]) -> Self {
-        Writer {
-            a,
-            b,
-            at: 0,
-            count_only: false,
-            overflow: false,
-        }
+        Writer { a, b, at: 0 }
     }
 
     /// Bytes written (or counted) so far.
@@ -67,16 +54,14 @@ impl<'a> Writer<'a> {
 
     /// Whether bytes were written past the end of the slices (and dropped).
     pub const fn overflowed(&self) -> bool {
-        self.overflow
+        // No overflow: two distinct slices are each at most `isize::MAX` bytes.
+        self.at > self.a.len() + self.b.len()
     }
 
     /// Raw bytes, nothing before them.
     pub fn bytes(&mut self, src: &[u8]) {
         let at = self.at;
         self.at = at.saturating_add(src.len());
-        if self.count_only {
-            return;
-        }
         // One byte at a time, into `a` then `b`: smaller than splitting `src` and copying
         // the pieces, and the encodings are a few dozen bytes.
         for (pos, &v) in (at..).zip(src) {
@@ -86,10 +71,8 @@ impl<'a> Writer<'a> {
             };
             match slot {
                 Some(d) => *d = v,
-                None => {
-                    self.overflow = true;
-                    return;
-                }
+                // Past the end (always, for a counter): `at` says so.
+                None => return,
             }
         }
     }

@@ -275,7 +275,9 @@ impl<const N: usize> Ring<N> {
             w.bytes(&id.0.to_le_bytes());
         }
         value.encode(&mut w);
-        if w.overflowed() || w.len() != needed {
+        // The slot holds exactly `needed` bytes: any other length (more is an overflow) is
+        // an encoding that counted differently than it wrote.
+        if w.len() != needed {
             return Err(PushError::Encode);
         }
         Ok(self.commit(needed))
