@@ -325,31 +325,24 @@ impl Value<'_> {
 
 impl Encode for Value<'_> {
     fn encode(&self, w: &mut Writer<'_>) {
+        // The tag is the variant's index, written once (the compiler reads it as it is).
+        w.u8(match self {
+            Value::Bool(_) => 0,
+            Value::I64(_) => 1,
+            Value::U64(_) => 2,
+            Value::F64(_) => 3,
+            Value::Str(_) => 4,
+            Value::Bytes(_) => 5,
+        });
         match *self {
-            Value::Bool(v) => {
-                w.u8(0);
-                w.u8(u8::from(v));
-            }
-            Value::I64(v) => {
-                w.u8(1);
-                w.varint(((v << 1) ^ (v >> 63)) as u64);
-            }
-            Value::U64(v) => {
-                w.u8(2);
-                w.varint(v);
-            }
-            Value::F64(v) => {
-                w.u8(3);
-                w.bytes(&v.to_le_bytes());
-            }
-            Value::Str(v) => {
-                w.u8(4);
-                w.str_bounded(v, VALUE_MAX);
-            }
-            Value::Bytes(v) => {
-                w.u8(5);
-                w.prefixed(v.get(..VALUE_MAX).unwrap_or(v));
-            }
+            // A `bool` is a one-byte varint (0 or 1).
+            Value::Bool(v) => w.varint(u64::from(v)),
+            Value::I64(v) => w.varint(((v << 1) ^ (v >> 63)) as u64),
+            Value::U64(v) => w.varint(v),
+            // Its bits as an integer: no floating-point registers to save on a Cortex-M.
+            Value::F64(v) => w.bytes(&v.to_bits().to_le_bytes()),
+            Value::Str(v) => w.str_bounded(v, VALUE_MAX),
+            Value::Bytes(v) => w.prefixed(v.get(..VALUE_MAX).unwrap_or(v)),
         }
     }
 }
