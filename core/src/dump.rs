@@ -332,10 +332,13 @@ impl<const N: usize> Source for SharedRing<N> {
 struct FrameOut<'w, W: Write> {
     w: &'w mut W,
     bytes: usize,
+    /// Of every byte written; a frame starts it afresh after its sync byte.
+    crc: Crc32,
 }
 
 impl<W: Write> FrameOut<'_, W> {
     fn raw(&mut self, mut b: &[u8]) -> Result<(), DumpError<W::Error>> {
+        self.crc.update(b);
         // Our own loop rather than `write_all`, which panics on a writer that accepts nothing.
         while !b.is_empty() {
             match self.w.write(b).map_err(DumpError::Io)? {
@@ -349,19 +352,27 @@ impl<W: Write> FrameOut<'_, W> {
         Ok(())
     }
 
-    /// Writes one frame whose body is the concatenation of `parts`.
-    fn frame(&mut self, ty: u8, parts: &[&[u8]]) -> Result<(), DumpError<W::Error>> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let len = u16::try_from(len).map_err(|_| DumpError::Ring(PushError::Corrupt))?;
+    /// Writes one frame whose body is `head`'s encoding, made in `buf`, then `tail`. One
+    /// routine for the three kinds of frame (`head` through `dyn`: one copy of the code).
+    fn frame(
+        &mut self,
+        ty: u8,
+        head: &dyn Encode,
+        buf: &mut [u8],
+        tail: &[u8],
+    ) -> Result<(), DumpError<W::Error>> {
+        let head_len = encode::to_slice(head, buf).ok_or(DumpError::ScratchTooSmall)?;
+        let head = buf.get(..head_len).unwrap_or(&[]);
+        let len = u16::try_from(head.len() + tail.len())
+            .map_err(|_| DumpError::Ring(PushError::Corrupt))?;
         let [l0, l1] = len.to_le_bytes();
-        let mut crc = Crc32::new();
-        crc.update(&[ty, l0, l1]);
-        self.raw(&[SYNC, ty, l0, l1])?;
-        for p in parts {
-            crc.update(p);
-            self.raw(p)?;
-        }
-        self.raw(&crc.finish().to_le_bytes())
+        self.raw(&[SYNC])?;
+        self.crc = Crc32::new();
+        self.raw(&[ty, l0, l1])?;
+        self.raw(head)?;
+        self.raw(tail)?;
+        let crc = self.crc.finish();
+        self.raw(&crc.to_le_bytes())
     }
 }
 
@@ -398,17 +409,20 @@ pub(crate) fn write_from<W: Write, S: Source + ?Sized>(
     header.first_seq = stats.first_seq;
     header.next_seq = stats.next_seq;
     header.capacity = u32::try_from(stats.capacity).unwrap_or(u32::MAX);
-    let mut out = FrameOut { w, bytes: 0 };
+    let mut out = FrameOut {
+        w,
+        bytes: 0,
+        crc: Crc32::new(),
+    };
     out.raw(&MAGIC)?;
     out.raw(&[VERSION])?;
-    let len = encode::to_slice(&header, scratch).ok_or(DumpError::ScratchTooSmall)?;
-    out.frame(FRAME_HEADER, &[scratch.get(..len).unwrap_or(&[])])?;
+    out.frame(FRAME_HEADER, &header, scratch, &[])?;
 
-    let mut end = DumpEnd {
-        records: 0,
-        lost: 0,
-        out_of_scope: 0,
-    };
+    // Counted in locals, the end frame built from them last: a `DumpEnd` zeroed up front
+    // would live on the stack the whole time (and be cleared through `memclr8`).
+    let (mut records, mut lost, mut out_of_scope) = (0, 0, 0);
+    // Holds a record head, then the end frame's body (at most 30 bytes).
+    let mut head_buf = [0u8; 32];
     while cursor.seq() < stats.next_seq {
         let unread = stats.next_seq - cursor.seq();
         match source.read(&mut cursor, scratch)? {
@@ -418,7 +432,7 @@ pub(crate) fn write_from<W: Write, S: Source + ?Sized>(
                     _ => true,
                 };
                 if !in_scope {
-                    end.out_of_scope += 1;
+                    out_of_scope += 1;
                     continue;
                 }
                 let head = RecordHead {
@@ -428,22 +442,22 @@ pub(crate) fn write_from<W: Write, S: Source + ?Sized>(
                     level: meta.level as u8,
                     session: meta.session,
                 };
-                let mut head_buf = [0u8; RECORD_HEAD_MAX];
-                let head_len = encode::to_slice(&head, &mut head_buf).ok_or(PushError::Corrupt)?;
-                let head = head_buf.get(..head_len).unwrap_or(&[]);
                 let payload = scratch.get(..len).ok_or(PushError::Corrupt)?;
-                out.frame(FRAME_RECORD, &[head, payload])?;
-                end.records += 1;
+                out.frame(FRAME_RECORD, &head, &mut head_buf, payload)?;
+                records += 1;
             }
             // Records pushed after the dump began may be gone too: not this dump's loss.
-            Read::Lost(n) => end.lost += n.min(unread),
-            Read::TooBig { .. } => end.lost += 1,
+            Read::Lost(n) => lost += n.min(unread),
+            Read::TooBig { .. } => lost += 1,
             Read::End => break,
         }
     }
-    let mut end_buf = [0u8; 30];
-    let end_len = encode::to_slice(&end, &mut end_buf).ok_or(PushError::Corrupt)?;
-    out.frame(FRAME_END, &[end_buf.get(..end_len).unwrap_or(&[])])?;
+    let end = DumpEnd {
+        records,
+        lost,
+        out_of_scope,
+    };
+    out.frame(FRAME_END, &end, &mut head_buf, &[])?;
     out.w.flush().map_err(DumpError::Io)?;
     Ok(DumpSummary {
         records: end.records,
