@@ -169,7 +169,8 @@ impl CutMarker {
         let mut bytes = [0; Self::MAX];
         let mut start = Self::MAX;
         let mut put = |b: u8| {
-            start = start.saturating_sub(1);
+            // Never wraps (`MAX` fits the longest marker); if it did, `get_mut` would refuse.
+            start = start.wrapping_sub(1);
             if let Some(slot) = bytes.get_mut(start) {
                 *slot = b;
             }
