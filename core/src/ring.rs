@@ -165,8 +165,10 @@ pub struct RingStats {
 /// assert_eq!(seqs, [8, 9]);
 /// ```
 #[derive(Clone)]
+// On bare metal in this order, the bytes last, so that the bookkeeping sits at small offsets
+// that Thumb loads and stores reach in 2-byte instructions. Elsewhere the compiler's layout.
+#[cfg_attr(target_os = "none", repr(C))]
 pub struct Ring<const N: usize> {
-    buf: [u8; N],
     /// Position of the oldest record.
     tail: usize,
     /// Position the next record is written at.
@@ -178,6 +180,7 @@ pub struct Ring<const N: usize> {
     /// Sequence number of the oldest record held; also the number of records evicted since
     /// the start (sequence numbers start at 0 and move on only by eviction).
     first_seq: u64,
+    buf: [u8; N],
 }
 
 impl<const N: usize> Default for Ring<N> {
