@@ -345,9 +345,9 @@ impl<const N: usize> Ring<N> {
         result
     }
 
-    /// [`push_with`](Self::push_with) but for the count of rejections. One routine whatever
-    /// fills the payload: a firmware's recorder has a single instance (it encodes through
-    /// `dyn`), a daemon's push is one inlined piece of code.
+    /// [`push_with`](Self::push_with) but for the count of rejections: the daemon's hot path,
+    /// inlined into each caller, with fixed-size header stores for a record that does not
+    /// wrap. (A firmware's recorder appends through [`push_event`](Self::push_event).)
     #[inline(always)]
     fn push_inner(
         &mut self,
