@@ -32,6 +32,18 @@ const LEVEL_MASK: u8 = 0x07;
 /// record's head (at most [`crate::dump::RECORD_HEAD_MAX`] bytes).
 pub const MAX_PAYLOAD: usize = u16::MAX as usize - crate::dump::RECORD_HEAD_MAX;
 
+/// Ring bytes of the record whose header starts with `word` (bytes 0-3, little-endian:
+/// payload length in the low half, flags in the top byte).
+#[inline(always)]
+const fn record_size(word: u32) -> usize {
+    let session = if (word >> 24) as u8 & FLAG_SESSION != 0 {
+        SESSION_LEN
+    } else {
+        0
+    };
+    HEADER_LEN + session + (word & 0xffff) as usize
+}
+
 /// Everything about a record but its payload and sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -252,6 +264,12 @@ impl<const N: usize> Ring<N> {
         value: &T,
     ) -> Result<u64, PushError> {
         let result = self.push_encoded(meta, value);
+        self.count_rejected(result)
+    }
+
+    /// Counts a refused push in [`RingStats::rejected`].
+    #[inline(always)]
+    fn count_rejected(&mut self, result: Result<u64, PushError>) -> Result<u64, PushError> {
         if result.is_err() {
             self.rejected = self.rejected.saturating_add(1);
         }
@@ -272,11 +290,7 @@ impl<const N: usize> Ring<N> {
         self.make_room(needed)?;
         let (a, b) = self.slices_at_mut(self.head, needed)?;
         let mut w = Writer::new(a, b);
-        w.bytes(&Self::header_word(meta, len).to_le_bytes());
-        w.bytes(&meta.time.to_le_bytes());
-        if let Some(id) = meta.session {
-            w.bytes(&id.0.to_le_bytes());
-        }
+        Self::write_header(&mut w, meta, len);
         value.encode(&mut w);
         // The slot holds exactly `needed` bytes: any other length (more is an overflow) is
         // an encoding that counted differently than it wrote.
@@ -286,15 +300,14 @@ impl<const N: usize> Ring<N> {
         Ok(self.commit(needed))
     }
 
-    /// A record's header bytes (the first 12, or all 16 with a session).
+    /// Writes a record's header (12 bytes, 16 with a session) for `len` payload bytes.
     #[inline(always)]
-    fn header(meta: &RecordMeta, len: usize) -> [u8; HEADER_LEN + SESSION_LEN] {
-        let [w0, w1, w2, w3] = Self::header_word(meta, len).to_le_bytes();
-        let [t0, t1, t2, t3, t4, t5, t6, t7] = meta.time.to_le_bytes();
-        let [s0, s1, s2, s3] = meta.session.map_or(0, |s| s.0).to_le_bytes();
-        [
-            w0, w1, w2, w3, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3,
-        ]
+    fn write_header(w: &mut Writer<'_>, meta: &RecordMeta, len: usize) {
+        w.bytes(&Self::header_word(meta, len).to_le_bytes());
+        w.bytes(&meta.time.to_le_bytes());
+        if let Some(id) = meta.session {
+            w.bytes(&id.0.to_le_bytes());
+        }
     }
 
     /// Header bytes 0-3 as one little-endian word: length, kind, flags.
@@ -339,10 +352,7 @@ impl<const N: usize> Ring<N> {
         fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
     ) -> Result<u64, PushError> {
         let result = self.push_inner(meta, len, fill);
-        if result.is_err() {
-            self.rejected = self.rejected.saturating_add(1);
-        }
-        result
+        self.count_rejected(result)
     }
 
     /// [`push_with`](Self::push_with) but for the count of rejections: the daemon's hot path,
@@ -407,10 +417,9 @@ impl<const N: usize> Ring<N> {
         len: usize,
         fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
     ) -> Result<(), PushError> {
-        let header = Self::header(meta, len);
         let header_len = meta.ring_size(0);
-        let header = header.get(..header_len).ok_or(PushError::Corrupt)?;
-        self.write_at(self.head, header)?;
+        let (a, b) = self.slices_at_mut(self.head, header_len)?;
+        Self::write_header(&mut Writer::new(a, b), meta, len);
         let (a, b) = self.slices_at_mut(self.wrap(self.head + header_len), len)?;
         fill(a, b)
     }
@@ -545,15 +554,7 @@ impl<const N: usize> Ring<N> {
             None => self.bytes_at::<4>(self.tail),
         };
         // One 32-bit load rather than byte loads: length in the low half, flags on top.
-        let word = u32::from_le_bytes(h);
-        let len = (word & 0xffff) as usize;
-        let flags = (word >> 24) as u8;
-        let session = if flags & FLAG_SESSION != 0 {
-            SESSION_LEN
-        } else {
-            0
-        };
-        let size = HEADER_LEN + session + len;
+        let size = record_size(u32::from_le_bytes(h));
         // Bytes and count must run out together: a ring they disagree on was not validated.
         if size > used || (size == used && self.count != 1) {
             return Err(PushError::Corrupt);
@@ -572,21 +573,6 @@ impl<const N: usize> Ring<N> {
         } else {
             pos
         }
-    }
-
-    /// Copies `src` into the ring at `pos`, wrapping around the end.
-    #[inline(always)]
-    fn write_at(&mut self, pos: usize, src: &[u8]) -> Result<(), PushError> {
-        let first = src.len().min(N.saturating_sub(pos));
-        let (a, b) = src.split_at(first);
-        let da = self
-            .buf
-            .get_mut(pos..pos + first)
-            .ok_or(PushError::Corrupt)?;
-        crate::bytes::copy(da, a);
-        let db = self.buf.get_mut(..b.len()).ok_or(PushError::Corrupt)?;
-        crate::bytes::copy(db, b);
-        Ok(())
     }
 
     /// The `len` ring bytes at `pos`, mutable, as two slices.

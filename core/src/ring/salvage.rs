@@ -1,7 +1,7 @@
 //! Salvage of a ring whose memory survived a reset (a `.uninit` RAM section): its bytes
 //! may hold anything, from a ring cut off mid-update to power-on noise.
 
-use super::{Ring, FLAG_SESSION, HEADER_LEN, LEVEL_MASK, SESSION_LEN};
+use super::{record_size, Ring, FLAG_SESSION, LEVEL_MASK};
 use crate::Level;
 
 /// What [`Ring::salvage`] found and kept.
@@ -54,26 +54,17 @@ impl<const N: usize> Ring<N> {
             };
         }
         let used = self.used();
-        let limit = used.min(N);
         let mut walked = 0usize;
         let mut kept = 0usize;
-        while kept < self.count && walked < limit {
-            let mut h = [0u8; 4];
-            if self.read_at(self.wrap(self.tail + walked), &mut h).is_err() {
-                break;
-            }
-            let [l0, l1, _kind, flags] = h;
+        while kept < self.count && walked < used {
+            let word = u32::from_le_bytes(self.bytes_at(self.wrap(self.tail + walked)));
+            let flags = (word >> 24) as u8;
             let known_flags = LEVEL_MASK | FLAG_SESSION;
             if flags & !known_flags != 0 || Level::from_u8(flags & LEVEL_MASK).is_none() {
                 break;
             }
-            let session = if flags & FLAG_SESSION != 0 {
-                SESSION_LEN
-            } else {
-                0
-            };
-            let size = HEADER_LEN + session + usize::from(u16::from_le_bytes([l0, l1]));
-            if size > limit - walked {
+            let size = record_size(word);
+            if size > used - walked {
                 break;
             }
             walked += size;
