@@ -85,7 +85,8 @@ pub struct RecorderStats {
 struct Inner<const N: usize, const SLOTS: usize, const DEPTH: usize> {
     ring: Ring<N>,
     trigger: TriggerState<SLOTS, DEPTH>,
-    /// Inside the cell, so that it shares the cell's padding.
+    /// Inside the cell, beside `dropped`: the two fill one 8-byte unit of the cell's
+    /// alignment, where outside it the reference would add 8 bytes (4 and padding).
     config: &'static RecorderConfig,
     dropped: u32,
 }
@@ -297,8 +298,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         w: &mut W,
         scratch: &mut [u8],
     ) -> Result<DumpSummary, DumpError<W::Error>> {
-        let named = start.named;
-        let header = DumpHeader::for_order(order, named, start.lost, clock, *build);
+        let header = DumpHeader::for_order(order, start.named, start.lost, clock, *build);
         dump::write_from(w, self, header, start.stats, start.cursor, scratch)
     }
 }
