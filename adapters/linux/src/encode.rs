@@ -18,8 +18,10 @@
 
 use core::fmt::{self, Write as _};
 
-use flightrec_core::encode::{cut_point, CutMarker};
-use flightrec_core::event::{FIELDS_MAX, MESSAGE_MAX, NAME_MAX, TARGET_MAX, VALUE_MAX};
+use flightrec_core::encode::{cut_point, CutMarker, Encode, Writer};
+use flightrec_core::event::{
+    Field, Value, FIELDS_MAX, MESSAGE_MAX, NAME_MAX, TARGET_MAX, VALUE_MAX,
+};
 
 /// Longest cut marker: `…[+N]`.
 const MARKER_MAX: usize = CutMarker::MAX;
@@ -36,14 +38,15 @@ const FIELDS_ROOM: usize = 4096;
 /// The whole buffer.
 const BUF: usize = LATE + FIELDS_ROOM;
 
-/// Copies `src` into `dst` of the same length. Short copies (names, values, the target, a
-/// whole typical payload) take at most four overlapping moves of 16, 8 or 4 bytes instead
-/// of a call to `memcpy`.
+/// Copies `src` into `dst` of the same length (every caller slices `dst` to `src.len()`).
+/// Short copies (names, values, the target, a whole typical payload) take two overlapping
+/// moves of 32, 16, 8 or 4 bytes instead of a call to `memcpy`.
 #[inline(always)]
 fn copy(dst: &mut [u8], src: &[u8]) {
+    debug_assert_eq!(dst.len(), src.len());
     let n = src.len();
-    if n > 64 || n != dst.len() {
-        dst.copy_from_slice(src);
+    if n > 64 {
+        flightrec_core::bytes::copy(dst, src);
     } else if n > 32 {
         copy_ends::<32>(dst, src);
     } else if n >= 16 {
@@ -71,12 +74,6 @@ fn copy_ends<const K: usize>(dst: &mut [u8], src: &[u8]) {
             *d = b;
         }
     }
-}
-
-/// Bytes of `v`'s varint.
-fn varint_len(v: u64) -> usize {
-    // 7 bits a byte; at least one byte.
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Formats into a window of the buffer, keeping a prefix cut at a character boundary (of
@@ -251,18 +248,25 @@ impl Encoder {
     }
 
     /// [`str_bounded`](Self::str_bounded) for a string that is cut or whose length takes
-    /// more than one byte.
+    /// more than one byte: core's encoder writes it.
     #[cold]
     #[inline(never)]
     fn str_bounded_long(&mut self, s: &str, max: usize) -> bool {
-        if s.len() <= max {
-            return self.varint(s.len() as u64) && self.put(s.as_bytes());
+        self.encode(|w| w.str_bounded(s, max))
+    }
+
+    /// Appends what `f` writes through core's [`Writer`]; false if it does not fit.
+    fn encode(&mut self, f: impl FnOnce(&mut Writer<'_>)) -> bool {
+        let Some(room) = self.buf.get_mut(self.end..) else {
+            return false;
+        };
+        let mut w = Writer::new(room, &mut []);
+        f(&mut w);
+        let ok = !w.overflowed();
+        if ok {
+            self.end += w.len();
         }
-        let end = cut_point(s, max);
-        let mark = CutMarker::new(s.len() - end);
-        let kept = s.as_bytes().get(..end).unwrap_or(&[]);
-        let m = mark.as_bytes();
-        self.varint((end + m.len()) as u64) && self.put(kept) && self.put(m)
+        ok
     }
 
     /// Formats `value` as a postcard `str` at the end, cut to `max` bytes (and marked).
@@ -313,17 +317,25 @@ impl Encoder {
         if self.fields_at != 0 && self.fields_at != LATE {
             // A second message, after fields that follow the first: move them out of its
             // way (the last message given wins).
-            let (from, n) = (self.fields_at, self.end - self.fields_at);
-            if LATE + n > self.buf.len() || from > LATE {
+            if !self.move_fields(LATE) {
                 return;
             }
-            self.buf.copy_within(from..from + n, LATE);
-            self.fields_at = LATE;
-            self.end = LATE + n;
         }
         if let Some(len) = self.format_at(HEAD, MESSAGE_MAX, value) {
             self.message = Some(len);
         }
+    }
+
+    /// Moves the fields (`fields_at..end`) to `to`; false if they would not fit.
+    fn move_fields(&mut self, to: usize) -> bool {
+        let (from, n) = (self.fields_at, self.end - self.fields_at);
+        if to + n > self.buf.len() {
+            return false;
+        }
+        self.buf.copy_within(from..from + n, to);
+        self.fields_at = to;
+        self.end = to + n;
+        true
     }
 
     /// Formats `value` into the `max` bytes at `at`, followed by the cut marker if it was
@@ -454,19 +466,19 @@ impl Encoder {
         if self.fields_at == 0 {
             self.end = fields;
         } else if self.fields_at != fields {
-            // Fields visited before the message: move them down behind it.
-            let (from, n) = (self.fields_at, self.end - self.fields_at);
-            if from < fields {
+            // Fields visited before the message (at `LATE`): move them down behind it.
+            if self.fields_at < fields || !self.move_fields(fields) {
                 return None;
             }
-            self.buf.copy_within(from..from + n, fields);
-            self.end = fields + n;
         }
         let dropped = self.dropped;
         if dropped > 0 {
-            // Same shape as core: a last field named `…dropped` holding the count.
-            let ok = self.str_bounded("…dropped", NAME_MAX) && self.byte(2) && self.varint(dropped);
-            if !ok {
+            // Core's shape, written by core: a last field named `…dropped` holding the count.
+            let field = Field {
+                name: "…dropped",
+                value: Value::U64(dropped),
+            };
+            if !self.encode(|w| field.encode(w)) {
                 return None;
             }
         }
@@ -497,32 +509,21 @@ impl Encoder {
         Some(start)
     }
 
+    /// [`front`](Self::front) for a long or cut target or a long message: core's encoder
+    /// counts and writes them.
     #[cold]
     #[inline(never)]
     fn front_long(&mut self, message: usize, target: &str) -> Option<usize> {
-        let mut start = HEAD - varint_len(message as u64);
-        self.varint_at(start, message as u64)?;
-        let end = cut_point(target, TARGET_MAX);
-        let kept = target.as_bytes().get(..end)?;
-        let mark = (end < target.len()).then(|| CutMarker::new(target.len() - end));
-        let m = mark.as_ref().map_or(&[][..], CutMarker::as_bytes);
-        let tlen = end + m.len();
-        start = start.checked_sub(varint_len(tlen as u64) + tlen)?;
-        let at = self.varint_at(start, tlen as u64)?;
-        self.buf.get_mut(at..at + end)?.copy_from_slice(kept);
-        self.buf.get_mut(at + end..at + tlen)?.copy_from_slice(m);
-        Some(start)
-    }
-
-    /// Writes `v`'s varint at `at`, whatever the end; gives the position after it.
-    fn varint_at(&mut self, mut at: usize, mut v: u64) -> Option<usize> {
-        while v >= 0x80 {
-            *self.buf.get_mut(at)? = (v as u8) | 0x80;
-            at += 1;
-            v >>= 7;
-        }
-        *self.buf.get_mut(at)? = v as u8;
-        Some(at + 1)
+        let front = |w: &mut Writer<'_>| {
+            w.str_bounded(target, TARGET_MAX);
+            w.varint(message as u64);
+        };
+        let mut count = Writer::counter();
+        front(&mut count);
+        let start = HEAD.checked_sub(count.len())?;
+        let mut w = Writer::new(self.buf.get_mut(start..HEAD)?, &mut []);
+        front(&mut w);
+        (!w.overflowed()).then_some(start)
     }
 }
 
@@ -748,7 +749,10 @@ mod tests {
             (16384, 3),
             (u64::MAX, 10),
         ] {
-            assert_eq!(varint_len(v), n, "{v}");
+            // What the cold paths (core's writer) count for a length in front of the message.
+            let mut w = Writer::counter();
+            w.varint(v);
+            assert_eq!(w.len(), n, "{v}");
         }
     }
 }
