@@ -36,7 +36,7 @@ impl FrameBuf {
     pub fn extend(&mut self, bytes: &[u8]) {
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(dst) if !self.overflow => {
-                dst.copy_from_slice(bytes);
+                flightrec_core::bytes::copy(dst, bytes);
                 self.len += bytes.len();
             }
             _ => self.overflow = true,

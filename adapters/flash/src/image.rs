@@ -59,7 +59,7 @@ impl<const ERASE: usize, const WRITE: usize> ReadNorFlash for ImageFlash<'_, ERA
             .checked_add(bytes.len())
             .and_then(|end| self.image.get(start..end))
             .ok_or(ImageError::OutOfBounds)?;
-        bytes.copy_from_slice(src);
+        flightrec_core::bytes::copy(bytes, src);
         Ok(())
     }
 

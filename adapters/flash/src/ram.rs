@@ -87,9 +87,7 @@ impl<const ERASE: usize, const WRITE: usize> ReadNorFlash for RamFlash<'_, ERASE
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
         let r = self.range(offset, bytes.len(), 1)?;
         let src = self.mem.get(r).ok_or(RamFlashError::OutOfBounds)?;
-        for (d, s) in bytes.iter_mut().zip(src) {
-            *d = *s;
-        }
+        flightrec_core::bytes::copy(bytes, src);
         Ok(())
     }
 

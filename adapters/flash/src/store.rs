@@ -170,6 +170,9 @@ impl<F: NorFlash> FlashStore<F> {
     /// of 0; the `if` only keeps the constant defined for such a driver).
     const SLOT: u32 =
         RECORD_LEN.next_multiple_of(if F::WRITE_SIZE == 0 { 1 } else { F::WRITE_SIZE }) as u32;
+    /// Data bytes a page holds after its header (`mount` refuses pages under 128 bytes, and
+    /// a slot is at most 32).
+    const PER_PAGE: u32 = Self::PAGE.saturating_sub(Self::SLOT);
     const ERASE_LOG2: u8 = F::ERASE_SIZE.trailing_zeros() as u8;
     const WRITE_LOG2: u8 = F::WRITE_SIZE.trailing_zeros() as u8;
 
@@ -257,7 +260,7 @@ impl<F: NorFlash> FlashStore<F> {
         if pages == 0 {
             0
         } else {
-            pages * (Self::PAGE - Self::SLOT) - Self::SLOT
+            pages * Self::PER_PAGE - Self::SLOT
         }
     }
 
@@ -451,7 +454,7 @@ impl<F: NorFlash> FlashStore<F> {
             else {
                 return Err(Error::Geometry);
             };
-            dst.copy_from_slice(src);
+            bytes::copy(dst, src);
             done += n;
         }
         Ok(())
@@ -474,18 +477,15 @@ impl<F: NorFlash> FlashStore<F> {
     /// Flash address of data byte `at` of the dump starting on `first_page`, and how many
     /// data bytes follow it on the same page.
     fn data_addr(&self, first_page: u32, at: u32) -> (u32, u32) {
-        // Every page holds `PAGE - SLOT` bytes after its header, and on the first page the
+        // Every page holds `PER_PAGE` bytes after its header, and on the first page the
         // commit takes the first `SLOT` of them: data byte `at` is byte `at + SLOT` of that
-        // run of pages (one formula for all pages).
-        let per_page = Self::PAGE - Self::SLOT;
+        // run of pages (one formula for all pages). A constant divisor: no divide, no panic
+        // path linked.
         let pos = at + Self::SLOT;
-        // `per_page` is never 0 (a page holds more than its header): checked only to keep
-        // the panic path out of the binary.
-        let k = pos.checked_div(per_page).unwrap_or(0);
-        let off = pos.checked_rem(per_page).unwrap_or(0);
+        let (k, off) = (pos / Self::PER_PAGE, pos % Self::PER_PAGE);
         (
             self.page_addr(self.wrap(first_page + k)) + Self::SLOT + off,
-            per_page - off,
+            Self::PER_PAGE - off,
         )
     }
 
@@ -558,10 +558,7 @@ impl<F: NorFlash> FlashStore<F> {
     fn pages_for(&self, len: u32) -> u32 {
         // As in `data_addr`: `len + SLOT` bytes after the page headers, rounded up to pages
         // (saturating: a length that large fits no region anyway).
-        let per_page = Self::PAGE - Self::SLOT;
-        let n = len.saturating_add(Self::SLOT);
-        // `per_page` is never 0: checked only to keep the panic path out of the binary.
-        n.checked_div(per_page).unwrap_or(0) + u32::from(n.checked_rem(per_page).unwrap_or(0) != 0)
+        len.saturating_add(Self::SLOT).div_ceil(Self::PER_PAGE)
     }
 
     fn data_crc(&mut self, first_page: u32, len: u32) -> Result<u32, Error<F::Error>> {
