@@ -367,7 +367,7 @@ fn conclude<const SLOTS: usize, const DEPTH: usize>(
     name: Option<&str>,
     seq: Option<u64>,
 ) -> Action {
-    let info = RecordInfo::of(meta, seq, peer.copied(), name);
+    let info = RecordInfo::of(meta, seq, peer, name);
     trigger.on_record(&config.trigger, &info, meta.time)
 }
 

@@ -329,7 +329,7 @@ pub struct RecordInfo<'a> {
     /// Its session.
     pub session: Option<SessionId>,
     /// The peer it concerns.
-    pub peer: Option<Addr>,
+    pub peer: Option<&'a Addr>,
     /// Its name (custom events).
     pub name: Option<&'a str>,
 }
@@ -340,7 +340,7 @@ impl<'a> RecordInfo<'a> {
     pub fn of(
         meta: &crate::RecordMeta,
         seq: Option<u64>,
-        peer: Option<Addr>,
+        peer: Option<&'a Addr>,
         name: Option<&'a str>,
     ) -> Self {
         RecordInfo {
@@ -357,10 +357,10 @@ impl<'a> RecordInfo<'a> {
 /// A peer address folded to 32 bits for a threshold slot: an IPv4 address as it is, an
 /// IPv6 address hashed (FNV-1a). Two IPv6 peers that collide share one count, which can
 /// only make a threshold fire sooner, never later.
-const fn peer_key(addr: Option<Addr>) -> (u8, u32) {
+const fn peer_key(addr: Option<&Addr>) -> (u8, u32) {
     match addr {
         None => (KEY_NONE, 0),
-        Some(Addr::V4(b)) => (KEY_V4, u32::from_be_bytes(b)),
+        Some(Addr::V4(b)) => (KEY_V4, u32::from_be_bytes(*b)),
         Some(Addr::V6(b)) => {
             let mut h: u32 = 0x811c_9dc5;
             let mut i = 0;
@@ -399,8 +399,20 @@ impl<const DEPTH: usize> Slot<DEPTH> {
         next: 0,
     };
 
+    /// Empties it, now counting for `tag` and `key`. The old times stay, unread (only the
+    /// last `len` are): no struct copy, which for a few slots the compiler makes a `memcpy`.
+    fn reset(&mut self, tag: u8, key: u32) {
+        self.tag = tag;
+        self.key = key;
+        self.len = 0;
+        self.next = 0;
+    }
+
     /// Time of its newest record (0 if none).
     fn newest(&self) -> u64 {
+        if self.len == 0 {
+            return 0;
+        }
         let i = if self.next == 0 {
             DEPTH.saturating_sub(1)
         } else {
@@ -612,7 +624,7 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
                 let count = usize::from(t.count.max(1)).min(DEPTH);
                 if let Some(slot) = self.slot_for(key) {
                     if slot.note(now, t.window) >= count {
-                        *slot = Slot::EMPTY;
+                        slot.reset(KEY_FREE, 0);
                         return Some(Reason::Threshold(t.kind));
                     }
                 }
@@ -648,9 +660,7 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
             }
         }
         let slot = self.slots.get_mut(free.or(lru)?)?;
-        *slot = Slot::EMPTY;
-        slot.tag = tag;
-        slot.key = key;
+        slot.reset(tag, key);
         Some(slot)
     }
 
@@ -825,13 +835,13 @@ mod tests {
     #[test]
     fn ipv4_keys_are_exact_and_distinct_from_none() {
         assert_eq!(
-            peer_key(Some(Addr::V4([10, 0, 0, 1]))),
+            peer_key(Some(&Addr::V4([10, 0, 0, 1]))),
             (KEY_V4, 0x0a00_0001)
         );
-        assert_ne!(peer_key(None), peer_key(Some(Addr::V4([0; 4]))));
+        assert_ne!(peer_key(None), peer_key(Some(&Addr::V4([0; 4]))));
         assert_ne!(
-            peer_key(Some(Addr::V6([0; 16]))),
-            peer_key(Some(Addr::V4([0; 4])))
+            peer_key(Some(&Addr::V6([0; 16]))),
+            peer_key(Some(&Addr::V4([0; 4])))
         );
     }
 }

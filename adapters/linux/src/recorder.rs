@@ -460,7 +460,7 @@ impl FlightRecorder {
             self.push(&meta, |ring| ring.push_event(&meta, event), &[])
         };
         if self.can_fire(E::KIND, level) {
-            self.feed(&meta, seq, event.peer().copied(), event.name())
+            self.feed(&meta, seq, event.peer(), event.name())
         } else {
             Action::None
         }
@@ -492,7 +492,7 @@ impl FlightRecorder {
         &self,
         meta: &RecordMeta,
         seq: Option<u64>,
-        peer: Option<flightrec_core::event::Addr>,
+        peer: Option<&flightrec_core::event::Addr>,
         name: Option<&str>,
     ) -> Action {
         let info = RecordInfo::of(meta, seq, peer, name);
