@@ -62,8 +62,22 @@ impl<'a> Writer<'a> {
     pub fn bytes(&mut self, src: &[u8]) {
         let at = self.at;
         self.at = at.saturating_add(src.len());
-        // One byte at a time, into `a` then `b`: smaller than splitting `src` and copying
-        // the pieces, and the encodings are a few dozen bytes.
+        // On bare metal byte by byte: smaller than splitting `src` and copying the pieces,
+        // and the encodings are a few dozen bytes. Elsewhere the two copies (a host's copy
+        // is a call: a few bytes, a length or a header word, are stored as they are).
+        #[cfg(target_os = "none")]
+        self.store_bytewise(at, src);
+        #[cfg(not(target_os = "none"))]
+        if src.len() <= 8 {
+            self.store_bytewise(at, src);
+        } else {
+            self.store_split(at, src);
+        }
+    }
+
+    /// Stores `src` at `at` one byte at a time, into `a` then `b`, up to the end (past it,
+    /// `at` tells).
+    fn store_bytewise(&mut self, at: usize, src: &[u8]) {
         for (pos, &v) in (at..).zip(src) {
             let slot = match pos.checked_sub(self.a.len()) {
                 None => self.a.get_mut(pos),
@@ -77,6 +91,24 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Stores `src` at `at` as the part landing in `a` and the rest in `b`, two copies (a
+    /// part that does not fit is not stored: `at` tells).
+    #[cfg_attr(target_os = "none", allow(dead_code))]
+    fn store_split(&mut self, at: usize, src: &[u8]) {
+        let in_a = self.a.len().saturating_sub(at).min(src.len());
+        let (sa, sb) = src.split_at(in_a);
+        if let Some(d) = self.a.get_mut(at..at + in_a) {
+            crate::bytes::copy(d, sa);
+        }
+        if sb.is_empty() {
+            return;
+        }
+        let from = (at + in_a).saturating_sub(self.a.len());
+        if let Some(d) = self.b.get_mut(from..from + sb.len()) {
+            crate::bytes::copy(d, sb);
+        }
+    }
+
     /// One byte (postcard's `u8`, `bool`, and the tag of an `Option`).
     pub fn u8(&mut self, v: u8) {
         self.bytes(&[v]);
@@ -84,6 +116,10 @@ impl<'a> Writer<'a> {
 
     /// An unsigned varint (postcard's `u16`, `u32`, `u64`, `usize`, enum variant indices).
     pub fn varint(&mut self, mut v: u64) {
+        if v < 0x80 {
+            // Most lengths and counts: one byte.
+            return self.u8(v as u8);
+        }
         let mut buf = [0u8; 10];
         let mut n = 0;
         for slot in buf.iter_mut() {
@@ -285,6 +321,26 @@ mod tests {
             let mut got = a.to_vec();
             got.extend_from_slice(b);
             assert_eq!(got, src);
+        }
+    }
+
+    /// The bare-metal and the host way of storing bytes agree, at every split of the two
+    /// pieces and every fill (the host tests run only one of them through `bytes`).
+    #[test]
+    fn bytewise_and_split_stores_agree() {
+        let src: std::vec::Vec<u8> = (1..=20).collect();
+        for split in 0..=20 {
+            for at in 0..=20 {
+                for n in 0..=20 - at {
+                    let (mut a1, mut b1) = ([0u8; 20], [0u8; 20]);
+                    let (mut a2, mut b2) = ([0u8; 20], [0u8; 20]);
+                    let mut w1 = Writer::new(&mut a1[..split], &mut b1[..20 - split]);
+                    let mut w2 = Writer::new(&mut a2[..split], &mut b2[..20 - split]);
+                    w1.store_bytewise(at, &src[..n]);
+                    w2.store_split(at, &src[..n]);
+                    assert_eq!((a1, b1), (a2, b2), "split {split} at {at} n {n}");
+                }
+            }
         }
     }
 
