@@ -217,12 +217,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// An event's payload bytes, as the ring holds them.
-fn encode_vec<E: Event>(event: &E) -> Vec<u8> {
+/// An event's payload bytes, as the ring holds them; `None` if it does not encode to the
+/// length it counted.
+fn encode_vec<E: Event>(event: &E) -> Option<Vec<u8>> {
     let mut bytes = vec![0; event.encoded_len()];
-    let len = flightrec_core::encode::to_slice(event, &mut bytes).unwrap_or(0);
-    bytes.truncate(len);
-    bytes
+    let len = flightrec_core::encode::to_slice(event, &mut bytes)?;
+    (len == bytes.len()).then_some(bytes)
 }
 
 /// A core ring on the heap without building it on the stack first.
@@ -449,14 +449,18 @@ impl FlightRecorder {
         // copied into the ring (security events are rare). Other events are encoded
         // straight into the ring, allocation-free.
         let security = E::KIND.is_security();
-        let seq = if security || self.has_ring_file() {
-            let bytes = encode_vec(event);
+        let bytes = (security || self.has_ring_file())
+            .then(|| encode_vec(event))
+            .flatten();
+        let seq = if let Some(bytes) = bytes {
             let seq = self.push(&meta, |ring| ring.push(&meta, &bytes), &[&bytes]);
             if security {
                 self.queue_audit(&meta, bytes);
             }
             seq
         } else {
+            // Also an event that did not encode as it counted: the ring refuses it and
+            // counts it, as for any other record.
             self.push(&meta, |ring| ring.push_event(&meta, event), &[])
         };
         if self.can_fire(E::KIND, level) {
