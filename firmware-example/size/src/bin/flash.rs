@@ -33,7 +33,12 @@ fn main() -> ! {
             mechanism: "pin",
             reason: "r",
         };
-        if let (Ok(Action::Dump(_)), Some(order)) = (REC.record(t, None, &failed), REC.take_order())
+        // The order is taken only when a dump is due (a refused record still carries the
+        // machine's action), then the store's writer begun: no page erased for nothing.
+        let action = REC.record(t, None, &failed).unwrap_or_else(|e| e.action);
+        if let Some(order) = matches!(action, Action::Dump(_))
+            .then(|| REC.take_order())
+            .flatten()
         {
             let mut w = match store.begin() {
                 Ok(w) => w,
