@@ -395,12 +395,13 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
 ) -> Result<DumpSummary, DumpError<W::Error>> {
     let stats = source.stats()?;
     let cursor = source.oldest()?;
-    write_from(w, source, header, stats, cursor, scratch)
+    write_dump_from(w, source, header, stats, cursor, scratch)
 }
 
-/// [`write_dump`] from `stats` and `cursor` taken beforehand (by a recorder, in the
-/// critical section that took the dump's order).
-pub(crate) fn write_from<W: Write, S: Source + ?Sized>(
+/// [`write_dump`] from `stats` and `cursor` taken beforehand: a recorder takes them in the
+/// critical section that takes the dump's order and lost count, so that the header's
+/// counters and positions agree.
+pub fn write_dump_from<W: Write, S: Source + ?Sized>(
     w: &mut W,
     source: &S,
     mut header: DumpHeader<'_>,

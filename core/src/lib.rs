@@ -57,8 +57,8 @@ pub mod text;
 pub mod trigger;
 
 pub use dump::{
-    write_dump, Build, ClockInfo, DumpEnd, DumpError, DumpHeader, DumpSummary, RecordHead, Source,
-    TimeBase,
+    write_dump, write_dump_from, Build, ClockInfo, DumpEnd, DumpError, DumpHeader, DumpSummary,
+    RecordHead, Source, TimeBase,
 };
 pub use recorder::{CaptureFilter, RecordError, Recorder, RecorderConfig, RecorderStats};
 pub use ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};

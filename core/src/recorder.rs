@@ -299,7 +299,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         scratch: &mut [u8],
     ) -> Result<DumpSummary, DumpError<W::Error>> {
         let header = DumpHeader::for_order(order, start.named, start.lost, clock, *build);
-        dump::write_from(w, self, header, start.stats, start.cursor, scratch)
+        dump::write_dump_from(w, self, header, start.stats, start.cursor, scratch)
     }
 }
 

@@ -34,8 +34,9 @@ use flightrec_core::event::{Event, Field, Fields, Log};
 use flightrec_core::recorder::{store, RecordError};
 use flightrec_core::ring::salvage::Salvage;
 use flightrec_core::{
-    Action, Build, ClockInfo, Cursor, DumpHeader, DumpOrder, Kind, Level, PushError, Read, Reason,
-    RecordMeta, RecorderConfig, Ring, RingStats, SessionId, TriggerState,
+    write_dump_from, Action, Build, ClockInfo, Cursor, DumpError, DumpHeader, DumpOrder, Kind,
+    Level, PushError, Read, Reason, RecordMeta, RecorderConfig, Ring, RingStats, SessionId,
+    TriggerState,
 };
 
 use crate::store::{DumpInfo, Error, FlashStore};
@@ -403,12 +404,28 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         let _ = self.with(|inner| inner.lost = inner.lost.saturating_add(n));
     }
 
-    fn lost(&self) -> u64 {
-        self.with(|inner| {
-            let rejected = inner.ring.as_deref().map_or(0, |r| r.stats().rejected);
-            rejected.saturating_add(u64::from(inner.lost))
-        })
-        .unwrap_or(0)
+    /// Stores a dump with `header`, its lost count raised by the records this recorder
+    /// lost: counters, positions and cursor taken in one critical section, as core's
+    /// `Recorder` does, so that they agree.
+    fn store_dump<F: NorFlash>(
+        &self,
+        mut header: DumpHeader<'_>,
+        store: &mut FlashStore<F>,
+        scratch: &mut [u8],
+    ) -> Result<DumpInfo, Error<F::Error>> {
+        let start = self.with(|inner| {
+            let ring = inner.ring.as_deref().ok_or(PushError::Busy)?;
+            let stats = ring.stats();
+            let lost = stats.rejected.saturating_add(u64::from(inner.lost));
+            Ok((lost, stats, ring.oldest()))
+        });
+        let (lost, stats, cursor) = start
+            .and_then(|s| s)
+            .map_err(|e| Error::from(DumpError::Ring(e)))?;
+        header.lost = header.lost.saturating_add(lost);
+        let mut w = store.begin()?;
+        write_dump_from(&mut w, self, header, stats, cursor, scratch)?;
+        w.commit()
     }
 
     /// Stores the dump `order` asks for in `store`.
@@ -421,8 +438,8 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         scratch: &mut [u8],
     ) -> Result<DumpInfo, Error<F::Error>> {
         let named = self.config.recorder.trigger.named;
-        let header = DumpHeader::for_order(order, named, self.lost(), clock, *build);
-        store.store(self, header, scratch)
+        let header = DumpHeader::for_order(order, named, 0, clock, *build);
+        self.store_dump(header, store, scratch)
     }
 
     /// Stores the salvaged records as an [`Reason::UntimelyDeath`] dump (detail: how it
@@ -448,14 +465,14 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             clock,
             first_seq: 0,
             next_seq: 0,
-            lost: self.lost() + boot.dropped as u64,
+            lost: boot.dropped as u64,
             suppressed: 0,
             scope: None,
             index: 0,
             capacity: 0,
             build: *build,
         };
-        let info = store.store(self, header, scratch)?;
+        let info = self.store_dump(header, store, scratch)?;
         let _ = self.with(|inner| {
             if let Some(ring) = inner.ring.as_deref_mut() {
                 ring.clear();
