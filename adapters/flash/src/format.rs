@@ -55,6 +55,10 @@ pub struct Commit {
 }
 
 impl Commit {
+    /// Where `data_crc` sits in the record (the third word), for a reader that re-checks
+    /// the data against a commit it decoded before.
+    pub const DATA_CRC_AT: u32 = 8;
+
     fn crc(head: &[u8], dump: u32) -> u32 {
         // The dump id is covered but not stored: a commit only checks in its own dump.
         let mut c = Crc32::new();
@@ -129,6 +133,8 @@ mod tests {
             b'F', b'L', b'R', b'C', 0x44, 0x33, 0x22, 0x11, 0xef, 0xbe, 0xad, 0xde,
         ];
         assert_eq!(b[..12], head);
+        let at = Commit::DATA_CRC_AT as usize;
+        assert_eq!(b[at..at + 4], 0xdead_beefu32.to_le_bytes());
         let mut bound = [0u8; 16];
         bound[..12].copy_from_slice(&head);
         bound[12..].copy_from_slice(&0x0102_0304u32.to_le_bytes());

@@ -385,9 +385,10 @@ impl<F: NorFlash> FlashStore<F> {
         }
         w.flush().map_err(ReadError::Write)?;
         if info.status == Status::Committed {
+            // The commit was decoded and checked by `find` just before: its data CRC alone.
             let mut commit_crc = [0u8; 4];
             self.read(
-                self.page_addr(info.first_page) + Self::SLOT + 8,
+                self.page_addr(info.first_page) + Self::SLOT + Commit::DATA_CRC_AT,
                 &mut commit_crc,
             )
             .map_err(ReadError::Store)?;

@@ -98,7 +98,8 @@ pub fn level_of(l: &tracing::Level) -> Level {
 thread_local! {
     /// Spans this thread is in, as `FlightLayer`s saw them entered and exited. While it is
     /// zero, an event in the current context has no span, so no session: the registry's
-    /// span lookup (a fifth of the layer's own instructions) is skipped.
+    /// span lookup (58 of the layer's 933 instructions above the floor, under callgrind when
+    /// it was added) is skipped.
     static ENTERED: Cell<usize> = const { Cell::new(0) };
 }
 
