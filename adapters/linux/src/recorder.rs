@@ -349,7 +349,7 @@ impl FlightRecorder {
         &self,
         meta: &RecordMeta,
         push: impl FnOnce(&mut Ring<SHARD_BYTES>) -> Result<u64, PushError>,
-        file_payload: &[&[u8]],
+        file_payload: &[u8],
     ) -> Option<u64> {
         let (i, shard) = self.shard();
         let result = {
@@ -383,7 +383,7 @@ impl FlightRecorder {
             kind: Kind::LOG,
             session,
         };
-        let seq = self.push(&meta, |ring| ring.push(&meta, payload), &[payload]);
+        let seq = self.push(&meta, |ring| ring.push(&meta, payload), payload);
         if self.can_fire(Kind::LOG, level) {
             self.feed(&meta, seq, None, None);
         }
@@ -453,7 +453,7 @@ impl FlightRecorder {
             .then(|| encode_vec(event))
             .flatten();
         let seq = if let Some(bytes) = bytes {
-            let seq = self.push(&meta, |ring| ring.push(&meta, &bytes), &[&bytes]);
+            let seq = self.push(&meta, |ring| ring.push(&meta, &bytes), &bytes);
             if security {
                 self.queue_audit(&meta, bytes);
             }

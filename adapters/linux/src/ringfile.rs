@@ -172,14 +172,15 @@ fn push_frame(out: &mut Vec<u8>, ty: u8, parts: &[&[u8]]) -> io::Result<()> {
 }
 
 impl Region {
-    /// Appends one record frame (head, then the payload given in pieces). A record too large
-    /// for the area is left out (it is still in the memory ring).
-    pub(crate) fn write(&mut self, head: &RecordHead, payload: &[&[u8]]) {
+    /// Appends one record frame (head, then the payload). A record too large for the area
+    /// is left out (it is still in the memory ring).
+    pub(crate) fn write(&mut self, head: &RecordHead, payload: &[u8]) {
         let mut head_buf = [0u8; flightrec_core::dump::RECORD_HEAD_MAX];
-        let Ok(head) = postcard::to_slice(head, &mut head_buf) else {
+        let Some(head_len) = flightrec_core::encode::to_slice(head, &mut head_buf) else {
             return;
         };
-        let body = head.len() + payload.iter().map(|p| p.len()).sum::<usize>();
+        let head = head_buf.get(..head_len).unwrap_or(&[]);
+        let body = head.len() + payload.len();
         let Ok(len) = u16::try_from(body) else { return };
         let frame = body + 8;
         if frame > SHARD_BYTES {
@@ -201,16 +202,10 @@ impl Region {
         let mut crc = Crc32::new();
         crc.update(&[FRAME_RECORD, l0, l1]);
         crc.update(head);
-        for p in payload {
-            crc.update(p);
-        }
+        crc.update(payload);
         let crc = crc.finish().to_le_bytes();
         let mut at = 0;
-        for piece in [&[SYNC, FRAME_RECORD, l0, l1][..], head]
-            .into_iter()
-            .chain(payload.iter().copied())
-            .chain([&crc[..]])
-        {
+        for piece in [&[SYNC, FRAME_RECORD, l0, l1][..], head, payload, &crc[..]] {
             if let Some(d) = dst.get_mut(at..at + piece.len()) {
                 d.copy_from_slice(piece);
             }
