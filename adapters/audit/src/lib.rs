@@ -49,6 +49,7 @@ use serde::Deserialize;
 mod ejabberd;
 mod ox;
 mod record;
+pub mod rfc5424;
 pub mod viewer;
 mod zone;
 
