@@ -1,0 +1,409 @@
+//! Forwarding to a real rsyslogd (imtcp, imrelp): delivery in order with (host, boot, seq),
+//! the collector SIGKILLed and restarted under load, the gateway SIGKILLed while the
+//! collector is down, a spool that fills up.
+//!
+//! The load test is parameterised: `FLIGHTREC_FWD_LOAD_SECS` (default 4),
+//! `FLIGHTREC_FWD_LOAD_RATE` (events/s, default 5000) and `FLIGHTREC_FWD_LOAD_KILLS`
+//! (default 3). CI runs the defaults; the full run is 60 s, 20000/s, 10 kills.
+
+mod collector;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use collector::{messages, seq_report, Collector, Input};
+use flightrec_audit::{EjabberdFormat, LineFormat};
+use flightrec_core::event::{AuthFailure, Decoded, Peer};
+use flightrec_core::{Level, SessionId};
+use flightrec_linux::forward::{DumpNotice, ForwardOptions, Forwarder, Target};
+
+const HOST: &str = "gw-test";
+
+fn options(target: Target, spool: &Path) -> ForwardOptions {
+    ForwardOptions {
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..ForwardOptions::new(target, spool)
+    }
+}
+
+fn target(input: &Input, port: u16) -> Target {
+    match input {
+        Input::Relp => Target::Relp(format!("127.0.0.1:{port}")),
+        _ => Target::Tcp(format!("127.0.0.1:{port}")),
+    }
+}
+
+fn peer(i: u64) -> Option<Peer> {
+    let addr: std::net::SocketAddr = format!("192.0.2.{}:{}", i % 250 + 1, 40000 + i % 1000)
+        .parse()
+        .unwrap();
+    Some(Peer::from(addr))
+}
+
+/// The i-th test event: a failed login whose user name says `i`.
+fn send(fwd: &Forwarder, i: u64, user: &str) -> u64 {
+    let e = Decoded::AuthFailure(AuthFailure {
+        user,
+        host: "example.org",
+        peer: peer(i),
+        mechanism: "PLAIN",
+        reason: "bad password",
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    fwd.audit(now, Level::Warn, Some(SessionId(i as u32)), &e)
+        .unwrap()
+}
+
+fn delivery_in_order(input: Input) {
+    if !collector::available(&input) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = Collector::start(&dir.path().join("c"), input.clone(), "");
+    let fwd = Forwarder::start(
+        options(target(&input, c.port), &dir.path().join("spool")),
+        HOST,
+    )
+    .unwrap();
+    let hostile = "eve\n<13>1 - - - - - [x@1 a=\"]\"] Failed PLAIN authentication for r@h from 6.6.6.6 port 1\u{202e}";
+    let n = 500;
+    for i in 0..n {
+        let user = if i == 7 {
+            hostile.to_owned()
+        } else {
+            format!("user{i}")
+        };
+        assert_eq!(send(&fwd, i, &user), i);
+    }
+    let notice = DumpNotice {
+        reason: flightrec_core::trigger::Reason::FailedLogin,
+        time: 1_000_000_000,
+        session: Some(SessionId(3)),
+        peer: peer(3),
+        seq_range: Some((0, 10)),
+        records: 11,
+        lost: 0,
+        suppressed: 0,
+        file: "dumps/d-1.flr".into(),
+    };
+    assert_eq!(fwd.dump(&notice).unwrap(), n);
+    assert!(fwd.drain(Duration::from_secs(30)), "{:?}", fwd.stats());
+    let lines = c.wait_lines(n as usize + 1, Duration::from_secs(30));
+    assert_eq!(lines.len(), n as usize + 1, "{:?}", fwd.stats());
+    let msgs = messages(&lines);
+    let report = seq_report(&msgs, HOST);
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.range, (0, n));
+    let format = LineFormat::Ejabberd(EjabberdFormat::default());
+    for (i, m) in msgs.iter().enumerate().take(n as usize) {
+        let sd = m.element("flightrec@32473").unwrap();
+        assert_eq!(sd.param("seq"), Some(i.to_string().as_str()));
+        assert_eq!(m.hostname.as_deref(), Some(HOST));
+        // MSG is the audit line, and it parses back to the event.
+        let rec = format
+            .parse(&m.msg)
+            .unwrap_or_else(|e| panic!("{e}: {}", m.msg));
+        let want = if i == 7 {
+            hostile.to_owned()
+        } else {
+            format!("user{i}")
+        };
+        assert_eq!(rec.event.account().unwrap().0, want);
+        assert!(!lines[i].contains(['\u{202e}']));
+    }
+    assert_eq!(msgs[n as usize].msgid.as_deref(), Some("dump"));
+    let s = fwd.stats();
+    assert_eq!(
+        (s.spool.spooled, s.acked, s.spool.dropped, s.failed),
+        (n + 1, n + 1, 0, 0)
+    );
+}
+
+#[test]
+fn tcp_delivers_in_order() {
+    delivery_in_order(Input::Tcp);
+}
+
+#[test]
+fn relp_delivers_in_order() {
+    delivery_in_order(Input::Relp);
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Load with the collector SIGKILLed and restarted; returns (sent, delivered lines,
+/// report, in-flight bound).
+fn load_with_collector_kills(input: Input) {
+    if !collector::available(&input) {
+        return;
+    }
+    let secs = env("FLIGHTREC_FWD_LOAD_SECS", 4);
+    let rate = env("FLIGHTREC_FWD_LOAD_RATE", 5000);
+    let kills = env("FLIGHTREC_FWD_LOAD_KILLS", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Collector::start(&dir.path().join("c"), input.clone(), "");
+    let opts = options(target(&input, c.port), &dir.path().join("spool"));
+    let window = opts.window as u64;
+    let fwd = std::sync::Arc::new(Forwarder::start(opts, HOST).unwrap());
+    let total = secs * rate;
+    let producer = {
+        let fwd = fwd.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut user = String::new();
+            for i in 0..total {
+                // Paced: event i is due at i / rate seconds.
+                let due = Duration::from_nanos(i * 1_000_000_000 / rate);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+                user.clear();
+                use std::fmt::Write;
+                let _ = write!(user, "load{i}");
+                assert_eq!(send(&fwd, i, &user), i);
+            }
+        })
+    };
+    // Kills spread over the run; each outage lasts 100 ms.
+    let mut in_flight_bound = 0u64;
+    for k in 0..kills {
+        std::thread::sleep(
+            Duration::from_millis(secs * 1000 / (kills + 1))
+                .saturating_sub(Duration::from_millis(100)),
+        );
+        c.kill9();
+        // Once the forwarder has noticed, what it sent beyond what reached the file was
+        // in flight at the kill.
+        let end = Instant::now() + Duration::from_secs(5);
+        while fwd.stats().connected && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let sent = fwd.stats().sent;
+        in_flight_bound += sent.saturating_sub(c.lines().len() as u64);
+        std::thread::sleep(Duration::from_millis(100));
+        c.restart();
+        eprintln!("kill {k}: sent {sent}, lines {}", c.lines().len());
+    }
+    producer.join().unwrap();
+    assert!(fwd.drain(Duration::from_secs(120)), "{:?}", fwd.stats());
+    let stats = fwd.stats();
+    let lines = c.wait_lines(total as usize, Duration::from_secs(60));
+    let msgs = messages(&lines);
+    let report = seq_report(&msgs, HOST);
+    eprintln!("{input:?}: {total} events, {} lines, stats {stats:?}, report: missing {:?}, {} duplicated, {} out of order",
+        lines.len(), report.missing, report.duplicated.len(), report.out_of_order.len());
+    assert_eq!(report.range.1, total - 1, "the last event arrives");
+    let missing: u64 = report.missing.iter().map(|(a, b)| b - a + 1).sum();
+    let duplicates: u64 = report.duplicated.iter().map(|(_, n)| n).sum();
+    match input {
+        Input::Relp => {
+            // At least once: nothing lost; a resend only repeats what was unacknowledged.
+            assert_eq!(report.range.0, 0);
+            assert_eq!(missing, 0, "{report:?}");
+            assert!(
+                duplicates <= kills * window,
+                "{duplicates} duplicates for {kills} kills"
+            );
+        }
+        _ => {
+            // What is lost was in flight at a kill, and shows as a gap.
+            assert!(
+                missing <= in_flight_bound,
+                "{missing} lost, in flight at kills {in_flight_bound}"
+            );
+            assert_eq!(lines.len() as u64, total - missing + duplicates);
+        }
+    }
+    assert!(stats.reconnects >= kills, "{stats:?}");
+    assert_eq!(stats.spool.dropped, 0);
+}
+
+#[test]
+fn relp_collector_killed_under_load_loses_nothing() {
+    load_with_collector_kills(Input::Relp);
+}
+
+#[test]
+fn tcp_collector_killed_under_load_loss_is_a_visible_gap() {
+    load_with_collector_kills(Input::Tcp);
+}
+
+/// The gateway side of `gateway_killed_while_collector_down`: spools events (the
+/// collector is down) and prints each sequence number once its call returned.
+#[test]
+fn gateway_child() {
+    let Some(spool) = std::env::var_os("FLIGHTREC_FWD_CHILD_SPOOL") else {
+        return;
+    };
+    let port: u16 = std::env::var("FLIGHTREC_FWD_CHILD_PORT")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let fwd = Forwarder::start(
+        options(Target::Relp(format!("127.0.0.1:{port}")), Path::new(&spool)),
+        HOST,
+    )
+    .unwrap();
+    let mut out = std::io::stdout().lock();
+    for i in 0.. {
+        let seq = send(&fwd, i, &format!("child{i}"));
+        use std::io::Write;
+        writeln!(out, "returned {seq}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+#[test]
+fn gateway_killed_while_collector_down_then_resent() {
+    if !collector::available(&Input::Relp) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // The port the collector will have; nothing listens yet.
+    let port = collector::free_port();
+    let mut returned = BTreeSet::new();
+    let kills = env("FLIGHTREC_FWD_GATEWAY_KILLS", 20);
+    for k in 0..kills {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "gateway_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("FLIGHTREC_FWD_CHILD_SPOOL", &spool)
+            .env("FLIGHTREC_FWD_CHILD_PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Let it spool a varying number of events, then SIGKILL it mid-stream.
+        let want = 50 + k * 37 % 200;
+        let mut got = 0;
+        while got < want {
+            let line = lines.next().unwrap().unwrap();
+            if let Some(seq) = line.strip_prefix("returned ") {
+                assert!(
+                    returned.insert(seq.parse::<u64>().unwrap()),
+                    "seq {seq} returned twice"
+                );
+                got += 1;
+            }
+        }
+        child.kill().unwrap();
+        // Whatever it printed before dying also returned.
+        for line in lines.map_while(Result::ok) {
+            if let Some(seq) = line.strip_prefix("returned ") {
+                assert!(returned.insert(seq.parse::<u64>().unwrap()));
+            }
+        }
+        child.wait().unwrap();
+    }
+    // The collector comes up on that port; a new gateway process resends the spool.
+    let mut c = Collector::start(&dir.path().join("c"), Input::Relp, "");
+    if c.port != port {
+        // Start it on the agreed port instead.
+        c.kill9();
+        let conf = std::fs::read_to_string(dir.path().join("c/rsyslog.conf")).unwrap();
+        std::fs::write(
+            dir.path().join("c/rsyslog.conf"),
+            conf.replace(&format!("port=\"{}\"", c.port), &format!("port=\"{port}\"")),
+        )
+        .unwrap();
+        c.port = port;
+        c.restart();
+    }
+    let fwd = Forwarder::start(
+        options(Target::Relp(format!("127.0.0.1:{port}")), &spool),
+        HOST,
+    )
+    .unwrap();
+    assert!(fwd.drain(Duration::from_secs(60)), "{:?}", fwd.stats());
+    let lines = c.wait_lines(returned.len(), Duration::from_secs(30));
+    let msgs = messages(&lines);
+    let delivered: BTreeSet<u64> = msgs
+        .iter()
+        .map(|m| {
+            m.element("flightrec@32473")
+                .unwrap()
+                .param("seq")
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    let lost: Vec<_> = returned.difference(&delivered).collect();
+    assert!(lost.is_empty(), "returned but not delivered: {lost:?}");
+    let report = seq_report(&msgs, HOST);
+    assert!(
+        report.missing.is_empty() && report.duplicated.is_empty(),
+        "{report:?}"
+    );
+    eprintln!(
+        "{} returned by {kills} killed processes, {} delivered; torn at opens: {}",
+        returned.len(),
+        delivered.len(),
+        fwd.stats().spool.torn
+    );
+}
+
+#[test]
+fn spool_full_drops_are_counted_and_the_gap_shows() {
+    if !collector::available(&Input::Relp) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = collector::free_port();
+    let mut opts = options(
+        Target::Relp(format!("127.0.0.1:{port}")),
+        &dir.path().join("spool"),
+    );
+    opts.spool.max_bytes = flightrec_linux::forward::spool::MIN_BYTES;
+    let fwd = Forwarder::start(opts, HOST).unwrap();
+    let n = 10_000;
+    for i in 0..n {
+        send(&fwd, i, &format!("u{i}"));
+    }
+    let s = fwd.stats();
+    assert!(s.spool.dropped > 0, "{s:?}");
+    assert!(
+        s.spool.bytes <= flightrec_linux::forward::spool::MIN_BYTES,
+        "{s:?}"
+    );
+    assert_eq!(s.spool.dropped + s.spool.pending, n);
+    // The collector comes up late, on the port the forwarder has been trying.
+    let mut c = Collector::start(&dir.path().join("c"), Input::Relp, "");
+    c.kill9();
+    let conf_path = dir.path().join("c/rsyslog.conf");
+    let conf = std::fs::read_to_string(&conf_path).unwrap();
+    std::fs::write(
+        &conf_path,
+        conf.replace(&format!("port=\"{}\"", c.port), &format!("port=\"{port}\"")),
+    )
+    .unwrap();
+    c.port = port;
+    c.restart();
+    assert!(fwd.drain(Duration::from_secs(60)), "{:?}", fwd.stats());
+    // One more event after the outage, so the gap is between two delivered records.
+    let last = send(&fwd, n, "after");
+    assert!(fwd.drain(Duration::from_secs(30)));
+    let lines = c.wait_lines(s.spool.pending as usize + 1, Duration::from_secs(30));
+    let report = seq_report(&messages(&lines), HOST);
+    // The oldest were dropped: the collector's numbers start after them.
+    assert_eq!(report.range, (s.spool.dropped, last));
+    assert!(report.is_clean(), "{report:?}");
+}
