@@ -194,7 +194,8 @@ impl Collector {
             if lines.len() != last.0 {
                 last = (lines.len(), Instant::now());
             }
-            if lines.len() >= n || Instant::now() > end || last.1.elapsed() > Duration::from_secs(1) {
+            if lines.len() >= n || Instant::now() > end || last.1.elapsed() > Duration::from_secs(1)
+            {
                 return lines;
             }
             std::thread::sleep(Duration::from_millis(20));
