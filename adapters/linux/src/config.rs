@@ -142,7 +142,7 @@ impl<'de> Deserialize<'de> for ModeText {
 }
 
 impl Mode {
-    fn check(self, key: &str) -> Result<u32, ConfigError> {
+    pub(crate) fn check(self, key: &str) -> Result<u32, ConfigError> {
         let m = match self {
             Mode::Number(m) | Mode::Text(ModeText(m)) => m,
         };
@@ -188,6 +188,8 @@ pub struct Config {
     pub dump: DumpSection,
     /// `[audit]` (absent: no audit log).
     pub audit: Option<AuditSection>,
+    /// `[forward]` (absent: nothing forwarded); see [`crate::forward::config`].
+    pub forward: Option<crate::forward::config::ForwardSection>,
 }
 
 impl Default for Config {
@@ -201,6 +203,7 @@ impl Default for Config {
             trigger: TriggerSection::default(),
             dump: DumpSection::default(),
             audit: None,
+            forward: None,
         }
     }
 }
@@ -455,7 +458,37 @@ impl Config {
             return Err(err("ring.file", "must not be empty"));
         }
         self.service_options()?;
+        self.forward_options()?;
         Ok(())
+    }
+
+    /// Options of the forwarder, if `[forward]` is there.
+    pub fn forward_options(&self) -> Result<Option<crate::ForwardOptions>, ConfigError> {
+        let format = self
+            .audit
+            .as_ref()
+            .map(|a| a.format.clone())
+            .unwrap_or_default();
+        self.forward
+            .as_ref()
+            .map(|f| {
+                f.options(format)
+                    .map_err(|(key, problem)| err(key, problem))
+            })
+            .transpose()
+    }
+
+    /// Starts the forwarder of `[forward]`, if there is one, for the recorder's host
+    /// (for [`crate::Service::start_with`]).
+    pub fn forwarder(
+        &self,
+        rec: &crate::FlightRecorder,
+    ) -> Result<Option<crate::Forwarder>, ConfigError> {
+        self.forward_options()?
+            .map(|o| {
+                crate::Forwarder::start(o, rec.host()).map_err(|e| err("forward", e.to_string()))
+            })
+            .transpose()
     }
 
     /// Builds the recorder: with the ring file of `[ring] file`, if set.

@@ -70,9 +70,25 @@ impl DumpFiles {
     /// (counted in [`errors`](Self::errors)): never retried in a loop, never blocking the
     /// next one.
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
+        self.write_noting(rec, order, |_, _| {})
+    }
+
+    /// As [`write`](Self::write), then gives `written` the dump's wire-format bytes and
+    /// the file it went to (for the forwarder's dump notice).
+    pub fn write_noting(
+        &self,
+        rec: &FlightRecorder,
+        order: &DumpOrder,
+        written: impl FnOnce(&[u8], &std::path::Path),
+    ) -> io::Result<PathBuf> {
+        let wire = rec.dump_bytes(order);
+        let text;
         let bytes = match self.opts.format {
-            DumpFormat::Binary => rec.dump_bytes(order),
-            DumpFormat::Forensic => forensic(&rec.dump_bytes(order))?,
+            DumpFormat::Binary => &wire,
+            DumpFormat::Forensic => {
+                text = forensic(&wire)?;
+                &text
+            }
         };
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let count = self.written.load(Ordering::Relaxed);
@@ -83,11 +99,12 @@ impl DumpFiles {
             host: &self.host,
         }));
         let result = open_append(&path, self.opts.mode)
-            .and_then(|mut f| write_whole(&mut f, &bytes))
+            .and_then(|mut f| write_whole(&mut f, bytes))
             .map_err(|e| io::Error::new(e.kind(), format!("dump to {}: {e}", path.display())));
         match result {
             Ok(()) => {
                 self.written.fetch_add(1, Ordering::Relaxed);
+                written(&wire, &path);
                 Ok(path)
             }
             Err(e) => {

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::auditlog::{AuditLog, AuditOptions};
 use crate::dumpfile::{DumpFiles, DumpOptions};
+use crate::forward::{DumpNotice, ForwardStats, Forwarder};
 use crate::recorder::{Command, FlightRecorder};
 
 /// How the writer task runs.
@@ -43,12 +44,24 @@ pub struct Service {
     task: JoinHandle<()>,
     dumper: Arc<DumpFiles>,
     audit_lines: Arc<AtomicU64>,
+    forward: Option<Arc<Forwarder>>,
 }
 
 impl Service {
     /// Starts the writer task on the current tokio runtime and connects `rec` to it.
     /// Fails if `rec` already has a writer, or a signal handler cannot be installed.
     pub fn start(rec: Arc<FlightRecorder>, opts: ServiceOptions) -> io::Result<Service> {
+        Self::start_with(rec, opts, None)
+    }
+
+    /// As [`start`](Self::start), and hands audit events, trigger firings and dump
+    /// notices to `forward` as well ([`crate::Config::forwarder`] builds it).
+    pub fn start_with(
+        rec: Arc<FlightRecorder>,
+        opts: ServiceOptions,
+        forward: Option<Forwarder>,
+    ) -> io::Result<Service> {
+        let forward = forward.map(Arc::new);
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let dumper = Arc::new(DumpFiles::new(opts.dump.clone(), rec.host()));
         let dump_sig = opts
@@ -76,6 +89,7 @@ impl Service {
             dump_sig,
             hup,
             audit_lines.clone(),
+            forward.clone(),
         ));
         Ok(Service {
             rec,
@@ -83,7 +97,14 @@ impl Service {
             task,
             dumper,
             audit_lines,
+            forward,
         })
+    }
+
+    /// The forwarder's counters (sent, acknowledged, spooled, dropped, reconnects), if
+    /// records are forwarded.
+    pub fn forward_stats(&self) -> Option<ForwardStats> {
+        self.forward.as_ref().map(|f| f.stats())
     }
 
     /// Waits until everything queued before this call has been written.
@@ -145,6 +166,8 @@ async fn next_hup(s: &mut Option<Signal>) {
 
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 
+// The task's whole state, handed over once at spawn.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     rec: Arc<FlightRecorder>,
     mut rx: mpsc::Receiver<Command>,
@@ -153,6 +176,7 @@ async fn run(
     mut dump_sig: Option<(i32, Signal)>,
     mut hup: Option<Signal>,
     audit_lines: Arc<AtomicU64>,
+    forward: Option<Arc<Forwarder>>,
 ) {
     if let Some(a) = audit.as_mut() {
         a.expire();
@@ -173,7 +197,7 @@ async fn run(
                 // Take what is queued in one go: audit lines of a burst share one write.
                 let mut taken = 0;
                 while let Some(cmd) = pending.take() {
-                    handle(&rec, &dumper, &mut audit, cmd);
+                    handle(&rec, &dumper, &mut audit, forward.as_deref(), cmd);
                     taken += 1;
                     if taken < 4096 {
                         pending = rx.try_recv().ok();
@@ -236,15 +260,33 @@ fn note_error(rec: &FlightRecorder, what: &str, e: &io::Error) {
     );
 }
 
-fn handle(rec: &FlightRecorder, dumper: &DumpFiles, audit: &mut Option<AuditLog>, cmd: Command) {
+fn handle(
+    rec: &FlightRecorder,
+    dumper: &DumpFiles,
+    audit: &mut Option<AuditLog>,
+    forward: Option<&Forwarder>,
+    cmd: Command,
+) {
     match cmd {
         Command::Dump(order) => {
-            if let Err(e) = dumper.write(rec, &order) {
+            // The forwarder counts and logs its own failures.
+            if let Some(f) = forward {
+                let _ = f.trigger(&order);
+            }
+            let written = dumper.write_noting(rec, &order, |bytes, path| {
+                if let Some(f) = forward {
+                    let _ = f.dump(&DumpNotice::of_dump(&order, bytes, &path.to_string_lossy()));
+                }
+            });
+            if let Err(e) = written {
                 note_error(rec, "dump failed", &e);
             }
         }
         Command::Wake => {}
         Command::Audit(item) => {
+            if let Some(f) = forward {
+                let _ = f.audit_item(&item);
+            }
             if let Some(a) = audit.as_mut() {
                 a.add(&item);
             }

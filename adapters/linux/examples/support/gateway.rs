@@ -82,9 +82,11 @@ pub async fn start(opts: GatewayOptions) -> Result<Running, String> {
     let config = Config::load(&opts.config).map_err(|e| e.to_string())?;
     let users = load_users(&opts.users)?;
     let rec = config.recorder().map_err(|e| e.to_string())?;
-    let service = Service::start(
+    let forwarder = config.forwarder(&rec).map_err(|e| e.to_string())?;
+    let service = Service::start_with(
         rec.clone(),
         config.service_options().map_err(|e| e.to_string())?,
+        forwarder,
     )
     .map_err(|e| format!("writer task: {e}"))?;
     install_panic_hook(rec.clone());

@@ -12,7 +12,9 @@
 //! exponential backoff, resends from the last acknowledged message after a reconnect,
 //! and logs each change of state once (`tracing`, target `flightrec::forward`).
 
+pub mod config;
 pub mod message;
+mod notice;
 pub mod spool;
 pub mod transport;
 
@@ -184,14 +186,17 @@ impl Forwarder {
         })
     }
 
-    fn spool_message(&self, build: impl FnOnce(u64, &mut String)) -> io::Result<u64> {
+    fn spool_message(
+        &self,
+        build: impl FnOnce(u64, &mut String) -> io::Result<()>,
+    ) -> io::Result<u64> {
         let result = self.spool.append(build);
         match &result {
             Ok(_) => self.shared.notify(),
             Err(e) => {
                 let failed = self.shared.failed.fetch_add(1, Ordering::Relaxed) + 1;
                 if failed == 1 {
-                    tracing::error!(target: "flightrec::forward", error = %e, "spool write failed: record lost (counted in failed)");
+                    tracing::error!(target: "flightrec::forward", error = %e, "record not forwarded: lost (counted in failed)");
                 }
             }
         }
@@ -207,14 +212,11 @@ impl Forwarder {
         session: Option<SessionId>,
         event: &Decoded<'_>,
     ) -> io::Result<u64> {
-        let mut rendered = Ok(());
-        let seq = self.spool_message(|seq, out| {
-            rendered = self
-                .builder
-                .audit(out, seq, unix_nanos, level, session, event);
-        });
-        rendered.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        seq
+        self.spool_message(|seq, out| {
+            self.builder
+                .audit(out, seq, unix_nanos, level, session, event)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+        })
     }
 
     /// Spools an audit item as the recorder queues it for the audit log.
@@ -227,12 +229,18 @@ impl Forwarder {
 
     /// Spools the notice of a trigger whose dump is due.
     pub fn trigger(&self, order: &DumpOrder) -> io::Result<u64> {
-        self.spool_message(|seq, out| self.builder.trigger(out, seq, order))
+        self.spool_message(|seq, out| {
+            self.builder.trigger(out, seq, order);
+            Ok(())
+        })
     }
 
     /// Spools the notice of a dump written.
     pub fn dump(&self, notice: &DumpNotice) -> io::Result<u64> {
-        self.spool_message(|seq, out| self.builder.dump(out, seq, notice))
+        self.spool_message(|seq, out| {
+            self.builder.dump(out, seq, notice);
+            Ok(())
+        })
     }
 
     /// The collector.

@@ -323,13 +323,16 @@ impl Spool {
     /// Numbers the next message (its per-boot sequence number), has `build` write it, and
     /// stores it: on return it is on disk (in the page cache: it survives the process,
     /// not a power cut). Makes room by dropping the oldest records if the spool is full.
-    /// Fails if the message is longer than [`MAX_MESSAGE`] or the write fails (nothing is
-    /// numbered then).
-    pub fn append(&self, build: impl FnOnce(u64, &mut String)) -> io::Result<u64> {
+    /// Fails if `build` fails, the message is longer than [`MAX_MESSAGE`] or the write
+    /// fails (nothing is numbered then).
+    pub fn append(
+        &self,
+        build: impl FnOnce(u64, &mut String) -> io::Result<()>,
+    ) -> io::Result<u64> {
         let mut msg = String::new();
         let mut inner = lock(&self.inner);
         let seq = inner.next_seq;
-        build(seq, &mut msg);
+        build(seq, &mut msg)?;
         if msg.len() > MAX_MESSAGE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -690,10 +693,11 @@ mod tests {
         }
     }
 
-    fn msg(seq: u64) -> impl FnOnce(u64, &mut String) {
+    fn msg(seq: u64) -> impl FnOnce(u64, &mut String) -> io::Result<()> {
         move |s, out| {
             assert_eq!(s, seq);
             out.push_str(&format!("message {s} {}", "x".repeat((s % 50) as usize)));
+            Ok(())
         }
     }
 

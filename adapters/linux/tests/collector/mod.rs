@@ -107,20 +107,24 @@ impl Collector {
                  input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\")\n"
             ),
         };
+        let text = format!(
+            "{global}{listen}action(type=\"omfile\" file=\"{}\" \
+             template=\"RSYSLOG_SyslogProtocol23Format\" flushOnTXEnd=\"on\" asyncWriting=\"off\")\n{extra}",
+            out.display()
+        );
+        Self::with_config(dir, port, &text, &out)
+    }
+
+    /// Starts rsyslogd with the config `text` (listening on `port`); `out` is the file
+    /// [`lines`](Self::lines) reads.
+    pub fn with_config(dir: &Path, port: u16, text: &str, out: &Path) -> Collector {
+        std::fs::create_dir_all(dir.join("work")).unwrap();
         let conf = dir.join("rsyslog.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "{global}{listen}action(type=\"omfile\" file=\"{}\" \
-                 template=\"RSYSLOG_SyslogProtocol23Format\" flushOnTXEnd=\"on\" asyncWriting=\"off\")\n{extra}",
-                out.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&conf, text).unwrap();
         let mut c = Collector {
             dir: dir.to_owned(),
             port,
-            out,
+            out: out.to_owned(),
             conf,
             child: None,
         };
