@@ -270,6 +270,67 @@ pub fn parse(line: &str) -> Result<SyslogMessage, SyslogError> {
     })
 }
 
+/// The SD-ID flightrec forwards with unless configured otherwise (RFC 5612's documentation
+/// enterprise number).
+pub const DEFAULT_SD_ID: &str = "flightrec@32473";
+
+/// A line a flightrec gateway forwarded (element `sd_id` with `host`, `boot`, `seq`): notes
+/// its number in `check` and returns its MSG if it is an audit event, `None` for a notice
+/// (`trigger`, `dump`). An error for a line that is not RFC 5424 or not forwarded by us.
+pub fn forwarded(
+    line: &str,
+    sd_id: &str,
+    check: &mut SeqCheck,
+) -> Result<Option<String>, SyslogError> {
+    let m = parse(line)?;
+    if !check.add_message(&m, sd_id) {
+        return Err(bad("RFC 5424 line without flightrec's host, boot and seq"));
+    }
+    Ok(match m.msgid.as_deref() {
+        Some("trigger" | "dump") => None,
+        _ => Some(m.msg),
+    })
+}
+
+/// Writes `flightrec audit --gaps`' report: one line per (host, boot), then one per
+/// problem. Returns whether every stream is clean.
+pub fn write_gaps(out: &mut dyn std::io::Write, check: &SeqCheck) -> std::io::Result<bool> {
+    use flightrec_core::text::Escaped;
+    let mut clean = true;
+    let reports = check.reports();
+    for ((host, boot), r) in &reports {
+        let (first, last) = r.range;
+        writeln!(
+            out,
+            "{} boot {}: seq {first}..={last}, {} records: {}",
+            Escaped::new(host, &[' ']),
+            Escaped::new(boot, &[' ']),
+            r.seen,
+            if r.is_clean() {
+                "complete"
+            } else {
+                "NOT complete"
+            }
+        )?;
+        clean &= r.is_clean();
+        for (a, b) in &r.missing {
+            if a == b {
+                writeln!(out, "  missing {a}")?;
+            } else {
+                writeln!(out, "  missing {a}..={b} ({})", b - a + 1)?;
+            }
+        }
+        for (seq, extra) in &r.duplicated {
+            writeln!(out, "  duplicated {seq} ({extra} extra)")?;
+        }
+        for (seq, after) in &r.out_of_order {
+            writeln!(out, "  out of order {seq} (after {after})")?;
+        }
+    }
+    writeln!(out, "{} (host, boot) streams checked", reports.len())?;
+    Ok(clean)
+}
+
 /// What is wrong with one (host, boot)'s sequence numbers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeqReport {

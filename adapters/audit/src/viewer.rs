@@ -76,6 +76,13 @@ pub struct AuditArgs {
     /// Date pattern of Open-Xchange-style lines (strftime-like).
     #[arg(long, value_name = "PATTERN", default_value = "%Y-%m-%dT%H:%M:%SZ")]
     pub date_pattern: String,
+    /// Instead of the records: per (host, boot) of the forwarded RFC 5424 lines (a
+    /// collector's files), every sequence number missing, duplicated or out of order.
+    #[arg(long)]
+    pub gaps: bool,
+    /// SD-ID of forwarded lines' structured data (the gateways' `forward.sd_id`).
+    #[arg(long, value_name = "SD-ID", default_value = crate::rfc5424::DEFAULT_SD_ID)]
+    pub sd_id: String,
 }
 
 /// A `--since`/`--until` value: the first and last second it covers.
@@ -154,6 +161,8 @@ pub mod exit {
     pub const UNREADABLE_LINES: u8 = 1;
     /// Bad arguments, or a file could not be opened or read.
     pub const USAGE_OR_IO: u8 = 2;
+    /// `--gaps`: some sequence numbers are missing, duplicated or out of order.
+    pub const GAPS: u8 = 3;
 }
 
 /// Which records to show.
@@ -354,6 +363,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     };
     let mut seq = 0u64;
     let mut buf = Vec::new();
+    let mut forwarded = crate::rfc5424::SeqCheck::new();
     for path in &files {
         let mut reader = match open(path) {
             Ok(r) => r,
@@ -400,6 +410,27 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 problems.bad_line(path, line_no, "not UTF-8");
                 continue;
             };
+            let line = text;
+            // A collector's RFC 5424 line: its MSG is the audit line; notices are skipped.
+            let msg;
+            let text = if line.starts_with('<') {
+                match crate::rfc5424::forwarded(line, &args.sd_id, &mut forwarded) {
+                    Ok(Some(m)) => {
+                        msg = m;
+                        msg.as_str()
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        problems.bad_line(path, line_no, e.reason);
+                        continue;
+                    }
+                }
+            } else {
+                line
+            };
+            if args.gaps {
+                continue;
+            }
             let parsed = if text.starts_with(|c: char| c.is_ascii_digit()) {
                 ejabberd.parse(text)
             } else {
@@ -412,7 +443,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                         unix_secs: record.unix_secs,
                         seq,
                         record,
-                        line: text.to_owned(),
+                        line: line.to_owned(),
                     });
                 }
                 Ok(_) => {}
@@ -422,11 +453,21 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 
     let entries = collector.finish();
+    let mut gaps_found = false;
     let written = match args.output {
+        _ if args.gaps => crate::rfc5424::write_gaps(out, &forwarded).map(|clean| {
+            gaps_found = !clean;
+        }),
         Output::Table => write_table(out, &entries),
         Output::Lines => entries.iter().try_for_each(|e| writeln!(out, "{}", e.line)),
     }
-    .and_then(|()| writeln!(out, "{} records displayed", entries.len()))
+    .and_then(|()| {
+        if args.gaps {
+            Ok(())
+        } else {
+            writeln!(out, "{} records displayed", entries.len())
+        }
+    })
     .and_then(|()| out.flush());
     if let Err(e) = written {
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -444,6 +485,8 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         exit::USAGE_OR_IO
     } else if problems.unreadable > 0 {
         exit::UNREADABLE_LINES
+    } else if gaps_found {
+        exit::GAPS
     } else {
         exit::OK
     }

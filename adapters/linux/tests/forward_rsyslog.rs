@@ -227,7 +227,43 @@ fn load_with_collector_kills(input: Input) {
         }
     }
     assert!(stats.reconnects >= kills, "{stats:?}");
+    // `flightrec audit --gaps` on the collector's file says the same.
+    let gaps = gaps_report(&c.out);
+    for (a, b) in &report.missing {
+        let want = if a == b {
+            format!("  missing {a}\n")
+        } else {
+            format!("  missing {a}..={b} (")
+        };
+        assert!(gaps.contains(&want), "{want} in {gaps}");
+    }
+    assert_eq!(gaps.contains("NOT complete"), !report.is_clean(), "{gaps}");
     assert_eq!(stats.spool.dropped, 0);
+}
+
+/// `flightrec audit --gaps FILE`'s output.
+fn gaps_report(file: &Path) -> String {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        audit: flightrec_audit::viewer::AuditArgs,
+    }
+    let args = Cli::parse_from(["flightrec", "--gaps", file.to_str().unwrap()]).audit;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = flightrec_audit::viewer::run(&args, &mut out, &mut err);
+    let out = String::from_utf8(out).unwrap();
+    let clean = out.contains(": complete");
+    assert_eq!(
+        code,
+        if clean {
+            0
+        } else {
+            flightrec_audit::viewer::exit::GAPS
+        },
+        "{out}"
+    );
+    out
 }
 
 #[test]
