@@ -4,7 +4,10 @@
 //! temporary directory, drives it with a scripted client (good logins, bad passwords, a
 //! brute-force burst from one address, a hostile user name, a panic in one session
 //! handler), then prints the decoded forensic dumps and the audit lines, and exits.
-//! `--keep DIR` works in DIR and leaves the files there.
+//! `--keep DIR` works in DIR and leaves the files there. `--forward HOST:PORT` (plain TCP,
+//! octet-counted) or `--forward relp://HOST:PORT` also sends the audit events, trigger
+//! firings and dump notices to a syslog collector (see the README's "Forwarding to a
+//! collector").
 
 #[path = "support/client.rs"]
 mod client;
@@ -99,14 +102,28 @@ async fn script(addr: std::net::SocketAddr) -> std::io::Result<()> {
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let keep = match (args.next().as_deref(), args.next()) {
-        (Some("--keep"), Some(dir)) => Some(PathBuf::from(dir)),
-        (None, _) => None,
-        _ => {
-            eprintln!("usage: gateway-demo [--keep DIR]");
-            return ExitCode::from(2);
+    let mut keep = None;
+    let mut forward = None;
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--keep", Some(dir)) => keep = Some(PathBuf::from(dir)),
+            ("--forward", Some(url)) => forward = Some(url),
+            _ => {
+                eprintln!(
+                    "usage: gateway-demo [--keep DIR] [--forward HOST:PORT|relp://HOST:PORT]"
+                );
+                return ExitCode::from(2);
+            }
         }
-    };
+    }
+    // The collector URL goes into the TOML as a string: refuse what would break out of it.
+    if forward
+        .as_ref()
+        .is_some_and(|u| u.contains(['"', '\\', '\n']))
+    {
+        eprintln!("gateway-demo: bad --forward URL");
+        return ExitCode::from(2);
+    }
     let temp = match tempfile::tempdir() {
         Ok(t) => t,
         Err(e) => {
@@ -118,7 +135,13 @@ fn main() -> ExitCode {
     let setup = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(dir.join("users.txt"), USERS))
         .and_then(|()| {
-            let config = format!("host = \"gw-demo\"\n{}", include_str!("gateway.toml"));
+            let mut config = format!("host = \"gw-demo\"\n{}", include_str!("gateway.toml"));
+            if let Some(url) = &forward {
+                config.push_str(&format!(
+                    "\n[forward]\ncollector = \"{url}\"\nspool = \"forward-spool\"\n\
+                     reconnect_max_ms = 1000\n"
+                ));
+            }
             std::fs::write(dir.join("gateway.toml"), config)
         })
         .and_then(|()| std::env::set_current_dir(&dir));
@@ -174,6 +197,32 @@ fn main() -> ExitCode {
             running.service.audit_lines(),
             stats.queue_dropped
         );
+        if let Some(url) = &forward {
+            // Give the collector a few seconds to take what was spooled.
+            for _ in 0..50 {
+                match running.service.forward_stats() {
+                    Some(f) if f.spool.pending > 0 => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    _ => break,
+                }
+            }
+            if let Some(f) = running.service.forward_stats() {
+                println!(
+                    "gateway: forwarded to {url}: {} spooled, {} sent, {} acknowledged, {} still \
+                     spooled, {} dropped, {} reconnects{}",
+                    f.spool.spooled,
+                    f.sent,
+                    f.acked,
+                    f.spool.pending,
+                    f.spool.dropped,
+                    f.reconnects,
+                    f.last_error
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
         running.task.abort();
         running.service.shutdown().await;
         Ok::<(), String>(())

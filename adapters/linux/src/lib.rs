@@ -12,7 +12,9 @@
 //! # async fn daemon() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load("gateway.toml".as_ref())?;
 //! let rec = FlightRecorder::new(config.recorder_options()?);
-//! let _service = Service::start(rec.clone(), config.service_options()?)?;
+//! // With a [forward] section, records also go to a syslog collector (see `forward`).
+//! let forwarder = config.forwarder(&rec)?;
+//! let _service = Service::start_with(rec.clone(), config.service_options()?, forwarder)?;
 //! install_panic_hook(rec.clone());
 //! tracing_subscriber::registry()
 //!     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
@@ -32,6 +34,8 @@
 //! - [`Service`] is the writer task: dumps (file name templates, append, 0600,
 //!   `O_NOFOLLOW`), audit files per `@HOST@` with rotation and expiry, `SIGUSR2` dumps,
 //!   `SIGHUP` reopens. [`install_panic_hook`] dumps with reason "untimely death".
+//! - [`forward`]: audit events, trigger firings and dump notices to a syslog collector
+//!   (RFC 5424 over RELP, TCP or TLS), through a crash-surviving spool.
 //! - [`Config`] reads all of it from TOML.
 #![deny(missing_docs)]
 
