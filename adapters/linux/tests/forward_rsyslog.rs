@@ -153,7 +153,15 @@ fn load_with_collector_kills(input: Input) {
     let rate = env("FLIGHTREC_FWD_LOAD_RATE", 5000);
     let kills = env("FLIGHTREC_FWD_LOAD_KILLS", 3);
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Collector::start(&dir.path().join("c"), input.clone(), "");
+    // A second file with when rsyslogd took each message and the event's own time.
+    let delays = dir.path().join("delays.log");
+    let extra = format!(
+        "template(name=\"delay\" type=\"string\" \
+         string=\"%timegenerated:::date-rfc3339% %timestamp:::date-rfc3339%\\n\")\n\
+         action(type=\"omfile\" file=\"{}\" template=\"delay\")\n",
+        delays.display()
+    );
+    let mut c = Collector::start(&dir.path().join("c"), input.clone(), &extra);
     let opts = options(target(&input, c.port), &dir.path().join("spool"));
     let window = opts.window as u64;
     let fwd = std::sync::Arc::new(Forwarder::start(opts, HOST).unwrap());
@@ -161,6 +169,7 @@ fn load_with_collector_kills(input: Input) {
     let producer = {
         let fwd = fwd.clone();
         std::thread::spawn(move || {
+            let cpu_before = thread_cpu_ns("self");
             let start = Instant::now();
             let mut user = String::new();
             for i in 0..total {
@@ -174,6 +183,7 @@ fn load_with_collector_kills(input: Input) {
                 let _ = write!(user, "load{i}");
                 assert_eq!(send(&fwd, i, &user), i);
             }
+            thread_cpu_ns("self") - cpu_before
         })
     };
     // Kills spread over the run; each outage lasts 100 ms.
@@ -196,8 +206,9 @@ fn load_with_collector_kills(input: Input) {
         c.restart();
         eprintln!("kill {k}: sent {sent}, lines {}", c.lines().len());
     }
-    producer.join().unwrap();
-    assert!(fwd.drain(Duration::from_secs(120)), "{:?}", fwd.stats());
+    let producer_cpu = producer.join().unwrap();
+    assert!(fwd.drain(Duration::from_secs(300)), "{:?}", fwd.stats());
+    let forwarder_cpu = forwarder_thread_cpu_ns();
     let stats = fwd.stats();
     let lines = c.wait_lines(total as usize, Duration::from_secs(60));
     let msgs = messages(&lines);
@@ -207,6 +218,16 @@ fn load_with_collector_kills(input: Input) {
     assert_eq!(report.range.1, total - 1, "the last event arrives");
     let missing: u64 = report.missing.iter().map(|(a, b)| b - a + 1).sum();
     let duplicates: u64 = report.duplicated.iter().map(|(_, n)| n).sum();
+    let (p50, p99, max) = delay_percentiles(&delays);
+    eprintln!(
+        "LOAD {input:?}: {total} events in {secs} s ({rate}/s), {kills} collector kills: \
+         forwarder thread {:.0} ns CPU/event, producer (format + spool append) {:.0} ns CPU/event, \
+         delay record call -> rsyslogd p50 {p50:.1} ms p99 {p99:.1} ms max {max:.1} ms, \
+         {missing} lost, {duplicates} duplicated, {} resent",
+        forwarder_cpu as f64 / total as f64,
+        producer_cpu as f64 / total as f64,
+        stats.sent - stats.acked
+    );
     match input {
         Input::Relp => {
             // At least once: nothing lost; a resend only repeats what was unacknowledged.
@@ -239,6 +260,52 @@ fn load_with_collector_kills(input: Input) {
     }
     assert_eq!(gaps.contains("NOT complete"), !report.is_clean(), "{gaps}");
     assert_eq!(stats.spool.dropped, 0);
+}
+
+/// CPU time of a thread of this process (`self` for the calling one), from schedstat.
+fn thread_cpu_ns(tid: &str) -> u64 {
+    let path = if tid == "self" {
+        "/proc/thread-self/schedstat".to_owned()
+    } else {
+        format!("/proc/self/task/{tid}/schedstat")
+    };
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time of the forwarder's sending thread (named `flightrec-fwd`).
+fn forwarder_thread_cpu_ns() -> u64 {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "flightrec-fwd")
+        })
+        .map(|t| thread_cpu_ns(&t.file_name().to_string_lossy()))
+        .sum()
+}
+
+/// p50, p99 and max of (rsyslogd's receive time - the event's time), milliseconds.
+fn delay_percentiles(file: &Path) -> (f64, f64, f64) {
+    use chrono::DateTime;
+    let mut d: Vec<f64> = collector::lines_of(file)
+        .iter()
+        .filter_map(|l| {
+            let (got, sent) = l.split_once(' ')?;
+            let got = DateTime::parse_from_rfc3339(got).ok()?;
+            let sent = DateTime::parse_from_rfc3339(sent).ok()?;
+            Some((got - sent).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect();
+    if d.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    d.sort_by(f64::total_cmp);
+    let at = |q: f64| d[((d.len() - 1) as f64 * q) as usize];
+    (at(0.5), at(0.99), at(1.0))
 }
 
 /// `flightrec audit --gaps FILE`'s output.

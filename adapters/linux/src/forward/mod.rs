@@ -175,7 +175,7 @@ impl Forwarder {
             backoff_max: opts.backoff_max.max(opts.backoff_min),
         };
         let thread = std::thread::Builder::new()
-            .name("flightrec-forward".into())
+            .name("flightrec-fwd".into())
             .spawn(move || sender.run())?;
         Ok(Forwarder {
             builder: MessageBuilder::new(origin, opts.format),
@@ -502,11 +502,30 @@ impl Sender {
                 }
             }
         }
-        // Stopping: close the session politely; what is unanswered stays spooled.
+        // Stopping: close the session politely, taking the answers still due (what stays
+        // unanswered is resent next time).
+        let close = transport::next_txnr(txnr);
         out.clear();
-        transport::relp_frame(&mut out, transport::next_txnr(txnr), "close", b"");
-        let _ = stream.write_all(&out);
-        Ok(())
+        transport::relp_frame(&mut out, close, "close", b"");
+        stream.write_all(&out)?;
+        stream.set_read_timeout(Duration::from_secs(1))?;
+        let (mut acked, mut k) = (None, 0u64);
+        while let Ok(Some(f)) = transport::relp_read(stream, &mut inbuf) {
+            if f.txnr == close || f.command != "rsp" {
+                break;
+            }
+            match inflight.pop_front() {
+                Some((expected, end)) if expected == f.txnr && transport::relp_ok(&f.data) => {
+                    acked = Some(end);
+                    k += 1;
+                }
+                _ => break,
+            }
+        }
+        match acked {
+            Some(end) => self.ack(end, k),
+            None => Ok(()),
+        }
     }
 }
 
