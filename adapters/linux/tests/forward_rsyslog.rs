@@ -510,3 +510,88 @@ fn spool_full_drops_are_counted_and_the_gap_shows() {
     assert_eq!(report.range, (s.spool.dropped, last));
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// Through the writer task: an audit event, the trigger it fires and the dump written
+/// arrive at the collector, the dump notice naming the file and its records.
+#[test]
+fn service_forwards_events_triggers_and_dump_notices() {
+    use flightrec_linux::{
+        DumpFormat, DumpOptions, FlightRecorder, RecorderOptions, Service, ServiceOptions,
+    };
+    if !collector::available(&Input::Relp) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let c = Collector::start(&dir.path().join("c"), Input::Relp, "");
+    let fwd = Forwarder::start(
+        options(target(&Input::Relp, c.port), &dir.path().join("spool")),
+        HOST,
+    )
+    .unwrap();
+    let rec = FlightRecorder::new(RecorderOptions {
+        shards: 2,
+        host: HOST.into(),
+        ..RecorderOptions::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dump_path = dir.path().join("dumps/d.flr");
+    rt.block_on(async {
+        let opts = ServiceOptions {
+            dump: DumpOptions {
+                path: flightrec_linux::files::Template::parse(&dump_path.display().to_string())
+                    .unwrap(),
+                mode: 0o600,
+                format: DumpFormat::Binary,
+            },
+            audit: None,
+            queue: 64,
+            dump_signal: None,
+            reopen_on_hup: false,
+        };
+        let service = Service::start_with(rec.clone(), opts, Some(fwd)).unwrap();
+        rec.log(Level::Info, Some(SessionId(5)), "gw", "hello", &[]);
+        let peer = "203.0.113.9:4444".parse().ok();
+        rec.auth_failure(
+            Some(SessionId(5)),
+            "bob",
+            "example.org",
+            peer,
+            "PLAIN",
+            "bad",
+        );
+        // The post-trigger window (100 ms) closes, the dump is written.
+        let end = Instant::now() + Duration::from_secs(20);
+        while service.dumps().written() == 0 {
+            assert!(Instant::now() < end, "no dump");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        service.flush().await;
+        let end = Instant::now() + Duration::from_secs(20);
+        while service.forward_stats().unwrap().spool.pending > 0 {
+            assert!(Instant::now() < end, "{:?}", service.forward_stats());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        service.shutdown().await;
+    });
+    let lines = c.wait_lines(3, Duration::from_secs(20));
+    let msgs = messages(&lines);
+    let ids: Vec<_> = msgs.iter().map(|m| m.msgid.clone().unwrap()).collect();
+    assert_eq!(ids, ["auth-failure", "trigger", "dump"], "{lines:?}");
+    assert!(seq_report(&msgs, HOST).is_clean());
+    let trigger = msgs[1].element("flightrec@32473").unwrap();
+    assert_eq!(trigger.param("reason"), Some("failed login"));
+    let dump = msgs[2].element("flightrec@32473").unwrap();
+    assert_eq!(dump.param("file"), Some(dump_path.to_str().unwrap()));
+    assert_eq!(dump.param("peer"), Some("203.0.113.9"));
+    assert_eq!(dump.param("port"), Some("4444"));
+    assert_eq!(dump.param("records"), Some("2"));
+    assert_eq!(
+        (dump.param("first"), dump.param("last")),
+        (Some("0"), Some("1"))
+    );
+    assert_eq!(dump.param("lost"), Some("0"));
+    assert!(dump_path.exists());
+}

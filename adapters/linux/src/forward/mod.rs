@@ -484,7 +484,8 @@ impl Sender {
                     }
                     other => return Err(relp_error(format!("unexpected command {other:?}"))),
                 }
-                if inflight.is_empty() {
+                // Refill once half the window is answered: the pipe stays full.
+                if inflight.len() <= self.window / 2 {
                     break;
                 }
                 stream.set_read_timeout(Duration::from_millis(1))?;

@@ -1,0 +1,48 @@
+#!/bin/sh
+# The yardstick for flightrec's forwarder: rsyslog's own omrelp / omfwd sending N lines of a
+# local file (imfile) to a second rsyslogd, as a user without flightrec's forwarder would.
+# Prints the sender's CPU per event (utime + stime of the sending rsyslogd, /proc/PID/stat).
+# Usage: benches/forward/rsyslog-yardstick.sh [N] (default 1200000). Needs rsyslog,
+# rsyslog-relp. Everything runs under a temporary directory on 127.0.0.1.
+set -eu
+N=${1:-1200000}
+tmp=$(mktemp -d)
+trap 'kill $(cat "$tmp"/*.pid 2>/dev/null) 2>/dev/null; rm -rf "$tmp"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Lines shaped like the forwarder's messages (about the same length).
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "<84>1 2026-12-07T05:34:26.763428Z gw1 flightrec 7442 auth-failure [flightrec@32473 host=\"gw1\" boot=\"3aa390a5-2e8f-45be-b545-1d479f3eb930\" seq=\"%d\" session=\"%d\" user=\"load%d\" vhost=\"example.org\" peer=\"192.0.2.7\" port=\"40000\" mechanism=\"PLAIN\" reason=\"bad password\"] 2026-12-07 05:34:26 Failed PLAIN authentication for load%d@example.org from 192.0.2.7 port 40000: bad\\x20password\n", i, i, i, i }' > "$tmp/in.log"
+for mode in omrelp omfwd; do
+    rm -f "$tmp/out.log"
+    mkdir -p "$tmp/wb-$mode" "$tmp/wa-$mode"
+    p=$(port)
+    if [ $mode = omrelp ]; then
+        input="module(load=\"imrelp\") input(type=\"imrelp\" address=\"127.0.0.1\" port=\"$p\")"
+        action="module(load=\"omrelp\") action(type=\"omrelp\" target=\"127.0.0.1\" port=\"$p\")"
+    else
+        input="module(load=\"imtcp\") input(type=\"imtcp\" address=\"127.0.0.1\" port=\"$p\")"
+        action="action(type=\"omfwd\" target=\"127.0.0.1\" port=\"$p\" protocol=\"tcp\" tcp_framing=\"octet-counted\")"
+    fi
+    cat > "$tmp/b.conf" <<CONF
+global(workDirectory="$tmp/wb-$mode" maxMessageSize="64k")
+$input
+action(type="omfile" file="$tmp/out.log" template="RSYSLOG_FileFormat")
+CONF
+    cat > "$tmp/a.conf" <<CONF
+global(workDirectory="$tmp/wa-$mode" maxMessageSize="64k")
+module(load="imfile")
+input(type="imfile" file="$tmp/in.log" tag="gw" readMode="0")
+$action
+CONF
+    rsyslogd -n -f "$tmp/b.conf" -i "$tmp/b.pid" &
+    sleep 1
+    start=$(date +%s.%N)
+    rsyslogd -n -f "$tmp/a.conf" -i "$tmp/a.pid" &
+    apid=$!
+    while [ "$(wc -l < "$tmp/out.log" 2>/dev/null || echo 0)" -lt "$N" ]; do sleep 0.2; done
+    end=$(date +%s.%N)
+    ticks=$(awk '{ print $14 + $15 }' "/proc/$apid/stat")
+    hz=$(getconf CLK_TCK)
+    echo "$mode: $N lines from a local file in $(echo "$end - $start" | bc) s; sender CPU $(echo "$ticks * 1000000000 / $hz / $N" | bc) ns/event"
+    kill "$apid" "$(cat "$tmp/b.pid")"; wait 2>/dev/null || true
+    rm -f "$tmp"/*.pid
+done
