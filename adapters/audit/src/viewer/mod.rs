@@ -16,18 +16,19 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 
 use chrono::{DateTime, NaiveDate};
-use flate2::bufread::MultiGzDecoder;
 use flightrec_core::text::Escaped;
 use flightrec_core::Kind;
 
-use crate::ejabberd::EJABBERD_DELIMITERS;
-use crate::{AuditEvent, AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
+use crate::{AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
+
+mod files;
+mod table;
+
+use files::{expand, has_glob_chars, open, read_line};
 
 /// Longest line read; longer ones are counted unreadable (and not kept in memory).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -423,7 +424,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 
     let entries = collector.finish();
     let written = match args.output {
-        Output::Table => write_table(out, &entries),
+        Output::Table => table::write_table(out, &entries),
         Output::Lines => entries.iter().try_for_each(|e| writeln!(out, "{}", e.line)),
     }
     .and_then(|()| writeln!(out, "{} records displayed", entries.len()))
@@ -449,192 +450,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
-fn has_glob_chars(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
 /// A first positional that names a host or account rather than a file.
 fn looks_like_target(s: &str) -> bool {
     !s.is_empty() && !s.contains('/') && !has_glob_chars(s) && std::fs::symlink_metadata(s).is_err()
-}
-
-/// Files named by `paths` (files, directories, globs), oldest rotation first.
-fn expand(paths: &[String], problems: &mut Problems<'_>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for p in paths {
-        let path = Path::new(p);
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
-                Ok(entries) => {
-                    for entry in entries.flatten() {
-                        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-                        if !hidden && entry.path().is_file() {
-                            files.push(entry.path());
-                        }
-                    }
-                }
-                Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
-            },
-            Ok(_) => files.push(path.to_path_buf()),
-            Err(_) if has_glob_chars(p) => match glob::glob(p) {
-                Ok(matches) => {
-                    let before = files.len();
-                    files.extend(matches.flatten().filter(|m| m.is_file()));
-                    if files.len() == before {
-                        problems.io(format_args!("{}: matches no file", shown_path(path)));
-                    }
-                }
-                Err(e) => problems.io(format_args!("bad pattern {}: {e}", shown_path(path))),
-            },
-            Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
-        }
-    }
-    files.sort_by_cached_key(|f| rotation_key(f));
-    files.dedup_by(|a, b| same_file(a, b));
-    files
-}
-
-/// Sort key putting a rotated set oldest first: `x.log.2.gz`, `x.log.1`, `x.log`.
-fn rotation_key(path: &Path) -> (PathBuf, String, Reverse<u64>) {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".gz").unwrap_or(&name);
-    let (base, index) = match stem.rsplit_once('.') {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            (base.to_owned(), n.parse().unwrap_or(u64::MAX))
-        }
-        _ => (stem.to_owned(), 0),
-    };
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    (dir, base, Reverse(index))
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-/// Opens a log, gunzipping it if it starts with the gzip magic (whatever its name).
-fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
-    let mut reader = BufReader::new(File::open(path)?);
-    let gz = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if gz {
-        Box::new(BufReader::new(MultiGzDecoder::new(reader)))
-    } else {
-        Box::new(reader)
-    })
-}
-
-/// Reads one line without its `\n` into `buf`: `None` at the end, `Some(true)` if it was
-/// longer than `max` (then `buf` is empty and the rest of the line skipped).
-fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
-    buf.clear();
-    let mut too_long = false;
-    let mut any = false;
-    loop {
-        let available = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(any.then_some(too_long));
-        }
-        any = true;
-        let newline = available.iter().position(|&b| b == b'\n');
-        let chunk = available
-            .get(..newline.unwrap_or(available.len()))
-            .unwrap_or_default();
-        if !too_long {
-            if buf.len() + chunk.len() > max {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        let used = newline.map_or(available.len(), |i| i + 1);
-        r.consume(used);
-        if newline.is_some() {
-            return Ok(Some(too_long));
-        }
-    }
-}
-
-/// The table's cells for one record; peer-controlled text is escaped.
-fn cells(e: &Entry) -> [String; 5] {
-    let date = DateTime::from_timestamp(e.unix_secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| e.unix_secs.to_string());
-    let event = &e.record.event;
-    let kind = event.kind().name().unwrap_or("?").to_owned();
-    let name = |s: &str| Escaped::new(s, EJABBERD_DELIMITERS).to_string();
-    let account = match event {
-        AuditEvent::SessionForbidden {
-            user,
-            host,
-            resource,
-        } => format!("{}@{}/{}", name(user), name(host), name(resource)),
-        _ => match event.account() {
-            Some((user, host)) => format!("{}@{}", name(user), name(host)),
-            None => "-".to_owned(),
-        },
-    };
-    let peer = event
-        .peer()
-        .map(|p| std::net::SocketAddr::new(p.addr.into(), p.port).to_string())
-        .unwrap_or_else(|| "-".to_owned());
-    let mut details = String::new();
-    match event {
-        AuditEvent::AuthFailure {
-            mechanism, reason, ..
-        } => {
-            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
-            if !reason.is_empty() {
-                let _ = write!(details, ": {}", Escaped::new(reason, &[]));
-            }
-        }
-        AuditEvent::AuthSuccess { mechanism, .. } => {
-            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
-        }
-        AuditEvent::Connect { protocol, .. } => {
-            let _ = write!(details, "{}", Escaped::new(protocol, &[' ']));
-        }
-        AuditEvent::Logout { .. } | AuditEvent::SessionForbidden { .. } => {}
-    }
-    [date, kind, account, peer, details]
-}
-
-fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
-    const HEADERS: [&str; 5] = ["Date (UTC)", "Event", "Account", "Peer", "Details"];
-    const MAX_WIDTH: usize = 48;
-    let rows: Vec<[String; 5]> = entries.iter().map(cells).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count().min(MAX_WIDTH));
-        }
-    }
-    let mut line = String::new();
-    let mut emit = |cells: [&str; 5], out: &mut dyn Write| -> io::Result<()> {
-        line.clear();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            let pad = w.saturating_sub(cell.chars().count());
-            line.extend(std::iter::repeat_n(' ', pad));
-        }
-        writeln!(out, "{}", line.trim_end())
-    };
-    emit(HEADERS, out)?;
-    for row in &rows {
-        emit(row.each_ref().map(String::as_str), out)?;
-    }
-    Ok(())
 }

@@ -1,0 +1,85 @@
+//! The `--output table` layout.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use chrono::DateTime;
+use flightrec_core::text::Escaped;
+
+use super::Entry;
+use crate::ejabberd::EJABBERD_DELIMITERS;
+use crate::AuditEvent;
+
+/// The table's cells for one record; peer-controlled text is escaped.
+fn cells(e: &Entry) -> [String; 5] {
+    let date = DateTime::from_timestamp(e.unix_secs, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| e.unix_secs.to_string());
+    let event = &e.record.event;
+    let kind = event.kind().name().unwrap_or("?").to_owned();
+    let name = |s: &str| Escaped::new(s, EJABBERD_DELIMITERS).to_string();
+    let account = match event {
+        AuditEvent::SessionForbidden {
+            user,
+            host,
+            resource,
+        } => format!("{}@{}/{}", name(user), name(host), name(resource)),
+        _ => match event.account() {
+            Some((user, host)) => format!("{}@{}", name(user), name(host)),
+            None => "-".to_owned(),
+        },
+    };
+    let peer = event
+        .peer()
+        .map(|p| std::net::SocketAddr::new(p.addr.into(), p.port).to_string())
+        .unwrap_or_else(|| "-".to_owned());
+    let mut details = String::new();
+    match event {
+        AuditEvent::AuthFailure {
+            mechanism, reason, ..
+        } => {
+            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
+            if !reason.is_empty() {
+                let _ = write!(details, ": {}", Escaped::new(reason, &[]));
+            }
+        }
+        AuditEvent::AuthSuccess { mechanism, .. } => {
+            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
+        }
+        AuditEvent::Connect { protocol, .. } => {
+            let _ = write!(details, "{}", Escaped::new(protocol, &[' ']));
+        }
+        AuditEvent::Logout { .. } | AuditEvent::SessionForbidden { .. } => {}
+    }
+    [date, kind, account, peer, details]
+}
+
+pub(super) fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
+    const HEADERS: [&str; 5] = ["Date (UTC)", "Event", "Account", "Peer", "Details"];
+    const MAX_WIDTH: usize = 48;
+    let rows: Vec<[String; 5]> = entries.iter().map(cells).collect();
+    let mut widths = HEADERS.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count().min(MAX_WIDTH));
+        }
+    }
+    let mut line = String::new();
+    let mut emit = |cells: [&str; 5], out: &mut dyn Write| -> io::Result<()> {
+        line.clear();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let pad = w.saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        writeln!(out, "{}", line.trim_end())
+    };
+    emit(HEADERS, out)?;
+    for row in &rows {
+        emit(row.each_ref().map(String::as_str), out)?;
+    }
+    Ok(())
+}
