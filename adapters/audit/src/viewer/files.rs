@@ -14,28 +14,30 @@ pub(super) fn has_glob_chars(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Files named by `paths` (files, directories, globs), oldest rotation first.
+/// Files named by `paths` (files, directories, globs), oldest rotation first. A directory
+/// is read with its subdirectories, so the per-host layout the Linux adapter writes
+/// (`audit/@HOST@/audit.log`, rotated as `audit.log.1`, `audit.log.2.gz`) is found from
+/// `audit/`.
 pub(super) fn expand(paths: &[String], problems: &mut Problems<'_>) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for p in paths {
         let path = Path::new(p);
         match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
-                Ok(entries) => {
-                    for entry in entries.flatten() {
-                        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-                        if !hidden && entry.path().is_file() {
-                            files.push(entry.path());
-                        }
-                    }
-                }
-                Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
-            },
-            Ok(_) => files.push(path.to_path_buf()),
+            Ok(m) => add(path, &m, &mut files, problems),
             Err(_) if has_glob_chars(p) => match glob::glob(p) {
                 Ok(matches) => {
                     let before = files.len();
-                    files.extend(matches.flatten().filter(|m| m.is_file()));
+                    for m in matches {
+                        match m {
+                            Ok(found) => match std::fs::metadata(&found) {
+                                Ok(meta) => add(&found, &meta, &mut files, problems),
+                                Err(e) => problems.io(format_args!("{}: {e}", shown_path(&found))),
+                            },
+                            Err(e) => {
+                                problems.io(format_args!("{}: {}", shown_path(e.path()), e.error()))
+                            }
+                        }
+                    }
                     if files.len() == before {
                         problems.io(format_args!("{}: matches no file", shown_path(path)));
                     }
@@ -48,6 +50,71 @@ pub(super) fn expand(paths: &[String], problems: &mut Problems<'_>) -> Vec<PathB
     files.sort_by_cached_key(|f| rotation_key(f));
     files.dedup_by(|a, b| same_file(a, b));
     files
+}
+
+/// Adds a named path (`meta` follows links: the user named it): a regular file, or the
+/// files under a directory. Anything else (a FIFO would block the reader) is refused.
+fn add(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    files: &mut Vec<PathBuf>,
+    problems: &mut Problems<'_>,
+) {
+    if meta.is_dir() {
+        walk(path, files, problems);
+    } else if meta.is_file() {
+        files.push(path.to_path_buf());
+    } else {
+        problems.io(format_args!(
+            "{}: not a regular file or directory",
+            shown_path(path)
+        ));
+    }
+}
+
+/// Regular files under `dir`, at any depth. Hidden entries are skipped, and so are other
+/// non-regular files (FIFOs, sockets, devices); a link to a file is read, a link to a
+/// directory is not followed (so a link loop cannot hold the walk) and said so.
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                problems.io(format_args!("{}: {e}", shown_path(&dir)));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    problems.io(format_args!("{}: {e}", shown_path(&dir)));
+                    continue;
+                }
+            };
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(t) if t.is_file() => files.push(path),
+                Ok(t) if t.is_symlink() => {
+                    if path.is_file() {
+                        files.push(path);
+                    } else if path.is_dir() {
+                        problems.note(format_args!(
+                            "{}: link to a directory, not followed (name it to read it)",
+                            shown_path(&path)
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => problems.io(format_args!("{}: {e}", shown_path(&path))),
+            }
+        }
+    }
 }
 
 /// Sort key putting a rotated set oldest first: `x.log.2.gz`, `x.log.1`, `x.log`.

@@ -2,9 +2,22 @@
 //!
 //! Reads ejabberd-style and Open-Xchange-style lines (each line's style is recognised on
 //! its own: ejabberd lines start with a digit) from plain or gzip-compressed files,
-//! rotated sets (`audit.log`, `audit.log.1`, `audit.log.2.gz`), directories and glob
-//! patterns, with no daemon running. Records are shown newest first, followed by
-//! `N records displayed`.
+//! rotated sets (`audit.log`, `audit.log.1`, `audit.log.2.gz`), directories with their
+//! subdirectories (the Linux adapter's per-host layout `audit/@HOST@/audit.log` is read
+//! from `audit/`) and glob patterns, with no daemon running. Records are shown newest
+//! first, followed by `N records displayed`; when that is 0, stderr says why (no file
+//! found, which is an error; no record in the files; none for the host or account asked
+//! for, with the hosts seen; all excluded by the other options).
+//!
+//! A host given as target matches its records whatever their ASCII case or trailing dot
+//! (`example.org`, `EXAMPLE.ORG`, `example.org.`); the user name matches exactly.
+//!
+//! Nothing a peer controls reaches the terminal raw: table cells are escaped with
+//! [`flightrec_core::text::Escaped`] (no control, Unicode whitespace other than the ASCII
+//! space, bidi, format or invisible character; spaces at a cell's ends escaped too), and
+//! `--output lines` prints only lines that parse, which the parser accepts only as the
+//! renderer escapes them. The one raw control it may print is the tab of an Open-Xchange
+//! layout whose configured delimiter is tab.
 //!
 //! A *global* event is one tied to no account (today: a connection, which comes before
 //! any login), like Prosody's host-wide events. By default they are shown with the rest;
@@ -153,7 +166,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Some lines could not be read; the rest was shown.
     pub const UNREADABLE_LINES: u8 = 1;
-    /// Bad arguments, or a file could not be opened or read.
+    /// Bad arguments, a file could not be opened or read, or no file was found.
     pub const USAGE_OR_IO: u8 = 2;
 }
 
@@ -169,7 +182,20 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, r: &AuditRecord) -> bool {
+    /// Whether `r` concerns the host or account asked for (any record when none was).
+    /// Global events belong to every host, to no account.
+    fn is_of_target(&self, r: &AuditRecord) -> bool {
+        match r.event.account() {
+            None => self.user.is_none(),
+            Some((user, host)) => {
+                self.host.as_deref().is_none_or(|h| same_host(h, host))
+                    && self.user.as_deref().is_none_or(|u| u == user)
+            }
+        }
+    }
+
+    /// Whether `r` passes the other filters: kinds, times, global or not.
+    fn passes_options(&self, r: &AuditRecord) -> bool {
         if !self.kinds.is_empty() && !self.kinds.contains(&r.event.kind()) {
             return false;
         }
@@ -178,18 +204,53 @@ impl Filter {
         {
             return false;
         }
-        match r.event.account() {
-            None => !self.no_global && self.user.is_none(),
-            Some((user, host)) => {
-                !self.global_only
-                    && self
-                        .host
-                        .as_deref()
-                        .is_none_or(|h| h.eq_ignore_ascii_case(host))
-                    && self.user.as_deref().is_none_or(|u| u == user)
-            }
+        if r.event.is_global() {
+            !self.no_global
+        } else {
+            !self.global_only
         }
     }
+
+    /// The options in force besides the target, as typed, for messages.
+    fn options(&self) -> String {
+        let mut given = Vec::new();
+        if !self.kinds.is_empty() {
+            given.push("--kind");
+        }
+        if self.since.is_some() {
+            given.push("--since");
+        }
+        if self.until.is_some() {
+            given.push("--until");
+        }
+        if self.global_only {
+            given.push("--global");
+        }
+        if self.no_global {
+            given.push("--no-global");
+        }
+        given.join(", ")
+    }
+}
+
+/// Host names compare as DNS names do: ASCII case and one trailing dot (the root) do not
+/// matter, so `example.org`, `EXAMPLE.ORG` and `example.org.` are one host.
+fn same_host(a: &str, b: &str) -> bool {
+    let bare = |h: &str| h.strip_suffix('.').unwrap_or(h).to_owned();
+    bare(a).eq_ignore_ascii_case(&bare(b))
+}
+
+/// What was read, to say why nothing is shown.
+#[derive(Default)]
+struct Tally {
+    /// Lines that parsed.
+    records: u64,
+    /// Of those, records of the target.
+    of_target: u64,
+    /// Of those, records passing every filter.
+    matching: u64,
+    /// A few host names seen, for "none for HOST" messages.
+    hosts: std::collections::BTreeSet<String>,
 }
 
 /// A kept record; ordered by time, then by reading order (later lines are newer).
@@ -274,6 +335,11 @@ impl Problems<'_> {
 
     fn io(&mut self, message: std::fmt::Arguments<'_>) {
         self.io_errors += 1;
+        self.note(message);
+    }
+
+    /// Says something on stderr that is not a failure.
+    fn note(&mut self, message: std::fmt::Arguments<'_>) {
         let _ = writeln!(self.err, "flightrec audit: {message}");
     }
 }
@@ -308,7 +374,12 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let (user, host) = match target.as_deref() {
         None => (None, None),
         Some(t) => match t.split_once('@') {
-            Some((_, "")) => return usage(err, &format!("bad account {t:?}: empty host")),
+            Some((_, "")) => {
+                return usage(
+                    err,
+                    &format!("bad account {}: empty host", Escaped::new(t, &[])),
+                )
+            }
             Some((u, h)) => (Some(u.to_owned()), Some(h.to_owned())),
             None if t.is_empty() => return usage(err, "empty host"),
             None => (None, Some(t.to_owned())),
@@ -346,6 +417,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         io_errors: 0,
     };
     let files = expand(paths, &mut problems);
+    let mut tally = Tally::default();
     let mut collector = match args.limit {
         Some(limit) => Collector::Newest {
             heap: BinaryHeap::new(),
@@ -406,18 +478,32 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             } else {
                 ox.parse(text)
             };
-            match parsed {
-                Ok(record) if filter.matches(&record) => {
-                    seq += 1;
-                    collector.push(Entry {
-                        unix_secs: record.unix_secs,
-                        seq,
-                        record,
-                        line: text.to_owned(),
-                    });
+            let record = match parsed {
+                Ok(record) => record,
+                Err(e) => {
+                    problems.bad_line(path, line_no, e.reason);
+                    continue;
                 }
-                Ok(_) => {}
-                Err(e) => problems.bad_line(path, line_no, e.reason),
+            };
+            tally.records += 1;
+            if !filter.is_of_target(&record) {
+                if let Some((_, host)) = record.event.account() {
+                    if tally.hosts.len() < 8 {
+                        tally.hosts.insert(host.to_owned());
+                    }
+                }
+                continue;
+            }
+            tally.of_target += 1;
+            if filter.passes_options(&record) {
+                tally.matching += 1;
+                seq += 1;
+                collector.push(Entry {
+                    unix_secs: record.unix_secs,
+                    seq,
+                    record,
+                    line: text.to_owned(),
+                });
             }
         }
     }
@@ -441,12 +527,72 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             problems.unreadable
         );
     }
+    if entries.is_empty() {
+        explain_nothing_shown(
+            &mut problems,
+            &files,
+            &tally,
+            &filter,
+            target.as_deref(),
+            args.limit,
+        );
+    }
     if problems.io_errors > 0 {
         exit::USAGE_OR_IO
     } else if problems.unreadable > 0 {
         exit::UNREADABLE_LINES
     } else {
         exit::OK
+    }
+}
+
+/// Says on stderr why no record is shown; no file at all is an error.
+fn explain_nothing_shown(
+    problems: &mut Problems<'_>,
+    files: &[std::path::PathBuf],
+    tally: &Tally,
+    filter: &Filter,
+    target: Option<&str>,
+    limit: Option<usize>,
+) {
+    let n = files.len();
+    if n == 0 {
+        problems.io(format_args!(
+            "no audit log file found (directories are searched with their subdirectories)"
+        ));
+    } else if tally.records == 0 {
+        problems.note(format_args!("{n} file(s) read, no audit record in them"));
+    } else if tally.of_target == 0 {
+        let target = Escaped::new(target.unwrap_or_default(), &[]);
+        let seen: Vec<String> = tally
+            .hosts
+            .iter()
+            .map(|h| Escaped::new(h, &[',', ' ']).to_string())
+            .collect();
+        let seen = match seen.len() {
+            0 => "only events tied to no account".to_owned(),
+            8 => format!("hosts seen: {}, ...", seen.join(", ")),
+            _ => format!("hosts seen: {}", seen.join(", ")),
+        };
+        problems.note(format_args!(
+            "{} record(s) in {n} file(s), none for {target} ({seen})",
+            tally.records,
+        ));
+    } else if tally.matching == 0 {
+        let of = match target {
+            Some(t) => format!(" for {}", Escaped::new(t, &[])),
+            None => String::new(),
+        };
+        problems.note(format_args!(
+            "{} record(s){of} in {n} file(s), all excluded by {}",
+            tally.of_target,
+            filter.options()
+        ));
+    } else if limit == Some(0) {
+        problems.note(format_args!(
+            "--limit 0 shows none of the {} matching record(s)",
+            tally.matching
+        ));
     }
 }
 

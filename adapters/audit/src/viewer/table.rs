@@ -40,7 +40,9 @@ fn cells(e: &Entry) -> [String; 5] {
         } => {
             let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
             if !reason.is_empty() {
-                let _ = write!(details, ": {}", Escaped::new(reason, &[]));
+                // Spaces inside stay readable; at the ends they would not be seen.
+                let reason = Escaped::new(reason, &[]).to_string();
+                let _ = write!(details, ": {}", visible_edges(&reason));
             }
         }
         AuditEvent::AuthSuccess { mechanism, .. } => {
@@ -54,6 +56,21 @@ fn cells(e: &Entry) -> [String; 5] {
     [date, kind, account, peer, details]
 }
 
+/// `escaped` (an [`Escaped`] text) with its leading and trailing spaces escaped too, so
+/// that none is lost to the eye or to the table's layout; it still unescapes to the
+/// original.
+fn visible_edges(escaped: &str) -> String {
+    let inner = escaped.trim_matches(' ');
+    let start = escaped.len() - escaped.trim_start_matches(' ').len();
+    let end = escaped.len() - escaped.trim_end_matches(' ').len();
+    if inner.is_empty() {
+        return "\\x20".repeat(escaped.len());
+    }
+    format!("{}{inner}{}", "\\x20".repeat(start), "\\x20".repeat(end))
+}
+
+/// Writes the header and a row per entry: columns padded with spaces to a common width
+/// (at most 48 characters), the last one not padded; nothing of a cell is trimmed.
 pub(super) fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
     const HEADERS: [&str; 5] = ["Date (UTC)", "Event", "Account", "Peer", "Details"];
     const MAX_WIDTH: usize = 48;
@@ -67,15 +84,22 @@ pub(super) fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<
     let mut line = String::new();
     let mut emit = |cells: [&str; 5], out: &mut dyn Write| -> io::Result<()> {
         line.clear();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        // Trailing empty cells are left out rather than padded.
+        let used = cells
+            .iter()
+            .rposition(|c| !c.is_empty())
+            .map_or(0, |i| i + 1);
+        for (i, (cell, w)) in cells.iter().zip(widths).take(used).enumerate() {
             if i > 0 {
                 line.push_str("  ");
             }
             line.push_str(cell);
-            let pad = w.saturating_sub(cell.chars().count());
-            line.extend(std::iter::repeat_n(' ', pad));
+            if i + 1 < used {
+                let pad = w.saturating_sub(cell.chars().count());
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
         }
-        writeln!(out, "{}", line.trim_end())
+        writeln!(out, "{line}")
     };
     emit(HEADERS, out)?;
     for row in &rows {
