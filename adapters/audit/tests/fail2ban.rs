@@ -15,6 +15,8 @@ use flightrec_audit::{EjabberdFormat, LineFormat, OxFormat};
 use flightrec_core::event::{Addr, AuthFailure, Decoded, Peer};
 use flightrec_core::text::is_dangerous;
 
+mod common;
+
 fn have_fail2ban() -> bool {
     let found = Command::new("fail2ban-regex")
         .arg("--version")
@@ -43,44 +45,27 @@ fn peer(last: u8) -> Option<Peer> {
     })
 }
 
-/// The characters to vary by: every one Python (fail2ban's language) takes for `\s` or
-/// files under Zs, Zl, Zp, Cc or Cf, the invisible ones the issue names (Hangul fillers,
-/// variation selectors, the combining grapheme joiner), and every one `is_dangerous`
-/// flags, with the ASCII space. Plane 14's default-ignorable block is escaped whole, but
-/// only its tags and variation selectors are assigned: the other 3,700 would only slow
-/// the test down.
+/// The characters to vary by: the tests' model (`common`: Python's `\s` and Zs, Zl, Zp,
+/// Cc, Cf; the issue's invisible characters; Rust's controls and whitespace), every one
+/// `is_dangerous` flags, and the ASCII space. Plane 14's default-ignorable block is
+/// escaped whole, but only its tags and variation selectors are assigned: the other 3,700
+/// would only slow the test down.
 fn hostile_chars() -> Vec<char> {
-    const SCRIPT: &str = "import re, unicodedata\n\
-        ws = re.compile(r'\\s')\n\
-        print(' '.join('%x' % i for i in range(0x110000) if not 0xd800 <= i <= 0xdfff and \
-        (ws.match(chr(i)) or unicodedata.category(chr(i)) in ('Zs', 'Zl', 'Zp', 'Cc', 'Cf'))))\n";
-    let out = Command::new("python3")
-        .args(["-c", SCRIPT])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "python3: {out:?}");
-    let mut model: Vec<u32> = String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(|h| u32::from_str_radix(h, 16).unwrap())
-        .collect();
-    assert!(
-        model.len() > 200,
-        "python3 listed {} characters",
-        model.len()
+    let mut chars: Vec<char> = common::model_chars().to_vec();
+    chars.extend(
+        (0..=0x10_ffffu32)
+            .filter_map(char::from_u32)
+            .filter(|&c| is_dangerous(c)),
     );
-    model.extend([0x115f, 0x1160, 0x3164, 0xffa0, 0x34f]);
-    model.extend((0xfe00..=0xfe0f).chain(0xe0100..=0xe01ef));
-    model.extend((0..=0x10_ffffu32).filter(|&c| char::from_u32(c).is_some_and(is_dangerous)));
-    model.push(u32::from(' '));
-    model.sort_unstable();
-    model.dedup();
-    let unassigned = |c: &u32| (0xe0080..0xe0100).contains(c) || (0xe01f0..0xe1000).contains(c);
-    model
-        .into_iter()
-        .filter(|c| !unassigned(c))
-        .filter_map(char::from_u32)
-        .collect()
+    chars.push(' ');
+    chars.sort_unstable();
+    chars.dedup();
+    let unassigned = |c: &char| {
+        let c = u32::from(*c);
+        (0xe0080..0xe0100).contains(&c) || (0xe01f0..0xe1000).contains(&c)
+    };
+    chars.retain(|c| !unassigned(c));
+    chars
 }
 
 /// Three failures per character: in the user, in the host, and in every peer-controlled
