@@ -5,6 +5,8 @@
 //! categories in core) and the ASCII space. Every failure must match and count against
 //! the real peer, or an attacker who varies that character is never banned.
 //!
+//! A real fail2ban server then bans attackers who spell every failure differently.
+//!
 //! Skipped with a note when fail2ban is not installed; a failure under `CI`.
 
 use std::collections::BTreeMap;
@@ -161,5 +163,177 @@ fn open_xchange_filter_bans_every_spelling() {
             ..OxFormat::default()
         });
         check(format, &filter);
+    }
+}
+
+/// Runs a real fail2ban server (no actions: a ban only lists the address) with one jail per
+/// layout and stops it when dropped.
+struct Server {
+    conf: PathBuf,
+    child: std::process::Child,
+}
+
+impl Server {
+    /// `jails`: name, filter (with parameters), log file.
+    fn start(dir: &Path, jails: &[(&str, &str, &Path)], maxretry: usize) -> Server {
+        let conf = dir.join("conf");
+        std::fs::create_dir_all(conf.join("filter.d")).unwrap();
+        std::fs::create_dir_all(conf.join("action.d")).unwrap();
+        for f in ["flightrec-ejabberd.conf", "flightrec-ox.conf"] {
+            std::fs::copy(filter(f), conf.join("filter.d").join(f)).unwrap();
+        }
+        let d = dir.display();
+        std::fs::write(
+            conf.join("fail2ban.conf"),
+            format!(
+                "[Definition]\nloglevel = INFO\nlogtarget = {d}/server.log\nsyslogsocket = auto\n\
+                 socket = {d}/sock\npidfile = {d}/pid\ndbfile = :memory:\n"
+            ),
+        )
+        .unwrap();
+        let mut jail = format!(
+            "[DEFAULT]\nbackend = polling\nmaxretry = {maxretry}\nfindtime = 1d\nbantime = 1d\n\
+             logtimezone = UTC\naction =\n"
+        );
+        for (name, filter, log) in jails {
+            jail += &format!(
+                "[{name}]\nenabled = true\nfilter = {filter}\nlogpath = {}\n",
+                log.display()
+            );
+        }
+        std::fs::write(conf.join("jail.conf"), jail).unwrap();
+        let child = Command::new("fail2ban-server")
+            .args(["-f", "-x", "-c"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Server { conf, child }
+    }
+
+    /// `fail2ban-client status JAIL`, or `None` while the server is not up.
+    fn status(&self, jail: &str) -> Option<String> {
+        let out = Command::new("fail2ban-client")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(["status", jail])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("fail2ban-client")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("stop")
+            .output();
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The value after `key:` in a `fail2ban-client status` answer.
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.split_once(&format!("{key}:")).map(|(_, v)| v.trim()))
+        .unwrap_or("")
+}
+
+/// A real fail2ban server bans each attacker whose every failed login is spelled
+/// differently (one character of every class in the user or the host): the jail's
+/// `maxretry` is the number of spellings, so the ban comes only if every one of them
+/// counted. Addresses planted in fields are never banned.
+#[test]
+fn fail2ban_server_bans_attackers_who_vary_the_spelling() {
+    if !have_fail2ban() {
+        return;
+    }
+    let chars = hostile_chars();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t = i128::from(now) * 1_000_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let ox = |delimiter, attribute_names| {
+        LineFormat::OpenXchange(OxFormat {
+            delimiter,
+            attribute_names,
+            ..OxFormat::default()
+        })
+    };
+    let ox_conf = "flightrec-ox";
+    let ox_semicolon = format!("{ox_conf}[delimiter=\";\"]");
+    let layouts = [
+        (
+            "ejabberd",
+            LineFormat::Ejabberd(EjabberdFormat::default()),
+            "flightrec-ejabberd",
+        ),
+        ("ox", ox('|', true), ox_conf),
+        ("oxsemicolon", ox(';', false), ox_semicolon.as_str()),
+    ];
+    let mut jails = Vec::new();
+    for (i, (name, format, _)) in layouts.iter().enumerate() {
+        // Attacker .1x varies the user, .2x the host; the planted address is 203.0.113.1.
+        let mut log = String::new();
+        for &c in &chars {
+            let user = format!("al{c}ice{c}from{c}203.0.113.1{c}ip={c}203.0.113.1");
+            let host = format!("example{c}org");
+            for (user, host, last) in [(user.as_str(), "example.org", 10), ("alice", &host, 20)] {
+                let e = Decoded::AuthFailure(AuthFailure {
+                    user,
+                    host,
+                    peer: peer(last + u8::try_from(i).unwrap()),
+                    mechanism: "PLAIN",
+                    reason: "",
+                });
+                format.render(t, "gw", &e, &mut log).unwrap();
+                log.push('\n');
+            }
+        }
+        let path = dir.path().join(format!("{name}.log"));
+        std::fs::write(&path, log).unwrap();
+        jails.push((*name, path));
+    }
+    let jail_list: Vec<(&str, &str, &Path)> = layouts
+        .iter()
+        .zip(&jails)
+        .map(|((name, _, filter), (_, path))| (*name, *filter, path.as_path()))
+        .collect();
+    let server = Server::start(dir.path(), &jail_list, chars.len());
+    // The server reads the logs on its own time: wait for the verdict, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    for (i, (name, _, _)) in layouts.iter().enumerate() {
+        let expected = format!("192.0.2.{} 192.0.2.{}", 10 + i, 20 + i);
+        let total = (2 * chars.len()).to_string();
+        loop {
+            let status = server.status(name).unwrap_or_default();
+            let banned = status_field(&status, "Banned IP list");
+            let mut banned: Vec<&str> = banned.split_whitespace().collect();
+            banned.sort_unstable();
+            if banned.join(" ") == expected && status_field(&status, "Total failed") == total {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                panic!(
+                    "jail {name}: expected {expected} banned after {total} failures, status:\n{status}\nserver log (last lines, newest first):\n{}",
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 }
