@@ -264,6 +264,13 @@ pub enum Item<'a> {
     },
 }
 
+impl Item<'_> {
+    /// Whether this item closes a dump (its end frame, or where an incomplete one stops).
+    pub fn ends_dump(&self) -> bool {
+        matches!(self, Item::DumpEnd { .. } | Item::Incomplete { .. })
+    }
+}
+
 /// Counts kept while decoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {

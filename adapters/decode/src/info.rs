@@ -198,41 +198,7 @@ pub fn write_json<W: Write + ?Sized>(
         write!(line, ",\"unsupported_version\":{v}")?;
     }
     if let Some(h) = &d.header {
-        write!(
-            line,
-            ",\"reason\":\"{}\",\"marker\":\"{}\",\"detail\":",
-            h.reason,
-            h.reason.marker()
-        )?;
-        json_str(&mut line, &h.detail)?;
-        write!(
-            line,
-            ",\"trigger_time\":\"{}\",\"trigger_ticks\":{}",
-            Time {
-                ticks: h.trigger_time,
-                clock: Some(h.clock)
-            },
-            h.trigger_time
-        )?;
-        match h.trigger_seq {
-            Some(s) => write!(line, ",\"trigger_seq\":{s}")?,
-            None => line.extend_from_slice(b",\"trigger_seq\":null"),
-        }
-        write!(
-            line,
-            ",\"first_seq\":{},\"next_seq\":{},\"lost_before_ring\":{},\"suppressed\":{},\"index\":{},\"capacity\":{}",
-            h.first_seq, h.next_seq, h.lost, h.suppressed, h.index, h.capacity
-        )?;
-        match h.scope {
-            Some(s) => write!(line, ",\"scope\":{}", s.0)?,
-            None => line.extend_from_slice(b",\"scope\":null"),
-        }
-        line.extend_from_slice(b",\"build\":{\"name\":");
-        json_str(&mut line, &h.build_name)?;
-        line.extend_from_slice(b",\"version\":");
-        json_str(&mut line, &h.build_version)?;
-        let id: String = h.build_id.iter().map(|b| format!("{b:02x}")).collect();
-        write!(line, ",\"id\":\"{id}\"}}")?;
+        crate::render::json::header(&mut line, h)?;
     }
     write!(line, ",\"decoded\":{}", d.decoded)?;
     if let Some(e) = &d.end {
