@@ -181,7 +181,7 @@ impl Shared {
 enum Style {
     Text(text::Text),
     Json,
-    Forensic(forensic::Forensic),
+    Forensic(Box<forensic::Forensic>),
 }
 
 /// Renders [`Item`]s in one [`Format`]. See the crate docs for an example.
@@ -196,7 +196,7 @@ impl Renderer {
         let style = match opts.format {
             Format::Text => Style::Text(text::Text::default()),
             Format::Json => Style::Json,
-            Format::Forensic => Style::Forensic(forensic::Forensic::default()),
+            Format::Forensic => Style::Forensic(Box::default()),
         };
         Renderer {
             shared: Shared {
