@@ -122,6 +122,22 @@ pub enum Damage {
         /// The number found.
         seq: u64,
     },
+    /// A record with the same sequence number as the record before it.
+    Duplicate {
+        /// The number.
+        seq: u64,
+    },
+    /// A record whose sequence number lies outside its dump header's
+    /// `first_seq..next_seq`: it belongs to another dump (a splice) or its dump's header is
+    /// wrong. It is shown, flagged.
+    OutOfRange {
+        /// The number found.
+        seq: u64,
+        /// The header's `first_seq`.
+        first: u64,
+        /// The header's `next_seq`.
+        next: u64,
+    },
 }
 
 impl fmt::Display for Damage {
@@ -150,6 +166,11 @@ impl fmt::Display for Damage {
             Damage::OutOfOrder { expected, seq } => write!(
                 f,
                 "record {seq} out of order (expected {expected} or later)"
+            ),
+            Damage::Duplicate { seq } => write!(f, "record {seq} appears twice"),
+            Damage::OutOfRange { seq, first, next } => write!(
+                f,
+                "record {seq} lies outside its dump's range {first}..{next}: it belongs to another dump"
             ),
         }
     }
@@ -253,7 +274,43 @@ pub enum Item<'a> {
         /// Its version byte.
         version: u8,
     },
-    /// Bytes outside any dump (before, between or after dumps).
+    /// A whole record frame with no dump magic and header before it (they are lost): the
+    /// records from here to the next dump boundary belong to a dump that cannot be named.
+    UnknownDump {
+        /// Byte offset of the first record frame.
+        offset: u64,
+    },
+    /// A ring region (a dump whose header leaves its range open, `next_seq` = `u64::MAX`:
+    /// the circular area of a ring file) wraps here: the newest records came first, older
+    /// ones follow. Not damage.
+    Wrap {
+        /// Byte offset of the first record of the older lap.
+        offset: u64,
+        /// Sequence number of the last record of the newer lap.
+        newest: u64,
+        /// Sequence number of the first record of the older lap.
+        oldest: u64,
+    },
+    /// Bytes at a ring region's write head that are no whole frame: the frame being
+    /// written when the writer stopped, or the oldest frame, partly overwritten by a newer
+    /// one. Expected in a ring, not damage.
+    RingHead {
+        /// Byte offset of the first.
+        offset: u64,
+        /// How many.
+        len: u64,
+    },
+    /// A ring region ends: it has no end frame by design.
+    RegionEnd {
+        /// Byte offset of the region's magic.
+        dump_offset: u64,
+        /// Byte offset where it ends.
+        offset: u64,
+        /// Records decoded in it.
+        seen: u64,
+    },
+    /// Bytes outside any dump (before, between or after dumps). Bytes other than erased
+    /// flash (`FF`) count as damage ([`Stats::stray`]).
     Skipped {
         /// Byte offset of the first.
         offset: u64,
@@ -265,9 +322,31 @@ pub enum Item<'a> {
 }
 
 impl Item<'_> {
+    /// The byte offset the item is at (for a dump's end or cut: where it ends).
+    pub fn offset(&self) -> u64 {
+        match *self {
+            Item::DumpStart { offset, .. }
+            | Item::Record { offset, .. }
+            | Item::Gap { offset, .. }
+            | Item::Damaged { offset, .. }
+            | Item::UnknownFrame { offset, .. }
+            | Item::DumpEnd { offset, .. }
+            | Item::Incomplete { offset, .. }
+            | Item::Unsupported { offset, .. }
+            | Item::UnknownDump { offset }
+            | Item::Wrap { offset, .. }
+            | Item::RingHead { offset, .. }
+            | Item::RegionEnd { offset, .. }
+            | Item::Skipped { offset, .. } => offset,
+        }
+    }
+
     /// Whether this item closes a dump (its end frame, or where an incomplete one stops).
     pub fn ends_dump(&self) -> bool {
-        matches!(self, Item::DumpEnd { .. } | Item::Incomplete { .. })
+        matches!(
+            self,
+            Item::DumpEnd { .. } | Item::Incomplete { .. } | Item::RegionEnd { .. }
+        )
     }
 }
 
@@ -288,20 +367,71 @@ pub struct Stats {
     pub unsupported: u64,
     /// Missing sequence numbers, summed over gaps.
     pub missing: u64,
+    /// Bytes skipped outside dumps that are not erased flash: damage when the input holds
+    /// dumps (a dump's lost magic and header, or foreign data).
+    pub stray: u64,
+    /// Bytes the format explains: magics, version bytes and whole frames.
+    pub framed: u64,
 }
 
 impl Stats {
     /// Whether anything was damaged, cut off or not understood.
     pub fn damaged(&self) -> bool {
-        self.damaged + self.incomplete + self.unsupported > 0
+        self.damaged + self.incomplete + self.unsupported > 0 || (self.stray > 0 && self.dumps > 0)
+    }
+
+    /// Adds the counts of another input (or another part of one).
+    pub fn add(&mut self, o: &Stats) {
+        self.bytes += o.bytes;
+        self.dumps += o.dumps;
+        self.records += o.records;
+        self.damaged += o.damaged;
+        self.incomplete += o.incomplete;
+        self.unsupported += o.unsupported;
+        self.missing += o.missing;
+        self.stray += o.stray;
+        self.framed += o.framed;
     }
 }
 
 struct DumpCtx {
     offset: u64,
     header: Option<Header>,
+    /// Lowest sequence number the next record may have.
     expected: Option<u64>,
+    /// The previous record's sequence number.
+    last: Option<u64>,
     seen: u64,
+    /// Set for a ring region.
+    ring: Option<RingCtx>,
+}
+
+impl DumpCtx {
+    fn new(offset: u64) -> Self {
+        DumpCtx {
+            offset,
+            header: None,
+            expected: None,
+            last: None,
+            seen: 0,
+            ring: None,
+        }
+    }
+}
+
+/// What a ring region's decoding remembers: where its newest lap began, whether it wrapped,
+/// and a damaged stretch held back until it is known whether it is the write head.
+#[derive(Default)]
+struct RingCtx {
+    newest_first: Option<u64>,
+    wrapped: bool,
+    held: Option<(u64, u64, Damage)>,
+}
+
+/// Whether a header leaves its range open: a ring region, whose records are whatever the
+/// circular area holds.
+fn is_ring(h: &Header) -> bool {
+    h.next_seq == u64::MAX
 }
 
 #[derive(Clone, Copy)]
@@ -347,6 +477,84 @@ enum Frame {
         ty: u8,
         len: u16,
     },
+}
+
+/// Checks a record's sequence number against its dump: inside the header's range, above
+/// the previous record's (a gap between them is reported as lost records), and in a ring
+/// region the one jump back of its wrap. Queues what it finds in `notes`.
+fn check_seq(ctx: &mut DumpCtx, offset: u64, seq: u64, notes: &mut Vec<Item<'static>>) {
+    let range = ctx
+        .header
+        .as_ref()
+        .filter(|h| !is_ring(h))
+        .map(|h| (h.first_seq, h.next_seq));
+    if let Some((first, next)) = range.filter(|&(f, n)| seq < f || seq >= n) {
+        // Not one of this dump's records: the dump's own sequence goes on without it.
+        notes.push(Item::Damaged {
+            offset,
+            len: 0,
+            why: Damage::OutOfRange { seq, first, next },
+        });
+        return;
+    }
+    let scoped = ctx.header.as_ref().is_some_and(|h| h.scope.is_some());
+    let expected = ctx.expected.or(range.map(|r| r.0));
+    if let Some(ring) = ctx.ring.as_mut() {
+        let held = ring.held.take();
+        if !ring.wrapped && expected.is_some_and(|e| seq < e) {
+            // The wrap: what was held back is the write head.
+            ring.wrapped = true;
+            if let Some((at, len, _)) = held {
+                notes.push(Item::RingHead { offset: at, len });
+            }
+            notes.push(Item::Wrap {
+                offset,
+                newest: ctx.last.unwrap_or(0),
+                oldest: seq,
+            });
+            ctx.expected = Some(seq.saturating_add(1));
+            ctx.last = Some(seq);
+            return;
+        }
+        match held {
+            // Before the region's first record: the writer had just wrapped to the area's
+            // start. What follows is one lap.
+            Some((at, len, _)) if ctx.last.is_none() => {
+                ring.wrapped = true;
+                notes.push(Item::RingHead { offset: at, len });
+            }
+            Some((at, len, why)) => notes.push(Item::Damaged {
+                offset: at,
+                len,
+                why,
+            }),
+            None => {}
+        }
+        ring.newest_first.get_or_insert(seq);
+    }
+    if let Some(expected) = expected {
+        if seq > expected {
+            notes.push(Item::Gap {
+                offset,
+                from: expected,
+                to: seq,
+                scoped,
+            });
+        } else if seq < expected {
+            let why = if ctx.last == Some(seq) {
+                Damage::Duplicate { seq }
+            } else {
+                Damage::OutOfOrder { expected, seq }
+            };
+            notes.push(Item::Damaged {
+                offset,
+                len: 0,
+                why,
+            });
+        }
+    }
+    ctx.expected = Some(seq.saturating_add(1));
+    ctx.last = Some(seq);
 }
 
 /// Streams [`Item`]s out of a reader. See the crate docs for an example.
@@ -482,6 +690,10 @@ impl<R: Read> Decoder<R> {
             Item::Incomplete { .. } => self.stats.incomplete += 1,
             Item::Unsupported { .. } => self.stats.unsupported += 1,
             Item::Gap { from, to, .. } => self.stats.missing += to.saturating_sub(*from),
+            Item::UnknownDump { .. } => self.stats.damaged += 1,
+            Item::Skipped { len, erased, .. } => {
+                self.stats.stray += len.saturating_sub(*erased);
+            }
             _ => {}
         }
         self.queue.push_back(Pending::Item(item));
@@ -535,32 +747,38 @@ impl<R: Read> Decoder<R> {
         };
         // A magic past the limit waits for the header frames before it to be checked.
         let magic = magic.filter(|&m| m <= limit);
-        let header = if self.after_unsupported {
+        // A header or record frame that checks but follows no magic: a dump whose magic (and
+        // header) are damaged. Its records are shown, under an unknown dump.
+        let frame = if self.after_unsupported {
             None // frames of a dump of an unknown version: do not guess
         } else {
             let upto = magic.unwrap_or(limit).min(limit);
-            memchr::memmem::find_iter(hay.get(..upto).unwrap_or(&[]), &[SYNC, FRAME_HEADER])
-                .find(|&i| self.candidate(self.start + i))
+            memchr::memchr_iter(SYNC, hay.get(..upto).unwrap_or(&[])).find(|&i| {
+                matches!(
+                    self.byte(self.start + i + 1),
+                    Some(FRAME_HEADER | FRAME_RECORD)
+                ) && self.candidate(self.start + i)
+            })
         };
-        match (magic, header) {
+        match (magic, frame) {
             (_, Some(i)) => {
                 self.note_skip(self.start, i);
                 self.start += i;
                 self.flush_skip();
                 let offset = self.offset();
-                self.push(Item::Damaged {
-                    offset,
-                    len: 0,
-                    why: Damage::MissingMagic,
-                });
                 self.stats.dumps += 1;
-                self.dump = Some(DumpCtx {
-                    offset,
-                    header: None,
-                    expected: None,
-                    seen: 0,
-                });
-                self.state = State::Header;
+                self.dump = Some(DumpCtx::new(offset));
+                if self.byte(self.start + 1) == Some(FRAME_HEADER) {
+                    self.push(Item::Damaged {
+                        offset,
+                        len: 0,
+                        why: Damage::MissingMagic,
+                    });
+                    self.state = State::Header;
+                } else {
+                    self.push(Item::UnknownDump { offset });
+                    self.state = State::Frames;
+                }
             }
             (Some(i), None) => {
                 self.note_skip(self.start, i);
@@ -606,12 +824,8 @@ impl<R: Read> Decoder<R> {
             Some(VERSION) => {
                 self.start += MAGIC.len() + 1;
                 self.stats.dumps += 1;
-                self.dump = Some(DumpCtx {
-                    offset,
-                    header: None,
-                    expected: None,
-                    seen: 0,
-                });
+                self.stats.framed += MAGIC.len() as u64 + 1;
+                self.dump = Some(DumpCtx::new(offset));
                 self.state = State::Header;
             }
             Some(version) => {
@@ -681,12 +895,16 @@ impl<R: Read> Decoder<R> {
                     .ok()
                     .map(|(h, _)| Header::from(&h));
                 self.start += len;
+                self.stats.framed += len as u64;
                 self.state = State::Frames;
                 let Some(ctx) = self.dump.as_mut() else {
                     return Ok(());
                 };
                 match header {
                     Some(header) => {
+                        if is_ring(&header) {
+                            ctx.ring = Some(RingCtx::default());
+                        }
                         ctx.header = Some(header.clone());
                         let dump_offset = ctx.offset;
                         self.push(Item::DumpStart {
@@ -714,21 +932,89 @@ impl<R: Read> Decoder<R> {
     }
 
     fn end_dump(&mut self, why: Cut) {
-        if let Some(ctx) = self.dump.take() {
+        self.close_dump(self.offset(), why);
+        self.state = State::Scan;
+    }
+
+    /// Closes the open dump, which has no end frame, at `offset`. A ring region has none by
+    /// design: it ends with [`Item::RegionEnd`] if it holds its whole capacity, and the true
+    /// loss (records between its older lap's end and its newer lap's start) is a gap.
+    fn close_dump(&mut self, offset: u64, why: Cut) {
+        let Some(mut ctx) = self.dump.take() else {
+            return;
+        };
+        let Some(ring) = ctx.ring.take() else {
             self.push(Item::Incomplete {
                 dump_offset: ctx.offset,
-                offset: self.offset(),
+                offset,
+                seen: ctx.seen,
+                why,
+            });
+            return;
+        };
+        if let Some((at, len, _)) = ring.held {
+            // Damage held back is never after the wrap: it is the write head.
+            self.push(Item::RingHead { offset: at, len });
+        }
+        if let (true, Some(from), Some(to)) = (ring.wrapped, ctx.expected, ring.newest_first) {
+            if from < to {
+                self.push(Item::Gap {
+                    offset,
+                    from,
+                    to,
+                    scoped: ctx.header.as_ref().is_some_and(|h| h.scope.is_some()),
+                });
+            }
+        }
+        let capacity = ctx.header.as_ref().map_or(0, |h| u64::from(h.capacity));
+        if offset.saturating_sub(ctx.offset) >= capacity {
+            self.push(Item::RegionEnd {
+                dump_offset: ctx.offset,
+                offset,
+                seen: ctx.seen,
+            });
+        } else {
+            // Shorter than its area: the region is cut.
+            self.push(Item::Incomplete {
+                dump_offset: ctx.offset,
+                offset,
                 seen: ctx.seen,
                 why,
             });
         }
-        self.state = State::Scan;
+    }
+
+    /// Reports bytes that could not be decoded. In a ring region before its wrap, the
+    /// report waits: a stretch followed by the wrap (or by the region's end) is the write
+    /// head, not damage.
+    fn damage(&mut self, offset: u64, len: u64, why: Damage) {
+        let ring = self.dump.as_mut().and_then(|d| d.ring.as_mut());
+        if let Some(ring) = ring.filter(|r| !r.wrapped) {
+            // Two stretches with only padding between are one (a torn frame holding zeros).
+            let held = match ring.held {
+                Some((at, _, first)) => (at, (offset + len).saturating_sub(at), first),
+                None => (offset, len, why),
+            };
+            ring.held = Some(held);
+            return;
+        }
+        self.push(Item::Damaged { offset, len, why });
+    }
+
+    /// Whether a run of `fill` bytes (erased flash `FF`, or padding `00`) starts at buffer
+    /// index `at` (filled by the caller).
+    fn run_at(&self, at: usize, fill: u8) -> bool {
+        let run = self.bytes(at, ERASED_RUN);
+        !run.is_empty() && (run.len() == ERASED_RUN || self.eof) && run.iter().all(|&b| b == fill)
     }
 
     /// Whether erased flash starts at buffer index `at` (filled by the caller).
     fn erased_at(&self, at: usize) -> bool {
-        let run = self.bytes(at, ERASED_RUN);
-        !run.is_empty() && (run.len() == ERASED_RUN || self.eof) && run.iter().all(|&b| b == 0xFF)
+        self.run_at(at, 0xFF)
+    }
+
+    fn in_ring(&self) -> bool {
+        self.dump.as_ref().is_some_and(|d| d.ring.is_some())
     }
 
     fn frames(&mut self) -> io::Result<()> {
@@ -738,6 +1024,13 @@ impl<R: Read> Decoder<R> {
             self.end_dump(Cut::InputEnded);
             return Ok(());
         };
+        if first == 0 && self.in_ring() {
+            // A ring region's padding (after its header, or the tail zeroed at a wrap).
+            let run = self.bytes(self.start, self.avail());
+            let n = run.iter().position(|&b| b != 0).unwrap_or(run.len());
+            self.start += n.max(1);
+            return Ok(());
+        }
         if first != SYNC {
             if self.bytes(self.start, MAGIC.len()) == MAGIC {
                 self.end_dump(Cut::NextDump);
@@ -773,6 +1066,7 @@ impl<R: Read> Decoder<R> {
     }
 
     fn whole_frame(&mut self, offset: u64, ty: u8, (b0, b1): (usize, usize), len: usize) {
+        self.stats.framed += len as u64;
         match ty {
             FRAME_RECORD => {
                 let body = self.bytes(b0, b1 - b0);
@@ -796,12 +1090,19 @@ impl<R: Read> Decoder<R> {
                     .map(|(e, _)| e);
                 self.start += len;
                 self.state = State::Scan;
-                let Some(ctx) = self.dump.take() else {
+                let Some(mut ctx) = self.dump.take() else {
                     return;
                 };
+                if let Some((at, len, why)) = ctx.ring.as_mut().and_then(|r| r.held.take()) {
+                    self.push(Item::Damaged {
+                        offset: at,
+                        len,
+                        why,
+                    });
+                }
                 match end {
                     Some(end) => {
-                        if let Some(h) = &ctx.header {
+                        if let Some(h) = ctx.header.as_ref().filter(|h| !is_ring(h)) {
                             let next = ctx.expected.unwrap_or(h.first_seq);
                             if next < h.next_seq {
                                 self.push(Item::Gap {
@@ -828,21 +1129,10 @@ impl<R: Read> Decoder<R> {
             FRAME_HEADER => {
                 // A header that checks but follows no magic: the previous dump was cut off
                 // and this one's magic is damaged. Start a dump here.
-                if let Some(ctx) = self.dump.take() {
-                    self.push(Item::Incomplete {
-                        dump_offset: ctx.offset,
-                        offset,
-                        seen: ctx.seen,
-                        why: Cut::NextDump,
-                    });
-                }
+                self.stats.framed -= len as u64; // counted again as the header
+                self.close_dump(offset, Cut::NextDump);
                 self.stats.dumps += 1;
-                self.dump = Some(DumpCtx {
-                    offset,
-                    header: None,
-                    expected: None,
-                    seen: 0,
-                });
+                self.dump = Some(DumpCtx::new(offset));
                 self.state = State::Header;
             }
             _ => {
@@ -860,29 +1150,7 @@ impl<R: Read> Decoder<R> {
         let mut notes = Vec::new();
         if let Some(ctx) = self.dump.as_mut() {
             ctx.seen += 1;
-            let expected = ctx
-                .expected
-                .or_else(|| ctx.header.as_ref().map(|h| h.first_seq));
-            if let Some(expected) = expected {
-                if head.seq > expected {
-                    notes.push(Item::Gap {
-                        offset,
-                        from: expected,
-                        to: head.seq,
-                        scoped: ctx.header.as_ref().is_some_and(|h| h.scope.is_some()),
-                    });
-                } else if head.seq < expected {
-                    notes.push(Item::Damaged {
-                        offset,
-                        len: 0,
-                        why: Damage::OutOfOrder {
-                            expected,
-                            seq: head.seq,
-                        },
-                    });
-                }
-            }
-            ctx.expected = Some(head.seq.saturating_add(1));
+            check_seq(ctx, offset, head.seq, &mut notes);
         }
         for n in notes {
             self.push(n);
@@ -950,6 +1218,10 @@ impl<R: Read> Decoder<R> {
                         found = Some(Err(Cut::Erased));
                         break;
                     }
+                    0x00 if self.in_ring() && self.run_at(i, 0) => {
+                        found = Some(Ok(())); // padding: skipped in `frames`
+                        break;
+                    }
                     _ => {}
                 }
                 i += 1;
@@ -962,11 +1234,7 @@ impl<R: Read> Decoder<R> {
                 continue; // refill and scan on: `start` moved, so this progresses
             };
             let here = self.offset();
-            self.push(Item::Damaged {
-                offset: from,
-                len: here.saturating_sub(from),
-                why,
-            });
+            self.damage(from, here.saturating_sub(from), why);
             match found {
                 Ok(()) => self.state = State::Frames,
                 Err(cut) => self.end_dump(cut),

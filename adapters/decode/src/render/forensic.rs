@@ -88,6 +88,22 @@ impl Forensic {
                 }
                 self.close(out)
             }
+            Item::UnknownDump { offset } => {
+                self.close(out)?;
+                self.block = Some(Block {
+                    offset: Some(*offset),
+                    ..Block::default()
+                });
+                Ok(())
+            }
+            Item::RegionEnd { seen, .. } => {
+                if let Some(b) = self.block.as_mut() {
+                    b.close = Some(format!(
+                        "ring region (no end frame by design); {seen} records decoded"
+                    ));
+                }
+                self.close(out)
+            }
             Item::Incomplete { why, seen, .. } => {
                 if let Some(b) = self.block.as_mut() {
                     b.close = Some(format!("no: {why}; {seen} records decoded"));
@@ -96,18 +112,18 @@ impl Forensic {
                     diag_line(out, false, item)
                 }
             }
-            Item::Gap { .. } | Item::Damaged { .. } | Item::UnknownFrame { .. } => {
-                match self.block.as_mut() {
-                    Some(b) if b.body.len() < FORENSIC_BODY_MAX => {
-                        diag_line(&mut b.body, false, item)
-                    }
-                    Some(b) => {
-                        b.hidden += 1;
-                        Ok(())
-                    }
-                    None => diag_line(out, false, item),
+            Item::Gap { .. }
+            | Item::Damaged { .. }
+            | Item::UnknownFrame { .. }
+            | Item::Wrap { .. }
+            | Item::RingHead { .. } => match self.block.as_mut() {
+                Some(b) if b.body.len() < FORENSIC_BODY_MAX => diag_line(&mut b.body, false, item),
+                Some(b) => {
+                    b.hidden += 1;
+                    Ok(())
                 }
-            }
+                None => diag_line(out, false, item),
+            },
             Item::Unsupported { .. } | Item::Skipped { .. } => {
                 self.close(out)?;
                 diag_line(out, false, item)
@@ -205,7 +221,7 @@ impl Forensic {
                 writeln!(out, "Suppressed: {}", h.suppressed)?;
             }
             None => {
-                writeln!(out, "Reason: unknown (header damaged)")?;
+                writeln!(out, "Reason: unknown (magic or header damaged)")?;
                 writeln!(out, "Records: {} decoded", b.decoded)?;
             }
         }

@@ -80,6 +80,27 @@ pub(crate) fn render<W: Write + ?Sized>(
             open(sh, &mut line, "unsupported", *offset)?;
             write!(line, ",\"version\":{version}")?;
         }
+        Item::UnknownDump { offset } => open(sh, &mut line, "unknown_dump", *offset)?,
+        Item::Wrap {
+            offset,
+            newest,
+            oldest,
+        } => {
+            open(sh, &mut line, "wrap", *offset)?;
+            write!(line, ",\"newest\":{newest},\"oldest\":{oldest}")?;
+        }
+        Item::RingHead { offset, len } => {
+            open(sh, &mut line, "ring_head", *offset)?;
+            write!(line, ",\"len\":{len}")?;
+        }
+        Item::RegionEnd {
+            dump_offset,
+            offset,
+            seen,
+        } => {
+            open(sh, &mut line, "region_end", *offset)?;
+            write!(line, ",\"dump_offset\":{dump_offset},\"decoded\":{seen}")?;
+        }
         Item::Skipped {
             offset,
             len,

@@ -376,15 +376,44 @@ pub(crate) fn diag_line<W: Write + ?Sized>(
                 crate::decoder::VERSION
             )?;
         }
+        Item::UnknownDump { offset } => {
+            alert(out)?;
+            write!(
+                out,
+                "unknown dump at offset {offset}: its magic and header are lost; the records below belong to a dump that cannot be named"
+            )?;
+        }
+        Item::Wrap {
+            offset,
+            newest,
+            oldest,
+        } => write!(
+            out,
+            "-- ring wraps at offset {offset}: the newer records end with seq {newest}, older ones follow from seq {oldest}"
+        )?,
+        Item::RingHead { offset, len } => write!(
+            out,
+            "-- {len} bytes at offset {offset} skipped: the ring's write head (a frame being written when the writer stopped, or the oldest one partly overwritten)"
+        )?,
+        Item::RegionEnd {
+            dump_offset,
+            offset,
+            seen,
+        } => write!(
+            out,
+            "== end of ring region at offset {dump_offset} at offset {offset}: {seen} records decoded (a ring region has no end frame)"
+        )?,
         Item::Skipped {
             offset,
             len,
             erased,
         } => {
-            write!(
-                out,
-                "-- skipped {len} bytes at offset {offset} outside dumps"
-            )?;
+            if erased < len {
+                alert(out)?;
+            } else {
+                out.write_all(b"-- ")?;
+            }
+            write!(out, "skipped {len} bytes at offset {offset} outside dumps")?;
             if erased == len {
                 write!(out, " (erased flash)")?;
             } else if *erased > 0 {
