@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 pub mod decoder;
+pub mod flash;
 pub mod info;
 pub mod render;
 pub mod time;
