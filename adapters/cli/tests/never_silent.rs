@@ -184,6 +184,12 @@ fn dump_with_page_header_in_a_string() -> Vec<u8> {
         let msg = format!("{}{fake} tail", "x".repeat(pad));
         rec.log(2, Level::Warn, None, "auth", &msg, &[]).unwrap();
         rec.log(3, Level::Info, None, "auth", "after", &[]).unwrap();
+        // Enough after it that the fake header's page is whole in the file.
+        for i in 0..8 {
+            let msg = format!("then step {i} of the session, logged");
+            rec.log(4 + i, Level::Info, None, "auth", &msg, &[])
+                .unwrap();
+        }
         let mut out = Vec::new();
         let Some(order) = (match rec.fire(Reason::UntimelyDeath, 0) {
             flightrec_core::Action::Dump(_) => rec.take_order(),
@@ -192,13 +198,17 @@ fn dump_with_page_header_in_a_string() -> Vec<u8> {
             panic!("a death dumps at once")
         };
         let build = header().build;
-        rec.dump(&order, ClockInfo::BOOT_MILLIS, &build, &mut out, &mut [0u8; 512])
-            .unwrap();
-        let at = out
-            .windows(16)
-            .position(|w| w == fake.as_bytes())
-            .unwrap();
+        rec.dump(
+            &order,
+            ClockInfo::BOOT_MILLIS,
+            &build,
+            &mut out,
+            &mut [0u8; 512],
+        )
+        .unwrap();
+        let at = out.windows(16).position(|w| w == fake.as_bytes()).unwrap();
         if at % 128 == 0 {
+            assert!(out.len() >= at + 128, "the fake page is whole in the file");
             return out;
         }
     }
@@ -217,7 +227,10 @@ fn record_contents_do_not_steer_the_input_kind() {
         let o = run(&["decode", p.to_str().unwrap()]);
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(code), "{name}: {out}\n{err}");
-        assert!(out.contains("msg=\"user logged in\""), "{name}: {out}\n{err}");
+        assert!(
+            out.contains("msg=\"user logged in\""),
+            "{name}: {out}\n{err}"
+        );
         assert!(out.contains("msg=\"after\""), "{name}: {out}\n{err}");
         assert!(!err.contains("flash"), "{name}: {err}");
     }
@@ -246,15 +259,25 @@ fn info_exits_1_where_decode_does() {
         let o = run(&[cmd, p.to_str().unwrap()]);
         let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{cmd}: {out}\n{err}");
-        assert!(out.contains("COUNT MISMATCH: 9 written but 3 decoded"), "{cmd}: {out}");
+        assert!(
+            out.contains("COUNT MISMATCH: 9 written but 11 decoded"),
+            "{cmd}: {out}"
+        );
     }
     let o = run(&["info", "--format", "json", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((v["count_mismatch"].as_bool(), v["whole"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (v["count_mismatch"].as_bool(), v["whole"].as_bool()),
+        (Some(true), Some(false))
+    );
     // And both exit 0 on the same dump whole.
     let p = file("match.bin", &dump);
     for cmd in ["decode", "info"] {
-        assert_eq!(run(&[cmd, p.to_str().unwrap()]).status.code(), Some(0), "{cmd}");
+        assert_eq!(
+            run(&[cmd, p.to_str().unwrap()]).status.code(),
+            Some(0),
+            "{cmd}"
+        );
     }
 }
