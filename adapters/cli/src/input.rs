@@ -49,29 +49,12 @@ pub(crate) fn read(
     on_item: &mut OnItem<'_>,
 ) -> io::Result<Result<Outcome, Stop>> {
     if path.as_os_str() == "-" {
-        let mut stdin = io::stdin().lock();
-        let mut start = Vec::with_capacity(RECORD_LEN);
-        (&mut stdin)
-            .take(RECORD_LEN as u64)
-            .read_to_end(&mut start)?;
-        if starts_as_flash(&start) {
-            let _ = writeln!(
-                err,
-                "flightrec: standard input is a flash image (a page header at offset 0): give it as a file, it is read page by page"
-            );
-            return Err(io::Error::other("flash image on standard input"));
-        }
-        let r = io::Cursor::new(start).chain(stdin);
-        let r: Box<dyn Read> = if env.progress {
-            Box::new(Progress::new(r, shown(path), None))
-        } else {
-            Box::new(r)
-        };
-        return Ok(wire(path, r, err, on_item));
+        return Ok(stream(path, io::stdin().lock(), env, err, on_item));
     }
     let mut file = File::open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
+        // A pipe (`<(zcat dump.gz)`) or a device: read as it comes, no seeking.
+        return Ok(stream(path, file, env, err, on_item));
     }
     let mut start = Vec::with_capacity(RECORD_LEN);
     (&mut file)
@@ -105,6 +88,42 @@ pub(crate) fn read(
             wire(path, r, err, on_item)
         }
     })
+}
+
+/// Decodes an input that cannot seek (standard input, a pipe) as a stream of dumps; a
+/// flash image (a page header at its start) is refused, as it is read page by page.
+fn stream(
+    path: &Path,
+    mut input: impl Read,
+    env: &Env,
+    err: &mut dyn Write,
+    on_item: &mut OnItem<'_>,
+) -> Result<Outcome, Stop> {
+    let mut start = Vec::with_capacity(RECORD_LEN);
+    if let Err(e) = (&mut input).take(RECORD_LEN as u64).read_to_end(&mut start) {
+        let _ = writeln!(err, "flightrec: cannot read {}: {e}", shown(path));
+        return Ok(Outcome {
+            read_error: true,
+            ..Outcome::default()
+        });
+    }
+    if starts_as_flash(&start) {
+        let _ = writeln!(
+            err,
+            "flightrec: {}: a flash image (a page header at offset 0) is read page by page: give it as a regular file",
+            shown(path)
+        );
+        return Ok(Outcome {
+            read_error: true,
+            ..Outcome::default()
+        });
+    }
+    let r = io::Cursor::new(start).chain(input);
+    if env.progress {
+        wire(path, Progress::new(r, shown(path), None), err, on_item)
+    } else {
+        wire(path, r, err, on_item)
+    }
 }
 
 /// Whether an input starts with a page header (at offset 0 every page size divides).
@@ -165,6 +184,15 @@ fn flash_dumps(
         }
     };
     let page = image.page_size();
+    let cut = dumps.iter().any(|d| d.trouble.contains(&Trouble::Cut));
+    if let Some((last, held)) = image.partial_tail().filter(|_| !cut) {
+        outcome.flash_damaged = true;
+        let _ = writeln!(
+            err,
+            "flightrec: {}: the image ends {held} bytes into page {last} (pages are {page} bytes): it is cut",
+            shown(path)
+        );
+    }
     for d in dumps {
         let last = d.first_page + d.pages - 1;
         let name = match d.id {

@@ -117,6 +117,16 @@ fn an_image_cut_inside_a_first_page_is_reported() {
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(err.contains("the image ends inside it"), "{err}");
     assert_eq!(shown(&out, 0, 10), 10, "{out}");
+    // An image cut inside an erased page is cut too.
+    let (image, _) = flash_image(&[10]);
+    let p2 = file("cut-erased.img", &image[..image.len() - 100]);
+    let o2 = run(&["info", p2.to_str().unwrap()]);
+    assert_eq!(o2.status.code(), Some(1));
+    assert!(
+        text(&o2).1.contains("bytes into page 31"),
+        "{}",
+        text(&o2).1
+    );
     // What the first 200 bytes of its page hold is shown: the dump's start.
     assert!(out.contains("records 0..30"), "{out}");
     assert!(out.contains("d1 step 0 of the handshake"), "{out}\n{err}");
@@ -280,4 +290,32 @@ fn info_exits_1_where_decode_does() {
             "{cmd}"
         );
     }
+}
+
+#[test]
+fn standard_input_streams_and_refuses_a_flash_image() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let feed = |bytes: &[u8]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flightrec"))
+            .args(["decode", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = feed(&dump_with_page_header_in_a_string());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert!(text(&o).0.contains("msg=\"after\""));
+    let (image, _) = flash_image(&[3]);
+    let o = feed(&image);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).1.contains("give it as a regular file"),
+        "{}",
+        text(&o).1
+    );
 }

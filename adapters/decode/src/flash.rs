@@ -162,6 +162,12 @@ impl<R: Read + Seek> FlashImage<R> {
         self.pages.len() as u64
     }
 
+    /// If the image ends inside a page: that page and the bytes of it the image holds.
+    pub fn partial_tail(&self) -> Option<(u64, u64)> {
+        let held = self.len % self.erase;
+        (held != 0).then(|| (self.page_count().saturating_sub(1), held))
+    }
+
     /// Reads up to `buf.len()` bytes at `at` (fewer at the image's end).
     fn read_at<'b>(&mut self, at: u64, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
         let n = usize::try_from(self.len.saturating_sub(at))
