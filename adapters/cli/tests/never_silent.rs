@@ -319,3 +319,26 @@ fn standard_input_streams_and_refuses_a_flash_image() {
         text(&o).1
     );
 }
+
+#[test]
+fn the_rest_of_a_reclaimed_dump_is_a_note_not_damage() {
+    // Dumps of several pages each, round robin over 32 pages: the store reclaims the
+    // oldest ones' first pages, and a newer dump wraps round the region's end.
+    let (image, infos) = flash_image(&[60, 60, 60, 60, 60, 60]);
+    let pages: u32 = infos.iter().map(|i| i.pages).sum();
+    assert!(pages > PAGES as u32, "the store wrapped: {infos:?}");
+    let p = file("reclaimed.img", &image);
+    let o = run(&["decode", p.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert!(err.contains("reclaimed"), "{err}");
+    // Every dump the store still lists is shown whole.
+    let mut mem = image.clone();
+    let mut store =
+        FlashStore::mount(RamFlash::<PAGE, 4>::new(&mut mem), 0..(PAGES * PAGE) as u32).unwrap();
+    let listed: Vec<_> = store.dumps().map(Result::unwrap).collect();
+    assert!(listed.len() >= 2, "{listed:?}");
+    for l in &listed {
+        assert_eq!(shown(&out, l.id as usize, 60), 60, "dump {}: {out}", l.id);
+    }
+}

@@ -97,9 +97,10 @@ pub struct FlashDump {
 }
 
 impl FlashDump {
-    /// Whether anything about it is damage.
+    /// Whether anything about it is damage. (A dump the store calls incomplete is not
+    /// damage of the image: the wire decoder reports its missing end frame.)
     pub fn damaged(&self) -> bool {
-        self.status != Status::Committed || self.trouble.iter().any(|t| t.is_damage())
+        self.trouble.iter().any(|t| t.is_damage())
     }
 }
 
