@@ -3,8 +3,12 @@
 //! The `flightrec` binary is a thin shell over [`main_with_args`]; everything it does is
 //! reachable from tests through [`run`] with any output and error streams.
 //!
-//! Exit codes: 0 all well; 1 data damaged, but everything decodable was decoded; 2 usage or
-//! I/O error (or an ELF refused).
+//! Inputs are streamed, never read whole; their kind (dumps, ring file, flash image) is
+//! decided by their first bytes, not by what records contain (see the `input` module).
+//!
+//! Exit codes, the same for `decode` and `info`: 0 all well; 1 data damaged or missing
+//! (messages on standard error say where), but everything decodable was decoded; 2 usage
+//! or I/O error (or an ELF refused).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

@@ -1,7 +1,17 @@
 //! The streaming decoder: bytes in, [`Item`]s out.
 //!
 //! It holds one buffer of [`BUFFER_LEN`] bytes (a chunk plus the largest frame), whatever
-//! the input's size. Every step consumes input or ends the stream, so it cannot loop
+//! the input's size.
+//!
+//! Nothing is dropped without an item saying so: bytes outside dumps are [`Item::Skipped`]
+//! (damage unless erased flash), record frames whose magic and header are lost are shown
+//! after an [`Item::UnknownDump`], and every record's sequence number is checked against
+//! its header's range and the record before it (a splice of another dump's records is
+//! [`Damage::OutOfRange`]). A dump whose header leaves its range open (`next_seq` =
+//! `u64::MAX`, as each region of the Linux ring file does) is read as a ring region: zero
+//! padding is skipped, the one jump back where the ring wraps and the stretch at its write
+//! head are notes ([`Item::Wrap`], [`Item::RingHead`]), and it ends with
+//! [`Item::RegionEnd`] rather than as an incomplete dump. Every step consumes input or ends the stream, so it cannot loop
 //! forever; nothing it allocates grows with the input (a header's strings are bounded by
 //! one frame).
 
