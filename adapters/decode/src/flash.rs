@@ -52,6 +52,8 @@ pub enum Trouble {
     Unreadable,
     /// The image ends inside the dump's last page.
     Cut,
+    /// Its commit record is neither blank nor valid: read as an uncommitted dump.
+    CommitDamaged,
     /// Pages left of a dump whose first pages a newer dump reclaimed. Not damage; not
     /// decoded.
     Reclaimed,
@@ -72,6 +74,7 @@ impl fmt::Display for Trouble {
             Trouble::NoFirstPage => "its first page is lost: its records are shown under an unknown dump",
             Trouble::Unreadable => "the page has no valid header and is not erased: its bytes are decoded as far as they go",
             Trouble::Cut => "the image ends inside it: read as far as it goes",
+            Trouble::CommitDamaged => "its commit record is damaged: read as far as its data goes",
             Trouble::Reclaimed => "the rest of a dump whose first pages a newer dump reclaimed: not shown",
         })
     }
@@ -321,7 +324,12 @@ impl<R: Read + Seek> FlashImage<R> {
                     d.trouble.push(Trouble::DataCrc);
                 }
             }
-            None => d.len = self.written_len(&d)?,
+            None => {
+                if got == RECORD_LEN && record.iter().any(|&b| b != 0xFF) {
+                    d.trouble.push(Trouble::CommitDamaged);
+                }
+                d.len = self.written_len(&d)?;
+            }
         }
         Ok(d)
     }
