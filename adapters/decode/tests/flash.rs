@@ -16,6 +16,11 @@ fn image(sizes: &[u64]) -> Vec<u8> {
     let mut mem = vec![0xFF; PAGES * PAGE];
     let mut store =
         FlashStore::mount(RamFlash::<PAGE, 4>::new(&mut mem), 0..(PAGES * PAGE) as u32).unwrap();
+    store_dumps(&mut store, sizes);
+    mem
+}
+
+fn store_dumps(store: &mut FlashStore<RamFlash<'_, PAGE, 4>>, sizes: &[u64]) {
     for (d, &n) in sizes.iter().enumerate() {
         let rec: Recorder<8192> = Recorder::new(&RecorderConfig::DEFAULT);
         for i in 0..n {
@@ -43,8 +48,6 @@ fn image(sizes: &[u64]) -> Vec<u8> {
         };
         store.store(&rec, header, &mut [0u8; 256]).unwrap();
     }
-    drop(store);
-    mem
 }
 
 /// Every record of every stretch of an image, and whether anything was damaged.
