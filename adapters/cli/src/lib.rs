@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use flightrec_core::text::Escaped;
 use flightrec_core::Kind;
 use flightrec_decode::info::{self, InfoCollector};
-use flightrec_decode::{Filter, Format, Item, Options, Renderer, TimeBound};
+use flightrec_decode::{Filter, Format, Item, Options, Renderer, Summary, TimeBound};
 
 #[cfg(feature = "defmt")]
 pub mod elf;
@@ -273,6 +273,7 @@ fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
                 }
             }
         }
+        let before = renderer.summary();
         let mut on_item = |item: &Item<'_>, err: &mut dyn Write| -> Result<(), Stop> {
             if let Item::DumpStart { offset, header } = item {
                 if filter.time_incompatible(header.clock) {
@@ -307,14 +308,17 @@ fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
         if let Err(e) = renderer.finish(out) {
             return output_error(e, err, code);
         }
-        code = code.max(outcome_code(path, &outcome, false, err));
+        let rendered = since(renderer.summary(), before);
+        code = code.max(outcome_code(path, &outcome, &rendered, err));
     }
-    code.max(damage_code(renderer.summary().damaged()))
+    code
 }
 
 /// The exit code of one input's reading, the same for `decode` and `info`: 2 if reading
-/// failed, 1 if anything was damaged or no dump was found (said on `err`), else 0.
-fn outcome_code(path: &Path, o: &input::Outcome, damaged: bool, err: &mut dyn Write) -> u8 {
+/// failed, 1 if anything was damaged or no dump was found, else 0. Damage is summed up on
+/// `err` (where it is, the output's `!!` lines and objects say), so a filtered or piped
+/// output cannot hide it.
+fn outcome_code(path: &Path, o: &input::Outcome, rendered: &Summary, err: &mut dyn Write) -> u8 {
     if o.read_error {
         return EXIT_ERROR;
     }
@@ -323,7 +327,49 @@ fn outcome_code(path: &Path, o: &input::Outcome, damaged: bool, err: &mut dyn Wr
         let _ = writeln!(err, "flightrec: {}: no dump found", shown(path));
         return EXIT_DAMAGED;
     }
-    damage_code(damaged || o.flash_damaged || s.damaged())
+    let stray = if s.dumps > 0 { s.stray } else { 0 };
+    let parts: Vec<String> = [
+        (s.damaged, "damaged region", "damaged regions"),
+        (s.incomplete, "incomplete dump", "incomplete dumps"),
+        (
+            s.unsupported,
+            "dump of an unknown version",
+            "dumps of an unknown version",
+        ),
+        (
+            stray,
+            "stray byte outside dumps",
+            "stray bytes outside dumps",
+        ),
+        (
+            rendered.count_mismatch,
+            "record count mismatch",
+            "record count mismatches",
+        ),
+        (
+            rendered.malformed,
+            "malformed payload",
+            "malformed payloads",
+        ),
+    ]
+    .iter()
+    .filter(|(n, ..)| *n > 0)
+    .map(|(n, one, many)| format!("{n} {}", if *n == 1 { one } else { many }))
+    .collect();
+    if !parts.is_empty() {
+        let _ = writeln!(err, "flightrec: {}: {}", shown(path), parts.join(", "));
+    }
+    damage_code(!parts.is_empty() || o.flash_damaged || s.damaged() || rendered.damaged())
+}
+
+/// What rendering found in one input: the renderer's counts since `before`.
+fn since(now: Summary, before: Summary) -> Summary {
+    Summary {
+        shown: now.shown - before.shown,
+        filtered: now.filtered - before.filtered,
+        malformed: now.malformed - before.malformed,
+        count_mismatch: now.count_mismatch - before.count_mismatch,
+    }
 }
 
 /// Whether defmt frames of the dump with `header` (at `offset`) may be decoded with an ELF
@@ -378,9 +424,10 @@ fn info_cmd(a: &InfoArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
     for path in &a.files {
         let source = path.to_string_lossy().into_owned();
         let mut collector = InfoCollector::new();
-        let mut damaged = false;
+        let mut found = Summary::default();
         let mut emit = |d: &info::DumpInfo, out: &mut dyn Write| -> io::Result<()> {
-            damaged |= d.damaged();
+            found.malformed += d.malformed;
+            found.count_mismatch += u64::from(d.count_mismatch());
             match a.format {
                 InfoFormat::Text => {
                     if many {
@@ -412,7 +459,7 @@ fn info_cmd(a: &InfoArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
                 return output_error(e, err, code);
             }
         }
-        code = code.max(outcome_code(path, &outcome, damaged, err));
+        code = code.max(outcome_code(path, &outcome, &found, err));
     }
     code
 }
