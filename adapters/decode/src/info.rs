@@ -242,7 +242,7 @@ pub fn write_text<W: Write + ?Sized>(out: &mut W, d: &DumpInfo) -> io::Result<()
     match d.incomplete {
         Some(why) => writeln!(out, "  complete:   no ({why})"),
         None if d.region => writeln!(out, "  complete:   ring region (no end frame by design)"),
-        None if d.unknown => writeln!(out, "  complete:   no (its magic and header are lost)"),
+        None if d.end.is_none() => writeln!(out, "  complete:   no"),
         None => writeln!(out, "  complete:   yes"),
     }
 }

@@ -258,7 +258,7 @@ fn ring_regions_are_not_damage_and_lose_nothing_they_hold() {
         );
         // Every record the region could still hold is there: nothing reported lost.
         assert_eq!(stats.missing, 0, "case {case}:\n{t}");
-        assert_eq!(t.matches("== end of ring region").count(), 2, "{t}");
+        assert_eq!(t.matches("== ring region at offset").count(), 2, "{t}");
         assert!(!t.contains("!!"), "case {case}:\n{t}");
     }
 }

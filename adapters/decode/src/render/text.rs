@@ -401,7 +401,7 @@ pub(crate) fn diag_line<W: Write + ?Sized>(
             seen,
         } => write!(
             out,
-            "== end of ring region at offset {dump_offset} at offset {offset}: {seen} records decoded (a ring region has no end frame)"
+            "== ring region at offset {dump_offset} ends at offset {offset}: {seen} records decoded (a ring region has no end frame)"
         )?,
         Item::Skipped {
             offset,
