@@ -1,5 +1,5 @@
-//! Renderers of decoded items: text lines ([`text`]), NDJSON ([`json`]), ProFTPD-style
-//! forensic blocks ([`forensic`]), in the way of tracing-subscriber's `fmt::format`: one
+//! Renderers of decoded items: text lines (`text.rs`), NDJSON ([`json`]), ProFTPD-style
+//! forensic blocks (`forensic.rs`), in the way of tracing-subscriber's `fmt::format`: one
 //! file per output, the shared [`Renderer`] here.
 //!
 //! Every string a peer or device controls goes through [`escape`]: core's `Escaped` in text
@@ -17,9 +17,9 @@ use crate::decoder::{Header, Item};
 use crate::time::TimeBound;
 
 pub mod escape;
-pub mod forensic;
+mod forensic;
 pub mod json;
-pub mod text;
+mod text;
 
 pub use escape::{json_str, JsonStr};
 pub use forensic::FORENSIC_BODY_MAX;
