@@ -42,6 +42,7 @@
 pub mod decoder;
 pub mod flash;
 pub mod info;
+mod item;
 pub mod render;
 pub mod time;
 
