@@ -144,8 +144,9 @@ fn check_seq(ctx: &mut DumpCtx, offset: u64, seq: u64, notes: &mut Vec<Item<'sta
     let expected = ctx.expected.or(range.map(|r| r.0));
     if let Some(ring) = ctx.ring.as_mut() {
         let held = ring.held.take();
-        if !ring.wrapped && expected.is_some_and(|e| seq < e) {
-            // The wrap: what was held back is the write head.
+        if !ring.wrapped && ring.newest_first.is_some_and(|n| seq < n) {
+            // The wrap (older than every record of the newer lap): what was held back is
+            // the write head.
             ring.wrapped = true;
             if let Some((at, len, _)) = held {
                 notes.push(Item::RingHead { offset: at, len });
@@ -161,7 +162,7 @@ fn check_seq(ctx: &mut DumpCtx, offset: u64, seq: u64, notes: &mut Vec<Item<'sta
         }
         match held {
             // Before the region's first record: the writer had just wrapped to the area's
-            // start. What follows is one lap.
+            // start. What follows is one lap, the older one (the newer one is empty).
             Some((at, len, _)) if ctx.last.is_none() => {
                 ring.wrapped = true;
                 notes.push(Item::RingHead { offset: at, len });
@@ -173,7 +174,20 @@ fn check_seq(ctx: &mut DumpCtx, offset: u64, seq: u64, notes: &mut Vec<Item<'sta
             }),
             None => {}
         }
-        ring.newest_first.get_or_insert(seq);
+        if let Some(e) =
+            expected.filter(|_| ring.wrapped && ring.newest_first.is_some_and(|n| seq >= n))
+        {
+            // The older lap reaches into the newer one: not a ring's order.
+            notes.push(Item::Damaged {
+                offset,
+                len: 0,
+                why: Damage::OutOfOrder { expected: e, seq },
+            });
+            return;
+        }
+        if !ring.wrapped {
+            ring.newest_first.get_or_insert(seq);
+        }
     }
     if let Some(expected) = expected {
         if seq > expected {

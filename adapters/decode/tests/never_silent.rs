@@ -290,3 +290,22 @@ fn ring_region_damage_is_damage_and_the_loss_is_exact() {
     let (t, stats, _) = text(&region[..region.len() - 100]);
     assert!(stats.damaged(), "{t}");
 }
+
+#[test]
+fn a_ring_region_repeating_a_record_is_damage_not_a_wrap() {
+    for (seqs, why) in [
+        (&[5u64, 6, 6, 7][..], "record 6 appears twice"),
+        // An "older lap" that reaches into the newer one.
+        (&[5, 6, 7, 3, 4, 5], "record 5 out of order"),
+    ] {
+        let mut r = start(&header(0, u64::MAX, 1024));
+        r.resize(HEADER_AREA, 0);
+        for &s in seqs {
+            r.extend(record(s, b"x"));
+        }
+        r.resize(HEADER_AREA + 1024, 0);
+        let (t, stats, _) = text(&r);
+        assert!(stats.damaged(), "{t}");
+        assert!(t.contains(why), "{t}");
+    }
+}
