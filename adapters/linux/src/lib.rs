@@ -46,6 +46,7 @@ mod recorder;
 pub mod ringfile;
 mod service;
 mod shardlock;
+mod stats;
 
 pub use auditlog::{AuditLog, AuditOptions};
 pub use clock::UnixClock;
@@ -54,3 +55,4 @@ pub use dumpfile::{forensic, DumpFiles, DumpFormat, DumpOptions};
 pub use layer::{current_session, level_of, FlightLayer, FlightLogger};
 pub use recorder::{AuditItem, FlightRecorder, RecorderOptions, Stats, MAX_SHARDS, SHARD_BYTES};
 pub use service::{install_panic_hook, Service, ServiceOptions};
+pub use stats::{Lost, Refusals, ServiceStats};

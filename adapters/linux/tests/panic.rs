@@ -4,7 +4,7 @@ mod common;
 
 use flightrec_core::trigger::{Reason, TriggerConfig};
 use flightrec_core::{Level, SessionId};
-use flightrec_linux::files::Template;
+use flightrec_linux::files::{FilePolicy, Template};
 use flightrec_linux::{
     install_panic_hook, DumpFormat, DumpOptions, FlightRecorder, RecorderOptions, Service,
     ServiceOptions,
@@ -26,7 +26,7 @@ async fn panic_dumps_untimely_death() {
         ServiceOptions {
             dump: DumpOptions {
                 path: Template::parse(&dir.path().join("death.flr").display().to_string()).unwrap(),
-                mode: 0o600,
+                file: FilePolicy::default(),
                 format: DumpFormat::Binary,
             },
             audit: None,
@@ -61,5 +61,5 @@ async fn panic_dumps_untimely_death() {
         last.message()
     );
     assert_eq!(d.records[0].message().unwrap(), "about to divide");
-    service.shutdown().await;
+    service.shutdown().await.unwrap();
 }
