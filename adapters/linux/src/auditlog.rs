@@ -433,6 +433,7 @@ mod tests {
     use super::*;
     use flightrec_core::event::{AuthFailure, Peer};
     use flightrec_core::{Kind, Level};
+    use std::path::Path;
 
     fn item(user: &str, host: &str, secs: u64) -> AuditItem {
         let e = AuthFailure {
@@ -485,6 +486,75 @@ mod tests {
             .unwrap()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn host_spellings_share_one_file_and_each_line_keeps_its_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = AuditOptions {
+            path: dir.path().join("@HOST@/audit.log").display().to_string(),
+            ..AuditOptions::default()
+        };
+        let mut log = AuditLog::new(opts, "GW.");
+        for (i, host) in ["example.org", "EXAMPLE.ORG", "example.org.", "Example.Org"]
+            .iter()
+            .enumerate()
+        {
+            log.add(&item(&format!("u{i}"), host, 1_000_000_000));
+        }
+        log.add(&item("v", "", 1_000_000_000));
+        log.add(&item("w", "gw", 1_000_000_000));
+        log.flush().unwrap();
+        let mut dirs: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        dirs.sort();
+        assert_eq!(dirs, ["example.org", "gw"]);
+        let text = std::fs::read_to_string(dir.path().join("example.org/audit.log")).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        for (line, want) in lines.iter().zip([
+            "u0@example.org ",
+            "u1@EXAMPLE.ORG ",
+            "u2@example.org. ",
+            "u3@Example.Org ",
+        ]) {
+            assert!(line.contains(want), "{line} lacks {want}");
+        }
+        let gw = std::fs::read_to_string(dir.path().join("gw/audit.log")).unwrap();
+        assert_eq!(gw.lines().count(), 2, "{gw}");
+        assert_eq!(log.lines(), 6);
+    }
+
+    proptest::proptest! {
+        /// Whatever a peer sends as host, its file is `DIR/<one safe component>/audit.log`.
+        #[test]
+        fn no_host_selects_a_path_outside_the_audit_directory(
+            host in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[./a-zA-Z\\x00-\\x1f\\u{80}-\\u{10ffff}]{0,80}",
+                proptest::sample::select(vec![
+                    "..".to_owned(), "/".to_owned(), String::new(), ".".to_owned(),
+                    "../..".to_owned(), "a/../../b".to_owned(), "x".repeat(300),
+                    "\u{202e}gro.elpmaxe".to_owned(), "exa\u{0}mple".to_owned(),
+                ]),
+            ]
+        ) {
+            let dir = Path::new("/srv/audit");
+            let opts = AuditOptions {
+                path: "/srv/audit/@HOST@/audit.log".into(),
+                ..AuditOptions::default()
+            };
+            let log = AuditLog::new(opts, "gw");
+            let path = log.path_for(&host);
+            let rest = path.strip_prefix(dir).unwrap();
+            let parts: Vec<_> = rest.components().collect();
+            proptest::prop_assert_eq!(parts.len(), 2, "{:?}", path);
+            let name = parts[0].as_os_str().to_str().unwrap();
+            proptest::prop_assert!(crate::files::safe_component(name).is_some(), "{:?}", path);
+            proptest::prop_assert_eq!(parts[1].as_os_str(), "audit.log");
+        }
     }
 
     #[test]

@@ -258,6 +258,70 @@ fn forensic_to(dump: &[u8], out: &mut dyn Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::RecorderOptions;
+    use std::time::Duration;
+
+    /// Writes a dump from `Drop` while its thread unwinds (as the panic hook does).
+    struct DumpWhileDying {
+        files: Arc<DumpFiles>,
+        rec: Arc<FlightRecorder>,
+        done: std::sync::mpsc::Sender<io::Result<PathBuf>>,
+    }
+
+    impl Drop for DumpWhileDying {
+        fn drop(&mut self) {
+            assert!(std::thread::panicking());
+            let _ = self
+                .done
+                .send(self.files.write(&self.rec, &self.rec.manual_order()));
+        }
+    }
+
+    #[test]
+    fn a_dying_thread_never_waits_for_the_writers_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.flr");
+        let files = Arc::new(DumpFiles::new(
+            DumpOptions {
+                path: Template::parse(&path.display().to_string()).unwrap(),
+                file: FilePolicy::default(),
+                format: DumpFormat::Binary,
+            },
+            "gw",
+        ));
+        let rec = FlightRecorder::new(RecorderOptions::default());
+        rec.log(
+            flightrec_core::Level::Info,
+            None,
+            "t",
+            "before the panic",
+            &[],
+        );
+        // The writer is busy with a dump: it holds the lock.
+        let held = files.lock.lock().unwrap();
+        let (done, wait) = std::sync::mpsc::channel();
+        let dying = DumpWhileDying {
+            files: files.clone(),
+            rec: rec.clone(),
+            done,
+        };
+        let thread = std::thread::spawn(move || {
+            let _dying = dying;
+            panic!("deliberate panic: the dump is written while unwinding");
+        });
+        // Bounded only so the old behaviour (waiting for the lock) fails instead of hanging.
+        let written = wait.recv_timeout(Duration::from_secs(60));
+        drop(held);
+        assert!(thread.join().is_err());
+        let written = written
+            .expect("the dying thread waited for the lock")
+            .unwrap();
+        assert_eq!(written, dir.path().join("d.flr.panic-0"));
+        let bytes = std::fs::read(&written).unwrap();
+        assert!(bytes.starts_with(&flightrec_core::dump::MAGIC));
+        assert!(!path.exists());
+        assert_eq!(files.written(), 1);
+    }
 
     #[test]
     fn write_error_gives_up_at_once_and_writes_nothing_after() {
