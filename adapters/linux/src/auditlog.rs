@@ -557,6 +557,74 @@ mod tests {
         }
     }
 
+    /// Reads what is in a non-blocking pipe now.
+    fn drain(mut r: &File) -> Vec<u8> {
+        use std::io::Read;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[test]
+    fn a_cut_that_cannot_be_made_is_marked_and_the_next_line_starts_fresh() {
+        use std::os::fd::FromRawFd;
+        // A non-blocking pipe: a write stops at its capacity, and it cannot be truncated.
+        let mut fds = [0; 2];
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) },
+            0
+        );
+        let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        let mut f = AuditFile {
+            path: "pipe".into(),
+            dir: None,
+            file: Some(w),
+            size: 0,
+            pending: Vec::new(),
+            pending_lines: 0,
+            fragment: false,
+        };
+        let line = |i: usize| format!("line {i:05} {}\n", "x".repeat(53));
+        let mut lines: Vec<u8> = (0..2000).flat_map(|i| line(i).into_bytes()).collect();
+        let (whole, e) = append_lines(&mut f, &mut lines).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cutting the partial line back out failed"),
+            "{e}"
+        );
+        assert!(f.fragment);
+        let mut got = drain(&r);
+        assert_eq!(got.iter().filter(|b| **b == b'\n').count() as u64, whole);
+        assert!(!got.ends_with(b"\n"), "the write stopped inside a line");
+        let mut next = line(9999).into_bytes();
+        assert_eq!(append_lines(&mut f, &mut next).unwrap(), 1);
+        assert!(!f.fragment);
+        got.extend(drain(&r));
+        let text = String::from_utf8(got).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let n = lines.len();
+        assert_eq!(n as u64, whole + 2);
+        // The fragment's line ends with the marker; the next line is whole on its own.
+        assert!(
+            lines[n - 2].ends_with(CUT_MARKER.trim_end()),
+            "{}",
+            lines[n - 2]
+        );
+        assert!(
+            line(whole as usize).starts_with(lines[n - 2].trim_end_matches(CUT_MARKER.trim_end()))
+        );
+        assert_eq!(format!("{}\n", lines[n - 1]), line(9999));
+        for (i, l) in lines[..n - 2].iter().enumerate() {
+            assert_eq!(format!("{l}\n"), line(i));
+        }
+    }
+
     #[test]
     fn rotation_by_size_and_count() {
         let dir = tempfile::tempdir().unwrap();
