@@ -832,4 +832,47 @@ mod tests {
         let e = error_of("[audit]\nformat = { style = \"open-xchange\", delimiter = \"a\" }\n");
         assert_eq!(e.key, "audit.format");
     }
+
+    #[test]
+    fn files_section_sets_every_files_rules() {
+        let c = Config::from_toml(
+            "[files]\ndir_mode = \"0750\"\nloose_mode = \"refuse\"\ntrusted_groups = [\"root\", 4]\n\
+             [ring]\nfile = \"r.flr\"\nfile_mode = \"0640\"\n[audit]\npath = \"a.log\"\n",
+        )
+        .unwrap();
+        let s = c.service_options().unwrap();
+        let want = FilePolicy {
+            mode: 0o600,
+            dir_mode: 0o750,
+            loose: LooseMode::Refuse,
+            trusted_gids: vec![0, 4],
+        };
+        assert_eq!(s.dump.file, want);
+        assert_eq!(s.audit.unwrap().file, want);
+        let ring = c.file_policy(&c.ring.file_mode, "ring.file_mode").unwrap();
+        assert_eq!(ring.mode, 0o640);
+        // Defaults: 0700 directories, tighten, only root's group.
+        let d = Config::from_toml("")
+            .unwrap()
+            .service_options()
+            .unwrap()
+            .dump
+            .file;
+        assert_eq!(d, FilePolicy::default());
+    }
+
+    #[test]
+    fn files_section_errors_name_the_key() {
+        let e = error_of("[files]\nloose_mode = \"ignore\"\n");
+        assert_eq!(e.key, "files.loose_mode");
+        let e = error_of("[files]\ndir_mode = \"0770\"\n");
+        assert_eq!(e.key, "files.dir_mode");
+        assert!(e.problem.contains("others write"), "{e}");
+        let e = error_of("[files]\ndir_mode = \"0600\"\n");
+        assert_eq!(e.key, "files.dir_mode");
+        let e = error_of("[files]\ntrusted_groups = [\"no-such-group-flightrec\"]\n");
+        assert_eq!(e.key, "files.trusted_groups");
+        let e = error_of("[files]\nowner = \"me\"\n");
+        assert_eq!(e.key, "files.owner");
+    }
 }
