@@ -2,15 +2,14 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use flightrec_core::trigger::DumpOrder;
 
-use crate::files::{cut_back, open_append, refusal, FilePolicy, Template, TemplateVars};
+use crate::files::{append_whole, open_append, refusal, FilePolicy, Template, TemplateVars};
 use crate::recorder::FlightRecorder;
 use crate::stats::{Counters, Source};
 
@@ -163,51 +162,34 @@ impl DumpFiles {
         if let Some(t) = opened.tightened {
             self.counters.tightened(path, t);
         }
-        let file = opened.file;
-        let start = file.metadata()?.len();
         let marked = cut.as_ref().is_some_and(|c| c.0.contains(path))
             && self.opts.format == DumpFormat::Forensic;
-        let result = write_whole(&file, |out| {
+        let result = append_whole(&opened.file, |out| {
             if marked {
                 out.write_all(CUT_MARKER)?;
             }
             self.emit(rec, order, out)
         });
-        let Some(cut) = cut else {
-            return result.map_err(|e| self.undo(&file, start, e).0);
-        };
-        match result {
-            Ok(()) => {
+        match (result, cut) {
+            (Ok(_), Some(cut)) => {
                 if marked || self.opts.format == DumpFormat::Binary {
                     cut.0.remove(path);
                 }
                 Ok(())
             }
-            Err(e) => {
-                let (e, fragment_left) = self.undo(&file, start, e);
-                if fragment_left {
-                    if cut.0.len() >= CUT_FILES_KEPT {
-                        cut.0.clear();
+            (Ok(_), None) => Ok(()),
+            (Err(failed), cut) => {
+                if failed.fragment_left {
+                    self.counters
+                        .failed(Source::Dump, "dump cut back failed", &failed.error);
+                    if let Some(cut) = cut {
+                        if cut.0.len() >= CUT_FILES_KEPT {
+                            cut.0.clear();
+                        }
+                        cut.0.insert(path.to_owned());
                     }
-                    cut.0.insert(path.to_owned());
                 }
-                Err(e)
-            }
-        }
-    }
-
-    /// Cuts a failed dump back out of `file`; the error, and whether a fragment is left.
-    fn undo(&self, file: &File, start: u64, e: io::Error) -> (io::Error, bool) {
-        match cut_back(file, start) {
-            Ok(()) => (e, false),
-            Err(cut) => {
-                let cut = io::Error::new(
-                    cut.kind(),
-                    format!("{e}; cutting the partial dump back out failed too: {cut}"),
-                );
-                self.counters
-                    .failed(Source::Dump, "dump cut back failed", &cut);
-                (cut, true)
+                Err(failed.error)
             }
         }
     }
@@ -221,22 +203,6 @@ impl DumpFiles {
             DumpFormat::Forensic => forensic_to(&bytes, out),
         }
     }
-}
-
-/// Runs `write` on a buffered writer over `file` and flushes it; an error of either ends it,
-/// with nothing of the buffer written after the error (ProFTPD's forensic log retries a
-/// failing write forever; we give up on that dump).
-fn write_whole(
-    file: &File,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut out = BufWriter::with_capacity(64 * 1024, file);
-    let result = write(&mut out).and_then(|()| out.flush());
-    if result.is_err() {
-        // Drop what is still buffered rather than let `BufWriter`'s drop write it.
-        let _ = out.into_parts();
-    }
-    result
 }
 
 /// Renders wire-format bytes as forensic text blocks.
@@ -321,23 +287,5 @@ mod tests {
         assert!(bytes.starts_with(&flightrec_core::dump::MAGIC));
         assert!(!path.exists());
         assert_eq!(files.written(), 1);
-    }
-
-    #[test]
-    fn write_error_gives_up_at_once_and_writes_nothing_after() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = File::create(&path).unwrap();
-        let mut calls = 0;
-        let e = write_whole(&file, |out| {
-            out.write_all(&[1; 100])?;
-            calls += 1;
-            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
-        })
-        .unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
-        assert_eq!(calls, 1);
-        // The buffered bytes were not written when the writer was dropped.
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 }

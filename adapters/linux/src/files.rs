@@ -37,11 +37,19 @@
 //! A refusal is an [`io::Error`] of kind `PermissionDenied` carrying a [`Refused`] (read its
 //! cause with [`refusal`]), naming the offending component. Nothing here logs: callers count
 //! and report (the service does, once per cause).
+//!
+//! Writing: [`append_whole`] appends a record (a dump, a batch) whole or cuts the file back
+//! to where it was ([`cut_back`], `ftruncate`), so a full disk never leaves a torn record
+//! that the next one is glued to.
+//!
+//! For a new kind of file: [`open_append`] (or [`SafeDir::open`] then
+//! [`SafeDir::open_append`] / [`SafeDir::create_new`], renames and removals in that
+//! directory), with a [`FilePolicy`], then [`append_whole`].
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::fs::File;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -624,6 +632,51 @@ pub fn cut_back(file: &File, len: u64) -> io::Result<()> {
     file.set_len(len)
 }
 
+/// A failed [`append_whole`].
+#[derive(Debug)]
+pub struct AppendFailed {
+    /// What failed (the write's error; if the cut failed too, both).
+    pub error: io::Error,
+    /// The cut failed too: the file ends with a fragment of what was being appended.
+    pub fragment_left: bool,
+}
+
+/// Appends what `write` writes to `file` (through a buffer) whole, or not at all: on an error
+/// of `write` or of the file, nothing still buffered is written and the file is cut back to
+/// its length before ([`cut_back`]). The file must be opened for appending and written by
+/// nobody else meanwhile. Returns the bytes appended. For records that must never be torn:
+/// a dump, a batch of spooled records.
+pub fn append_whole(
+    file: &File,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<u64, AppendFailed> {
+    let start = file.metadata().map_err(|error| AppendFailed {
+        error,
+        fragment_left: false,
+    })?;
+    let start = start.len();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, file);
+    let result = write(&mut out).and_then(|()| out.flush());
+    let Err(error) = result else {
+        return Ok(file.metadata().map_or(0, |m| m.len().saturating_sub(start)));
+    };
+    // Drop what is still buffered rather than let `BufWriter`'s drop write it.
+    let _ = out.into_parts();
+    match cut_back(file, start) {
+        Ok(()) => Err(AppendFailed {
+            error,
+            fragment_left: false,
+        }),
+        Err(cut) => Err(AppendFailed {
+            error: io::Error::new(
+                error.kind(),
+                format!("{error}; cutting the partial write back out failed too: {cut}"),
+            ),
+            fragment_left: true,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,5 +712,25 @@ mod tests {
         // A directory or device is not a regular file.
         let e = open_append(Path::new("/dev/null"), &policy).unwrap_err();
         assert_eq!(refusal(&e), Some(Refusal::NotRegular), "{e}");
+    }
+
+    #[test]
+    fn append_whole_cuts_a_failed_append_back_and_writes_nothing_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = open_append(&dir.path().join("f"), &FilePolicy::default()).unwrap();
+        let f = &opened.file;
+        assert_eq!(append_whole(f, |out| out.write_all(b"first\n")).unwrap(), 6);
+        let mut calls = 0;
+        let failed = append_whole(f, |out| {
+            // More than the buffer: part of it reaches the file before the error.
+            out.write_all(&[b'x'; 100_000])?;
+            calls += 1;
+            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(failed.error.kind(), io::ErrorKind::StorageFull);
+        assert!(!failed.fragment_left);
+        assert_eq!(calls, 1);
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"first\n");
     }
 }

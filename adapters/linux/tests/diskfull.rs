@@ -65,12 +65,24 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Fills the file system of `path` from another thread, 4 KiB at a time, until it is full.
+/// Free bytes on the file system of `dir`.
+fn free_bytes(dir: &Path) -> u64 {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+    st.f_bavail as u64 * st.f_frsize as u64
+}
+
+/// Fills the file system of `path`: all but 32 KiB at once, then the rest from another
+/// thread, 4 KiB at a time, while the service writes. Removing the file frees most of the
+/// disk again.
 fn fill(path: PathBuf) -> (std::thread::JoinHandle<()>, Arc<AtomicBool>) {
+    let mut f = std::fs::File::create(&path).unwrap();
+    let first = free_bytes(path.parent().unwrap()).saturating_sub(32 * 1024);
+    f.write_all(&vec![b'x'; first as usize]).unwrap();
     let full = Arc::new(AtomicBool::new(false));
     let done = full.clone();
     let thread = std::thread::spawn(move || {
-        let mut f = std::fs::File::create(path).unwrap();
         while f.write_all(&[b'x'; 4096]).is_ok() {
             std::thread::yield_now();
         }
