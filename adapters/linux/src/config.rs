@@ -13,7 +13,7 @@
 //! [files]                      # how every dump, audit and ring file is opened
 //! dir_mode = "0700"            # mode of directories created on the way
 //! loose_mode = "tighten"       # existing file looser than its mode: "tighten" or "refuse"
-//! trusted_groups = ["adm"]     # groups (besides root's) that may write a directory on a path
+//! trusted_groups = ["syslog"]  # groups (besides root's) that may write a directory on a path
 //!
 //! [capture]                    # what the tracing layer records
 //! level = "trace"
@@ -304,7 +304,7 @@ pub struct FilesSection {
     /// `"refuse"`.
     pub loose_mode: String,
     /// Groups besides root's that may have write access to a directory on a path (names or
-    /// gids; Debian's `/var/log` is group-writable by `adm` or `syslog`).
+    /// gids; Ubuntu's `/var/log` is group-writable by `syslog`).
     pub trusted_groups: Vec<Group>,
 }
 

@@ -82,7 +82,7 @@ pub struct FilePolicy {
     /// What to do with an existing file whose mode is looser than `mode`.
     pub loose: LooseMode,
     /// Groups besides root's (gid 0) that may have write access to a directory on the path
-    /// (Debian's `/var/log` is `root:adm` or `root:syslog`, mode 0775).
+    /// (Ubuntu's `/var/log` is `root:syslog`, mode 0775).
     pub trusted_gids: Vec<u32>,
 }
 
