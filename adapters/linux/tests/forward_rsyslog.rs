@@ -543,7 +543,7 @@ fn service_forwards_events_triggers_and_dump_notices() {
             dump: DumpOptions {
                 path: flightrec_linux::files::Template::parse(&dump_path.display().to_string())
                     .unwrap(),
-                mode: 0o600,
+                file: flightrec_linux::files::FilePolicy::with_mode(0o600),
                 format: DumpFormat::Binary,
             },
             audit: None,
@@ -568,13 +568,13 @@ fn service_forwards_events_triggers_and_dump_notices() {
             assert!(Instant::now() < end, "no dump");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        service.flush().await;
+        service.flush().await.unwrap();
         let end = Instant::now() + Duration::from_secs(20);
         while service.forward_stats().unwrap().spool.pending > 0 {
             assert!(Instant::now() < end, "{:?}", service.forward_stats());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        service.shutdown().await;
+        service.shutdown().await.unwrap();
     });
     let lines = c.wait_lines(3, Duration::from_secs(20));
     let msgs = messages(&lines);
