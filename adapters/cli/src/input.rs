@@ -213,13 +213,14 @@ fn flash_dumps(
         if d.trouble.contains(&Trouble::Reclaimed) {
             continue;
         }
-        if d.damaged() {
-            let _ = writeln!(
-                err,
-                "flightrec: {}: {name}: offsets in its messages count from its data's first byte",
-                shown(path)
-            );
-        }
+        // Item offsets count in the dump's data (page headers interleave it in the image).
+        let _ = writeln!(
+            err,
+            "flightrec: {}: {name}, pages {}..={last} (image offset {}): the offsets shown for it count from its data's first byte",
+            shown(path),
+            d.first_page,
+            d.first_page * page,
+        );
         let mut decoder = Decoder::new(image.data(&d));
         let ok = items(path, &mut decoder, err, on_item)?;
         outcome.read_error |= !ok;
