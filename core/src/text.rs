@@ -41,17 +41,8 @@ const fn range(first: u32, last: u32) -> u32 {
     (first << SPAN_BITS) | (last - first)
 }
 
-/// Every character [`is_dangerous`] flags, as sorted disjoint ranges.
-///
-/// The classes: the escape character; controls (Cc); every character some regex engine
-/// takes for whitespace (Unicode White_Space, Python's `\s` which adds U+001C–U+001F, and
-/// U+180E and U+200B that older engines count) except the ASCII space, which the line
-/// layouts escape where it matters; format characters (Cf: bidi controls, zero-width
-/// characters, invisible operators, tags, ...); and the other default-ignorable or
-/// blank-rendering characters used to make one name look like another (Hangul fillers,
-/// variation selectors, the combining grapheme joiner, the Braille blank), with the
-/// unassigned default-ignorable code points so that characters a later Unicode puts there
-/// are covered too.
+/// Every character [`is_dangerous`] flags (the classes are in its documentation), as
+/// sorted disjoint ranges.
 const DANGEROUS: [u32; 32] = [
     range(0x00, 0x1f),       // C0 controls: line breaks, tab, ESC, NUL, U+001C-001F
     range(0x5c, 0x5c),       // `\`, the escape character
@@ -97,9 +88,20 @@ const _: () = {
     }
 };
 
-/// Whether `c` is printed escaped regardless of the delimiter set (see [`DANGEROUS`] for
-/// the classes). The ASCII space is not: layouts that need it escaped put it in their
-/// delimiter set.
+/// Whether `c` is printed escaped regardless of the delimiter set.
+///
+/// The classes: the escape character `\`; controls (Cc); every character some regex
+/// engine takes for whitespace (Unicode White_Space, Python's `\s` which adds
+/// U+001C–U+001F, and U+180E and U+200B that older engines count) except the ASCII space,
+/// which layouts that need it escaped put in their delimiter set; format characters (Cf:
+/// bidi controls, zero-width characters, invisible operators, tags, ...); and the other
+/// default-ignorable or blank-rendering characters used to make one name look like
+/// another (Hangul fillers, variation selectors, the combining grapheme joiner, the
+/// Braille blank), with the unassigned default-ignorable code points, so that characters
+/// a later Unicode version puts there are covered too.
+///
+/// One compact table (32 packed ranges, a binary search), so it is cheap on a
+/// microcontroller.
 pub const fn is_dangerous(c: char) -> bool {
     let c = c as u32;
     // The entries that start at or below `c` sort at or below this key.
