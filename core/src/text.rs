@@ -172,6 +172,15 @@ impl fmt::Display for UnescapeError {
     }
 }
 
+/// Hex digits only (`from_str_radix` alone would take a sign: `\x+a`).
+fn parse_hex(digits: &str) -> Option<u32> {
+    if digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        u32::from_str_radix(digits, 16).ok()
+    } else {
+        None
+    }
+}
+
 /// Reverses [`Escaped`], writing the original text to `out`.
 pub fn unescape(escaped: &str, out: &mut impl Write) -> Result<(), UnescapeError> {
     let mut rest = escaped;
@@ -183,17 +192,11 @@ pub fn unescape(escaped: &str, out: &mut impl Write) -> Result<(), UnescapeError
         let (c, used) = if tail.starts_with('\\') {
             ('\\', 1)
         } else if let Some(hex) = tail.strip_prefix('x') {
-            let v = hex
-                .get(..2)
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .ok_or(err)?;
+            let v = hex.get(..2).and_then(parse_hex).ok_or(err)?;
             (char::from_u32(v).ok_or(err)?, 3)
         } else if let Some(braced) = tail.strip_prefix("u{") {
             let end = braced.find('}').filter(|&e| e > 0 && e <= 6).ok_or(err)?;
-            let v = braced
-                .get(..end)
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .ok_or(err)?;
+            let v = braced.get(..end).and_then(parse_hex).ok_or(err)?;
             (char::from_u32(v).ok_or(err)?, 2 + end + 1)
         } else {
             return Err(err);
@@ -361,6 +364,24 @@ mod tests {
             }),
         ];
         proptest::collection::vec(pieces, 0..16).prop_map(|v| v.into_iter().collect())
+    }
+
+    #[test]
+    fn unescape_takes_hex_digits_only() {
+        let mut out = String::new();
+        for bad in [
+            "\\x+a",
+            "\\x-1",
+            "\\u{+a}",
+            "\\u{ a}",
+            "\\xg0",
+            "\\u{}",
+            "\\u{1234567}",
+        ] {
+            assert!(unescape(bad, &mut out).is_err(), "{bad}");
+        }
+        unescape("\\x0a\\u{E0041}\\u{a0}", &mut out).unwrap();
+        assert_eq!(out, "\n\u{e0041}\u{a0}");
     }
 
     proptest! {
