@@ -39,6 +39,7 @@ fuzz_target!(|input: Input| {
 
     let decoded = check::decode(&bytes);
     let verdict = judge(&file, &offsets);
+    flightrec_decode_fuzz::judge::log(|| format!("{} mutated={mutated}", verdict.label()));
     if !mutated && !dumps.is_empty() {
         model_check(&dumps, &verdict);
     }
@@ -57,7 +58,11 @@ fuzz_target!(|input: Input| {
                 .map(|r| (r.offset, r.head, r.payload))
                 .collect();
             assert_eq!(records, expected, "records differ");
-            assert!(!decoded.stats.damaged(), "damage reported: {:?}", decoded.stats);
+            assert!(
+                !decoded.stats.damaged(),
+                "damage reported: {:?}",
+                decoded.stats
+            );
             assert_eq!(
                 run.code,
                 flightrec_cli::EXIT_OK,

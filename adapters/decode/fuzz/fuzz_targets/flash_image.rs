@@ -78,6 +78,14 @@ fuzz_target!(|input: Input| {
     let verdict = judge(&survivors, &offsets);
 
     let Some(mutation) = &input.image else {
+        flightrec_decode_fuzz::judge::log(|| {
+            format!(
+                "whole image survivors={} remnants={} {}",
+                img.survivors.len(),
+                img.remnants,
+                verdict.label()
+            )
+        });
         listing_check(&img, &wire);
         let decoded = check::decode(&bytes);
         let run = check::cli(&img.bytes, input.format);
@@ -101,28 +109,39 @@ fuzz_target!(|input: Input| {
     let mut mutated = Vec::new();
     mutation.apply(&img, &mut mutated);
     let hit = hit(&img, &mutated, mutation, frame_mutated);
+    flightrec_decode_fuzz::judge::log(|| {
+        format!("image {hit:?} survivors={}", img.survivors.len())
+    });
     let partial = mutated.len() % g.erase != 0;
     let run = check::cli(&mutated, input.format);
-    if run.code == flightrec_cli::EXIT_OK {
-        // Shown if an assertion below fails.
-        eprintln!(
+    // What a failed assertion shows besides the input.
+    let context = || {
+        format!(
             "{g:?} {mutation:?} {hit:?} survivors {:?} frame-mutated {frame_mutated:?}\n{}",
             img.survivors,
             String::from_utf8_lossy(&run.out)
-        );
-    }
+        )
+    };
     match hit {
-        Hit::Data => assert_damaged(run.code, "a surviving dump's data or page header changed"),
-        Hit::Vanishes if cfg!(feature = "issue10-damage") => {
-            assert_damaged(run.code, "a surviving dump's first page header changed")
-        }
-        _ if partial && cfg!(feature = "issue10-damage") => {
-            assert_damaged(run.code, "the image ends inside a page")
-        }
+        Hit::Data => assert_damaged(run.code, || {
+            format!(
+                "a surviving dump's data or page header changed: {}",
+                context()
+            )
+        }),
+        Hit::Vanishes if cfg!(feature = "issue10-damage") => assert_damaged(run.code, || {
+            format!("a surviving dump vanishes: {}", context())
+        }),
+        _ if partial && cfg!(feature = "issue10-damage") => assert_damaged(run.code, || {
+            format!("the image ends inside a page: {}", context())
+        }),
         Hit::None if !partial => {
             // The survivors are untouched: frame damage inside them is still damage.
             if let Verdict::Damaged(why, _) = verdict {
-                if matches!(mutation, FlashMutation::Flip { .. } | FlashMutation::Erase { .. }) {
+                if matches!(
+                    mutation,
+                    FlashMutation::Flip { .. } | FlashMutation::Erase { .. }
+                ) {
                     expect_damaged(why, run.code);
                 }
             }
@@ -131,13 +150,15 @@ fuzz_target!(|input: Input| {
     }
 });
 
-fn assert_damaged(code: u8, what: &str) {
-    assert_eq!(code, flightrec_cli::EXIT_DAMAGED, "exit {code}: {what}");
+fn assert_damaged(code: u8, what: impl FnOnce() -> String) {
+    if code != flightrec_cli::EXIT_DAMAGED {
+        panic!("exit {code}: {}", what());
+    }
 }
 
 fn expect_damaged(why: Why, code: u8) {
     if !why.pending_issue10() || cfg!(feature = "issue10-damage") {
-        assert_damaged(code, &format!("frame damage {why:?} in a stored dump"));
+        assert_damaged(code, || format!("frame damage {why:?} in a stored dump"));
     }
 }
 
@@ -145,7 +166,9 @@ fn expect_damaged(why: Why, code: u8) {
 /// 0 unless it has pages of reclaimed dumps, which issue 10 may have reported.
 fn expect(verdict: &Verdict<'_>, code: u8, strays: bool) {
     match verdict {
-        Verdict::Clean(_) if !strays => assert_eq!(code, flightrec_cli::EXIT_OK, "exit 1 on a whole image"),
+        Verdict::Clean(_) if !strays => {
+            assert_eq!(code, flightrec_cli::EXIT_OK, "exit 1 on a whole image")
+        }
         Verdict::Damaged(why, _) => expect_damaged(*why, code),
         _ => {}
     }
@@ -156,12 +179,26 @@ fn listing_check(img: &flash::Image, wire: &[Vec<u8>]) {
     let listed = flightrec_flash::image_dumps(&img.bytes).unwrap_or_default();
     let got: Vec<_> = listed
         .iter()
-        .map(|(info, data)| (info.id, info.first_page as usize, info.status, data.as_slice()))
+        .map(|(info, data)| {
+            (
+                info.id,
+                info.first_page as usize,
+                info.status,
+                data.as_slice(),
+            )
+        })
         .collect();
     let want: Vec<_> = img
         .survivors
         .iter()
-        .map(|s| (s.id, s.first_page, Status::Committed, wire[s.dump].as_slice()))
+        .map(|s| {
+            (
+                s.id,
+                s.first_page,
+                Status::Committed,
+                wire[s.dump].as_slice(),
+            )
+        })
         .collect();
     assert_eq!(got, want, "dumps listed");
 }

@@ -161,7 +161,9 @@ fn store_as<const E: usize, const W: usize>(g: Geometry, dumps: &[&[u8]]) -> Ima
         });
         next_page = (next_page + pages) % g.pages;
     }
-    let whole = |s: &Survivor| (0..s.pages).all(|k| owner[(s.first_page + k) % g.pages] == Some((s.dump, k)));
+    let whole = |s: &Survivor| {
+        (0..s.pages).all(|k| owner[(s.first_page + k) % g.pages] == Some((s.dump, k)))
+    };
     let survivors: Vec<Survivor> = written.iter().copied().filter(whole).collect();
     let remnants = written
         .iter()
@@ -262,7 +264,10 @@ impl FlashMutation {
                 out.copy_within(a..a + g.erase, b);
             }
             FlashMutation::Cut { dump, at } => {
-                let Some(s) = img.survivors.get(usize::from(dump) % img.survivors.len().max(1)) else {
+                let Some(s) = img
+                    .survivors
+                    .get(usize::from(dump) % img.survivors.len().max(1))
+                else {
                     return;
                 };
                 let slot = g.slot();

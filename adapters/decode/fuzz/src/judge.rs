@@ -89,6 +89,26 @@ pub enum Verdict<'a> {
     Undecided(&'static str),
 }
 
+impl Verdict<'_> {
+    /// One word for counting verdicts over a corpus.
+    pub fn label(&self) -> String {
+        match self {
+            Verdict::Clean(c) => {
+                format!("clean dumps={} records={}", c.dumps.len(), c.records.len())
+            }
+            Verdict::Damaged(why, _) => format!("damaged {why:?}"),
+            Verdict::Undecided(why) => format!("undecided {why}"),
+        }
+    }
+}
+
+/// Prints `label` when the `verdict-log` feature is on.
+pub fn log(label: impl FnOnce() -> String) {
+    if cfg!(feature = "verdict-log") {
+        eprintln!("verdict: {}", label());
+    }
+}
+
 /// A piece as the decoder will see it when it reaches it at a frame boundary.
 enum Seen<'a> {
     Magic,
@@ -155,7 +175,11 @@ fn see<'a>(bytes: &'a [u8], role: Role, last: bool) -> Seen<'a> {
                         .map(|(h, _)| h),
                 ),
                 FRAME_RECORD => Seen::Record(postcard::take_from_bytes::<RecordHead>(body).ok()),
-                FRAME_END => Seen::End(postcard::take_from_bytes::<DumpEnd>(body).ok().map(|(e, _)| e)),
+                FRAME_END => Seen::End(
+                    postcard::take_from_bytes::<DumpEnd>(body)
+                        .ok()
+                        .map(|(e, _)| e),
+                ),
                 _ => Seen::Unknown,
             }
         }
@@ -187,9 +211,7 @@ pub fn judge<'a>(file: &'a File, offsets: &[u64]) -> Verdict<'a> {
                 Seen::MagicOnly if i + 1 == n => return damaged(Why::MagicCut),
                 Seen::OtherVersion => return damaged(Why::OtherVersion),
                 Seen::Header(Some(_)) => return damaged(Why::MagicDamaged),
-                Seen::MagicBroken if next_is_header(file, i) => {
-                    return damaged(Why::MagicDamaged)
-                }
+                Seen::MagicBroken if next_is_header(file, i) => return damaged(Why::MagicDamaged),
                 Seen::Unsure => return Verdict::Undecided("crafted bytes outside a dump"),
                 _ => return damaged(Why::SkippedOutside),
             },
@@ -244,9 +266,7 @@ pub fn judge<'a>(file: &'a File, offsets: &[u64]) -> Verdict<'a> {
                     }
                 }
                 Seen::End(None) => return damaged(Why::BadEnd),
-                Seen::End(Some(end)) if end.records != count => {
-                    return damaged(Why::CountMismatch)
-                }
+                Seen::End(Some(end)) if end.records != count => return damaged(Why::CountMismatch),
                 Seen::End(Some(_)) => State::Outside,
                 Seen::Unknown => State::InDump {
                     header,
@@ -255,9 +275,7 @@ pub fn judge<'a>(file: &'a File, offsets: &[u64]) -> Verdict<'a> {
                 },
                 Seen::Header(_) => return damaged(Why::DumpCut),
                 Seen::Broken => return damaged(Why::BrokenFrame),
-                Seen::Magic | Seen::MagicOnly | Seen::OtherVersion => {
-                    return damaged(Why::DumpCut)
-                }
+                Seen::Magic | Seen::MagicOnly | Seen::OtherVersion => return damaged(Why::DumpCut),
                 Seen::MagicPrefix | Seen::MagicBroken | Seen::Unsure => {
                     if file.bytes(p).first() == Some(&SYNC) {
                         return Verdict::Undecided("crafted bytes inside a dump");

@@ -63,7 +63,8 @@ impl File {
             let mut at = pre;
             let mut i = 1;
             while at + FRAME_OVERHEAD <= bytes.len() {
-                let len = FRAME_OVERHEAD + usize::from(u16::from_le_bytes([bytes[at + 2], bytes[at + 3]]));
+                let len = FRAME_OVERHEAD
+                    + usize::from(u16::from_le_bytes([bytes[at + 2], bytes[at + 3]]));
                 f.pieces.push(Piece {
                     role: Role::Frame,
                     origin: Some((d, i)),
@@ -135,7 +136,7 @@ impl File {
         match *m {
             Mutation::Remove { at, len } => {
                 let at = usize::from(at) % n;
-                let end = (at + usize::from(len) + 1).min(n);
+                let end = (at + usize::from(len % 16) + 1).min(n);
                 self.pieces.drain(at..end);
                 true
             }
@@ -155,7 +156,9 @@ impl File {
                 self.pieces.swap(a, b);
                 a != b
             }
-            Mutation::EditHeader { piece, ref edit } => self.edit_header(usize::from(piece) % n, edit),
+            Mutation::EditHeader { piece, ref edit } => {
+                self.edit_header(usize::from(piece) % n, edit)
+            }
             Mutation::Flip {
                 piece,
                 bit,
@@ -202,7 +205,9 @@ impl File {
         match *edit {
             HeaderEdit::FirstSeq(d) => h.first_seq = shift(h.first_seq, d),
             HeaderEdit::NextSeq(d) => h.next_seq = shift(h.next_seq, d),
-            HeaderEdit::Scope(s) => h.scope = s.map(|s| flightrec_core::SessionId(u32::from(s % 5))),
+            HeaderEdit::Scope(s) => {
+                h.scope = s.map(|s| flightrec_core::SessionId(u32::from(s % 5)))
+            }
             HeaderEdit::Lost(l) => h.lost = l,
             HeaderEdit::Index(i) => h.index = i,
             HeaderEdit::Clock(rate) => h.clock.rate_hz = rate,
@@ -300,7 +305,10 @@ impl File {
             if a >= b {
                 continue;
             }
-            if self.arena[p.start + a - s..p.start + b - s].iter().all(|&x| x == 0xFF) {
+            if self.arena[p.start + a - s..p.start + b - s]
+                .iter()
+                .all(|&x| x == 0xFF)
+            {
                 continue;
             }
             let r = self.own(i);
@@ -357,12 +365,12 @@ pub enum HeaderEdit {
 /// One mutation of the file (piece indices are taken modulo the piece count).
 #[derive(Arbitrary, Clone, Debug)]
 pub enum Mutation {
-    /// Removes `len + 1` pieces from `at`: a frame, several, a whole dump, or (across a
+    /// Removes `len % 16 + 1` pieces from `at`: a frame, several, a whole dump, or (across a
     /// dump boundary) a splice of the front of one dump and the back of another.
     Remove {
         /// First piece removed.
         at: u16,
-        /// Pieces removed, less one.
+        /// Pieces removed, less one (modulo 16).
         len: u8,
     },
     /// Inserts a copy of piece `from` before piece `to`.
