@@ -39,9 +39,11 @@ enum Hit {
     NotJudged,
     /// A page header after a dump's first page, or data, changed: exit 1.
     Data,
-    /// A dump's first page header changed, or its data was cut to less than a magic: the
-    /// dump vanishes today (issue 10).
+    /// A dump's first page header changed (or the image was cut inside its first page): the
+    /// dump vanished before issue 10.
     Vanishes,
+    /// A power cut left a started dump less than a magic and version of data.
+    NothingLeft,
 }
 
 fuzz_target!(|input: Input| {
@@ -117,9 +119,10 @@ fuzz_target!(|input: Input| {
     // What a failed assertion shows besides the input.
     let context = || {
         format!(
-            "{g:?} {mutation:?} {hit:?} survivors {:?} frame-mutated {frame_mutated:?}\n{}",
+            "{g:?} {mutation:?} {hit:?} survivors {:?} frame-mutated {frame_mutated:?}\n{}{}",
             img.survivors,
-            String::from_utf8_lossy(&run.out)
+            String::from_utf8_lossy(&run.out),
+            String::from_utf8_lossy(&run.err)
         )
     };
     match hit {
@@ -131,6 +134,9 @@ fuzz_target!(|input: Input| {
         }),
         Hit::Vanishes if cfg!(feature = "issue10-damage") => assert_damaged(run.code, || {
             format!("a surviving dump vanishes: {}", context())
+        }),
+        Hit::NothingLeft if cfg!(feature = "empty-dump") => assert_damaged(run.code, || {
+            format!("a power cut left a dump without data: {}", context())
         }),
         _ if partial && cfg!(feature = "issue10-damage") => assert_damaged(run.code, || {
             format!("the image ends inside a page: {}", context())
@@ -207,6 +213,9 @@ fn listing_check(img: &flash::Image, wire: &[Vec<u8>]) {
 /// by frame before it was stored may cut only bytes after its end frame: not judged.
 fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Option<usize>) -> Hit {
     let g = &img.geometry;
+    if let FlashMutation::SwapPages(a, b) = *m {
+        return swap_hit(img, usize::from(a) % g.pages, usize::from(b) % g.pages);
+    }
     let mut hit = Hit::None;
     for (at, &b) in img.bytes.iter().enumerate() {
         if mutated.get(at) == Some(&b) {
@@ -241,12 +250,30 @@ fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Opt
         if frame_mutated == Some(s.dump) {
             return Hit::NotJudged;
         }
-        // Less than a magic and version left: the dump shows as nothing today.
+        // Less than a magic and version left: the dump shows as nothing.
         if (*at as usize % s.len.max(1)) <= flightrec_core::dump::MAGIC.len() {
-            return Hit::Vanishes;
+            return Hit::NothingLeft;
         }
     }
     hit
+}
+
+/// Swapped pages: a dump of several pages loses its order (damage); a one-page dump only
+/// moves, whole, to another page (not judged).
+fn swap_hit(img: &flash::Image, a: usize, b: usize) -> Hit {
+    let g = &img.geometry;
+    let touched: Vec<&Survivor> = img
+        .survivors
+        .iter()
+        .filter(|s| a != b && (s.holds(g, a * g.erase) || s.holds(g, b * g.erase)))
+        .collect();
+    if touched.iter().any(|s| s.pages > 1) {
+        Hit::Data
+    } else if touched.is_empty() {
+        Hit::None
+    } else {
+        Hit::NotJudged
+    }
 }
 
 fn in_commit(s: &Survivor, g: &flash::Geometry, at: usize) -> bool {

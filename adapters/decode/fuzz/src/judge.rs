@@ -205,7 +205,10 @@ pub fn judge<'a>(file: &'a File, offsets: &[u64]) -> Verdict<'a> {
     for (i, p) in file.pieces.iter().enumerate() {
         let seen = see(file.bytes(p), p.role, i + 1 == n);
         let damaged = |why| Verdict::Damaged(why, i);
+        // Erased flash between dumps is skipped without a word, as it should be.
+        let erased = !file.bytes(p).is_empty() && file.bytes(p).iter().all(|&b| b == 0xFF);
         state = match state {
+            State::Outside if erased => State::Outside,
             State::Outside => match seen {
                 Seen::Magic => State::AfterMagic(offsets[i]),
                 Seen::MagicOnly if i + 1 == n => return damaged(Why::MagicCut),
