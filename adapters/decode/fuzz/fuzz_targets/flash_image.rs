@@ -216,6 +216,15 @@ fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Opt
     if let FlashMutation::SwapPages(a, b) = *m {
         return swap_hit(img, usize::from(a) % g.pages, usize::from(b) % g.pages);
     }
+    // A dump whose first page is erased or cut off whole is gone as if the store had
+    // erased or reclaimed it: not damage anyone can tell from the image.
+    let gone = |s: &Survivor| {
+        let first = s.first_page * g.erase;
+        match mutated.get(first..first + g.erase) {
+            Some(page) => page.iter().all(|&b| b == 0xFF),
+            None => mutated.len() <= first,
+        }
+    };
     let mut hit = Hit::None;
     for (at, &b) in img.bytes.iter().enumerate() {
         if mutated.get(at) == Some(&b) {
@@ -224,6 +233,13 @@ fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Opt
         let Some(s) = img.survivors.iter().find(|s| s.holds(g, at)) else {
             continue;
         };
+        if gone(s) {
+            hit = match hit {
+                Hit::None => Hit::NotJudged,
+                h => h,
+            };
+            continue;
+        }
         let h = if s.first_header(g, at) {
             Hit::Vanishes
         } else if in_commit(s, g, at) {
@@ -237,11 +253,10 @@ fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Opt
             _ => Hit::NotJudged,
         };
     }
-    // An image cut inside a dump's first page: the dump vanishes today (issue 10).
-    let cut_first_page = img
-        .survivors
-        .iter()
-        .any(|s| (s.first_page + 1) * g.erase > mutated.len());
+    // An image cut inside a dump's first page: the dump vanished before issue 10.
+    let cut_first_page = img.survivors.iter().any(|s| {
+        (s.first_page * g.erase + 1..(s.first_page + 1) * g.erase).contains(&mutated.len())
+    });
     if matches!(m, FlashMutation::Truncate(_)) && cut_first_page {
         return Hit::Vanishes;
     }
