@@ -216,10 +216,19 @@ fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Opt
     if let FlashMutation::SwapPages(a, b) = *m {
         return swap_hit(img, usize::from(a) % g.pages, usize::from(b) % g.pages);
     }
-    // A dump whose first page is erased or cut off whole is gone as if the store had
-    // erased or reclaimed it: not damage anyone can tell from the image.
+    // A dump whose first page is erased, cut off or overwritten whole (by a copy of another
+    // dump's page) is gone as if the store had erased it: no sign of it is left.
+    let overwritten = match *m {
+        FlashMutation::CopyPage(a, b) if usize::from(a) % g.pages != usize::from(b) % g.pages => {
+            Some(usize::from(b) % g.pages)
+        }
+        _ => None,
+    };
     let gone = |s: &Survivor| {
         let first = s.first_page * g.erase;
+        if overwritten == Some(s.first_page) {
+            return true;
+        }
         match mutated.get(first..first + g.erase) {
             Some(page) => page.iter().all(|&b| b == 0xFF),
             None => mutated.len() <= first,
