@@ -50,7 +50,7 @@ use tracing_subscriber::filter::Targets;
 use crate::auditlog::AuditOptions;
 use crate::dumpfile::{DumpFormat, DumpOptions};
 use crate::files::Template;
-use crate::recorder::{RecorderOptions, MAX_SHARDS};
+use crate::recorder::RecorderOptions;
 use crate::service::ServiceOptions;
 
 /// A configuration error: which key, and what is wrong with it.
@@ -463,7 +463,7 @@ impl Config {
         let opts = self.recorder_options()?;
         let mode = self.ring.file_mode.check("ring.file_mode")?;
         match &self.ring.file {
-            None => Ok(crate::FlightRecorder::new(opts)),
+            None => crate::FlightRecorder::new(opts),
             Some(path) => crate::FlightRecorder::with_ring_file(opts, Path::new(path), mode)
                 .map_err(|e| err("ring.file", e.to_string())),
         }
@@ -473,12 +473,6 @@ impl Config {
     pub fn recorder_options(&self) -> Result<RecorderOptions, ConfigError> {
         let mut o = RecorderOptions::default();
         if let Some(s) = self.ring.shards {
-            if s == 0 || s > MAX_SHARDS {
-                return Err(err(
-                    "ring.shards",
-                    format!("{s} is not in 1..={MAX_SHARDS}"),
-                ));
-            }
             o.shards = s;
         }
         if let Some(h) = &self.host {
@@ -497,17 +491,12 @@ impl Config {
         let t = &self.trigger;
         let threshold = match &t.threshold {
             None => None,
-            Some(th) => {
-                if th.count == 0 {
-                    return Err(err("trigger.threshold.count", "must be at least 1"));
-                }
-                Some(Threshold {
-                    kind: kind_by_name("trigger.threshold.kind", &th.kind)?,
-                    count: th.count,
-                    window: ns(secs("trigger.threshold.window_secs", th.window_secs)?),
-                    per_peer: th.per_peer,
-                })
-            }
+            Some(th) => Some(Threshold {
+                kind: kind_by_name("trigger.threshold.kind", &th.kind)?,
+                count: th.count,
+                window: ns(secs("trigger.threshold.window_secs", th.window_secs)?),
+                per_peer: th.per_peer,
+            }),
         };
         let rate = match &t.rate {
             None => None,
@@ -533,6 +522,8 @@ impl Config {
             scope_session: t.scope_session,
             ..TriggerConfig::DEFAULT
         };
+        // What the recorder cannot honour (shards, threshold depth, names), named by key.
+        o.check()?;
         Ok(o)
     }
 

@@ -1,6 +1,6 @@
 //! Dump files: named from a template, appended to, each dump written whole.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -33,8 +33,7 @@ pub struct DumpOptions {
 }
 
 /// Writes dumps to files. Shared by the writer task and the panic hook; a lock makes sure
-/// two dumps never interleave, and each dump goes out in one `write_all` on an `O_APPEND`
-/// descriptor.
+/// two dumps never interleave: each dump is streamed, under it, to an `O_APPEND` descriptor.
 #[derive(Debug)]
 pub struct DumpFiles {
     opts: DumpOptions,
@@ -70,10 +69,6 @@ impl DumpFiles {
     /// (counted in [`errors`](Self::errors)): never retried in a loop, never blocking the
     /// next one.
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
-        let bytes = match self.opts.format {
-            DumpFormat::Binary => rec.dump_bytes(order),
-            DumpFormat::Forensic => forensic(&rec.dump_bytes(order))?,
-        };
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let count = self.written.load(Ordering::Relaxed);
         let path = PathBuf::from(self.opts.path.expand(&TemplateVars {
@@ -83,10 +78,10 @@ impl DumpFiles {
             host: &self.host,
         }));
         let result = open_append(&path, self.opts.mode)
-            .and_then(|mut f| write_whole(&mut f, &bytes))
+            .and_then(|f| rec.write_dump(order, self.opts.format, f))
             .map_err(|e| io::Error::new(e.kind(), format!("dump to {}: {e}", path.display())));
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 self.written.fetch_add(1, Ordering::Relaxed);
                 Ok(path)
             }
@@ -108,36 +103,4 @@ pub fn forensic(dump: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     flightrec_decode::decode_to(dump, &mut renderer, &mut out)?;
     Ok(out)
-}
-
-/// Writes `bytes` whole or fails: `write_all` returns the first error (ProFTPD's forensic
-/// log retries a failing write forever; we give up on that dump).
-fn write_whole<W: Write>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
-    w.write_all(bytes)?;
-    w.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Broken {
-        calls: usize,
-    }
-    impl Write for Broken {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            self.calls += 1;
-            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn write_error_gives_up_at_once() {
-        let mut w = Broken { calls: 0 };
-        assert!(write_whole(&mut w, &[1; 100]).is_err());
-        assert_eq!(w.calls, 1);
-    }
 }

@@ -16,6 +16,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use flightrec_core::crc::Crc32;
 use flightrec_core::dump::{
@@ -23,107 +24,118 @@ use flightrec_core::dump::{
 };
 use flightrec_core::trigger::Reason;
 
-use crate::recorder::SHARD_BYTES;
+use crate::SHARD_BYTES;
 
 /// Bytes before each shard's circular area (magic, version, header frame, zero padding).
 pub const HEADER_AREA: usize = 512;
 /// Bytes of one shard's region.
 pub const REGION: usize = HEADER_AREA + SHARD_BYTES;
 
-/// A mapped ring file. Unmapped when dropped (after the shards that write into it).
-pub(crate) struct RingFile {
-    map: *mut u8,
+/// The ring file's shared mapping: unmapped when the last [`Region`] holding it is dropped,
+/// so no region can outlive the memory it writes to, whatever order things are dropped in.
+struct Mapping {
+    ptr: *mut u8,
     len: usize,
+    /// Kept open while mapped.
     _file: File,
 }
 
-// SAFETY: the mapping is plain memory owned by this value; each shard writes only its own
-// region, under its shard lock.
-unsafe impl Send for RingFile {}
-unsafe impl Sync for RingFile {}
+// SAFETY: the mapping is plain memory owned by this value, reached only through the
+// regions, each of which writes its own disjoint part (under its shard's lock).
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
 
-impl Drop for RingFile {
+impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `map`/`len` are the mapping made in `create`, unmapped once.
+        // SAFETY: `ptr`/`len` are the mapping made in `create`, unmapped once, when the last
+        // region holding it is gone.
         unsafe {
-            libc::munmap(self.map.cast(), self.len);
+            libc::munmap(self.ptr.cast(), self.len);
         }
     }
 }
 
 /// One shard's circular area inside the mapping.
 pub(crate) struct Region {
+    /// Start of this region's circular area, `SHARD_BYTES` long, inside `_map`.
     area: *mut u8,
     head: usize,
+    /// Keeps the mapping `area` points into alive as long as this region.
+    _map: Arc<Mapping>,
 }
 
-// SAFETY: a region is used only under its shard's lock, and the mapping outlives it.
+// SAFETY: a region is used only under its shard's lock, it is the only writer of its area,
+// and it holds the mapping alive (`_map`).
 unsafe impl Send for Region {}
 
-impl RingFile {
-    /// Creates (or replaces) the ring file for `shards` shards, mode `mode`, never through a
-    /// symlink. A ring file left by a previous run is kept as `PATH.prev`.
-    pub(crate) fn create(
-        path: &Path,
-        shards: usize,
-        mode: u32,
-        build: &Build<'_>,
-    ) -> io::Result<(RingFile, Vec<Region>)> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::files::ensure_dir(dir)?;
-        }
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
-            let mut prev = path.as_os_str().to_owned();
-            prev.push(".prev");
-            std::fs::rename(path, &prev)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let len = shards * REGION;
-        file.set_len(len as u64)?;
-        // SAFETY: a fresh shared mapping of the whole file, which stays open while mapped.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ring = RingFile {
-            map: map.cast(),
-            len,
-            _file: file,
-        };
-        let mut regions = Vec::with_capacity(shards);
-        for i in 0..shards {
-            let detail = format!("ring file, shard {} of {shards}", i + 1);
-            let header = region_header(&detail, build)?;
-            // SAFETY: region `i` lies inside the mapping (len = shards * REGION) and nothing
-            // else refers to it yet.
-            let region =
-                unsafe { std::slice::from_raw_parts_mut(ring.map.add(i * REGION), REGION) };
-            let dst = region
-                .get_mut(..header.len())
-                .ok_or_else(|| io::Error::other("ring file header too large"))?;
-            dst.copy_from_slice(&header);
-            // SAFETY: inside the same region.
-            let area = unsafe { ring.map.add(i * REGION + HEADER_AREA) };
-            regions.push(Region { area, head: 0 });
-        }
-        Ok((ring, regions))
+/// Creates (or replaces) the ring file for `shards` shards, mode `mode`, never through a
+/// symlink, and maps it: one region per shard. A ring file left by a previous run is kept as
+/// `PATH.prev`.
+pub(crate) fn create(
+    path: &Path,
+    shards: usize,
+    mode: u32,
+    build: &Build<'_>,
+) -> io::Result<Vec<Region>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::files::ensure_dir(dir)?;
     }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        let mut prev = path.as_os_str().to_owned();
+        prev.push(".prev");
+        std::fs::rename(path, &prev)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let len = shards
+        .checked_mul(REGION)
+        .ok_or_else(|| io::Error::other("ring file too large"))?;
+    file.set_len(len as u64)?;
+    // SAFETY: a fresh shared mapping of the whole file, which stays open while mapped.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let map = Arc::new(Mapping {
+        ptr: ptr.cast(),
+        len,
+        _file: file,
+    });
+    let mut regions = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let detail = format!("ring file, shard {} of {shards}", i + 1);
+        let header = region_header(&detail, build)?;
+        // SAFETY: region `i` lies inside the mapping (len = shards * REGION), which `map`
+        // keeps alive, and nothing else refers to it yet.
+        let region = unsafe { std::slice::from_raw_parts_mut(map.ptr.add(i * REGION), REGION) };
+        let dst = region
+            .get_mut(..header.len())
+            .ok_or_else(|| io::Error::other("ring file header too large"))?;
+        dst.copy_from_slice(&header);
+        // SAFETY: inside the same region.
+        let area = unsafe { map.ptr.add(i * REGION + HEADER_AREA) };
+        regions.push(Region {
+            area,
+            head: 0,
+            _map: map.clone(),
+        });
+    }
+    Ok(regions)
 }
 
 /// Magic, version and a header frame, as the start of a dump.

@@ -17,10 +17,12 @@ async fn panic_dumps_untimely_death() {
         shards: 2,
         trigger: TriggerConfig {
             failed_login: false,
+            post_records: 0,
             ..TriggerConfig::DEFAULT
         },
         ..RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let service = Service::start(
         rec.clone(),
         ServiceOptions {

@@ -1,0 +1,321 @@
+//! Writing a dump: **one wire-format dump, records in time order, numbered `0..n` within
+//! it**, streamed from the shards' merge (`merge.rs`) through core's `write_dump_from`
+//! straight to the writer.
+//!
+//! Memory per dump, whatever the rings' size: one buffer holding a shard's largest record
+//! (reads and the frame being written), the merge's few words per shard, and the writer's
+//! buffer. Forensic text is the binary dump streamed through a bounded pipe into
+//! `flightrec-decode`'s decoder and forensic renderer on a second thread: the same code as
+//! `flightrec decode --format forensic`. That renderer holds a dump's rendered block until
+//! the dump's end (a forensic block begins with facts, such as the client address and the
+//! user, gathered from all its records), at most `flightrec_decode::render::
+//! FORENSIC_BODY_MAX` bytes of text, beyond which records are counted as hidden.
+
+use std::cell::RefCell;
+use std::io::{self, BufWriter, Write};
+use std::sync::mpsc;
+
+use flightrec_core::dump::{DumpError, DumpSummary, Source};
+use flightrec_core::ring::{Cursor, Read, RingStats};
+use flightrec_core::trigger::DumpOrder;
+use flightrec_core::{write_dump_from, Build, Clock, DumpHeader, PushError};
+
+use super::merge::{Merge, Step};
+use super::shards::{ShardSeq, SHARD_BYTES};
+use super::trigger::lock;
+use super::FlightRecorder;
+use crate::dumpfile::DumpFormat;
+
+/// Bytes the writer buffers (binary) or a pipe chunk holds (forensic).
+const WRITE_BUFFER: usize = 64 * 1024;
+
+impl FlightRecorder {
+    /// Writes the dump `order` asks for to `out`, in `format`, merged from all shards,
+    /// streaming: nothing like a copy of the rings is made. Returns what the dump holds
+    /// (`bytes` counts its wire-format bytes, also for forensic text). The first write
+    /// error ends the dump (a decoder reports it cut short); nothing is retried.
+    pub fn write_dump<W: Write + Send>(
+        &self,
+        order: &DumpOrder,
+        format: DumpFormat,
+        out: W,
+    ) -> io::Result<DumpSummary> {
+        match format {
+            DumpFormat::Binary => {
+                let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
+                self.write_binary(order, &mut out)
+            }
+            DumpFormat::Forensic => self.write_forensic(order, out),
+        }
+    }
+
+    /// The dump `order` asks for, as wire-format bytes in memory (for tests and tools; a
+    /// daemon streams with [`write_dump`](Self::write_dump)).
+    pub fn dump_bytes(&self, order: &DumpOrder) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Writing to a Vec cannot fail; a ring error leaves a dump without its end frame,
+        // which a decoder reports as incomplete.
+        let _ = self.write_binary(order, &mut out);
+        out
+    }
+
+    fn write_binary<W: Write>(&self, order: &DumpOrder, out: &mut W) -> io::Result<DumpSummary> {
+        let mut scratch = vec![0u8; SHARD_BYTES];
+        let mut merge = Merge::new(&self.shards);
+        let stats = merge.stats();
+        let trigger_seq = match order.seq {
+            Some(raw) => merge
+                .find(ShardSeq::from_raw(raw), &mut scratch)
+                .map_err(ring_error)?,
+            None => None,
+        };
+        let build = Build {
+            name: &self.program,
+            version: &self.version,
+            id: &[],
+        };
+        let named = lock(&self.trigger).config().named;
+        // Lost: records the shards' rings refused. (Audit lines dropped by a full queue are
+        // not lost: their records are in the ring; a WARN record in the ring counts them.)
+        let header = DumpHeader {
+            trigger_seq,
+            suppressed: order.suppressed.saturating_add(self.take_dumps_dropped()),
+            ..DumpHeader::for_order(order, named, stats.rejected, self.clock.info(), build)
+        };
+        let source = MergedShards {
+            merge: RefCell::new(merge),
+        };
+        write_dump_from(
+            &mut StdWrite(out),
+            &source,
+            header,
+            stats,
+            Cursor::at(0),
+            &mut scratch,
+        )
+        .map_err(|e| match e {
+            DumpError::Io(e) => e,
+            DumpError::Ring(e) => ring_error(e),
+            DumpError::ScratchTooSmall => io::Error::other("dump header too large"),
+            DumpError::WriteZero => io::ErrorKind::WriteZero.into(),
+        })
+    }
+
+    /// The binary dump, piped to a thread that renders it as forensic text to `out`.
+    fn write_forensic<W: Write + Send>(
+        &self,
+        order: &DumpOrder,
+        out: W,
+    ) -> io::Result<DumpSummary> {
+        // One chunk in the pipe, one being filled, one being decoded.
+        let (tx, rx) = mpsc::sync_channel(1);
+        std::thread::scope(|scope| {
+            let renderer = std::thread::Builder::new()
+                .name("flightrec-forensic".into())
+                .spawn_scoped(scope, move || render_forensic(PipeReader::new(rx), out))?;
+            let mut pipe = PipeWriter {
+                tx: Some(tx),
+                chunk: Vec::with_capacity(WRITE_BUFFER),
+            };
+            let written = self.write_binary(order, &mut pipe);
+            // Whatever was written goes to the renderer (a cut dump is shown as cut), then
+            // the pipe closes: the renderer sees the end.
+            let _ = pipe.flush();
+            drop(pipe);
+            let rendered = renderer
+                .join()
+                .map_err(|_| io::Error::other("forensic renderer panicked"))?;
+            // The renderer's error first: a closed pipe is what the writer saw of it.
+            rendered?;
+            written
+        })
+    }
+}
+
+/// Renders the wire-format dump read from `input` as forensic text blocks to `out`.
+fn render_forensic<W: Write>(input: PipeReader, out: W) -> io::Result<()> {
+    use flightrec_decode::{Format, Options, Renderer};
+    let mut renderer = Renderer::new(Options {
+        format: Format::Forensic,
+        ..Options::default()
+    });
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
+    flightrec_decode::decode_to(input, &mut renderer, &mut out)?;
+    out.flush()
+}
+
+fn ring_error(e: PushError) -> io::Error {
+    io::Error::other(format!("shard ring: {e:?}"))
+}
+
+/// The shards' merge as a core dump [`Source`]: it reads forward from where its merge is,
+/// numbering records itself (the cursor carries the number only).
+struct MergedShards<'a> {
+    merge: RefCell<Merge<'a>>,
+}
+
+impl Source for MergedShards<'_> {
+    fn stats(&self) -> Result<RingStats, PushError> {
+        Ok(self
+            .merge
+            .try_borrow()
+            .map_err(|_| PushError::Busy)?
+            .stats())
+    }
+
+    fn oldest(&self) -> Result<Cursor, PushError> {
+        Ok(Cursor::at(0))
+    }
+
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+        let mut merge = self.merge.try_borrow_mut().map_err(|_| PushError::Busy)?;
+        let read = match merge.next(out)? {
+            Step::Record {
+                number, meta, len, ..
+            } => Read::Record {
+                seq: number,
+                meta,
+                len,
+            },
+            Step::Lost(n) => Read::Lost(n),
+            Step::End => Read::End,
+        };
+        *cursor = Cursor::at(merge.position());
+        Ok(read)
+    }
+}
+
+/// A `std::io::Write` as an `embedded_io::Write` (core's dump writer takes the latter).
+struct StdWrite<W>(W);
+
+impl<W: Write> embedded_io::ErrorType for StdWrite<W> {
+    type Error = io::Error;
+}
+
+impl<W: Write> embedded_io::Write for StdWrite<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The writing end of the forensic pipe: bytes go in chunks of [`WRITE_BUFFER`].
+struct PipeWriter {
+    /// `None` once the reader is gone.
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    chunk: Vec<u8>,
+}
+
+impl Write for PipeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.chunk.len() >= WRITE_BUFFER {
+            self.flush()?;
+        }
+        let room = WRITE_BUFFER - self.chunk.len();
+        let n = buf.len().min(room);
+        self.chunk.extend_from_slice(buf.get(..n).unwrap_or(buf));
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(WRITE_BUFFER));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            self.tx = None;
+            Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "forensic renderer stopped",
+            ))
+        }
+    }
+}
+
+/// The reading end of the forensic pipe; the end of input once the writer is gone.
+struct PipeReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl PipeReader {
+    fn new(rx: mpsc::Receiver<Vec<u8>>) -> Self {
+        PipeReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl io::Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at >= self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let rest = self.chunk.get(self.at..).unwrap_or(&[]);
+        let n = rest.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RecorderOptions;
+    use flightrec_core::Level;
+
+    struct Broken {
+        calls: usize,
+    }
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A dump whose writer fails gives up at once (ProFTPD's forensic log retries a failing
+    /// write forever).
+    #[test]
+    fn write_error_gives_up_at_once() {
+        let rec = FlightRecorder::new(RecorderOptions {
+            shards: 2,
+            ..RecorderOptions::default()
+        })
+        .unwrap();
+        for i in 0..5000 {
+            rec.log(Level::Info, None, "t", &format!("line {i}"), &[]);
+        }
+        let order = rec.manual_order();
+        let mut w = Broken { calls: 0 };
+        let e = rec.write_binary(&order, &mut w).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(w.calls, 1);
+        for format in [DumpFormat::Binary, DumpFormat::Forensic] {
+            let e = rec
+                .write_dump(&order, format, Broken { calls: 0 })
+                .unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{format:?}");
+        }
+    }
+}
