@@ -675,6 +675,15 @@ mod tests {
         );
         assert_eq!(e.key, "trigger.threshold.kind");
 
+        let e = error_of(
+            "[trigger]\nthreshold = { kind = \"auth-failure\", count = 50, window_secs = 1 }\n",
+        );
+        assert_eq!(e.key, "trigger.threshold.count");
+        assert!(e.problem.contains("32"), "{e}");
+
+        let e = error_of("[ring]\nshards = 33\n");
+        assert_eq!(e.key, "ring.shards");
+
         let e = error_of("[dump]\nsignal = \"SIGKILL\"\n");
         assert_eq!(e.key, "dump.signal");
 

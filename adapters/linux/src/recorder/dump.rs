@@ -279,7 +279,179 @@ impl io::Read for PipeReader {
 mod tests {
     use super::*;
     use crate::RecorderOptions;
-    use flightrec_core::Level;
+    use flightrec_core::ring::RecordMeta;
+    use flightrec_core::{Kind, Level};
+    use flightrec_decode::{Decoder, Item};
+    use std::sync::Arc;
+
+    const SHARDS: usize = 8;
+
+    fn recorder(shards: usize) -> Arc<FlightRecorder> {
+        FlightRecorder::new(RecorderOptions {
+            shards,
+            ..RecorderOptions::default()
+        })
+        .unwrap()
+    }
+
+    fn frame(time: u64) -> RecordMeta {
+        RecordMeta {
+            time,
+            level: Level::Info,
+            kind: Kind::FRAME,
+            session: None,
+        }
+    }
+
+    /// Collects the dump; once `at` bytes are out, fills shards 1.. with newer records, so
+    /// that the records of theirs not yet read are evicted in the middle of the dump.
+    struct EvictMidway<'a> {
+        out: Vec<u8>,
+        rec: &'a FlightRecorder,
+        at: usize,
+        done: bool,
+    }
+
+    impl Write for EvictMidway<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.out.extend_from_slice(buf);
+            if !self.done && self.out.len() >= self.at {
+                self.done = true;
+                for i in 1..self.rec.shard_count() {
+                    for j in 0..3000 {
+                        self.rec.shards.push_to(i, &frame(1 << 40), &[j as u8; 24]);
+                    }
+                }
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Decoded {
+        trigger_seq: Option<u64>,
+        next_seq: u64,
+        records: Vec<(u64, Vec<u8>)>,
+        lost: u64,
+    }
+
+    fn decode(bytes: &[u8]) -> Decoded {
+        let mut d = Decoder::new(bytes);
+        let mut out = Decoded {
+            trigger_seq: None,
+            next_seq: 0,
+            records: Vec::new(),
+            lost: u64::MAX,
+        };
+        while let Some(item) = d.next().unwrap() {
+            match item {
+                Item::DumpStart { header, .. } => {
+                    out.trigger_seq = header.trigger_seq;
+                    out.next_seq = header.next_seq;
+                }
+                Item::Record { head, payload, .. } => {
+                    out.records.push((head.seq, payload.to_vec()))
+                }
+                Item::DumpEnd { end, seen, .. } => {
+                    assert_eq!(end.records, seen);
+                    out.lost = end.lost;
+                }
+                Item::Gap { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(!d.stats().damaged());
+        out
+    }
+
+    /// Records of seven shards are evicted in the middle of a dump: the dump still holds
+    /// every record of the quiet shard, in order, counts the others as lost (records and
+    /// lost add up to the snapshot), and the trigger record keeps the number the header
+    /// gives it.
+    #[test]
+    fn evictions_during_a_dump_are_counted_and_the_trigger_keeps_its_number() {
+        let rec = recorder(SHARDS);
+        let rounds = 100u64;
+        for j in 0..rounds {
+            for i in 0..SHARDS {
+                let payload = format!("{i}:{j}");
+                rec.shards
+                    .push_to(i, &frame(10 * j + i as u64), payload.as_bytes())
+                    .unwrap();
+            }
+        }
+        let trigger = rec
+            .shards
+            .push_to(0, &frame(10 * rounds), b"trigger")
+            .unwrap();
+        for i in 0..SHARDS {
+            let payload = format!("{i}:after");
+            rec.shards
+                .push_to(i, &frame(10 * rounds + 1 + i as u64), payload.as_bytes())
+                .unwrap();
+        }
+        let order = DumpOrder {
+            seq: Some(trigger.raw()),
+            ..rec.manual_order()
+        };
+        let mut w = EvictMidway {
+            out: Vec::new(),
+            rec: &rec,
+            at: 2000,
+            done: false,
+        };
+        let summary = rec.write_binary(&order, &mut w).unwrap();
+        assert!(w.done);
+        let d = decode(&w.out);
+
+        let n = SHARDS as u64 * (rounds + 1) + 1;
+        assert_eq!(d.next_seq, n);
+        assert_eq!(d.records.len() as u64 + d.lost, n);
+        assert_eq!(
+            (summary.records, summary.lost),
+            (d.records.len() as u64, d.lost)
+        );
+        assert!(d.lost > 6 * rounds, "{}", d.lost);
+        let seqs: Vec<u64> = d.records.iter().map(|r| r.0).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        // Every record before it in time order, in the snapshot: its number.
+        assert_eq!(d.trigger_seq, Some(SHARDS as u64 * rounds));
+        let at_trigger = d.records.iter().find(|r| Some(r.0) == d.trigger_seq);
+        assert_eq!(at_trigger.map(|r| &r.1[..]), Some(&b"trigger"[..]));
+        // The quiet shard is whole, in order.
+        let quiet: Vec<String> = d
+            .records
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.1).into_owned())
+            .filter(|p| p.starts_with("0:") || p == "trigger")
+            .collect();
+        let expected: Vec<String> = (0..rounds)
+            .map(|j| format!("0:{j}"))
+            .chain(["trigger".to_owned(), "0:after".to_owned()])
+            .collect();
+        assert_eq!(quiet, expected);
+    }
+
+    /// Without evictions, the dump is every record in time order, numbered `0..n`.
+    #[test]
+    fn a_dump_is_the_shards_merged_in_time_order() {
+        let rec = recorder(3);
+        let times = [[5u64, 9, 12], [1, 9, 20], [2, 3, 30]];
+        for (i, ts) in times.iter().enumerate() {
+            for t in ts {
+                rec.shards.push_to(i, &frame(*t), &[i as u8]).unwrap();
+            }
+        }
+        let d = decode(&rec.dump_bytes(&rec.manual_order()));
+        let got: Vec<(u64, u8)> = d.records.iter().map(|r| (r.0, r.1[0])).collect();
+        // Ties in time: the lower shard first.
+        let shards = [1u8, 2, 2, 0, 0, 1, 0, 1, 2];
+        let expected: Vec<(u64, u8)> = (0..9).zip(shards).collect();
+        assert_eq!(got, expected);
+        assert_eq!((d.lost, d.trigger_seq, d.next_seq), (0, None, 9));
+    }
 
     struct Broken {
         calls: usize,

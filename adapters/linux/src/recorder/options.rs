@@ -121,3 +121,58 @@ pub struct Stats {
     /// suppressed in the next dump.
     pub dumps_dropped: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FlightRecorder;
+    use flightrec_core::trigger::Threshold;
+    use flightrec_core::Kind;
+
+    fn refused(opts: RecorderOptions) -> ConfigError {
+        let e = FlightRecorder::new(opts.clone()).expect_err("refused");
+        let dir = std::env::temp_dir().join(format!("flightrec-options-{}", std::process::id()));
+        let io =
+            FlightRecorder::with_ring_file(opts, &dir.join("ring"), 0o600).expect_err("refused");
+        assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(!dir.exists(), "nothing created for refused options");
+        e
+    }
+
+    #[test]
+    fn post_records_is_refused_naming_the_key() {
+        let mut opts = RecorderOptions::default();
+        opts.trigger.post_records = 4;
+        let e = refused(opts);
+        assert_eq!(e.key, "trigger.post_records");
+        assert!(e.problem.contains("post_ms"), "{e}");
+    }
+
+    #[test]
+    fn what_the_recorder_cannot_honour_is_refused_naming_the_key() {
+        let threshold = |count| {
+            let mut o = RecorderOptions::default();
+            o.trigger.threshold = Some(Threshold {
+                kind: Kind::AUTH_FAILURE,
+                count,
+                window: 1,
+                per_peer: false,
+            });
+            o
+        };
+        assert_eq!(refused(threshold(33)).key, "trigger.threshold.count");
+        assert_eq!(refused(threshold(0)).key, "trigger.threshold.count");
+        assert!(FlightRecorder::new(threshold(32)).is_ok());
+        for shards in [0, MAX_SHARDS + 1] {
+            let e = refused(RecorderOptions {
+                shards,
+                ..RecorderOptions::default()
+            });
+            assert_eq!(e.key, "ring.shards");
+        }
+        let names: &'static [&'static str] = Box::leak(vec!["n"; NAMED_MAX + 1].into_boxed_slice());
+        let mut o = RecorderOptions::default();
+        o.trigger.named = names;
+        assert_eq!(refused(o).key, "trigger.named");
+    }
+}

@@ -184,6 +184,13 @@ impl Shards {
         Some(ShardSeq::new(i, seq))
     }
 
+    /// Stores one record in shard `i` (tests place records in chosen shards).
+    #[cfg(test)]
+    pub(crate) fn push_to(&self, i: usize, meta: &RecordMeta, payload: &[u8]) -> Option<ShardSeq> {
+        let seq = self.get(i)?.lock.lock().ring.push(meta, payload).ok()?;
+        Some(ShardSeq::new(i, seq))
+    }
+
     /// Records stored, evicted and refused, all shards.
     pub(crate) fn counts(&self) -> (u64, u64, u64) {
         self.shards.iter().fold((0, 0, 0), |(s, e, r), shard| {
