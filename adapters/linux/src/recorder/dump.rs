@@ -4,16 +4,10 @@
 //!
 //! Memory per dump, whatever the rings' size: one buffer holding a shard's largest record
 //! (reads and the frame being written), the merge's few words per shard, and the writer's
-//! buffer. Forensic text is the binary dump streamed through a bounded pipe into
-//! `flightrec-decode`'s decoder and forensic renderer on a second thread: the same code as
-//! `flightrec decode --format forensic`. That renderer holds a dump's rendered block until
-//! the dump's end (a forensic block begins with facts, such as the client address and the
-//! user, gathered from all its records), at most `flightrec_decode::render::
-//! FORENSIC_BODY_MAX` bytes of text, beyond which records are counted as hidden.
+//! buffer. Forensic text: `forensic.rs`.
 
 use std::cell::RefCell;
 use std::io::{self, BufWriter, Write};
-use std::sync::mpsc;
 
 use flightrec_core::dump::{DumpError, DumpSummary, Source};
 use flightrec_core::ring::{Cursor, Read, RingStats};
@@ -27,7 +21,7 @@ use super::FlightRecorder;
 use crate::dumpfile::DumpFormat;
 
 /// Bytes the writer buffers (binary) or a pipe chunk holds (forensic).
-const WRITE_BUFFER: usize = 64 * 1024;
+pub(super) const WRITE_BUFFER: usize = 64 * 1024;
 
 impl FlightRecorder {
     /// Writes the dump `order` asks for to `out`, in `format`, merged from all shards,
@@ -45,7 +39,7 @@ impl FlightRecorder {
                 let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
                 self.write_binary(order, &mut out)
             }
-            DumpFormat::Forensic => self.write_forensic(order, out),
+            DumpFormat::Forensic => super::forensic::write(self, order, out),
         }
     }
 
@@ -59,7 +53,11 @@ impl FlightRecorder {
         out
     }
 
-    fn write_binary<W: Write>(&self, order: &DumpOrder, out: &mut W) -> io::Result<DumpSummary> {
+    pub(super) fn write_binary<W: Write>(
+        &self,
+        order: &DumpOrder,
+        out: &mut W,
+    ) -> io::Result<DumpSummary> {
         let mut scratch = vec![0u8; SHARD_BYTES];
         let mut merge = Merge::new(&self.shards);
         let stats = merge.stats();
@@ -100,48 +98,6 @@ impl FlightRecorder {
             DumpError::WriteZero => io::ErrorKind::WriteZero.into(),
         })
     }
-
-    /// The binary dump, piped to a thread that renders it as forensic text to `out`.
-    fn write_forensic<W: Write + Send>(
-        &self,
-        order: &DumpOrder,
-        out: W,
-    ) -> io::Result<DumpSummary> {
-        // One chunk in the pipe, one being filled, one being decoded.
-        let (tx, rx) = mpsc::sync_channel(1);
-        std::thread::scope(|scope| {
-            let renderer = std::thread::Builder::new()
-                .name("flightrec-forensic".into())
-                .spawn_scoped(scope, move || render_forensic(PipeReader::new(rx), out))?;
-            let mut pipe = PipeWriter {
-                tx: Some(tx),
-                chunk: Vec::with_capacity(WRITE_BUFFER),
-            };
-            let written = self.write_binary(order, &mut pipe);
-            // Whatever was written goes to the renderer (a cut dump is shown as cut), then
-            // the pipe closes: the renderer sees the end.
-            let _ = pipe.flush();
-            drop(pipe);
-            let rendered = renderer
-                .join()
-                .map_err(|_| io::Error::other("forensic renderer panicked"))?;
-            // The renderer's error first: a closed pipe is what the writer saw of it.
-            rendered?;
-            written
-        })
-    }
-}
-
-/// Renders the wire-format dump read from `input` as forensic text blocks to `out`.
-fn render_forensic<W: Write>(input: PipeReader, out: W) -> io::Result<()> {
-    use flightrec_decode::{Format, Options, Renderer};
-    let mut renderer = Renderer::new(Options {
-        format: Format::Forensic,
-        ..Options::default()
-    });
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
-    flightrec_decode::decode_to(input, &mut renderer, &mut out)?;
-    out.flush()
 }
 
 fn ring_error(e: PushError) -> io::Error {
@@ -198,80 +154,6 @@ impl<W: Write> embedded_io::Write for StdWrite<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
-    }
-}
-
-/// The writing end of the forensic pipe: bytes go in chunks of [`WRITE_BUFFER`].
-struct PipeWriter {
-    /// `None` once the reader is gone.
-    tx: Option<mpsc::SyncSender<Vec<u8>>>,
-    chunk: Vec<u8>,
-}
-
-impl Write for PipeWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.chunk.len() >= WRITE_BUFFER {
-            self.flush()?;
-        }
-        let room = WRITE_BUFFER - self.chunk.len();
-        let n = buf.len().min(room);
-        self.chunk.extend_from_slice(buf.get(..n).unwrap_or(buf));
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.chunk.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(WRITE_BUFFER));
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
-        if sent {
-            Ok(())
-        } else {
-            self.tx = None;
-            Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "forensic renderer stopped",
-            ))
-        }
-    }
-}
-
-/// The reading end of the forensic pipe; the end of input once the writer is gone.
-struct PipeReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    at: usize,
-}
-
-impl PipeReader {
-    fn new(rx: mpsc::Receiver<Vec<u8>>) -> Self {
-        PipeReader {
-            rx,
-            chunk: Vec::new(),
-            at: 0,
-        }
-    }
-}
-
-impl io::Read for PipeReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at >= self.chunk.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.chunk = chunk;
-                    self.at = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let rest = self.chunk.get(self.at..).unwrap_or(&[]);
-        let n = rest.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        self.at += n;
-        Ok(n)
     }
 }
 

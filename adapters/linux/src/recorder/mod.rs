@@ -11,7 +11,8 @@
 //! | `trigger.rs` | which records reach the trigger machine, and what follows its decisions |
 //! | `queue.rs` | the writer task's queue: dump orders and audit lines |
 //! | `merge.rs` | the dump's k-way merge of the shards, one record at a time |
-//! | `dump.rs` | writing a dump: binary through core's `write_dump_from`, or forensic text |
+//! | `dump.rs` | writing a dump: the merge through core's `write_dump_from` to a writer |
+//! | `forensic.rs` | a dump as forensic text: the binary dump piped to the decoder's renderer |
 //!
 //! An event's path: [`FlightRecorder::record`] (or the `tracing` layer's `log_payload`)
 //! stores it in the calling thread's shard, and, if it can fire a trigger, feeds the
@@ -34,6 +35,7 @@ use crate::clock::UnixClock;
 use crate::config::ConfigError;
 
 mod dump;
+mod forensic;
 mod merge;
 mod options;
 mod queue;
