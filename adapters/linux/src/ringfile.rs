@@ -40,11 +40,6 @@ struct Mapping {
     _file: File,
 }
 
-// SAFETY: the mapping is plain memory owned by this value, reached only through the
-// regions, each of which writes its own disjoint part (under its shard's lock).
-unsafe impl Send for Mapping {}
-unsafe impl Sync for Mapping {}
-
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`len` are the mapping made in `create`, unmapped once, when the last
@@ -65,7 +60,8 @@ pub(crate) struct Region {
 }
 
 // SAFETY: a region is used only under its shard's lock, it is the only writer of its area,
-// and it holds the mapping alive (`_map`).
+// and it holds the mapping alive (`_map`). The mapping is plain memory: unmapping it from
+// whichever thread drops the last region is sound.
 unsafe impl Send for Region {}
 
 /// Creates (or replaces) the ring file for `shards` shards, mode `mode`, never through a
