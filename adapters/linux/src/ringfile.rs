@@ -11,10 +11,9 @@
 //! overwrote (their CRCs fail), and reports where sequence numbers jump back at the wrap.
 //! Sequence numbers are per shard; times order records across shards.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,6 +23,7 @@ use flightrec_core::dump::{
 };
 use flightrec_core::trigger::Reason;
 
+use crate::files::{FilePolicy, SafeDir};
 use crate::SHARD_BYTES;
 
 /// Bytes before each shard's circular area (magic, version, header frame, zero padding).
@@ -39,6 +39,12 @@ struct Mapping {
     /// Kept open while mapped.
     _file: File,
 }
+
+// SAFETY: the mapping is plain memory owned by this value and reached only through the
+// regions, each of which writes its own disjoint part (under its shard's lock); unmapping
+// it from whichever thread drops the last region is sound.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
 
 impl Drop for Mapping {
     fn drop(&mut self) {
@@ -60,35 +66,30 @@ pub(crate) struct Region {
 }
 
 // SAFETY: a region is used only under its shard's lock, it is the only writer of its area,
-// and it holds the mapping alive (`_map`). The mapping is plain memory: unmapping it from
-// whichever thread drops the last region is sound.
+// and it holds the mapping alive (`_map`).
 unsafe impl Send for Region {}
 
-/// Creates (or replaces) the ring file for `shards` shards, mode `mode`, never through a
-/// symlink, and maps it: one region per shard. A ring file left by a previous run is kept as
-/// `PATH.prev`.
+/// Creates (or replaces) the ring file for `shards` shards, by the rules of
+/// [`crate::files`]: the path walked without following a link, every directory checked, the
+/// file created new (`O_EXCL`) at `policy.mode`; and maps it: one region per shard. A
+/// regular file left by a previous run is kept as `PATH.prev` (renamed in the checked
+/// directory); a link, FIFO, socket or device at the path is refused.
 pub(crate) fn create(
     path: &Path,
     shards: usize,
-    mode: u32,
+    policy: &FilePolicy,
     build: &Build<'_>,
 ) -> io::Result<Vec<Region>> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::files::ensure_dir(dir)?;
-    }
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
-        let mut prev = path.as_os_str().to_owned();
+    let (dir, name) = crate::files::split(path)?;
+    let dir = SafeDir::open(dir, policy)?;
+    dir.check_regular(name)?;
+    if dir.entry(name)?.is_some() {
+        let mut prev = name.to_owned();
         prev.push(".prev");
-        std::fs::rename(path, &prev)?;
+        dir.check_regular(&prev)?;
+        dir.rename(name, &prev)?;
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let file = dir.create_new(name, policy)?;
     let len = shards
         .checked_mul(REGION)
         .ok_or_else(|| io::Error::other("ring file too large"))?;

@@ -3,11 +3,11 @@
 //! straight to the writer.
 //!
 //! Memory per dump, whatever the rings' size: one buffer holding a shard's largest record
-//! (reads and the frame being written), the merge's few words per shard, and the writer's
-//! buffer. Forensic text: `forensic.rs`.
+//! (reads and the frame being written) and the merge's few words per shard, beside the
+//! writer's own buffer (the dump files' is 64 KiB). Forensic text: `forensic.rs`.
 
 use std::cell::RefCell;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 
 use flightrec_core::dump::{DumpError, DumpSummary, Source};
 use flightrec_core::ring::{Cursor, Read, RingStats};
@@ -20,25 +20,23 @@ use super::trigger::lock;
 use super::FlightRecorder;
 use crate::dumpfile::DumpFormat;
 
-/// Bytes the writer buffers (binary) or a pipe chunk holds (forensic).
+/// Bytes a chunk of the forensic pipe holds.
 pub(super) const WRITE_BUFFER: usize = 64 * 1024;
 
 impl FlightRecorder {
     /// Writes the dump `order` asks for to `out`, in `format`, merged from all shards,
-    /// streaming: nothing like a copy of the rings is made. Returns what the dump holds
-    /// (`bytes` counts its wire-format bytes, also for forensic text). The first write
-    /// error ends the dump (a decoder reports it cut short); nothing is retried.
-    pub fn write_dump<W: Write + Send>(
+    /// streaming: nothing like a copy of the rings is made. Give it a buffered writer: a
+    /// record goes out in several small writes. Returns what the dump holds (`bytes` counts
+    /// its wire-format bytes, also for forensic text). The first write error ends the dump
+    /// (a decoder reports it cut short); nothing is retried.
+    pub fn write_dump<W: Write>(
         &self,
         order: &DumpOrder,
         format: DumpFormat,
-        out: W,
+        mut out: W,
     ) -> io::Result<DumpSummary> {
         match format {
-            DumpFormat::Binary => {
-                let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
-                self.write_binary(order, &mut out)
-            }
+            DumpFormat::Binary => self.write_binary(order, &mut out),
             DumpFormat::Forensic => super::forensic::write(self, order, out),
         }
     }

@@ -1,6 +1,6 @@
-//! Forensic text dumps: the binary dump (`dump.rs`) streamed through a bounded pipe into
-//! `flightrec-decode`'s decoder and forensic renderer on a second thread, the same code as
-//! `flightrec decode --format forensic`.
+//! Forensic text dumps: the binary dump (`dump.rs`), written on a second thread, streamed
+//! through a bounded pipe into `flightrec-decode`'s decoder and forensic renderer, the same
+//! code as `flightrec decode --format forensic`.
 //!
 //! Memory: the pipe's chunks (one being filled, one in the pipe, one being decoded), the
 //! decoder's bounded buffer, and the renderer's block. The renderer holds a dump's
@@ -9,7 +9,7 @@
 //! `flightrec_decode::render::FORENSIC_BODY_MAX` bytes, beyond which records are counted
 //! as hidden.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::sync::mpsc;
 
 use flightrec_core::dump::DumpSummary;
@@ -18,31 +18,34 @@ use flightrec_core::trigger::DumpOrder;
 use super::dump::WRITE_BUFFER;
 use super::FlightRecorder;
 
-/// Writes the dump `order` asks for to `out` as forensic text: the binary dump, piped to a
-/// thread that renders it.
-pub(super) fn write<W: Write + Send>(
+/// Writes the dump `order` asks for to `out` as forensic text: the binary dump, written
+/// by a second thread into a pipe, rendered on this one.
+pub(super) fn write<W: Write>(
     rec: &FlightRecorder,
     order: &DumpOrder,
-    out: W,
+    mut out: W,
 ) -> io::Result<DumpSummary> {
     // One chunk in the pipe, one being filled, one being decoded.
     let (tx, rx) = mpsc::sync_channel(1);
     std::thread::scope(|scope| {
-        let renderer = std::thread::Builder::new()
-            .name("flightrec-forensic".into())
-            .spawn_scoped(scope, move || render_forensic(PipeReader::new(rx), out))?;
-        let mut pipe = PipeWriter {
-            tx: Some(tx),
-            chunk: Vec::with_capacity(WRITE_BUFFER),
-        };
-        let written = rec.write_binary(order, &mut pipe);
-        // Whatever was written goes to the renderer (a cut dump is shown as cut), then
-        // the pipe closes: the renderer sees the end.
-        let _ = pipe.flush();
-        drop(pipe);
-        let rendered = renderer
+        let writer = std::thread::Builder::new()
+            .name("flightrec-dump".into())
+            .spawn_scoped(scope, move || {
+                let mut pipe = PipeWriter {
+                    tx: Some(tx),
+                    chunk: Vec::with_capacity(WRITE_BUFFER),
+                };
+                let written = rec.write_binary(order, &mut pipe);
+                // Whatever was written goes to the renderer (a cut dump is shown as cut);
+                // then the pipe closes, and the renderer sees the end.
+                let _ = pipe.flush();
+                written
+            })?;
+        // Returning drops the reading end: a writer still going sees a closed pipe.
+        let rendered = render_forensic(PipeReader::new(rx), &mut out);
+        let written = writer
             .join()
-            .map_err(|_| io::Error::other("forensic renderer panicked"))?;
+            .map_err(|_| io::Error::other("dump writer panicked"))?;
         // The renderer's error first: a closed pipe is what the writer saw of it.
         rendered?;
         written
@@ -50,14 +53,13 @@ pub(super) fn write<W: Write + Send>(
 }
 
 /// Renders the wire-format dump read from `input` as forensic text blocks to `out`.
-fn render_forensic<W: Write>(input: PipeReader, out: W) -> io::Result<()> {
+fn render_forensic<W: Write>(input: PipeReader, out: &mut W) -> io::Result<()> {
     use flightrec_decode::{Format, Options, Renderer};
     let mut renderer = Renderer::new(Options {
         format: Format::Forensic,
         ..Options::default()
     });
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
-    flightrec_decode::decode_to(input, &mut renderer, &mut out)?;
+    flightrec_decode::decode_to(input, &mut renderer, out)?;
     out.flush()
 }
 

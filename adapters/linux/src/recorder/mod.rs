@@ -118,11 +118,15 @@ impl FlightRecorder {
     }
 
     /// A recorder whose shards are also written to a crash-survivable ring file at `path`
-    /// (created with `mode`, never through a symlink; a file left by a previous run is kept
-    /// as `PATH.prev`). `flightrec decode PATH` reads it after a crash; see
+    /// (created by `policy`'s rules, see [`crate::files`]; a file left by a previous run is
+    /// kept as `PATH.prev`). `flightrec decode PATH` reads it after a crash; see
     /// [`crate::ringfile`]. Options it cannot honour are refused as
     /// [`io::ErrorKind::InvalidInput`], the error holding the [`ConfigError`].
-    pub fn with_ring_file(opts: RecorderOptions, path: &Path, mode: u32) -> io::Result<Arc<Self>> {
+    pub fn with_ring_file(
+        opts: RecorderOptions,
+        path: &Path,
+        policy: &crate::files::FilePolicy,
+    ) -> io::Result<Arc<Self>> {
         opts.check()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let build = Build {
@@ -130,7 +134,7 @@ impl FlightRecorder {
             version: &opts.version,
             id: &[],
         };
-        let regions = crate::ringfile::create(path, opts.shards, mode, &build)?;
+        let regions = crate::ringfile::create(path, opts.shards, policy, &build)?;
         Ok(Self::build(opts, regions))
     }
 

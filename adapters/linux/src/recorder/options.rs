@@ -132,8 +132,8 @@ mod tests {
     fn refused(opts: RecorderOptions) -> ConfigError {
         let e = FlightRecorder::new(opts.clone()).expect_err("refused");
         let dir = std::env::temp_dir().join(format!("flightrec-options-{}", std::process::id()));
-        let io =
-            FlightRecorder::with_ring_file(opts, &dir.join("ring"), 0o600).expect_err("refused");
+        let io = FlightRecorder::with_ring_file(opts, &dir.join("ring"), &Default::default())
+            .expect_err("refused");
         assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
         assert!(!dir.exists(), "nothing created for refused options");
         e
