@@ -103,6 +103,14 @@ impl Cursor {
     pub const fn seq(&self) -> u64 {
         self.seq
     }
+
+    /// A cursor at record `seq` of a [`Source`](crate::dump::Source) that numbers its
+    /// records itself and keeps its own place (a merge of several rings). A ring reads only
+    /// the cursors it made ([`Ring::oldest`], [`Ring::read`]): given this one, it reads from
+    /// its first byte, which is not where record `seq` is.
+    pub const fn at(seq: u64) -> Cursor {
+        Cursor { seq, pos: 0 }
+    }
 }
 
 /// What one read step found.

@@ -95,7 +95,8 @@ fn cases(dir: &std::path::Path) -> Vec<Case> {
     let rec = flightrec_linux::FlightRecorder::new(flightrec_linux::RecorderOptions {
         shards: 4,
         ..flightrec_linux::RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let ours = Dispatch::new(
         tracing_subscriber::registry()
             .with(console())

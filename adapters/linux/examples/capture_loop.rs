@@ -37,7 +37,8 @@ fn main() {
     let rec = flightrec_linux::FlightRecorder::new(flightrec_linux::RecorderOptions {
         shards: 4,
         ..flightrec_linux::RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let dispatch = match subject.as_str() {
         "floor" => {
             tracing::Dispatch::new(tracing_subscriber::registry().with(console()).with(Nothing))

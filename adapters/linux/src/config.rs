@@ -64,7 +64,7 @@ use tracing_subscriber::filter::Targets;
 use crate::auditlog::AuditOptions;
 use crate::dumpfile::{DumpFormat, DumpOptions};
 use crate::files::{FilePolicy, LooseMode, Template};
-use crate::recorder::{RecorderOptions, MAX_SHARDS};
+use crate::recorder::RecorderOptions;
 use crate::service::ServiceOptions;
 
 /// A configuration error: which key, and what is wrong with it.
@@ -609,7 +609,7 @@ impl Config {
         let opts = self.recorder_options()?;
         let policy = self.file_policy(&self.ring.file_mode, "ring.file_mode")?;
         match &self.ring.file {
-            None => Ok(crate::FlightRecorder::new(opts)),
+            None => crate::FlightRecorder::new(opts),
             Some(path) => crate::FlightRecorder::with_ring_file(opts, Path::new(path), &policy)
                 .map_err(|e| err("ring.file", e.to_string())),
         }
@@ -644,12 +644,6 @@ impl Config {
     pub fn recorder_options(&self) -> Result<RecorderOptions, ConfigError> {
         let mut o = RecorderOptions::default();
         if let Some(s) = self.ring.shards {
-            if s == 0 || s > MAX_SHARDS {
-                return Err(err(
-                    "ring.shards",
-                    format!("{s} is not in 1..={MAX_SHARDS}"),
-                ));
-            }
             o.shards = s;
         }
         if let Some(h) = &self.host {
@@ -668,17 +662,12 @@ impl Config {
         let t = &self.trigger;
         let threshold = match &t.threshold {
             None => None,
-            Some(th) => {
-                if th.count == 0 {
-                    return Err(err("trigger.threshold.count", "must be at least 1"));
-                }
-                Some(Threshold {
-                    kind: kind_by_name("trigger.threshold.kind", &th.kind)?,
-                    count: th.count,
-                    window: ns(secs("trigger.threshold.window_secs", th.window_secs)?),
-                    per_peer: th.per_peer,
-                })
-            }
+            Some(th) => Some(Threshold {
+                kind: kind_by_name("trigger.threshold.kind", &th.kind)?,
+                count: th.count,
+                window: ns(secs("trigger.threshold.window_secs", th.window_secs)?),
+                per_peer: th.per_peer,
+            }),
         };
         let rate = match &t.rate {
             None => None,
@@ -704,6 +693,8 @@ impl Config {
             scope_session: t.scope_session,
             ..TriggerConfig::DEFAULT
         };
+        // What the recorder cannot honour (shards, threshold depth, names), named by key.
+        o.check()?;
         Ok(o)
     }
 
@@ -854,6 +845,15 @@ mod tests {
             "[trigger]\nthreshold = { kind = \"auth-fail\", count = 3, window_secs = 1 }\n",
         );
         assert_eq!(e.key, "trigger.threshold.kind");
+
+        let e = error_of(
+            "[trigger]\nthreshold = { kind = \"auth-failure\", count = 50, window_secs = 1 }\n",
+        );
+        assert_eq!(e.key, "trigger.threshold.count");
+        assert!(e.problem.contains("32"), "{e}");
+
+        let e = error_of("[ring]\nshards = 33\n");
+        assert_eq!(e.key, "ring.shards");
 
         let e = error_of("[dump]\nsignal = \"SIGKILL\"\n");
         assert_eq!(e.key, "dump.signal");

@@ -70,6 +70,13 @@ pub struct DumpFiles {
     panic_files: AtomicU64,
 }
 
+/// Where a dump's bytes come from: streamed from the recorder's shards, or already built.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Streamed(&'a FlightRecorder, &'a DumpOrder),
+    Wire(&'a [u8]),
+}
+
 impl DumpFiles {
     /// Dump files for `opts`; `host` fills `{host}`.
     pub fn new(opts: DumpOptions, host: &str) -> Self {
@@ -101,19 +108,26 @@ impl DumpFiles {
     /// (cut back out of the file, counted in [`errors`](Self::errors), said once per cause):
     /// never retried in a loop, never blocking the next one.
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
-        self.write_noting(rec, order, |_, _| {})
+        self.write_body(rec, Body::Streamed(rec, order))
     }
 
     /// As [`write`](Self::write), then, once the dump is in its file, gives `written` the
-    /// dump's wire-format bytes and the file (for the forwarder's dump notice).
+    /// dump's wire-format bytes and the file (for the forwarder's dump notice, which reads
+    /// its facts from them: this path holds the dump in memory, [`write`](Self::write)
+    /// streams it).
     pub fn write_noting(
         &self,
         rec: &FlightRecorder,
         order: &DumpOrder,
         written: impl FnOnce(&[u8], &Path),
     ) -> io::Result<PathBuf> {
-        // The one place that asks the recorder for a dump's bytes.
         let wire = rec.dump_bytes(order);
+        let path = self.write_body(rec, Body::Wire(&wire))?;
+        written(&wire, &path);
+        Ok(path)
+    }
+
+    fn write_body(&self, rec: &FlightRecorder, body: Body<'_>) -> io::Result<PathBuf> {
         let mut guard = self.guard();
         let mut path = PathBuf::from(self.opts.path.expand(&TemplateVars {
             pid: std::process::id(),
@@ -128,7 +142,7 @@ impl DumpFiles {
             path = PathBuf::from(name);
         }
         let result = self
-            .write_at(&path, &wire, guard.as_deref_mut())
+            .write_at(&path, &body, guard.as_deref_mut())
             .map_err(|e| {
                 // A refusal names the path and keeps its cause; other errors get the path.
                 if refusal(&e).is_some() {
@@ -140,7 +154,6 @@ impl DumpFiles {
         match result {
             Ok(()) => {
                 self.counters.written(Source::Dump, 1);
-                written(&wire, &path);
                 Ok(path)
             }
             Err(e) => {
@@ -165,7 +178,7 @@ impl DumpFiles {
 
     /// Writes the dump to `path`, whole or not at all. `cut` is `None` for a `.panic-N`
     /// file (its own name: nobody else writes it).
-    fn write_at(&self, path: &Path, wire: &[u8], cut: Option<&mut Cut>) -> io::Result<()> {
+    fn write_at(&self, path: &Path, body: &Body<'_>, cut: Option<&mut Cut>) -> io::Result<()> {
         let opened = open_append(path, &self.opts.file)?;
         if let Some(t) = opened.tightened {
             self.counters.tightened(path, t);
@@ -176,7 +189,7 @@ impl DumpFiles {
             if marked {
                 out.write_all(CUT_MARKER)?;
             }
-            self.emit(wire, out)
+            self.emit(body, out)
         });
         match (result, cut) {
             (Ok(_), Some(cut)) => {
@@ -202,11 +215,12 @@ impl DumpFiles {
         }
     }
 
-    /// Writes the dump's wire bytes to `out` in the configured format.
-    fn emit(&self, wire: &[u8], out: &mut dyn Write) -> io::Result<()> {
-        match self.opts.format {
-            DumpFormat::Binary => out.write_all(wire),
-            DumpFormat::Forensic => forensic_to(wire, out),
+    /// Writes the dump to `out` in the configured format.
+    fn emit(&self, body: &Body<'_>, out: &mut dyn Write) -> io::Result<()> {
+        match (*body, self.opts.format) {
+            (Body::Streamed(rec, order), format) => rec.write_dump(order, format, out).map(drop),
+            (Body::Wire(wire), DumpFormat::Binary) => out.write_all(wire),
+            (Body::Wire(wire), DumpFormat::Forensic) => forensic_to(wire, out),
         }
     }
 }
@@ -261,7 +275,7 @@ mod tests {
             },
             "gw",
         ));
-        let rec = FlightRecorder::new(RecorderOptions::default());
+        let rec = FlightRecorder::new(RecorderOptions::default()).unwrap();
         rec.log(
             flightrec_core::Level::Info,
             None,

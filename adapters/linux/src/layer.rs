@@ -25,7 +25,7 @@ use crate::recorder::FlightRecorder;
 /// use tracing_subscriber::{prelude::*, filter::LevelFilter, filter::Targets};
 /// use flightrec_linux::{FlightLayer, FlightRecorder, RecorderOptions};
 ///
-/// let rec = FlightRecorder::new(RecorderOptions::default());
+/// let rec = FlightRecorder::new(RecorderOptions::default())?;
 /// let subscriber = tracing_subscriber::registry()
 ///     // The console shows INFO and above ...
 ///     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
@@ -39,6 +39,7 @@ use crate::recorder::FlightRecorder;
 ///     tracing::debug!(user = "alice", attempt = 2, "checking password");
 /// });
 /// assert_eq!(rec.stats().stored, 1);
+/// # Ok::<(), flightrec_linux::ConfigError>(())
 /// ```
 ///
 /// A global filter (`EnvFilter` on the registry, `RUST_LOG=info` with `fmt().init()`) would
@@ -255,13 +256,14 @@ where
 ///
 /// ```
 /// use flightrec_linux::{FlightLogger, FlightRecorder, RecorderOptions};
-/// let rec = FlightRecorder::new(RecorderOptions::default());
+/// let rec = FlightRecorder::new(RecorderOptions::default())?;
 /// let logger = FlightLogger::new(rec.clone(), None);
 /// // In a daemon: `logger.install()?` (sets the global logger and `log::max_level` to trace).
 /// use log::Log;
 /// logger.log(&log::Record::builder().level(log::Level::Debug).target("gw")
 ///     .args(format_args!("hello {}", 42)).build());
 /// assert_eq!(rec.stats().stored, 1);
+/// # Ok::<(), flightrec_linux::ConfigError>(())
 /// ```
 ///
 /// `log` records carry no span, so they have no session. (A daemon that bridges `log` into

@@ -11,7 +11,7 @@
 //!
 //! # async fn daemon() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::load("gateway.toml".as_ref())?;
-//! let rec = FlightRecorder::new(config.recorder_options()?);
+//! let rec = FlightRecorder::new(config.recorder_options()?)?;
 //! // With a [forward] section, records also go to a syslog collector (see `forward`).
 //! let forwarder = config.forwarder(&rec)?;
 //! let _service = Service::start_with(rec.clone(), config.service_options()?, forwarder)?;
@@ -20,17 +20,20 @@
 //!     .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO))
 //!     .with(FlightLayer::new(rec.clone()).with_filter(config.capture_filter()))
 //!     .init();
-//! // In the login handler:
-//! rec.auth_failure(None, "alice", "example.org", None, "PLAIN", "bad password");
+//! // In the login handler: core's typed security events.
+//! use flightrec_core::event::AuthFailure;
+//! rec.record(None, &AuthFailure { user: "alice", host: "example.org", peer: None,
+//!                                 mechanism: "PLAIN", reason: "bad password" });
 //! # Ok(()) }
 //! ```
 //!
 //! - [`FlightLayer`] (tracing) and [`FlightLogger`] (log) record every event, whatever the
 //!   console shows, without heap allocation per event.
 //! - [`FlightRecorder`] holds one core ring per shard (threads are spread over shards) and
-//!   the trigger machine; its security-event API (`auth_failure`, `auth_success`, `logout`,
-//!   `session_forbidden`, `connect`, `named_event`) records, feeds the triggers and queues
-//!   audit lines.
+//!   the trigger machine; [`FlightRecorder::record`] takes core's typed events
+//!   (`AuthFailure`, `AuthSuccess`, `Logout`, `SessionForbidden`, `Connect`, `Custom`),
+//!   records them, feeds the triggers and queues audit lines. A dump is a merge of the
+//!   shards streamed to its file ([`FlightRecorder::write_dump`]).
 //! - [`Service`] is the writer task: dumps (file name templates, append, 0600), audit files
 //!   per `@HOST@` with rotation and expiry, `SIGUSR2` dumps, `SIGHUP` reopens; every line
 //!   and dump whole in its file or counted as lost ([`ServiceStats`], [`Service::flush`]).

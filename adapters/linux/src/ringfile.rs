@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 
 use flightrec_core::crc::Crc32;
 use flightrec_core::dump::{
@@ -23,104 +24,115 @@ use flightrec_core::dump::{
 use flightrec_core::trigger::Reason;
 
 use crate::files::{FilePolicy, SafeDir};
-use crate::recorder::SHARD_BYTES;
+use crate::SHARD_BYTES;
 
 /// Bytes before each shard's circular area (magic, version, header frame, zero padding).
 pub const HEADER_AREA: usize = 512;
 /// Bytes of one shard's region.
 pub const REGION: usize = HEADER_AREA + SHARD_BYTES;
 
-/// A mapped ring file. Unmapped when dropped (after the shards that write into it).
-pub(crate) struct RingFile {
-    map: *mut u8,
+/// The ring file's shared mapping: unmapped when the last [`Region`] holding it is dropped,
+/// so no region can outlive the memory it writes to, whatever order things are dropped in.
+struct Mapping {
+    ptr: *mut u8,
     len: usize,
+    /// Kept open while mapped.
     _file: File,
 }
 
-// SAFETY: the mapping is plain memory owned by this value; each shard writes only its own
-// region, under its shard lock.
-unsafe impl Send for RingFile {}
-unsafe impl Sync for RingFile {}
+// SAFETY: the mapping is plain memory owned by this value and reached only through the
+// regions, each of which writes its own disjoint part (under its shard's lock); unmapping
+// it from whichever thread drops the last region is sound.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
 
-impl Drop for RingFile {
+impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `map`/`len` are the mapping made in `create`, unmapped once.
+        // SAFETY: `ptr`/`len` are the mapping made in `create`, unmapped once, when the last
+        // region holding it is gone.
         unsafe {
-            libc::munmap(self.map.cast(), self.len);
+            libc::munmap(self.ptr.cast(), self.len);
         }
     }
 }
 
 /// One shard's circular area inside the mapping.
 pub(crate) struct Region {
+    /// Start of this region's circular area, `SHARD_BYTES` long, inside `_map`.
     area: *mut u8,
     head: usize,
+    /// Keeps the mapping `area` points into alive as long as this region.
+    _map: Arc<Mapping>,
 }
 
-// SAFETY: a region is used only under its shard's lock, and the mapping outlives it.
+// SAFETY: a region is used only under its shard's lock, it is the only writer of its area,
+// and it holds the mapping alive (`_map`).
 unsafe impl Send for Region {}
 
-impl RingFile {
-    /// Creates (or replaces) the ring file for `shards` shards, by the rules of
-    /// [`crate::files`]: the path walked without following a link, every directory
-    /// checked, the file created new (`O_EXCL`) at `policy.mode`. A regular file left by a
-    /// previous run is kept as `PATH.prev` (renamed in the checked directory); a link, FIFO,
-    /// socket or device at the path is refused.
-    pub(crate) fn create(
-        path: &Path,
-        shards: usize,
-        policy: &FilePolicy,
-        build: &Build<'_>,
-    ) -> io::Result<(RingFile, Vec<Region>)> {
-        let (dir, name) = crate::files::split(path)?;
-        let dir = SafeDir::open(dir, policy)?;
-        dir.check_regular(name)?;
-        if dir.entry(name)?.is_some() {
-            let mut prev = name.to_owned();
-            prev.push(".prev");
-            dir.check_regular(&prev)?;
-            dir.rename(name, &prev)?;
-        }
-        let file = dir.create_new(name, policy)?;
-        let len = shards * REGION;
-        file.set_len(len as u64)?;
-        // SAFETY: a fresh shared mapping of the whole file, which stays open while mapped.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if map == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ring = RingFile {
-            map: map.cast(),
-            len,
-            _file: file,
-        };
-        let mut regions = Vec::with_capacity(shards);
-        for i in 0..shards {
-            let detail = format!("ring file, shard {} of {shards}", i + 1);
-            let header = region_header(&detail, build)?;
-            // SAFETY: region `i` lies inside the mapping (len = shards * REGION) and nothing
-            // else refers to it yet.
-            let region =
-                unsafe { std::slice::from_raw_parts_mut(ring.map.add(i * REGION), REGION) };
-            let dst = region
-                .get_mut(..header.len())
-                .ok_or_else(|| io::Error::other("ring file header too large"))?;
-            dst.copy_from_slice(&header);
-            // SAFETY: inside the same region.
-            let area = unsafe { ring.map.add(i * REGION + HEADER_AREA) };
-            regions.push(Region { area, head: 0 });
-        }
-        Ok((ring, regions))
+/// Creates (or replaces) the ring file for `shards` shards, by the rules of
+/// [`crate::files`]: the path walked without following a link, every directory checked, the
+/// file created new (`O_EXCL`) at `policy.mode`; and maps it: one region per shard. A
+/// regular file left by a previous run is kept as `PATH.prev` (renamed in the checked
+/// directory); a link, FIFO, socket or device at the path is refused.
+pub(crate) fn create(
+    path: &Path,
+    shards: usize,
+    policy: &FilePolicy,
+    build: &Build<'_>,
+) -> io::Result<Vec<Region>> {
+    let (dir, name) = crate::files::split(path)?;
+    let dir = SafeDir::open(dir, policy)?;
+    dir.check_regular(name)?;
+    if dir.entry(name)?.is_some() {
+        let mut prev = name.to_owned();
+        prev.push(".prev");
+        dir.check_regular(&prev)?;
+        dir.rename(name, &prev)?;
     }
+    let file = dir.create_new(name, policy)?;
+    let len = shards
+        .checked_mul(REGION)
+        .ok_or_else(|| io::Error::other("ring file too large"))?;
+    file.set_len(len as u64)?;
+    // SAFETY: a fresh shared mapping of the whole file, which stays open while mapped.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let map = Arc::new(Mapping {
+        ptr: ptr.cast(),
+        len,
+        _file: file,
+    });
+    let mut regions = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let detail = format!("ring file, shard {} of {shards}", i + 1);
+        let header = region_header(&detail, build)?;
+        // SAFETY: region `i` lies inside the mapping (len = shards * REGION), which `map`
+        // keeps alive, and nothing else refers to it yet.
+        let region = unsafe { std::slice::from_raw_parts_mut(map.ptr.add(i * REGION), REGION) };
+        let dst = region
+            .get_mut(..header.len())
+            .ok_or_else(|| io::Error::other("ring file header too large"))?;
+        dst.copy_from_slice(&header);
+        // SAFETY: inside the same region.
+        let area = unsafe { map.ptr.add(i * REGION + HEADER_AREA) };
+        regions.push(Region {
+            area,
+            head: 0,
+            _map: map.clone(),
+        });
+    }
+    Ok(regions)
 }
 
 /// Magic, version and a header frame, as the start of a dump.

@@ -45,7 +45,8 @@ fn no_allocation_per_event() {
     let rec = FlightRecorder::new(RecorderOptions {
         shards: 2,
         ..RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let subscriber = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()

@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use flightrec_core::event::Decoded;
+use flightrec_core::event::{AuthFailure, AuthSuccess, Connect, Logout, Peer, SessionForbidden};
 use flightrec_core::trigger::Reason;
 use flightrec_core::{Kind, SessionId};
 use flightrec_linux::{FlightLayer, FlightLogger, FlightRecorder, RecorderOptions};
@@ -16,6 +17,7 @@ fn recorder(shards: usize) -> Arc<FlightRecorder> {
         shards,
         ..RecorderOptions::default()
     })
+    .expect("recorder options")
 }
 
 fn dump(rec: &FlightRecorder, session: Option<SessionId>) -> common::Dump {
@@ -269,23 +271,54 @@ fn threads_merge_into_one_time_ordered_dump() {
 #[test]
 fn security_events_are_recorded_and_fire_triggers() {
     let rec = recorder(2);
-    let peer = "192.0.2.5:4000".parse().ok();
-    rec.connect(Some(SessionId(1)), "gw", peer);
-    rec.auth_success(Some(SessionId(1)), "alice", "a.example", peer, "PLAIN");
-    let action = rec.auth_failure(
+    let addr: std::net::SocketAddr = "192.0.2.5:4000".parse().unwrap();
+    let peer = Some(Peer::from(addr));
+    rec.record(
+        Some(SessionId(1)),
+        &Connect {
+            protocol: "gw",
+            peer,
+        },
+    );
+    rec.record(
+        Some(SessionId(1)),
+        &AuthSuccess {
+            user: "alice",
+            host: "a.example",
+            peer,
+            mechanism: "PLAIN",
+        },
+    );
+    let action = rec.record(
         Some(SessionId(2)),
-        "bob",
-        "a.example",
-        peer,
-        "PLAIN",
-        "bad password",
+        &AuthFailure {
+            user: "bob",
+            host: "a.example",
+            peer,
+            mechanism: "PLAIN",
+            reason: "bad password",
+        },
     );
     assert!(matches!(
         action,
         flightrec_core::Action::Start(Reason::FailedLogin) | flightrec_core::Action::Dump(_)
     ));
-    rec.session_forbidden(None, "eve", "a.example", "admin");
-    rec.logout(Some(SessionId(1)), "alice", "a.example", peer);
+    rec.record(
+        None,
+        &SessionForbidden {
+            user: "eve",
+            host: "a.example",
+            resource: "admin",
+        },
+    );
+    rec.record(
+        Some(SessionId(1)),
+        &Logout {
+            user: "alice",
+            host: "a.example",
+            peer,
+        },
+    );
     let d = dump(&rec, None);
     assert_eq!(
         common::kinds(&d),

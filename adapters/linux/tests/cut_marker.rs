@@ -5,6 +5,7 @@
 
 mod common;
 
+use flightrec_core::event::AuthFailure;
 use flightrec_core::trigger::TriggerConfig;
 use flightrec_linux::files::{FilePolicy, Template};
 use flightrec_linux::{
@@ -25,10 +26,12 @@ async fn no_cut_line_with_its_marker_matches_the_filter() {
         host: "gw".into(),
         trigger: TriggerConfig {
             failed_login: false,
+            post_records: 0,
             ..TriggerConfig::DEFAULT
         },
         ..RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let audit = dir.path().join("audit.log");
     let service = Service::start(
         rec.clone(),
@@ -48,8 +51,17 @@ async fn no_cut_line_with_its_marker_matches_the_filter() {
         },
     )
     .unwrap();
-    let peer = "192.0.2.123:40000".parse().ok();
-    rec.auth_failure(None, "alice", "example.org", peer, "PLAIN", "bad password");
+    let addr: std::net::SocketAddr = "192.0.2.123:40000".parse().unwrap();
+    rec.record(
+        None,
+        &AuthFailure {
+            user: "alice",
+            host: "example.org",
+            peer: Some(addr.into()),
+            mechanism: "PLAIN",
+            reason: "bad password",
+        },
+    );
     service.shutdown().await.unwrap();
     let line = std::fs::read_to_string(&audit).unwrap();
     let line = line.trim_end_matches('\n');

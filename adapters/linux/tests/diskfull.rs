@@ -14,6 +14,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use flightrec_core::event::AuthFailure;
 use flightrec_core::trigger::TriggerConfig;
 use flightrec_core::Level;
 use flightrec_linux::files::{FilePolicy, Template};
@@ -97,10 +98,12 @@ fn recorder() -> Arc<FlightRecorder> {
         host: "gw".into(),
         trigger: TriggerConfig {
             failed_login: false,
+            post_records: 0,
             ..TriggerConfig::DEFAULT
         },
         ..RecorderOptions::default()
     })
+    .expect("recorder options")
 }
 
 fn empty(path: &Path) {
@@ -163,13 +166,23 @@ async fn audit_lines_are_whole_or_counted_lost_on_a_full_disk() {
         },
     )
     .unwrap();
-    let peer = "192.0.2.9:4000".parse().ok();
+    let addr: std::net::SocketAddr = "192.0.2.9:4000".parse().unwrap();
+    let peer = Some(addr.into());
     let mut submitted = 0u64;
     let burst = |n: u64, submitted: &mut u64| {
         for _ in 0..n {
             // Lengths vary, so a write stops anywhere in a line.
             let user = format!("u{submitted}{}", "x".repeat((*submitted % 37) as usize));
-            rec.auth_failure(None, &user, "example.org", peer, "PLAIN", "bad password");
+            rec.record(
+                None,
+                &AuthFailure {
+                    user: &user,
+                    host: "example.org",
+                    peer,
+                    mechanism: "PLAIN",
+                    reason: "bad password",
+                },
+            );
             *submitted += 1;
         }
     };

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use flightrec_core::event::AuthFailure;
 use flightrec_core::trigger::TriggerConfig;
 use flightrec_linux::files::{refusal, FilePolicy, LooseMode, Refusal, Template};
 use flightrec_linux::{
@@ -51,6 +52,7 @@ fn recorder(failed_login: bool) -> std::sync::Arc<FlightRecorder> {
         },
         ..RecorderOptions::default()
     })
+    .expect("recorder options")
 }
 
 /// Writes one file of `kind` at `path` (an audit line, a dump, a ring file); the refusal's
@@ -95,7 +97,16 @@ fn attempt(kind: FileKind, path: &Path, policy: &FilePolicy) -> Result<ServiceSt
                 },
             )
             .unwrap();
-            rec.auth_failure(None, "alice", "example.org", None, "PLAIN", "bad password");
+            rec.record(
+                None,
+                &AuthFailure {
+                    user: "alice",
+                    host: "example.org",
+                    peer: None,
+                    mechanism: "PLAIN",
+                    reason: "bad password",
+                },
+            );
             for _ in 0..6000 {
                 let s = service.stats();
                 if kind == FileKind::Audit || s.dumps_written + s.dumps_lost > 0 {

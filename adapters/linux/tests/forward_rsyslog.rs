@@ -532,7 +532,8 @@ fn service_forwards_events_triggers_and_dump_notices() {
         shards: 2,
         host: HOST.into(),
         ..RecorderOptions::default()
-    });
+    })
+    .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -553,14 +554,16 @@ fn service_forwards_events_triggers_and_dump_notices() {
         };
         let service = Service::start_with(rec.clone(), opts, Some(fwd)).unwrap();
         rec.log(Level::Info, Some(SessionId(5)), "gw", "hello", &[]);
-        let peer = "203.0.113.9:4444".parse().ok();
-        rec.auth_failure(
+        let peer: Option<std::net::SocketAddr> = "203.0.113.9:4444".parse().ok();
+        rec.record(
             Some(SessionId(5)),
-            "bob",
-            "example.org",
-            peer,
-            "PLAIN",
-            "bad",
+            &AuthFailure {
+                user: "bob",
+                host: "example.org",
+                peer: peer.map(Peer::from),
+                mechanism: "PLAIN",
+                reason: "bad",
+            },
         );
         // The post-trigger window (100 ms) closes, the dump is written.
         let end = Instant::now() + Duration::from_secs(20);

@@ -17,10 +17,12 @@ async fn panic_dumps_untimely_death() {
         shards: 2,
         trigger: TriggerConfig {
             failed_login: false,
+            post_records: 0,
             ..TriggerConfig::DEFAULT
         },
         ..RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let service = Service::start(
         rec.clone(),
         ServiceOptions {
@@ -125,10 +127,12 @@ fn panic_with_a_fifo_at_the_dump_path(dir: &std::path::Path) {
             shards: 2,
             trigger: TriggerConfig {
                 failed_login: false,
+                post_records: 0,
                 ..TriggerConfig::DEFAULT
             },
             ..RecorderOptions::default()
-        });
+        })
+        .expect("recorder options");
         let service = Service::start(
             rec.clone(),
             ServiceOptions {

@@ -8,12 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flightrec_core::event::Decoded;
+use flightrec_core::event::{AuthFailure, Connect, Peer};
 use flightrec_core::trigger::{Reason, TriggerConfig};
 use flightrec_core::{Kind, Level, SessionId};
 use flightrec_linux::files::{FilePolicy, Template};
 use flightrec_linux::{
     AuditOptions, DumpFormat, DumpOptions, FlightRecorder, RecorderOptions, Service, ServiceOptions,
 };
+
+/// A failed login of `user` at host `h`, from no known peer.
+fn failure(user: &str) -> AuthFailure<'_> {
+    AuthFailure {
+        user,
+        host: "h",
+        peer: None,
+        mechanism: "PLAIN",
+        reason: "no",
+    }
+}
 
 fn options(dir: &Path, dump: &str, queue: usize) -> ServiceOptions {
     ServiceOptions {
@@ -39,6 +51,7 @@ fn recorder(trigger: TriggerConfig) -> Arc<FlightRecorder> {
         host: "gw".into(),
         ..RecorderOptions::default()
     })
+    .expect("recorder options")
 }
 
 /// Waits (without a timing assert: a generous bound only to not hang) until `n` dumps exist.
@@ -66,9 +79,16 @@ async fn failed_login_dumps_the_sessions_trail_and_audits() {
         options(dir.path(), "dumps/d-{host}-{count}.flr", 64),
     )
     .unwrap();
-    let peer = "198.51.100.7:5000".parse().ok();
+    let addr: std::net::SocketAddr = "198.51.100.7:5000".parse().unwrap();
+    let peer = Some(Peer::from(addr));
     rec.log(Level::Debug, None, "gw", "listening", &[]);
-    rec.connect(Some(SessionId(1)), "gw", peer);
+    rec.record(
+        Some(SessionId(1)),
+        &Connect {
+            protocol: "gw",
+            peer,
+        },
+    );
     rec.log(Level::Trace, Some(SessionId(2)), "gw", "other session", &[]);
     rec.log(
         Level::Debug,
@@ -77,13 +97,15 @@ async fn failed_login_dumps_the_sessions_trail_and_audits() {
         "password checked",
         &[],
     );
-    rec.auth_failure(
+    rec.record(
         Some(SessionId(1)),
-        "mallory",
-        "b.example",
-        peer,
-        "PLAIN",
-        "bad password",
+        &AuthFailure {
+            user: "mallory",
+            host: "b.example",
+            peer,
+            mechanism: "PLAIN",
+            reason: "bad password",
+        },
     );
     wait_dumps(&service, 1).await;
     service.flush().await.unwrap();
@@ -134,7 +156,7 @@ async fn dumps_append_to_an_existing_file_whole() {
     let service = Service::start(rec.clone(), options(dir.path(), "all.flr", 64)).unwrap();
     for i in 0..3u32 {
         rec.log(Level::Info, None, "gw", "before", &[]);
-        rec.auth_failure(Some(SessionId(i)), "u", "h", None, "PLAIN", "no");
+        rec.record(Some(SessionId(i)), &failure("u"));
     }
     wait_dumps(&service, 3).await;
     let dumps = common::parse(&std::fs::read(dir.path().join("all.flr")).unwrap());
@@ -160,10 +182,10 @@ async fn a_dump_that_cannot_be_written_is_given_up_and_the_task_goes_on() {
     });
     // The dump's directory is a regular file: opening fails.
     let service = Service::start(rec.clone(), options(dir.path(), "file/d.flr", 64)).unwrap();
-    rec.auth_failure(None, "u", "h", None, "PLAIN", "no");
+    rec.record(None, &failure("u"));
     wait_dumps(&service, 1).await;
     assert_eq!(service.dumps().errors(), 1);
-    rec.auth_failure(None, "u", "h", None, "PLAIN", "no");
+    rec.record(None, &failure("u"));
     wait_dumps(&service, 2).await;
     // The task is alive; flush says what was lost.
     let lost = service.flush().await.unwrap_err();
@@ -195,12 +217,13 @@ fn a_full_queue_drops_and_counts_never_blocks() {
     rt.block_on(async {
         let rec = recorder(TriggerConfig {
             failed_login: false,
+            post_records: 0,
             ..TriggerConfig::DEFAULT
         });
         let service = Service::start(rec.clone(), options(dir.path(), "d.flr", 4)).unwrap();
         // The writer task cannot run until we yield: the queue fills.
         for i in 0..50 {
-            rec.auth_failure(None, &format!("u{i}"), "h", None, "PLAIN", "no");
+            rec.record(None, &failure(&format!("u{i}")));
         }
         let stats = rec.stats();
         assert_eq!(stats.audit_dropped, 46);

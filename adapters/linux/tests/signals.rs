@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use flightrec_core::event::Connect;
 use flightrec_core::trigger::{Reason, TriggerConfig};
 use flightrec_linux::files::{FilePolicy, Template};
 use flightrec_linux::{
@@ -22,7 +23,8 @@ async fn usr2_dumps_and_hup_reopens() {
         },
         host: "gw".into(),
         ..RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let audit_path = dir.path().join("audit.log");
     let service = Service::start(
         rec.clone(),
@@ -57,15 +59,19 @@ async fn usr2_dumps_and_hup_reopens() {
     assert_eq!(d.records[0].message().unwrap(), "up");
 
     // HUP: after an external rename, lines go to a new file.
-    rec.connect(None, "gw", None);
+    let connect = Connect {
+        protocol: "gw",
+        peer: None,
+    };
+    rec.record(None, &connect);
     service.flush().await.unwrap();
     std::fs::rename(&audit_path, dir.path().join("audit.log.1")).unwrap();
-    rec.connect(None, "gw", None); // still goes to the renamed file (no HUP yet)
+    rec.record(None, &connect); // still goes to the renamed file (no HUP yet)
     service.flush().await.unwrap();
     unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
     // The HUP is handled in order before a later flush only once it was seen; wait for it.
     for _ in 0..1000 {
-        rec.connect(None, "gw", None);
+        rec.record(None, &connect);
         service.flush().await.unwrap();
         if audit_path.exists() {
             break;

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use flightrec_core::event::AuthFailure;
 use flightrec_core::trigger::{RateLimit, Reason, TriggerConfig};
 use flightrec_core::SessionId;
 use flightrec_linux::files::{FilePolicy, Template};
@@ -27,7 +28,8 @@ async fn storm_is_rate_limited_and_bounded() {
             ..TriggerConfig::DEFAULT
         },
         ..RecorderOptions::default()
-    });
+    })
+    .expect("recorder options");
     let service = Service::start(
         rec.clone(),
         ServiceOptions {
@@ -49,16 +51,19 @@ async fn storm_is_rate_limited_and_bounded() {
         },
     )
     .unwrap();
-    let peer = "203.0.113.9:6000".parse().ok();
+    let addr: std::net::SocketAddr = "203.0.113.9:6000".parse().unwrap();
+    let peer = Some(addr.into());
     let storm = 5000u32;
     for i in 0..storm {
-        rec.auth_failure(
+        rec.record(
             Some(SessionId(i)),
-            "root",
-            "h",
-            peer,
-            "PLAIN",
-            "bad password",
+            &AuthFailure {
+                user: "root",
+                host: "h",
+                peer,
+                mechanism: "PLAIN",
+                reason: "bad password",
+            },
         );
     }
     service.flush().await.unwrap();

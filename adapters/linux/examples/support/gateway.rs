@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+use flightrec_core::event::{AuthFailure, AuthSuccess, Connect, Logout, Peer};
 use flightrec_core::SessionId;
 use flightrec_linux::{install_panic_hook, Config, FlightLayer, FlightRecorder, Service};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -172,7 +173,14 @@ async fn handle(
     allow_panic: bool,
 ) -> std::io::Result<()> {
     let s = Some(session);
-    rec.connect(s, "gw-login", Some(peer));
+    let peer_addr = Some(Peer::from(peer));
+    rec.record(
+        s,
+        &Connect {
+            protocol: "gw-login",
+            peer: peer_addr,
+        },
+    );
     tracing::debug!("connection accepted");
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
@@ -206,7 +214,15 @@ async fn handle(
                 match users.get(&(user.clone(), host.clone())) {
                     Some(good) if *good == pass => {
                         tracing::info!(user = user.as_str(), "login ok");
-                        rec.auth_success(s, &user, &host, Some(peer), "PLAIN");
+                        rec.record(
+                            s,
+                            &AuthSuccess {
+                                user: &user,
+                                host: &host,
+                                peer: peer_addr,
+                                mechanism: "PLAIN",
+                            },
+                        );
                         b"OK\n"
                     }
                     known => {
@@ -216,7 +232,16 @@ async fn handle(
                             "unknown user"
                         };
                         tracing::warn!(reason, "login failed");
-                        rec.auth_failure(s, &user, &host, Some(peer), "PLAIN", reason);
+                        rec.record(
+                            s,
+                            &AuthFailure {
+                                user: &user,
+                                host: &host,
+                                peer: peer_addr,
+                                mechanism: "PLAIN",
+                                reason,
+                            },
+                        );
                         b"FAIL\n"
                     }
                 }
@@ -241,7 +266,14 @@ async fn handle(
                 b"UNREACHABLE\n"
             }
             Some("LOGOUT") => {
-                rec.logout(s, &user, &host, Some(peer));
+                rec.record(
+                    s,
+                    &Logout {
+                        user: &user,
+                        host: &host,
+                        peer: peer_addr,
+                    },
+                );
                 write.write_all(b"BYE\n").await?;
                 break;
             }

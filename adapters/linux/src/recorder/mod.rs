@@ -1,0 +1,303 @@
+//! The multi-threaded recorder: one core [`Ring`](flightrec_core::Ring) per shard, threads
+//! spread over the shards, merged by time when a dump is written.
+//!
+//! Where each part lives:
+//!
+//! | file | what |
+//! |---|---|
+//! | this one | [`FlightRecorder`]: building it, recording an event, counters |
+//! | `options.rs` | [`RecorderOptions`] and what the recorder refuses; [`Stats`] |
+//! | `shards.rs` | the shards: which thread writes where, the ring-file mirror, [`ShardSeq`](shards::ShardSeq) |
+//! | `trigger.rs` | which records reach the trigger machine, and what follows its decisions |
+//! | `queue.rs` | the writer task's queue: dump orders and audit lines |
+//! | `merge.rs` | the dump's k-way merge of the shards, one record at a time |
+//! | `dump.rs` | writing a dump: the merge through core's `write_dump_from` to a writer |
+//! | `forensic.rs` | a dump as forensic text: the binary dump piped to the decoder's renderer |
+//!
+//! An event's path: [`FlightRecorder::record`] (or the `tracing` layer's `log_payload`)
+//! stores it in the calling thread's shard, and, if it can fire a trigger, feeds the
+//! trigger machine; a security event also goes to the audit log's queue. A due dump's order
+//! goes to the writer task, which calls [`FlightRecorder::write_dump`].
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use flightrec_core::event::{Event, Field, Fields, Log};
+use flightrec_core::ring::RecordMeta;
+use flightrec_core::trigger::Action;
+use flightrec_core::{Build, Clock, Kind, Level, SessionId, TriggerMachine};
+use tokio::sync::mpsc;
+
+use crate::clock::UnixClock;
+use crate::config::ConfigError;
+
+mod dump;
+mod forensic;
+mod merge;
+mod options;
+mod queue;
+mod shards;
+mod trigger;
+
+pub use options::{RecorderOptions, Stats};
+pub use queue::AuditItem;
+pub(crate) use queue::Command;
+pub use shards::{MAX_SHARDS, SHARD_BYTES};
+
+use shards::Shards;
+use trigger::Machine;
+
+/// The recorder of a daemon: shared by the `tracing` layer, the `log` bridge, the code
+/// recording security events, the signal and panic handlers and the writer task. Cheap to
+/// share (`Arc`).
+///
+/// Security events are core's typed events, recorded with [`record`](Self::record): they
+/// feed the triggers and go to the audit log.
+///
+/// ```
+/// use flightrec_linux::{FlightRecorder, RecorderOptions};
+/// use flightrec_core::event::AuthFailure;
+/// use flightrec_core::{Level, SessionId};
+/// let rec = FlightRecorder::new(RecorderOptions::default())?;
+/// rec.log(Level::Debug, Some(SessionId(3)), "gw::login", "greeting sent", &[]);
+/// let peer: std::net::SocketAddr = "192.0.2.7:40000".parse()?;
+/// rec.record(Some(SessionId(3)), &AuthFailure {
+///     user: "alice", host: "example.org", peer: Some(peer.into()),
+///     mechanism: "PLAIN", reason: "bad password",
+/// });
+/// assert_eq!(rec.stats().stored, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct FlightRecorder {
+    shards: Shards,
+    clock: UnixClock,
+    min_level: Level,
+    trigger: Mutex<Machine>,
+    trigger_level: Option<Level>,
+    threshold_kind: Option<Kind>,
+    queue: OnceLock<mpsc::Sender<Command>>,
+    dumper: OnceLock<Arc<crate::dumpfile::DumpFiles>>,
+    queue_dropped: AtomicU64,
+    audit_dropped: AtomicU64,
+    /// Dump orders dropped since the last dump (reported as suppressed in the next).
+    dumps_dropped: AtomicU32,
+    dumps_dropped_total: AtomicU64,
+    program: String,
+    version: String,
+    host: String,
+    has_ring_file: bool,
+}
+
+impl std::fmt::Debug for FlightRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlightRecorder")
+            .field("shards", &self.shards.len())
+            .field("program", &self.program)
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An event's payload bytes, as the ring holds them; `None` if it does not encode to the
+/// length it counted.
+fn encode_vec<E: Event>(event: &E) -> Option<Vec<u8>> {
+    let mut bytes = vec![0; event.encoded_len()];
+    let len = flightrec_core::encode::to_slice(event, &mut bytes)?;
+    (len == bytes.len()).then_some(bytes)
+}
+
+impl FlightRecorder {
+    /// A recorder with empty rings. Fails, naming the option, on options it cannot honour
+    /// (see [`RecorderOptions::check`]).
+    pub fn new(opts: RecorderOptions) -> Result<Arc<Self>, ConfigError> {
+        opts.check()?;
+        Ok(Self::build(opts, Vec::new()))
+    }
+
+    /// A recorder whose shards are also written to a crash-survivable ring file at `path`
+    /// (created by `policy`'s rules, see [`crate::files`]; a file left by a previous run is
+    /// kept as `PATH.prev`). `flightrec decode PATH` reads it after a crash; see
+    /// [`crate::ringfile`]. Options it cannot honour are refused as
+    /// [`io::ErrorKind::InvalidInput`], the error holding the [`ConfigError`].
+    pub fn with_ring_file(
+        opts: RecorderOptions,
+        path: &Path,
+        policy: &crate::files::FilePolicy,
+    ) -> io::Result<Arc<Self>> {
+        opts.check()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let build = Build {
+            name: &opts.program,
+            version: &opts.version,
+            id: &[],
+        };
+        let regions = crate::ringfile::create(path, opts.shards, policy, &build)?;
+        Ok(Self::build(opts, regions))
+    }
+
+    fn build(opts: RecorderOptions, regions: Vec<crate::ringfile::Region>) -> Arc<Self> {
+        let trigger = opts.trigger;
+        Arc::new(FlightRecorder {
+            has_ring_file: !regions.is_empty(),
+            shards: Shards::new(opts.shards, regions),
+            clock: UnixClock::new(),
+            min_level: opts.min_level,
+            trigger_level: trigger.level,
+            threshold_kind: trigger.threshold.map(|t| t.kind),
+            trigger: Mutex::new(TriggerMachine::new(trigger)),
+            queue: OnceLock::new(),
+            dumper: OnceLock::new(),
+            queue_dropped: AtomicU64::new(0),
+            audit_dropped: AtomicU64::new(0),
+            dumps_dropped: AtomicU32::new(0),
+            dumps_dropped_total: AtomicU64::new(0),
+            program: opts.program,
+            version: opts.version,
+            host: opts.host,
+        })
+    }
+
+    /// Whether records also go to a ring file.
+    pub fn has_ring_file(&self) -> bool {
+        self.has_ring_file
+    }
+
+    /// The clock records are stamped with (nanoseconds since the Unix epoch).
+    pub fn clock(&self) -> &UnixClock {
+        &self.clock
+    }
+
+    /// This machine's name as configured.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Records a log line from its encoded payload (the `tracing` layer's path).
+    #[inline]
+    pub(crate) fn log_payload(&self, level: Level, session: Option<SessionId>, payload: &[u8]) {
+        let meta = RecordMeta {
+            time: self.clock.now(),
+            level,
+            kind: Kind::LOG,
+            session,
+        };
+        let seq = self
+            .shards
+            .push(&meta, |ring| ring.push(&meta, payload), payload);
+        if self.can_fire(Kind::LOG, level) {
+            self.feed(&meta, seq, None, None);
+        }
+    }
+
+    /// Records a log line whose message is given as `fmt::Arguments` or text (the `log`
+    /// bridge's path).
+    pub(crate) fn log_fmt(
+        &self,
+        level: Level,
+        session: Option<SessionId>,
+        target: &str,
+        message: &std::fmt::Arguments<'_>,
+    ) {
+        if level < self.min_level {
+            return;
+        }
+        crate::encode::with_encoder(|enc| {
+            match message.as_str() {
+                Some(text) => enc.message_str(text),
+                None => enc.message_display(message),
+            }
+            if let Some(payload) = enc.finish(target) {
+                self.log_payload(level, session, payload);
+            }
+        });
+    }
+
+    /// Records a log line with fields.
+    pub fn log(
+        &self,
+        level: Level,
+        session: Option<SessionId>,
+        target: &str,
+        message: &str,
+        fields: &[Field<'_>],
+    ) {
+        self.record(
+            session,
+            &Log {
+                level,
+                target,
+                message,
+                fields: Fields::Slice(fields),
+            },
+        );
+    }
+
+    /// Records any typed event (core's security events `AuthFailure`, `AuthSuccess`,
+    /// `Logout`, `SessionForbidden`, `Connect`; `Custom` for a named event; `Log`), feeds
+    /// the triggers, and queues security events for the audit log. Returns what the trigger
+    /// machine decided.
+    pub fn record<E: Event>(&self, session: Option<SessionId>, event: &E) -> Action {
+        let level = event.level();
+        if level < self.min_level && !E::KIND.is_security() {
+            return Action::None;
+        }
+        let meta = RecordMeta {
+            time: self.clock.now(),
+            level,
+            kind: E::KIND,
+            session,
+        };
+        // The ring file and the audit log need the payload's bytes: encoded once, then
+        // copied into the ring (security events are rare). Other events are encoded
+        // straight into the ring, allocation-free.
+        let security = E::KIND.is_security();
+        let bytes = (security || self.has_ring_file)
+            .then(|| encode_vec(event))
+            .flatten();
+        let seq = if let Some(bytes) = bytes {
+            let seq = self
+                .shards
+                .push(&meta, |ring| ring.push(&meta, &bytes), &bytes);
+            if security {
+                self.queue_audit(&meta, bytes);
+            }
+            seq
+        } else {
+            // Also an event that did not encode as it counted: the ring refuses it and
+            // counts it, as for any other record.
+            self.shards
+                .push(&meta, |ring| ring.push_event(&meta, event), &[])
+        };
+        if self.can_fire(E::KIND, level) {
+            self.feed(&meta, seq, event.peer(), event.name())
+        } else {
+            Action::None
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let (stored, evicted, failed) = self.shards.counts();
+        Stats {
+            stored,
+            evicted,
+            failed,
+            queue_dropped: self.queue_dropped.load(Ordering::Relaxed),
+            audit_dropped: self.audit_dropped.load(Ordering::Relaxed),
+            dumps_dropped: self.dumps_dropped_total.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Time since the epoch as a [`Duration`] (for file name templates).
+    pub(crate) fn wall(&self) -> Duration {
+        Duration::from_nanos(self.clock.now())
+    }
+}
