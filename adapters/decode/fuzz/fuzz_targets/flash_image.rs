@@ -282,22 +282,25 @@ fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Opt
     hit
 }
 
-/// Swapped pages: a dump of several pages loses its order (damage); a one-page dump only
-/// moves, whole, to another page (not judged).
+/// Swapped pages: a dump whose pages are still in order after the swap (a one-page dump,
+/// or a dump round the whole region of two pages) only moved whole (not judged); any other
+/// dump touched loses its page order (damage).
 fn swap_hit(img: &flash::Image, a: usize, b: usize) -> Hit {
     let g = &img.geometry;
-    let touched: Vec<&Survivor> = img
-        .survivors
-        .iter()
-        .filter(|s| a != b && (s.holds(g, a * g.erase) || s.holds(g, b * g.erase)))
-        .collect();
-    if touched.iter().any(|s| s.pages > 1) {
-        Hit::Data
-    } else if touched.is_empty() {
-        Hit::None
-    } else {
-        Hit::NotJudged
+    let swap = |p: usize| if p == a { b } else if p == b { a } else { p };
+    let mut hit = Hit::None;
+    for s in &img.survivors {
+        let at: Vec<usize> = (0..s.pages).map(|k| swap((s.first_page + k) % g.pages)).collect();
+        if at.iter().enumerate().all(|(k, &p)| p == (s.first_page + k) % g.pages) {
+            continue;
+        }
+        let in_order = at.iter().enumerate().all(|(k, &p)| p == (at[0] + k) % g.pages);
+        hit = match (hit, in_order) {
+            (Hit::Data, _) | (_, false) => Hit::Data,
+            _ => Hit::NotJudged,
+        };
     }
+    hit
 }
 
 fn in_commit(s: &Survivor, g: &flash::Geometry, at: usize) -> bool {
