@@ -22,12 +22,19 @@ fn keys_evolve_by_the_spec() {
     let k0 = [0x11u8; 32];
     let mut key = SealKey::new(k0, 5);
     key.evolve();
-    let want: [u8; 32] = Sha256::new().chain_update(k0).chain_update(b"evolve").finalize().into();
+    let want: [u8; 32] = Sha256::new()
+        .chain_update(k0)
+        .chain_update(b"evolve")
+        .finalize()
+        .into();
     assert_eq!((key.secret(), key.epoch()), (&want, 6));
     let again = SealKey::new(k0, 5).at_epoch(7).unwrap();
     key.evolve();
     assert_eq!(again.secret(), key.secret());
-    assert!(key.at_epoch(6).is_none(), "an earlier key cannot be derived");
+    assert!(
+        key.at_epoch(6).is_none(),
+        "an earlier key cannot be derived"
+    );
 }
 
 /// The seal frame, byte by byte as SEALING.md lays it out, with reference hash and MAC.
@@ -86,7 +93,10 @@ fn one_sealer_seals_dump_after_dump() {
     let second = &out[5 + SEAL_FRAME_LEN..];
     let seal = Seal::parse(&second[11 + 4..11 + 4 + SEAL_BODY_LEN]).unwrap();
     assert_eq!((seal.epoch, seal.dump_len), (1, 11));
-    assert_eq!(seal.dump_hash, <[u8; 32]>::from(Sha256::digest(b"second dump")));
+    assert_eq!(
+        seal.dump_hash,
+        <[u8; 32]>::from(Sha256::digest(b"second dump"))
+    );
     assert!(seal.check(&SealKey::new([9; 32], 0).at_epoch(1).unwrap()));
 }
 
@@ -120,15 +130,24 @@ impl embedded_io::Write for Stingy {
 #[test]
 fn short_writes_and_failures() {
     let mut key = SealKey::new([3; 32], 0);
-    let mut sealer = Sealer::new(Stingy { out: Vec::new(), budget: 1000 });
+    let mut sealer = Sealer::new(Stingy {
+        out: Vec::new(),
+        budget: 1000,
+    });
     embedded_io::Write::write_all(&mut sealer, b"0123456789").unwrap();
     sealer.finish(&mut key).unwrap();
     let out = sealer.into_inner().out;
     let seal = Seal::parse(&out[14..14 + SEAL_BODY_LEN]).unwrap();
-    assert_eq!(seal.dump_hash, <[u8; 32]>::from(Sha256::digest(b"0123456789")));
+    assert_eq!(
+        seal.dump_hash,
+        <[u8; 32]>::from(Sha256::digest(b"0123456789"))
+    );
 
     let mut key = SealKey::new([3; 32], 0);
-    let mut sealer = Sealer::new(Stingy { out: Vec::new(), budget: 20 });
+    let mut sealer = Sealer::new(Stingy {
+        out: Vec::new(),
+        budget: 20,
+    });
     embedded_io::Write::write_all(&mut sealer, b"0123456789").unwrap();
     assert_eq!(
         sealer.finish(&mut key),

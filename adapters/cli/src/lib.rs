@@ -22,6 +22,7 @@ use flightrec_decode::{Decoder, Filter, Format, Item, Options, Renderer, TimeBou
 
 #[cfg(feature = "defmt")]
 pub mod elf;
+pub mod seal;
 
 /// Exit code: all well.
 pub const EXIT_OK: u8 = 0;
@@ -53,6 +54,12 @@ pub enum Command {
     Info(InfoArgs),
     /// View audit logs (ejabberd / Open-Xchange style lines), escaped for a terminal.
     Audit(flightrec_audit::viewer::AuditArgs),
+    /// Check sealed dumps: each sealed with its own epoch's key and intact, epochs
+    /// consecutive. Exit 0 all sealed and intact, 1 anything tampered, missing, truncated or
+    /// unsealed, 2 usage or I/O error.
+    Verify(seal::VerifyArgs),
+    /// Make a sealing key: the device's, and the auditor's verification key.
+    Keygen(seal::KeygenArgs),
 }
 
 /// Output format of `decode`.
@@ -200,10 +207,12 @@ pub fn run(cli: &Cli, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> u8
         Command::Decode(a) => decode(a, env, out, err),
         Command::Info(a) => info_cmd(a, env, out, err),
         Command::Audit(a) => flightrec_audit::viewer::run(a, out, err),
+        Command::Verify(a) => seal::verify(a, out, err),
+        Command::Keygen(a) => seal::keygen(a, out, err),
     }
 }
 
-fn shown(p: &Path) -> String {
+pub(crate) fn shown(p: &Path) -> String {
     Escaped::new(&p.to_string_lossy(), &[]).to_string()
 }
 
@@ -214,7 +223,7 @@ const FLASH_IMAGE_MAX: u64 = 64 << 20;
 /// multi-page dump has a page header every page) is turned into its dumps' wire bytes, one
 /// after the other; a dump the store calls corrupt is reported on `err` and sets `damaged`.
 /// Anything else is streamed as it is: dumps, files of dumps, raw images of simple layout.
-fn open_input(
+pub(crate) fn open_input(
     path: &Path,
     env: &Env,
     err: &mut dyn Write,

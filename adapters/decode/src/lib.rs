@@ -41,6 +41,7 @@ pub mod decoder;
 pub mod info;
 pub mod render;
 pub mod time;
+pub mod verify;
 
 pub use decoder::{Cut, Damage, Decoder, Header, Item, Stats};
 pub use render::{Filter, Format, FrameDecoder, Options, Renderer, Summary};

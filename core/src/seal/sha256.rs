@@ -59,9 +59,17 @@ impl Sha256 {
         while !data.is_empty() {
             self.start_if_fresh();
             let at = (self.len % BLOCK as u64) as usize;
+            // Whole blocks straight from the input, without the copy into `block`.
+            if at == 0 {
+                if let Some(whole) = data.first_chunk::<BLOCK>() {
+                    compress(&mut self.state, whole);
+                    data = data.get(BLOCK..).unwrap_or(&[]);
+                    self.len = self.len.wrapping_add(BLOCK as u64);
+                    continue;
+                }
+            }
             let take = (BLOCK - at).min(data.len());
-            if let (Some(dst), Some(src)) = (self.block.get_mut(at..at + take), data.get(..take))
-            {
+            if let (Some(dst), Some(src)) = (self.block.get_mut(at..at + take), data.get(..take)) {
                 crate::bytes::copy(dst, src);
             }
             data = data.get(take..).unwrap_or(&[]);

@@ -1,0 +1,199 @@
+//! `flightrec verify` and `flightrec keygen`: sealed dumps (`core/SEALING.md`).
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use flightrec_core::seal::SealKey;
+use flightrec_decode::verify::{key_file_text, parse_key_file, DumpVerdict, Verifier};
+
+use crate::{open_input, shown, Env, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
+
+/// Arguments of `flightrec verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Files of dumps, flash-store images, directories (searched recursively; files there
+    /// holding no dump are skipped).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// The verification key (`flightrec keygen`'s verify key): checks every seal's MAC.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The newest epoch known to have been sealed (from seals forwarded off the device):
+    /// dumps missing up to it fail. Without it, deleting the newest dumps goes unseen.
+    #[arg(long, value_name = "EPOCH")]
+    pub last_epoch: Option<u64>,
+}
+
+/// Arguments of `flightrec keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the device's sealing key (created 0600; an existing file is refused).
+    #[arg(long, value_name = "FILE")]
+    pub device: PathBuf,
+    /// Where to write the auditor's verification key (created 0600; an existing file is
+    /// refused). It can seal too: keep it off the device.
+    #[arg(long, value_name = "FILE")]
+    pub verify: PathBuf,
+}
+
+/// Reads a key file.
+pub fn read_key(path: &Path) -> Result<SealKey, String> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", shown(path)))?;
+    parse_key_file(&text).map_err(|e| format!("{}: {e}", shown(path)))
+}
+
+/// Creates `path` 0600 (never through a link, never over an existing file) holding `text`,
+/// made durable.
+pub fn write_new_file(path: &Path, text: &[u8]) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text)?;
+    f.sync_all()
+}
+
+pub(crate) fn keygen(a: &KeygenArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut secret = [0u8; 32];
+    if let Err(e) = getrandom::getrandom(&mut secret) {
+        let _ = writeln!(err, "flightrec: no random bytes from the system: {e}");
+        return EXIT_ERROR;
+    }
+    let key = SealKey::new(secret, 0);
+    secret.fill(0);
+    let text = key_file_text(&key);
+    for path in [&a.device, &a.verify] {
+        if let Err(e) = write_new_file(path, text.as_bytes()) {
+            let _ = writeln!(err, "flightrec: cannot create {}: {e}", shown(path));
+            return EXIT_ERROR;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "sealing key (epoch 0) written to {} for the device, and to {} for the auditor (keep it off the device)",
+        shown(&a.device),
+        shown(&a.verify)
+    );
+    EXIT_OK
+}
+
+/// One input to verify: a path given, or a file found in a directory given.
+struct Input {
+    path: PathBuf,
+    from_dir: bool,
+}
+
+/// Files under `dir`, sorted, recursively; links are not followed (reported).
+fn walk(dir: &Path, found: &mut Vec<Input>, err: &mut dyn Write) -> io::Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            walk(&path, found, err)?;
+        } else if ty.is_file() {
+            found.push(Input {
+                path,
+                from_dir: true,
+            });
+        } else {
+            let _ = writeln!(
+                err,
+                "flightrec: {}: not a regular file: not checked",
+                shown(&path)
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let key = match read_key(&a.key) {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = writeln!(err, "flightrec: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let mut inputs = Vec::new();
+    for p in &a.paths {
+        let walked = match fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut inputs, err),
+            Ok(_) => {
+                inputs.push(Input {
+                    path: p.clone(),
+                    from_dir: false,
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = walked {
+            let _ = writeln!(err, "flightrec: {}: {e}", shown(p));
+            return EXIT_ERROR;
+        }
+    }
+    let mut verifier = Verifier::new(key);
+    if let Some(last) = a.last_epoch {
+        verifier.expect_last(last);
+    }
+    let (mut good, mut bad) = (0u64, 0u64);
+    let env = Env::default();
+    for input in &inputs {
+        let name = shown(&input.path);
+        let mut damaged = false;
+        let verdicts = open_input(&input.path, &env, err, &mut damaged)
+            .and_then(|r| verifier.verify_input(&name, r));
+        let verdicts: Vec<DumpVerdict> = match verdicts {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: {name}: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        if !verdicts.iter().any(DumpVerdict::is_dump) && !damaged {
+            if input.from_dir {
+                let _ = writeln!(err, "flightrec: {name}: holds no dump: not checked");
+            } else {
+                bad += 1;
+                let len = fs::metadata(&input.path).map_or(0, |m| m.len());
+                let _ = writeln!(
+                    out,
+                    "FAIL {name}: no dump found at offset 0 in its {len} bytes (truncated, or not a dump file)"
+                );
+            }
+            continue;
+        }
+        if damaged {
+            bad += 1;
+        }
+        for v in verdicts {
+            if v.fault.is_none() {
+                good += 1;
+                let _ = writeln!(out, "ok   {v}");
+            } else {
+                bad += 1;
+                let _ = writeln!(out, "FAIL {v}");
+            }
+        }
+    }
+    for problem in verifier.finish() {
+        bad += 1;
+        let _ = writeln!(out, "FAIL {problem}");
+    }
+    let _ = writeln!(
+        out,
+        "{good} dumps sealed and intact, {bad} failures{}",
+        if bad == 0 { "" } else { ": NOT INTACT" }
+    );
+    if bad == 0 {
+        EXIT_OK
+    } else {
+        EXIT_DAMAGED
+    }
+}
