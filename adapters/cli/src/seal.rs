@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use flightrec_core::seal::SealKey;
+use flightrec_decode::sign::{parse_pub_file, pub_file_text};
 use flightrec_decode::verify::{key_file_text, parse_key_file, DumpVerdict, Verifier};
 
 use crate::{open_input, shown, Env, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
@@ -19,8 +20,12 @@ pub struct VerifyArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The verification key (`flightrec keygen`'s verify key): checks every seal's MAC.
+    #[arg(long, value_name = "FILE", required_unless_present = "pubkey")]
+    pub key: Option<PathBuf>,
+    /// The public key (`flightrec keygen`'s verify.pub): checks every seal's signature
+    /// (dumps written by hosts; microcontrollers do not sign). Cannot forge seals.
     #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    pub pubkey: Option<PathBuf>,
     /// The newest epoch known to have been sealed (from seals forwarded off the device):
     /// dumps missing up to it fail. Without it, deleting the newest dumps goes unseen.
     #[arg(long, value_name = "EPOCH")]
@@ -37,6 +42,10 @@ pub struct KeygenArgs {
     /// refused). It can seal too: keep it off the device.
     #[arg(long, value_name = "FILE")]
     pub verify: PathBuf,
+    /// Where to write the public key, for auditors who must not be able to forge (created
+    /// 0600; an existing file is refused).
+    #[arg(long, value_name = "FILE")]
+    pub public: Option<PathBuf>,
 }
 
 /// Reads a key file.
@@ -66,7 +75,12 @@ pub(crate) fn keygen(a: &KeygenArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let key = SealKey::new(secret, 0);
     secret.fill(0);
     let text = key_file_text(&key);
-    for path in [&a.device, &a.verify] {
+    let public = pub_file_text(&key);
+    let files = [&a.device, &a.verify]
+        .map(|p| (p, text.as_str()))
+        .into_iter()
+        .chain(a.public.as_ref().map(|p| (p, public.as_str())));
+    for (path, text) in files {
         if let Err(e) = write_new_file(path, text.as_bytes()) {
             let _ = writeln!(err, "flightrec: cannot create {}: {e}", shown(path));
             return EXIT_ERROR;
@@ -112,9 +126,32 @@ fn walk(dir: &Path, found: &mut Vec<Input>, err: &mut dyn Write) -> io::Result<(
     Ok(())
 }
 
+/// The verifier for the keys given.
+fn verifier(a: &VerifyArgs) -> Result<Verifier, String> {
+    let key = a.key.as_deref().map(read_key).transpose()?;
+    let public = match &a.pubkey {
+        Some(p) => {
+            let text = fs::read_to_string(p).map_err(|e| format!("{}: {e}", shown(p)))?;
+            Some(parse_pub_file(&text).map_err(|e| format!("{}: {e}", shown(p)))?)
+        }
+        None => None,
+    };
+    Ok(match (key, public) {
+        (Some(k), None) => Verifier::new(k),
+        (key, Some((epoch, public))) => {
+            let mut v = Verifier::with_public_key(epoch, public);
+            if let Some(k) = key {
+                v.add_key(k);
+            }
+            v
+        }
+        (None, None) => return Err("give --key or --pubkey".to_owned()),
+    })
+}
+
 pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let key = match read_key(&a.key) {
-        Ok(k) => k,
+    let mut verifier = match verifier(a) {
+        Ok(v) => v,
         Err(e) => {
             let _ = writeln!(err, "flightrec: {e}");
             return EXIT_ERROR;
@@ -138,11 +175,11 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
             return EXIT_ERROR;
         }
     }
-    let mut verifier = Verifier::new(key);
     if let Some(last) = a.last_epoch {
         verifier.expect_last(last);
     }
-    let (mut good, mut bad) = (0u64, 0u64);
+    let mut bad = 0u64;
+    let mut all = Vec::new();
     let env = Env::default();
     for input in &inputs {
         let name = shown(&input.path);
@@ -172,17 +209,21 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
         if damaged {
             bad += 1;
         }
-        for v in verdicts {
-            if v.fault.is_none() {
-                good += 1;
-                let _ = writeln!(out, "ok   {v}");
-            } else {
-                bad += 1;
-                let _ = writeln!(out, "FAIL {v}");
-            }
+        all.extend(verdicts);
+    }
+    // Printed once the signature chain (which spans inputs) is checked.
+    let problems = verifier.finish(&mut all);
+    let mut good = 0u64;
+    for v in all {
+        if v.fault.is_none() {
+            good += 1;
+            let _ = writeln!(out, "ok   {v}");
+        } else {
+            bad += 1;
+            let _ = writeln!(out, "FAIL {v}");
         }
     }
-    for problem in verifier.finish() {
+    for problem in problems {
         bad += 1;
         let _ = writeln!(out, "FAIL {problem}");
     }

@@ -40,6 +40,7 @@
 pub mod decoder;
 pub mod info;
 pub mod render;
+pub mod sign;
 pub mod time;
 pub mod verify;
 

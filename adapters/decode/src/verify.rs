@@ -14,10 +14,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read};
 
+use ed25519_dalek::VerifyingKey;
 use flightrec_core::dump::{FRAME_END, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAGIC, SYNC};
-use flightrec_core::seal::{Seal, SealKey, FRAME_SEAL, KEY_LEN, SEAL_BODY_LEN};
+use flightrec_core::seal::{Seal, SealKey, FRAME_SEAL, FRAME_SIGNATURE, KEY_LEN, SEAL_BODY_LEN};
 use flightrec_core::{DumpEnd, DumpHeader, RecordHead};
 use sha2::{Digest, Sha256};
+
+use crate::sign::SignatureBody;
 
 use crate::decoder::{BUFFER_LEN, CHUNK, MAX_FRAME, VERSION};
 
@@ -143,6 +146,8 @@ pub enum Fault {
     },
     /// The MAC is not the one of the seal's epoch.
     Mac,
+    /// The signature over the seal is missing or not the epoch's public key's.
+    Signature(&'static str),
     /// The seal's epoch is below the verification key's: its key cannot be derived.
     EpochBeforeKey {
         /// The key's epoch.
@@ -169,6 +174,7 @@ impl fmt::Display for Fault {
             Fault::Mac => f.write_str(
                 "seal's MAC is not its epoch's (sealed with another key, another epoch's key, or edited)",
             ),
+            Fault::Signature(why) => write!(f, "signature: {why}"),
             Fault::EpochBeforeKey { key } => write!(
                 f,
                 "sealed for an epoch before the verification key's ({key}): cannot be checked"
@@ -307,7 +313,14 @@ impl fmt::Display for EpochProblem {
 
 /// Verifies inputs with a verification key; see the module docs.
 pub struct Verifier {
-    base: SealKey,
+    /// The verification key `(k[e0], e0)`, if given: every MAC is checked.
+    base: Option<SealKey>,
+    /// The epoch the verification starts at (`e0`).
+    first_epoch: u64,
+    /// The public key of `e0`, if given: every signature is checked.
+    public: Option<VerifyingKey>,
+    /// Dumps whose contents match their seals, for the signature chain.
+    signed: Vec<(Seal, Option<SignatureBody>, Place)>,
     /// Keys derived so far, every [`CHECKPOINT`] epochs, so that a key is never derived
     /// from scratch twice.
     checkpoints: BTreeMap<u64, SealKey>,
@@ -325,8 +338,31 @@ const CHECKPOINT: u64 = 1024;
 impl Verifier {
     /// A verifier for the key `(k[e0], e0)`.
     pub fn new(key: SealKey) -> Self {
+        let mut v = Self::empty(key.epoch());
+        v.base = Some(key);
+        v
+    }
+
+    /// A verifier for the public key of epoch `e0`: checks signatures and contents (not
+    /// MACs: that needs the verification key).
+    pub fn with_public_key(epoch: u64, key: VerifyingKey) -> Self {
+        let mut v = Self::empty(epoch);
+        v.public = Some(key);
+        v
+    }
+
+    /// Checks MACs with `key` as well (its epoch must be the public key's).
+    pub fn add_key(&mut self, key: SealKey) {
+        self.first_epoch = self.first_epoch.min(key.epoch());
+        self.base = Some(key);
+    }
+
+    fn empty(first_epoch: u64) -> Self {
         Verifier {
-            base: key,
+            base: None,
+            first_epoch,
+            public: None,
+            signed: Vec::new(),
             checkpoints: BTreeMap::new(),
             epochs: Vec::new(),
             out_of_order: Vec::new(),
@@ -343,11 +379,12 @@ impl Verifier {
 
     /// The key of `epoch`, `None` if it is before the verification key's.
     fn key(&mut self, epoch: u64) -> Option<SealKey> {
+        let base = self.base.as_ref()?;
         let (&from, start) = self
             .checkpoints
             .range(..=epoch)
             .next_back()
-            .unwrap_or((&self.base.epoch(), &self.base));
+            .unwrap_or((&base.epoch(), base));
         if epoch < from {
             return None;
         }
@@ -401,6 +438,9 @@ impl Verifier {
                     if d.fault.is_none() {
                         if let Some(seal) = &d.seal {
                             d.fault = self.check_seal(seal, d.len, &d.hash);
+                            if d.fault.is_none() {
+                                self.signed.push((*seal, d.sig, place.clone()));
+                            }
                         }
                     }
                     if let Some(epoch) = d.seal.as_ref().map(|s| s.epoch) {
@@ -436,22 +476,69 @@ impl Verifier {
                 len,
             });
         }
+        if self.base.is_none() {
+            return (seal.epoch < self.first_epoch).then_some(Fault::EpochBeforeKey {
+                key: self.first_epoch,
+            });
+        }
         match self.key(seal.epoch) {
             None => Some(Fault::EpochBeforeKey {
-                key: self.base.epoch(),
+                key: self.first_epoch,
             }),
             Some(k) if seal.check(&k) => None,
             Some(_) => Some(Fault::Mac),
         }
     }
 
-    /// Checks the epochs of every dump seen: each from the key's epoch to the highest seen,
-    /// once, in increasing order within each input.
-    pub fn finish(mut self) -> Vec<EpochProblem> {
+    /// With a public key, checks the signature chain from the first epoch on, and fails
+    /// the dumps in `verdicts` whose signature fails or cannot be checked.
+    fn check_signatures(&mut self, verdicts: &mut [DumpVerdict]) {
+        let Some(first) = self.public else {
+            return;
+        };
+        let mut signed = std::mem::take(&mut self.signed);
+        signed.sort_by_key(|(seal, _, _)| seal.epoch);
+        // The public key of the epoch expected next; `None` once the chain is broken.
+        let mut expected = Some((self.first_epoch, first));
+        for (seal, sig, place) in signed {
+            let fault = match (sig, expected) {
+                (None, _) => {
+                    expected = None;
+                    Some("no signature frame after the seal")
+                }
+                (Some(sig), Some((epoch, public))) if epoch == seal.epoch => {
+                    if sig.check(&public, &seal) {
+                        expected = VerifyingKey::from_bytes(&sig.next_pub)
+                            .ok()
+                            .map(|k| (epoch.saturating_add(1), k));
+                        None
+                    } else {
+                        expected = None;
+                        Some("not made by this epoch's key (forged, or another device's)")
+                    }
+                }
+                (Some(_), _) => {
+                    expected = None;
+                    Some("cannot be checked: the chain of public keys is broken before this epoch (a dump missing, repeated or failed)")
+                }
+            };
+            if let Some(why) = fault {
+                if let Some(v) = verdicts.iter_mut().find(|v| v.place == place) {
+                    v.fault.get_or_insert(Fault::Signature(why));
+                }
+            }
+        }
+    }
+
+    /// Checks the signature chain (with a public key; failing dumps in `verdicts`) and the
+    /// epochs of every dump seen: each from the key's epoch to the highest seen, once, in
+    /// increasing order within each input.
+    pub fn finish(mut self, verdicts: &mut [DumpVerdict]) -> Vec<EpochProblem> {
+        self.check_signatures(verdicts);
         let mut problems = std::mem::take(&mut self.out_of_order);
         let mut by_epoch: Vec<(u64, Place)> = std::mem::take(&mut self.epochs);
         by_epoch.sort_by_key(|(e, _)| *e);
-        let mut expected = self.base.epoch();
+        let mut expected = self.first_epoch;
         let mut prev: Option<(u64, Place)> = None;
         for (epoch, place) in by_epoch {
             if let Some((pe, pp)) = prev.as_ref().filter(|(pe, _)| *pe == epoch) {
@@ -495,7 +582,7 @@ enum Found {
         seal: Option<Seal>,
     },
     /// A dump, checked as far as its first fault.
-    Dump(Scanned),
+    Dump(Box<Scanned>),
 }
 
 /// A dump as read: its hash and seal, and its first structural fault.
@@ -506,6 +593,8 @@ struct Scanned {
     hash: [u8; 32],
     /// Its seal frame, when readable (for a damaged dump: found while skipping it).
     seal: Option<Seal>,
+    /// The signature frame after the seal, if any.
+    sig: Option<SignatureBody>,
     seqs: Option<(u64, u64)>,
     records: u64,
     last_seq: Option<u64>,
@@ -600,7 +689,7 @@ impl<R: Read> Scan<R> {
                 continue;
             }
             if avail.starts_with(&MAGIC) {
-                return self.dump().map(|d| Some(Found::Dump(d)));
+                return self.dump().map(|d| Some(Found::Dump(Box::new(d))));
             }
             let offset = self.offset();
             let mut seal = None;
@@ -655,6 +744,7 @@ impl<R: Read> Scan<R> {
             len: 0,
             hash: [0; 32],
             seal: None,
+            sig: None,
             seqs: None,
             records: 0,
             last_seq: None,
@@ -698,7 +788,7 @@ impl<R: Read> Scan<R> {
                 });
                 return Ok(d);
             }
-            let frame = match frame(avail) {
+            let parsed = match frame(avail) {
                 Ok(f) => f,
                 Err(why) => {
                     d.fault = Some(Fault::Frame { at, why });
@@ -706,7 +796,7 @@ impl<R: Read> Scan<R> {
                     return Ok(d);
                 }
             };
-            let (ty, body, whole) = frame;
+            let (ty, body, whole) = parsed;
             match (expect, ty) {
                 (Expect::Seal, FRAME_SEAL) => {
                     d.seal = Seal::parse(body);
@@ -715,6 +805,12 @@ impl<R: Read> Scan<R> {
                     }
                     self.start += whole;
                     d.hash = hasher.finalize().into();
+                    // A signature frame may follow (hosts, SEALING.md section 6).
+                    self.fill(MAX_FRAME)?;
+                    if let Ok((FRAME_SIGNATURE, body, whole)) = frame(self.avail()) {
+                        d.sig = SignatureBody::parse(body);
+                        self.start += whole;
+                    }
                     return Ok(d);
                 }
                 (Expect::Seal, _) => {

@@ -41,8 +41,9 @@ fn sealed(n: u64) -> Vec<u8> {
 
 fn run(bytes: &[u8]) -> (usize, usize) {
     let mut v = Verifier::new(SealKey::new([4; 32], 0));
-    let verdicts = v.verify_input("x", bytes).unwrap();
-    let failed = verdicts.iter().filter(|d| d.fault.is_some()).count() + v.finish().len();
+    let mut verdicts = v.verify_input("x", bytes).unwrap();
+    let problems = v.finish(&mut verdicts).len();
+    let failed = verdicts.iter().filter(|d| d.fault.is_some()).count() + problems;
     (verdicts.len(), failed)
 }
 
