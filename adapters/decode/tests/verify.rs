@@ -52,6 +52,23 @@ fn sealed_dumps_pass() {
     assert_eq!(run(&sealed(4)), (4, 0));
 }
 
+/// The decoder passes over seal frames: sealed dumps decode as plain ones, nothing skipped.
+#[test]
+fn decoder_passes_over_seals() {
+    let bytes = sealed(4);
+    let mut d = flightrec_decode::Decoder::new(&bytes[..]);
+    let mut records = 0;
+    while let Some(item) = d.next().unwrap() {
+        match item {
+            flightrec_decode::Item::Record { .. } => records += 1,
+            flightrec_decode::Item::Skipped { .. } => panic!("{item:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(records, 1 + 2 + 3 + 4);
+    assert!(!d.stats().damaged());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 

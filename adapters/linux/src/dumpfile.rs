@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use flightrec_core::trigger::DumpOrder;
 
@@ -42,6 +42,8 @@ pub struct DumpFiles {
     written: AtomicU64,
     errors: AtomicU64,
     lock: Mutex<()>,
+    /// Sealing key (`SEALING.md`): binary dumps are sealed when one is set.
+    seal: OnceLock<Mutex<crate::sealkey::KeyFile>>,
 }
 
 impl DumpFiles {
@@ -53,7 +55,15 @@ impl DumpFiles {
             written: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             lock: Mutex::new(()),
+            seal: OnceLock::new(),
         }
+    }
+
+    /// Seals every binary dump from now on with `key` (each dump's seal and signature
+    /// frames follow it; the key evolves on disk before the dump is written). `false` if a
+    /// key was set already.
+    pub fn seal_with(&self, key: crate::sealkey::KeyFile) -> bool {
+        self.seal.set(Mutex::new(key)).is_ok()
     }
 
     /// Dumps written so far.
@@ -70,11 +80,22 @@ impl DumpFiles {
     /// (counted in [`errors`](Self::errors)): never retried in a loop, never blocking the
     /// next one.
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
-        let bytes = match self.opts.format {
+        let mut bytes = match self.opts.format {
             DumpFormat::Binary => rec.dump_bytes(order),
             DumpFormat::Forensic => forensic(&rec.dump_bytes(order))?,
         };
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Sealed under the dump lock: epochs follow the order dumps are written in.
+        if let (Some(key), DumpFormat::Binary) = (self.seal.get(), self.opts.format) {
+            let sealed = key.lock().unwrap_or_else(|e| e.into_inner()).seal(&bytes);
+            match sealed {
+                Ok(frames) => bytes.extend_from_slice(&frames),
+                Err(e) => {
+                    self.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
         let count = self.written.load(Ordering::Relaxed);
         let path = PathBuf::from(self.opts.path.expand(&TemplateVars {
             pid: std::process::id(),

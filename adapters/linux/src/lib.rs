@@ -44,6 +44,7 @@ pub mod files;
 mod layer;
 mod recorder;
 pub mod ringfile;
+pub mod sealkey;
 mod service;
 mod shardlock;
 
