@@ -1,7 +1,7 @@
 //! `flightrec verify` and `flightrec keygen`: sealed dumps (`core/SEALING.md`).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,10 @@ use flightrec_core::seal::SealKey;
 use flightrec_decode::sign::{parse_pub_file, pub_file_text};
 use flightrec_decode::verify::{key_file_text, parse_key_file, DumpVerdict, Verifier};
 
-use crate::{open_input, shown, Env, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
+use flightrec_core::dump::MAGIC;
+use flightrec_decode::flash::FlashImage;
+
+use crate::{shown, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
 
 /// Arguments of `flightrec verify`.
 #[derive(Debug, Args)]
@@ -93,6 +96,38 @@ pub(crate) fn keygen(a: &KeygenArgs, out: &mut dyn Write, err: &mut dyn Write) -
         shown(&a.verify)
     );
     EXIT_OK
+}
+
+/// Verifies the dumps of the file at `path`: a file of dumps as it is, a flash-store image
+/// (paged layout) dump by dump. Returns the verdicts and whether the image itself is
+/// damaged (reported on `err`).
+fn verify_file(
+    verifier: &mut Verifier,
+    path: &Path,
+    err: &mut dyn Write,
+) -> io::Result<(Vec<DumpVerdict>, bool)> {
+    let name = shown(path);
+    let mut start = Vec::with_capacity(MAGIC.len());
+    File::open(path)?
+        .take(MAGIC.len() as u64)
+        .read_to_end(&mut start)?;
+    if !start.starts_with(&MAGIC) {
+        if let Some(mut image) = FlashImage::open(File::open(path)?)? {
+            let (mut verdicts, mut damaged) = (Vec::new(), false);
+            image.rewind();
+            while let Some(d) = image.next_dump()? {
+                let part = format!("{name} (flash page {})", d.first_page);
+                for t in &d.trouble {
+                    damaged |= t.is_damage();
+                    let _ = writeln!(err, "flightrec: {part}: {t}");
+                }
+                let data = image.data(&d);
+                verdicts.extend(verifier.verify_input(&part, data)?);
+            }
+            return Ok((verdicts, damaged));
+        }
+    }
+    Ok((verifier.verify_input(&name, File::open(path)?)?, false))
 }
 
 /// One input to verify: a path given, or a file found in a directory given.
@@ -180,13 +215,9 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
     }
     let mut bad = 0u64;
     let mut all = Vec::new();
-    let env = Env::default();
     for input in &inputs {
         let name = shown(&input.path);
-        let mut damaged = false;
-        let verdicts = open_input(&input.path, &env, err, &mut damaged)
-            .and_then(|r| verifier.verify_input(&name, r));
-        let verdicts: Vec<DumpVerdict> = match verdicts {
+        let (verdicts, damaged) = match verify_file(&mut verifier, &input.path, err) {
             Ok(v) => v,
             Err(e) => {
                 let _ = writeln!(err, "flightrec: {name}: {e}");
