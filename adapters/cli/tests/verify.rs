@@ -528,3 +528,68 @@ fn public_key_resealing_with_the_stolen_key_fails() {
     assert_fails_at_a_place("re-signed", (code, out.clone()));
     assert!(out.contains("signature"), "{out}");
 }
+
+/// Sealed dumps in a flash-store image (pages with headers between the wire bytes) verify;
+/// one changed byte inside a dump's data fails.
+#[test]
+fn flash_store_image() {
+    use flightrec_flash::{FlashStore, RamFlash};
+    let rec: Recorder<4096> = Recorder::new(&RecorderConfig::DEFAULT);
+    let mut key = SealKey::new(DEVICE_A, 0);
+    let mut mem = vec![0xFF; 32 * 256];
+    let mut store = FlashStore::mount(RamFlash::<256, 4>::new(&mut mem), 0..32 * 256).unwrap();
+    let build = Build {
+        name: "fw",
+        version: "1",
+        id: &[],
+    };
+    for i in 0..3u64 {
+        for j in 0..20 {
+            rec.log(
+                i * 100 + j,
+                Level::Debug,
+                None,
+                "pair",
+                "handshake step",
+                &[],
+            )
+            .unwrap();
+        }
+        let order = DumpOrder {
+            reason: Reason::Manual,
+            time: i,
+            seq: None,
+            session: None,
+            suppressed: 0,
+            index: i as u32,
+        };
+        let mut w = store.begin().unwrap();
+        let mut sealer = Sealer::new(&mut w);
+        rec.dump(
+            &order,
+            ClockInfo::BOOT_MILLIS,
+            &build,
+            &mut sealer,
+            &mut [0; 256],
+        )
+        .unwrap();
+        sealer.finish(&mut key).unwrap();
+        w.commit().unwrap();
+    }
+    drop(store);
+    let verify_key = key_file(DEVICE_A);
+    let (code, out) = verify_bytes(&verify_key, &mem, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 dumps sealed and intact"), "{out}");
+    // A byte of the second dump's data (after its page header): found and named.
+    let at = mem
+        .windows(6)
+        .enumerate()
+        .filter(|(_, w)| w == b"handsh")
+        .nth(25)
+        .unwrap()
+        .0;
+    let mut m = mem.clone();
+    m[at] ^= 0x01;
+    assert_fails_at_a_place("flash byte", verify_bytes(&verify_key, &m, &[]));
+}
