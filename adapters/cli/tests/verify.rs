@@ -576,7 +576,7 @@ fn flash_store_image() {
         sealer.finish(&mut key).unwrap();
         w.commit().unwrap();
     }
-    drop(store);
+    let _ = store.release();
     let verify_key = key_file(DEVICE_A);
     let (code, out) = verify_bytes(&verify_key, &mem, &[]);
     assert_eq!(code, 0, "{out}");
