@@ -52,6 +52,8 @@ pub mod encode;
 pub mod event;
 pub mod recorder;
 pub mod ring;
+#[cfg(feature = "seal")]
+pub mod seal;
 mod shared;
 pub mod text;
 pub mod trigger;

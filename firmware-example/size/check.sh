@@ -15,7 +15,7 @@ bin="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/b
 
 cargo build --release --quiet --target thumbv7em-none-eabihf
 out=target/thumbv7em-none-eabihf/release
-probes="empty frames frames_dump security core flash"
+probes="empty frames frames_dump security core flash flash_seal"
 printf '%-12s %8s %8s %8s %8s\n' probe .text .rodata .data .bss
 for p in $probes; do
     "$bin/llvm-size" -A "$out/$p" | awk -v p="$p" '

@@ -26,6 +26,7 @@ use flightrec_decode::{Filter, Format, Item, Options, Renderer, Summary, TimeBou
 #[cfg(feature = "defmt")]
 pub mod elf;
 mod input;
+pub mod seal;
 
 use input::Stop;
 
@@ -59,6 +60,12 @@ pub enum Command {
     Info(InfoArgs),
     /// View audit logs (ejabberd / Open-Xchange style lines), escaped for a terminal.
     Audit(flightrec_audit::viewer::AuditArgs),
+    /// Check sealed dumps: each sealed with its own epoch's key and intact, epochs
+    /// consecutive. Exit 0 all sealed and intact, 1 anything tampered, missing, truncated or
+    /// unsealed, 2 usage or I/O error.
+    Verify(seal::VerifyArgs),
+    /// Make a sealing key: the device's, and the auditor's verification key.
+    Keygen(seal::KeygenArgs),
 }
 
 /// Output format of `decode`.
@@ -206,10 +213,12 @@ pub fn run(cli: &Cli, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> u8
         Command::Decode(a) => decode(a, env, out, err),
         Command::Info(a) => info_cmd(a, env, out, err),
         Command::Audit(a) => flightrec_audit::viewer::run(a, out, err),
+        Command::Verify(a) => seal::verify(a, out, err),
+        Command::Keygen(a) => seal::keygen(a, out, err),
     }
 }
 
-fn shown(p: &Path) -> String {
+pub(crate) fn shown(p: &Path) -> String {
     Escaped::new(&p.to_string_lossy(), &[]).to_string()
 }
 

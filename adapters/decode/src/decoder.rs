@@ -537,6 +537,23 @@ impl<R: Read> Decoder<R> {
         }
     }
 
+    /// Sealing (`core/SEALING.md`): the seal frame and the signature frame after a dump's
+    /// end frame belong to that dump. `flightrec verify` checks them; here they are passed
+    /// over, not shown as bytes outside dumps. (Buffered with the end frame, as a frame
+    /// is read with up to [`MAX_FRAME`] bytes after it.)
+    fn skip_seal_frames(&mut self) {
+        use flightrec_core::seal::{FRAME_SEAL, FRAME_SIGNATURE};
+        for want in [FRAME_SEAL, FRAME_SIGNATURE] {
+            if self.byte(self.start) != Some(SYNC) {
+                return;
+            }
+            match self.frame_at(self.start) {
+                Frame::Whole { ty, len, .. } if ty == want => self.start += len,
+                _ => return,
+            }
+        }
+    }
+
     fn header(&mut self) -> io::Result<()> {
         self.fill(MAX_FRAME)?;
         let offset = self.offset();
@@ -746,6 +763,7 @@ impl<R: Read> Decoder<R> {
                     .ok()
                     .map(|(e, _)| e);
                 self.start += len;
+                self.skip_seal_frames();
                 self.state = State::Scan;
                 let Some(mut ctx) = self.dump.take() else {
                     return;

@@ -44,7 +44,9 @@ pub mod flash;
 pub mod info;
 mod item;
 pub mod render;
+pub mod sign;
 pub mod time;
+pub mod verify;
 
 pub use decoder::{Cut, Damage, Decoder, Header, Item, Stats};
 pub use render::{Filter, Format, FrameDecoder, Options, Renderer, Summary};

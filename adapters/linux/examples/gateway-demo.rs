@@ -100,6 +100,39 @@ async fn script(addr: std::net::SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The sealing key (`seal.key`, the gateway's) and the auditor's keys (`verify.key`,
+/// `verify.pub`), as `flightrec keygen` makes them; kept if `seal.key` exists (a kept
+/// directory run again continues its chain of epochs).
+fn keys(dir: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    if dir.join("seal.key").exists() {
+        return Ok(());
+    }
+    let mut secret = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut secret)?;
+    let key = flightrec_core::seal::SealKey::new(secret, 0);
+    let text = flightrec_decode::verify::key_file_text(&key);
+    let public = flightrec_decode::sign::pub_file_text(&key);
+    for (name, text) in [
+        ("seal.key", &text),
+        ("verify.key", &text),
+        ("verify.pub", &public),
+    ] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dir.join(name))?
+            .write_all(text.as_bytes())?;
+    }
+    println!(
+        "== sealing key made: {0}/verify.key and {0}/verify.pub are the auditor's (`flightrec verify --key {0}/verify.key {0}`)",
+        dir.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut keep = None;
@@ -133,6 +166,7 @@ fn main() -> ExitCode {
     };
     let dir = keep.unwrap_or_else(|| temp.path().to_path_buf());
     let setup = std::fs::create_dir_all(&dir)
+        .and_then(|()| keys(&dir))
         .and_then(|()| std::fs::write(dir.join("users.txt"), USERS))
         .and_then(|()| {
             let mut config = format!("host = \"gw-demo\"\n{}", include_str!("gateway.toml"));

@@ -431,6 +431,9 @@ pub struct DumpSection {
     pub reopen_on_hup: bool,
     /// `binary` (wire format, for `flightrec decode`) or `forensic` (text blocks).
     pub format: String,
+    /// Sealing key file (`flightrec keygen`, 0600): binary dumps are sealed with it
+    /// (`core/SEALING.md`). None: dumps are not sealed.
+    pub seal_key: Option<String>,
 }
 
 impl Default for DumpSection {
@@ -441,6 +444,7 @@ impl Default for DumpSection {
             signal: "SIGUSR2".into(),
             reopen_on_hup: true,
             format: "binary".into(),
+            seal_key: None,
         }
     }
 }

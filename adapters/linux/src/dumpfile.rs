@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use flightrec_core::trigger::DumpOrder;
 
@@ -68,6 +68,8 @@ pub struct DumpFiles {
     counters: Arc<Counters>,
     lock: Mutex<Cut>,
     panic_files: AtomicU64,
+    /// Sealing key (`SEALING.md`): binary dumps are sealed when one is set.
+    seal: OnceLock<Mutex<crate::sealkey::KeyFile>>,
 }
 
 /// Where a dump's bytes come from: streamed from the recorder's shards, or already built.
@@ -90,7 +92,33 @@ impl DumpFiles {
             counters,
             lock: Mutex::new(Cut::default()),
             panic_files: AtomicU64::new(0),
+            seal: OnceLock::new(),
         }
+    }
+
+    /// Seals every binary dump from now on with `key` (each dump's seal and signature
+    /// frames follow it; the key evolves on disk before the dump is written). `false` if a
+    /// key was set already.
+    pub fn seal_with(&self, key: crate::sealkey::KeyFile) -> bool {
+        self.seal.set(Mutex::new(key)).is_ok()
+    }
+
+    /// The seal and signature frames of `dump`, the key evolved and durable; none without a
+    /// key. On a panicking thread a key another thread is using is not waited for (that
+    /// thread may be the one that panicked inside it): the dump fails.
+    fn seal(&self, dump: &[u8]) -> io::Result<Vec<u8>> {
+        let Some(key) = self.seal.get() else {
+            return Ok(Vec::new());
+        };
+        let mut key = match key.try_lock() {
+            Ok(k) => k,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) if std::thread::panicking() => {
+                return Err(io::Error::other("sealing key in use by another thread"))
+            }
+            Err(TryLockError::WouldBlock) => key.lock().unwrap_or_else(|e| e.into_inner()),
+        };
+        key.seal(dump)
     }
 
     /// Dumps written so far.
@@ -215,12 +243,27 @@ impl DumpFiles {
         }
     }
 
-    /// Writes the dump to `out` in the configured format.
+    /// Writes the dump to `out` in the configured format. A sealed dump is built in memory
+    /// (its seal covers every byte); others stream from the shards.
     fn emit(&self, body: &Body<'_>, out: &mut dyn Write) -> io::Result<()> {
         match (*body, self.opts.format) {
+            (Body::Streamed(rec, order), DumpFormat::Binary) if self.seal.get().is_some() => {
+                self.emit_wire(&rec.dump_bytes(order), out)
+            }
             (Body::Streamed(rec, order), format) => rec.write_dump(order, format, out).map(drop),
-            (Body::Wire(wire), DumpFormat::Binary) => out.write_all(wire),
-            (Body::Wire(wire), DumpFormat::Forensic) => forensic_to(wire, out),
+            (Body::Wire(wire), _) => self.emit_wire(wire, out),
+        }
+    }
+
+    fn emit_wire(&self, wire: &[u8], out: &mut dyn Write) -> io::Result<()> {
+        match self.opts.format {
+            DumpFormat::Binary => {
+                // Sealed (the key evolved on disk) before the dump is written.
+                let seal = self.seal(wire)?;
+                out.write_all(wire)?;
+                out.write_all(&seal)
+            }
+            DumpFormat::Forensic => forensic_to(wire, out),
         }
     }
 }

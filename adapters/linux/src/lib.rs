@@ -55,6 +55,7 @@ pub mod forward;
 mod layer;
 mod recorder;
 pub mod ringfile;
+pub mod sealkey;
 mod service;
 mod shardlock;
 mod stats;

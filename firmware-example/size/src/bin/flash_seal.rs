@@ -1,0 +1,70 @@
+//! As `flash`, every dump sealed (core's feature `seal`): the sealing key is held in RAM and
+//! evolved after each dump (where a firmware would persist it before the commit).
+#![no_std]
+#![no_main]
+
+use flightrec_core::event::AuthFailure;
+use flightrec_core::seal::{SealKey, Sealer};
+use flightrec_core::{Action, ClockInfo, Level, Recorder, RecorderConfig};
+use flightrec_flash::{FlashStore, RamFlash, Status};
+use flightrec_size::{opaque, Sink, BUILD};
+
+static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
+static mut FLASH: [u8; 8 * 1024] = [0; 8 * 1024];
+
+#[cortex_m_rt::entry]
+fn main() -> ! {
+    // SAFETY: taken once, here.
+    let mem = unsafe { &mut *core::ptr::addr_of_mut!(FLASH) };
+    let flash: RamFlash<'_, 1024, 4> = RamFlash::new(mem);
+    let Ok(mut store) = FlashStore::mount(flash, 0..8 * 1024) else {
+        loop {
+            cortex_m::asm::wfi();
+        }
+    };
+    let mut scratch = [0u8; 160];
+    let mut key = SealKey::new([0; 32], opaque(0));
+    loop {
+        let t = opaque(1);
+        let _ = REC.log(t, Level::Info, None, "size", "tick", &[]);
+        let _ = REC.frame(t, Level::Debug, None, &t.to_le_bytes());
+        let failed = AuthFailure {
+            user: "u",
+            host: "h",
+            peer: None,
+            mechanism: "pin",
+            reason: "r",
+        };
+        // The order is taken only when a dump is due (a refused record still carries the
+        // machine's action), then the store's writer begun: no page erased for nothing.
+        let action = REC.record(t, None, &failed).unwrap_or_else(|e| e.action);
+        if let Some(order) = matches!(action, Action::Dump(_))
+            .then(|| REC.take_order())
+            .flatten()
+        {
+            let mut w = match store.begin() {
+                Ok(w) => w,
+                Err(_) => continue,
+            };
+            let mut sealer = Sealer::new(&mut w);
+            if REC
+                .dump(&order, ClockInfo::BOOT_MILLIS, &BUILD, &mut sealer, &mut scratch)
+                .is_ok()
+                && sealer.finish(&mut key).is_ok()
+            {
+                let _ = w.commit();
+            }
+        }
+        if opaque(0) == 1 {
+            let mut first = None;
+            for info in store.dumps().flatten() {
+                first = Some(info);
+            }
+            if let Some(info) = first {
+                if info.status == Status::Committed {
+                    let _ = store.read_out(&info, &mut Sink);
+                }
+            }
+        }
+    }
+}
