@@ -18,6 +18,7 @@
 //! record.
 
 use crate::encode::{Encode, Writer};
+pub use crate::error::PushError;
 use crate::{Kind, Level, SessionId};
 
 pub mod salvage;
@@ -28,9 +29,9 @@ const SESSION_LEN: usize = 4;
 const FLAG_SESSION: u8 = 0x08;
 const LEVEL_MASK: u8 = 0x07;
 
-/// Largest payload one record can carry: a dump frame's 16-bit length must hold it plus the
-/// record's head (at most [`crate::dump::RECORD_HEAD_MAX`] bytes).
-pub const MAX_PAYLOAD: usize = u16::MAX as usize - crate::dump::RECORD_HEAD_MAX;
+/// Largest payload one record can carry: a dump frame's body must hold it plus the
+/// record's head (at most [`crate::frame::RECORD_HEAD_MAX`] bytes).
+pub const MAX_PAYLOAD: usize = crate::frame::MAX_BODY - crate::frame::RECORD_HEAD_MAX;
 
 /// Ring bytes of the record whose header starts with `word` (bytes 0-3, little-endian:
 /// payload length in the low half, flags in the top byte).
@@ -71,23 +72,6 @@ impl RecordMeta {
             })
         .saturating_add(payload_len)
     }
-}
-
-/// Why a push or read was refused. The ring is unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum PushError {
-    /// The record would take more ring bytes than the ring holds (see
-    /// [`RecordMeta::ring_size`]), or its payload is over [`MAX_PAYLOAD`]. Counted in
-    /// [`RingStats::rejected`].
-    TooLarge,
-    /// The ring's bookkeeping is inconsistent (only possible for a ring salvaged from memory
-    /// that was not validated). Nothing was written.
-    Corrupt,
-    /// The value to record could not be serialised.
-    Encode,
-    /// A shared ring was used re-entrantly (from inside [`crate::SharedRing::with`]).
-    Busy,
 }
 
 /// A reader's place in the ring. Get one from [`Ring::oldest`]; it stays meaningful across
