@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::encode::{Encode, Writer};
 pub use crate::error::DumpError;
 use crate::frame::FrameWriter;
-use crate::ring::{Cursor, PushError, Read, Ring, RingStats};
+use crate::ring::{Cursor, Read, RecordMeta, Ring, RingError, RingStats};
 use crate::trigger::{DumpOrder, Reason};
 use crate::{Kind, SessionId, SharedRing};
 
@@ -174,6 +174,19 @@ pub struct RecordHead {
     pub session: Option<SessionId>,
 }
 
+impl RecordHead {
+    /// The head of record `seq` with header `meta`.
+    pub const fn of(seq: u64, meta: &RecordMeta) -> Self {
+        RecordHead {
+            seq,
+            time: meta.time,
+            kind: meta.kind,
+            level: meta.level as u8,
+            session: meta.session,
+        }
+    }
+}
+
 /// A dump's end frame: present only if the writer finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DumpEnd {
@@ -265,33 +278,33 @@ pub struct DumpSummary {
 /// Something a dump can be read from, one record at a time.
 pub trait Source {
     /// Positions and counters now.
-    fn stats(&self) -> Result<RingStats, PushError>;
+    fn stats(&self) -> Result<RingStats, RingError>;
     /// A cursor at the oldest record.
-    fn oldest(&self) -> Result<Cursor, PushError>;
+    fn oldest(&self) -> Result<Cursor, RingError>;
     /// Copies one record out; see [`Ring::read`].
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError>;
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError>;
 }
 
 impl<const N: usize> Source for Ring<N> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         Ok(Ring::stats(self))
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         Ok(Ring::oldest(self))
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         Ring::read(self, cursor, out)
     }
 }
 
 impl<const N: usize> Source for SharedRing<N> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         SharedRing::stats(self)
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         SharedRing::oldest(self)
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         SharedRing::read(self, cursor, out)
     }
 }
@@ -351,14 +364,8 @@ pub fn write_dump_from<W: Write, S: Source + ?Sized>(
                     out_of_scope += 1;
                     continue;
                 }
-                let head = RecordHead {
-                    seq,
-                    time: meta.time,
-                    kind: meta.kind,
-                    level: meta.level as u8,
-                    session: meta.session,
-                };
-                let payload = scratch.get(..len).ok_or(PushError::Corrupt)?;
+                let head = RecordHead::of(seq, &meta);
+                let payload = scratch.get(..len).ok_or(RingError::Corrupt)?;
                 out.frame(FRAME_RECORD, &head, &mut head_buf, payload)?;
                 records += 1;
             }

@@ -63,7 +63,7 @@ pub use dump::{
     RecordHead, Source, TimeBase,
 };
 pub use recorder::{CaptureFilter, RecordError, Recorder, RecorderConfig, RecorderStats};
-pub use ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
+pub use ring::{Cursor, Read, RecordMeta, Ring, RingError, RingStats};
 pub use shared::SharedRing;
 pub use trigger::{
     Action, DumpOrder, RateLimit, Reason, RecordInfo, Threshold, TriggerConfig, TriggerMachine,
@@ -146,6 +146,29 @@ impl Kind {
     pub const CONNECT: Kind = Kind(6);
     /// [`event::Custom`].
     pub const CUSTOM: Kind = Kind(7);
+
+    /// Every kind this version knows, in code order.
+    pub const KNOWN: [Kind; 8] = [
+        Kind::LOG,
+        Kind::FRAME,
+        Kind::AUTH_FAILURE,
+        Kind::AUTH_SUCCESS,
+        Kind::LOGOUT,
+        Kind::SESSION_FORBIDDEN,
+        Kind::CONNECT,
+        Kind::CUSTOM,
+    ];
+
+    /// The known kind named `name` (see [`Kind::name`]).
+    ///
+    /// ```
+    /// use flightrec_core::Kind;
+    /// assert_eq!(Kind::from_name("auth-failure"), Some(Kind::AUTH_FAILURE));
+    /// assert_eq!(Kind::from_name("nope"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::KNOWN.into_iter().find(|k| k.name() == Some(name))
+    }
 
     /// Short lower-case name of a known kind, `None` for kinds this version does not know.
     pub const fn name(self) -> Option<&'static str> {

@@ -8,7 +8,7 @@ use embedded_io::Write;
 use crate::dump::{self, Build, ClockInfo, DumpError, DumpHeader, DumpSummary, Source};
 use crate::encode::{Encode, Raw};
 use crate::event::{Event, Field, Fields, Log};
-use crate::ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
+use crate::ring::{Cursor, Read, RecordMeta, Ring, RingError, RingStats};
 use crate::trigger::{Action, DumpOrder, Reason, RecordInfo, TriggerConfig, TriggerState};
 use crate::{Kind, Level, SessionId};
 
@@ -66,16 +66,24 @@ impl Default for RecorderConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RecordError {
     /// Why it was not stored.
-    pub error: PushError,
+    pub error: RingError,
     /// What the trigger machine decided.
     pub action: Action,
 }
+
+impl core::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "record not stored: {}", self.error)
+    }
+}
+
+impl core::error::Error for RecordError {}
 
 /// Counters of a recorder.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecorderStats {
     /// The ring's; its `rejected` counts the records that could not be stored (too large,
-    /// unencodable). A re-entrant call is refused with [`PushError::Busy`] and cannot be
+    /// unencodable). A re-entrant call is refused with [`RingError::Busy`] and cannot be
     /// counted.
     pub ring: RingStats,
     /// Records dropped by an adapter before reaching the recorder (see [`Recorder::note_dropped`]).
@@ -129,13 +137,13 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner<N, SLOTS, DEPTH>) -> R) -> Result<R, PushError> {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner<N, SLOTS, DEPTH>) -> R) -> Result<R, RingError> {
         critical_section::with(|cs| {
             let mut inner = self
                 .inner
                 .borrow(cs)
                 .try_borrow_mut()
-                .map_err(|_| PushError::Busy)?;
+                .map_err(|_| RingError::Busy)?;
             Ok(f(&mut inner))
         })
     }
@@ -211,7 +219,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
             store(ring, &mut inner.trigger, config, meta, peer, name, payload)
         })
         .unwrap_or(Err(RecordError {
-            error: PushError::Busy,
+            error: RingError::Busy,
             action: Action::None,
         }))
     }
@@ -268,7 +276,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Recorder<N, SLOTS, 
     }
 
     /// Counters.
-    pub fn stats(&self) -> Result<RecorderStats, PushError> {
+    pub fn stats(&self) -> Result<RecorderStats, RingError> {
         self.with(|inner| RecorderStats {
             ring: inner.ring.stats(),
             dropped: u64::from(inner.dropped),
@@ -326,7 +334,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Inner<N, SLOTS, DEP
 /// One record through the capture filter, the ring and the trigger machine: what a
 /// [`Recorder`] does inside its critical section, for recorders that keep their ring
 /// elsewhere (`flightrec-flash`'s ring in memory that survives a reset; `None` while it is
-/// not attached, which refuses the record with [`PushError::Busy`]). `payload` is encoded
+/// not attached, which refuses the record with [`RingError::Busy`]). `payload` is encoded
 /// through `dyn`, so that this code exists once for every event type (and [`Raw`] bytes).
 pub fn store<const N: usize, const SLOTS: usize, const DEPTH: usize>(
     ring: Option<&mut Ring<N>>,
@@ -347,7 +355,7 @@ pub fn store<const N: usize, const SLOTS: usize, const DEPTH: usize>(
             }
             stored.map(Some)
         }
-        None => Err(PushError::Busy),
+        None => Err(RingError::Busy),
     };
     let action = conclude(trigger, config, meta, peer, name, stored.unwrap_or(None));
     match stored {
@@ -372,13 +380,13 @@ fn conclude<const SLOTS: usize, const DEPTH: usize>(
 }
 
 impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Source for Recorder<N, SLOTS, DEPTH> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         self.with(|inner| inner.ring.stats())
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         self.with(|inner| inner.ring.oldest())
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         self.with(|inner| inner.ring.read(cursor, out))?
     }
 }

@@ -18,7 +18,7 @@
 //! record.
 
 use crate::encode::{Encode, Writer};
-pub use crate::error::PushError;
+pub use crate::error::RingError;
 use crate::{Kind, Level, SessionId};
 
 pub mod salvage;
@@ -220,13 +220,13 @@ impl<const N: usize> Ring<N> {
     /// Appends a record, evicting the oldest whole records as needed. Returns its sequence
     /// number.
     #[inline]
-    pub fn push(&mut self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, PushError> {
+    pub fn push(&mut self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, RingError> {
         self.push_with(meta, payload.len(), |a, b| {
             let (pa, pb) = payload
                 .split_at_checked(a.len())
-                .ok_or(PushError::Corrupt)?;
+                .ok_or(RingError::Corrupt)?;
             if pb.len() != b.len() {
-                return Err(PushError::Corrupt);
+                return Err(RingError::Corrupt);
             }
             crate::bytes::copy(a, pa);
             crate::bytes::copy(b, pb);
@@ -246,14 +246,14 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         value: &T,
-    ) -> Result<u64, PushError> {
+    ) -> Result<u64, RingError> {
         let result = self.push_encoded(meta, value);
         self.count_rejected(result)
     }
 
     /// Counts a refused push in [`RingStats::rejected`].
     #[inline(always)]
-    fn count_rejected(&mut self, result: Result<u64, PushError>) -> Result<u64, PushError> {
+    fn count_rejected(&mut self, result: Result<u64, RingError>) -> Result<u64, RingError> {
         if result.is_err() {
             self.rejected = self.rejected.saturating_add(1);
         }
@@ -265,11 +265,11 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         value: &T,
-    ) -> Result<u64, PushError> {
+    ) -> Result<u64, RingError> {
         let len = value.encoded_len();
         let needed = meta.ring_size(len);
         if needed > N || len > MAX_PAYLOAD {
-            return Err(PushError::TooLarge);
+            return Err(RingError::TooLarge);
         }
         self.make_room(needed)?;
         let (a, b) = self.slices_at_mut(self.head, needed)?;
@@ -279,7 +279,7 @@ impl<const N: usize> Ring<N> {
         // The slot holds exactly `needed` bytes: any other length (more is an overflow) is
         // an encoding that counted differently than it wrote.
         if w.len() != needed {
-            return Err(PushError::Encode);
+            return Err(RingError::Encode);
         }
         Ok(self.commit(needed))
     }
@@ -308,7 +308,7 @@ impl<const N: usize> Ring<N> {
 
     /// Evicts the oldest records until `needed` bytes are free.
     #[inline(always)]
-    fn make_room(&mut self, needed: usize) -> Result<(), PushError> {
+    fn make_room(&mut self, needed: usize) -> Result<(), RingError> {
         let mut used = self.used();
         while N - used < needed {
             used -= self.evict_oldest(used)?;
@@ -333,8 +333,8 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         len: usize,
-        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
-    ) -> Result<u64, PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), RingError>,
+    ) -> Result<u64, RingError> {
         let result = self.push_inner(meta, len, fill);
         self.count_rejected(result)
     }
@@ -347,11 +347,11 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         len: usize,
-        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
-    ) -> Result<u64, PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), RingError>,
+    ) -> Result<u64, RingError> {
         let needed = meta.ring_size(len);
         if needed > N || len > MAX_PAYLOAD {
-            return Err(PushError::TooLarge);
+            return Err(RingError::TooLarge);
         }
         self.make_room(needed)?;
         // Header bytes 0-3 (length, kind, flags) as one word and bytes 4-11 (time) as another:
@@ -368,17 +368,17 @@ impl<const N: usize> Ring<N> {
             Some(slot) => {
                 let (first, rest) = slot
                     .split_first_chunk_mut::<4>()
-                    .ok_or(PushError::Corrupt)?;
+                    .ok_or(RingError::Corrupt)?;
                 *first = word.to_le_bytes();
                 let (time, rest) = rest
                     .split_first_chunk_mut::<8>()
-                    .ok_or(PushError::Corrupt)?;
+                    .ok_or(RingError::Corrupt)?;
                 *time = meta.time.to_le_bytes();
                 let payload = match meta.session {
                     Some(id) => {
                         let (session, payload) = rest
                             .split_first_chunk_mut::<SESSION_LEN>()
-                            .ok_or(PushError::Corrupt)?;
+                            .ok_or(RingError::Corrupt)?;
                         *session = id.0.to_le_bytes();
                         payload
                     }
@@ -399,8 +399,8 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         len: usize,
-        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
-    ) -> Result<(), PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), RingError>,
+    ) -> Result<(), RingError> {
         let header_len = meta.ring_size(0);
         let (a, b) = self.slices_at_mut(self.head, header_len)?;
         Self::write_header(&mut Writer::new(a, b), meta, len);
@@ -453,7 +453,7 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Copies the record at `cursor` into `out` and advances the cursor. See [`Read`].
-    pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         if cursor.seq < self.first_seq {
             let lost = self.first_seq - cursor.seq;
             *cursor = self.oldest();
@@ -484,12 +484,12 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Parses the record header at `pos`: (meta, header length, payload length).
-    fn header_at(&self, pos: usize) -> Result<(RecordMeta, usize, usize), PushError> {
+    fn header_at(&self, pos: usize) -> Result<(RecordMeta, usize, usize), RingError> {
         // All 16 bytes a header can take, whether or not this one has a session id: one loop.
         let h: [u8; HEADER_LEN + SESSION_LEN] = self.bytes_at(pos);
         let [l0, l1, kind, flags, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3] = h;
         let len = u16::from_le_bytes([l0, l1]) as usize;
-        let level = Level::from_u8(flags & LEVEL_MASK).ok_or(PushError::Corrupt)?;
+        let level = Level::from_u8(flags & LEVEL_MASK).ok_or(RingError::Corrupt)?;
         let (session, header_len) = if flags & FLAG_SESSION != 0 {
             (
                 Some(SessionId(u32::from_le_bytes([s0, s1, s2, s3]))),
@@ -499,7 +499,7 @@ impl<const N: usize> Ring<N> {
             (None, HEADER_LEN)
         };
         if header_len + len > self.used() {
-            return Err(PushError::Corrupt);
+            return Err(RingError::Corrupt);
         }
         let meta = RecordMeta {
             time: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
@@ -528,9 +528,9 @@ impl<const N: usize> Ring<N> {
     /// encoded. Elsewhere inlined into the push, the daemon's hot path.
     #[cfg_attr(target_os = "none", inline(never))]
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn evict_oldest(&mut self, used: usize) -> Result<usize, PushError> {
+    fn evict_oldest(&mut self, used: usize) -> Result<usize, RingError> {
         if self.count == 0 {
-            return Err(PushError::Corrupt);
+            return Err(RingError::Corrupt);
         }
         // Fast path: the first header bytes do not wrap (a fixed-size load, no memcpy call).
         let h = match self.buf.get(self.tail..).and_then(|s| s.first_chunk::<4>()) {
@@ -541,7 +541,7 @@ impl<const N: usize> Ring<N> {
         let size = record_size(u32::from_le_bytes(h));
         // Bytes and count must run out together: a ring they disagree on was not validated.
         if size > used || (size == used && self.count != 1) {
-            return Err(PushError::Corrupt);
+            return Err(RingError::Corrupt);
         }
         self.tail = self.wrap(self.tail + size);
         self.count -= 1;
@@ -565,20 +565,20 @@ impl<const N: usize> Ring<N> {
         &mut self,
         pos: usize,
         len: usize,
-    ) -> Result<(&mut [u8], &mut [u8]), PushError> {
+    ) -> Result<(&mut [u8], &mut [u8]), RingError> {
         let first = len.min(N.saturating_sub(pos));
         let (lo, hi) = self
             .buf
             .split_at_mut_checked(pos)
-            .ok_or(PushError::Corrupt)?;
-        let a = hi.get_mut(..first).ok_or(PushError::Corrupt)?;
-        let b = lo.get_mut(..len - first).ok_or(PushError::Corrupt)?;
+            .ok_or(RingError::Corrupt)?;
+        let a = hi.get_mut(..first).ok_or(RingError::Corrupt)?;
+        let b = lo.get_mut(..len - first).ok_or(RingError::Corrupt)?;
         Ok((a, b))
     }
 
     /// Copies ring bytes at `pos` into `dst`, wrapping around the end.
     #[inline(always)]
-    fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result<(), PushError> {
+    fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result<(), RingError> {
         let (a, b) = self.slices_at(pos, dst.len())?;
         let (da, db) = dst.split_at_mut(a.len());
         crate::bytes::copy(da, a);
@@ -587,10 +587,10 @@ impl<const N: usize> Ring<N> {
     }
 
     /// The `len` ring bytes at `pos` as two slices (the second is empty unless they wrap).
-    fn slices_at(&self, pos: usize, len: usize) -> Result<(&[u8], &[u8]), PushError> {
+    fn slices_at(&self, pos: usize, len: usize) -> Result<(&[u8], &[u8]), RingError> {
         let first = len.min(N.saturating_sub(pos));
-        let a = self.buf.get(pos..pos + first).ok_or(PushError::Corrupt)?;
-        let b = self.buf.get(..len - first).ok_or(PushError::Corrupt)?;
+        let a = self.buf.get(pos..pos + first).ok_or(RingError::Corrupt)?;
+        let b = self.buf.get(..len - first).ok_or(RingError::Corrupt)?;
         Ok((a, b))
     }
 }

@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use flightrec_core::encode::{Encode, Writer};
 use flightrec_core::event::{AuthFailure, Custom, Event, Fields};
 use flightrec_core::{
-    Action, Build, CaptureFilter, ClockInfo, DumpOrder, Kind, Level, PushError, RateLimit, Reason,
-    RecordError, Recorder, RecorderConfig, SessionId, TriggerConfig,
+    Action, Build, CaptureFilter, ClockInfo, DumpOrder, Kind, Level, RateLimit, Reason,
+    RecordError, Recorder, RecorderConfig, RingError, SessionId, TriggerConfig,
 };
 
 mod common;
@@ -152,7 +152,7 @@ fn errors_carry_the_trigger_action() {
     });
     let long = "u".repeat(60);
     let Err(RecordError {
-        error: PushError::TooLarge,
+        error: RingError::TooLarge,
         action: Action::Dump(_),
     }) = rec.record(7, Some(SessionId(2)), &failure(&long))
     else {
@@ -165,7 +165,7 @@ fn errors_carry_the_trigger_action() {
     );
 
     let e = rec.frame(8, Level::Error, None, &[0; 60]).unwrap_err();
-    assert_eq!(e.error, PushError::TooLarge);
+    assert_eq!(e.error, RingError::TooLarge);
     let Action::Dump(_) = e.action else {
         panic!("the level criterion fires");
     };
@@ -231,7 +231,7 @@ fn recorder_dumps_end_to_end() {
     rec.log(1, Level::Info, s2, "a", "two", &[]).unwrap();
     let tamper = Custom {
         level: Level::Warn,
-        kind: "tamper",
+        name: "tamper",
         attributes: Fields::NONE,
     };
     assert_eq!(
@@ -359,7 +359,7 @@ fn reentrant_use_is_refused() {
             assert_eq!(
                 *r,
                 Err(RecordError {
-                    error: PushError::Busy,
+                    error: RingError::Busy,
                     action: Action::None
                 })
             );

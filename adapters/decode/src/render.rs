@@ -563,7 +563,7 @@ impl Renderer {
             }
             Ok(Decoded::Custom(c)) => {
                 out.extend_from_slice(b"name=");
-                push_quoted(out, c.kind);
+                push_quoted(out, c.name);
                 self.text_fields(&c.attributes, out)?;
             }
             Ok(Decoded::Unknown { kind, len }) => {
@@ -773,7 +773,7 @@ impl Renderer {
                 json_peer(line, e.peer)?;
             }
             Ok(Decoded::Custom(c)) => {
-                kv(line, "name", c.kind)?;
+                kv(line, "name", c.name)?;
                 line.extend_from_slice(b",\"attributes\":");
                 self.json_fields(&c.attributes, line)?;
             }

@@ -35,7 +35,7 @@ use flightrec_core::recorder::{store, RecordError};
 use flightrec_core::ring::salvage::Salvage;
 use flightrec_core::{
     write_dump_from, Action, Build, ClockInfo, Cursor, DumpError, DumpHeader, DumpOrder, Kind,
-    Level, PushError, Read, Reason, RecordMeta, RecorderConfig, Ring, RingStats, SessionId,
+    Level, Read, Reason, RecordMeta, RecorderConfig, Ring, RingError, RingStats, SessionId,
     TriggerState,
 };
 
@@ -209,13 +209,13 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner<N, SLOTS, DEPTH>) -> R) -> Result<R, PushError> {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner<N, SLOTS, DEPTH>) -> R) -> Result<R, RingError> {
         critical_section::with(|cs| {
             let mut inner = self
                 .inner
                 .borrow(cs)
                 .try_borrow_mut()
-                .map_err(|_| PushError::Busy)?;
+                .map_err(|_| RingError::Busy)?;
             Ok(f(&mut inner))
         })
     }
@@ -364,7 +364,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             );
             // Refused for want of a ring: not counted by one.
             if let Err(RecordError {
-                error: PushError::Busy,
+                error: RingError::Busy,
                 ..
             }) = result
             {
@@ -373,7 +373,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             result
         })
         .unwrap_or(Err(RecordError {
-            error: PushError::Busy,
+            error: RingError::Busy,
             action: Action::None,
         }))
     }
@@ -414,7 +414,7 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         scratch: &mut [u8],
     ) -> Result<DumpInfo, Error<F::Error>> {
         let start = self.with(|inner| {
-            let ring = inner.ring.as_deref().ok_or(PushError::Busy)?;
+            let ring = inner.ring.as_deref().ok_or(RingError::Busy)?;
             let stats = ring.stats();
             let lost = stats.rejected.saturating_add(u64::from(inner.lost));
             Ok((lost, stats, ring.oldest()))
@@ -485,18 +485,18 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
 impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Source
     for PersistentRecorder<N, SLOTS, DEPTH>
 {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         self.with(|inner| inner.ring.as_deref().map(Ring::stats))?
-            .ok_or(PushError::Busy)
+            .ok_or(RingError::Busy)
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         self.with(|inner| inner.ring.as_deref().map(Ring::oldest))?
-            .ok_or(PushError::Busy)
+            .ok_or(RingError::Busy)
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         self.with(|inner| match inner.ring.as_deref() {
             Some(ring) => ring.read(cursor, out),
-            None => Err(PushError::Busy),
+            None => Err(RingError::Busy),
         })?
     }
 }

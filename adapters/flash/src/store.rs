@@ -7,7 +7,7 @@ use embedded_storage::nor_flash::NorFlash;
 use flightrec_core::crc::Crc32;
 use flightrec_core::dump::{self, DumpError, DumpHeader, Source};
 use flightrec_core::frame::{self, Parsed, FRAME_HEADER, FRAME_OVERHEAD, MAGIC, VERSION};
-use flightrec_core::ring::PushError;
+use flightrec_core::ring::RingError;
 
 use crate::format::{Commit, PageHeader, RECORD_LEN};
 use flightrec_core::bytes;
@@ -18,6 +18,7 @@ pub const CHUNK: usize = 32;
 
 /// What went wrong in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The flash driver failed.
     Flash(E),
@@ -36,8 +37,8 @@ pub enum Error<E> {
     Corrupt,
     /// Dump ids ran out (after 2^32 dumps).
     Exhausted,
-    /// The ring refused to be read while storing (see [`PushError`]).
-    Ring(PushError),
+    /// The ring refused to be read while storing (see [`RingError`]).
+    Ring(RingError),
     /// The scratch buffer cannot hold the dump header.
     ScratchTooSmall,
 }
@@ -74,10 +75,12 @@ impl<E> From<DumpError<Error<E>>> for Error<E> {
         match e {
             DumpError::Io(e) => e,
             DumpError::Ring(e) => Error::Ring(e),
-            // Only a header over 64 KiB, which needs a scratch buffer that large.
-            DumpError::ScratchTooSmall | DumpError::FrameTooLong => Error::ScratchTooSmall,
+            DumpError::ScratchTooSmall => Error::ScratchTooSmall,
             // The store's writer never accepts zero bytes without an error of its own.
             DumpError::WriteZero => Error::Full,
+            // Only a header frame over 64 KiB (which needs a scratch buffer that large), or a
+            // later kind of failure: the header could not be written.
+            _ => Error::ScratchTooSmall,
         }
     }
 }

@@ -29,7 +29,7 @@ use flightrec_core::event::{
 use flightrec_core::ring::RecordMeta;
 use flightrec_core::trigger::{Action, DumpOrder, Reason, RecordInfo, TriggerConfig};
 use flightrec_core::{
-    write_dump, Build, Clock, DumpHeader, Kind, Level, PushError, Ring, SessionId, TriggerMachine,
+    write_dump, Build, Clock, DumpHeader, Kind, Level, Ring, RingError, SessionId, TriggerMachine,
 };
 use tokio::sync::mpsc;
 
@@ -348,7 +348,7 @@ impl FlightRecorder {
     fn push(
         &self,
         meta: &RecordMeta,
-        push: impl FnOnce(&mut Ring<SHARD_BYTES>) -> Result<u64, PushError>,
+        push: impl FnOnce(&mut Ring<SHARD_BYTES>) -> Result<u64, RingError>,
         file_payload: &[u8],
     ) -> Option<u64> {
         let (i, shard) = self.shard();
@@ -356,14 +356,7 @@ impl FlightRecorder {
             let mut inner = shard.ring.lock();
             let result = push(&mut inner.ring);
             if let (Ok(seq), Some(region)) = (result, inner.file.as_mut()) {
-                let head = RecordHead {
-                    seq,
-                    time: meta.time,
-                    kind: meta.kind,
-                    level: meta.level as u8,
-                    session: meta.session,
-                };
-                region.write(&head, file_payload);
+                region.write(&RecordHead::of(seq, meta), file_payload);
             }
             result
         };
@@ -639,7 +632,7 @@ impl FlightRecorder {
             session,
             &Custom {
                 level,
-                kind: name,
+                name,
                 attributes: Fields::Slice(attributes),
             },
         )

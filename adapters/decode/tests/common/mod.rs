@@ -80,7 +80,7 @@ pub fn failed_login_dump(clock: ClockInfo, base: u64) -> Vec<u8> {
         None,
         &Custom {
             level: Level::Info,
-            kind: "lockout",
+            name: "lockout",
             attributes: Fields::Slice(&attrs),
         },
     )
