@@ -12,14 +12,19 @@
 //! [`Clock`].
 //!
 //! ```
-//! use flightrec_core::{event::AuthFailure, Recorder, RecorderConfig, TriggerConfig, Action,
-//!     Build, ClockInfo, Level, Reason, SessionId};
+//! use flightrec_core::{event::AuthFailure, Recorder, RecorderConfig, RecorderSettings,
+//!     TriggerConfig, Action, Build, ClockInfo, Level, Reason, SessionId};
 //!
-//! // A recorder with a 4 KiB ring; in firmware this is a `static`.
-//! static REC: Recorder<4096> = Recorder::new(&RecorderConfig {
-//!     trigger: TriggerConfig { post_records: 2, ..TriggerConfig::DEFAULT },
-//!     ..RecorderConfig::DEFAULT
-//! });
+//! // The configuration, known at compile time: a type naming a constant.
+//! struct Console;
+//! impl RecorderSettings for Console {
+//!     const CONFIG: RecorderConfig = RecorderConfig {
+//!         trigger: TriggerConfig { post_records: 2, ..TriggerConfig::DEFAULT },
+//!         ..RecorderConfig::DEFAULT
+//!     };
+//! }
+//! // A recorder with a 4 KiB ring; in firmware this is a `static` (all zero: in `.bss`).
+//! static REC: Recorder<4096, Console> = Recorder::new();
 //!
 //! let session = Some(SessionId(7));
 //! REC.log(10, Level::Debug, session, "console", "prompt shown", &[]).unwrap();
@@ -62,7 +67,10 @@ pub use dump::{
     write_dump, write_dump_from, Build, ClockInfo, DumpEnd, DumpError, DumpHeader, DumpSummary,
     RecordHead, Source, TimeBase,
 };
-pub use recorder::{CaptureFilter, RecordError, Recorder, RecorderConfig, RecorderStats};
+pub use recorder::{
+    Attached, AttachedRecorder, CaptureFilter, Defaults, RecordError, Recorder, RecorderConfig,
+    RecorderInner, RecorderSettings, RecorderStats, RingStorage,
+};
 pub use ring::{Cursor, Read, RecordMeta, Ring, RingError, RingStats};
 pub use shared::SharedRing;
 pub use trigger::{

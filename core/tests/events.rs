@@ -12,6 +12,16 @@ use flightrec_core::{
 };
 use proptest::prelude::*;
 
+/// A `RecorderSettings` type `$name` for the configuration `$config`.
+macro_rules! settings {
+    ($name:ident = $config:expr) => {
+        struct $name;
+        impl flightrec_core::RecorderSettings for $name {
+            const CONFIG: flightrec_core::RecorderConfig = $config;
+        }
+    };
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: if cfg!(miri) { 6 } else { 512 },
@@ -39,7 +49,8 @@ const QUIET: RecorderConfig = RecorderConfig {
 /// payload.
 fn through_both<E: Event + serde::Serialize>(event: &E) -> Vec<u8> {
     let session = Some(SessionId(77));
-    let rec: Recorder<2048> = Recorder::new(&QUIET);
+    settings!(Settings1 = QUIET);
+    let rec: Recorder<2048, Settings1> = Recorder::new();
     rec.record(1234, session, event).expect("recorded");
     let mut cursor = Source::oldest(&rec).unwrap();
     let mut buf = vec![0u8; 2048];
@@ -229,7 +240,8 @@ fn log_custom_and_frame_round_trip() {
     assert_eq!(p, [0, 0, 0]);
 
     // Frames are opaque bytes.
-    let rec: Recorder<256> = Recorder::new(&QUIET);
+    settings!(Settings2 = QUIET);
+    let rec: Recorder<256, Settings2> = Recorder::new();
     rec.frame(5, Level::Debug, None, &[9, 8, 7]).unwrap();
     let mut c = Source::oldest(&rec).unwrap();
     let mut buf = [0u8; 16];
@@ -602,8 +614,14 @@ fn kinds_names_and_decoded_payloads_agree() {
     let n = flightrec_core::encode::to_slice(&failed, &mut buf).unwrap();
     let d = event::decode(Kind::AUTH_FAILURE, Level::Warn, &buf[..n]).unwrap();
     assert_eq!(d.kind(), Kind::AUTH_FAILURE);
-    assert_eq!(event::decode(Kind(200), Level::Warn, b"x").unwrap().kind(), Kind(200));
+    assert_eq!(
+        event::decode(Kind(200), Level::Warn, b"x").unwrap().kind(),
+        Kind(200)
+    );
     assert_eq!(Kind::from_name("LOG"), None);
     assert_eq!(Kind::from_name(""), None);
-    assert!((8..=255).all(|k| Kind(k).name().is_none()), "KNOWN lists every named kind");
+    assert!(
+        (8..=255).all(|k| Kind(k).name().is_none()),
+        "KNOWN lists every named kind"
+    );
 }
