@@ -523,9 +523,9 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Evicts the oldest record of a ring holding `used` bytes; returns its size in ring
-    /// bytes. On bare metal out of line: one copy for the push and the trim (44 bytes less
-    /// on a Cortex-M), and a leaf whose frame is off the stack before the payload is
-    /// encoded. Elsewhere inlined into the push, the daemon's hot path.
+    /// bytes. On bare metal out of line: one copy for the push and the trim (less code on a
+    /// Cortex-M), and a leaf whose frame is off the stack before the payload is encoded.
+    /// Elsewhere inlined into the push, the daemon's hot path.
     #[cfg_attr(target_os = "none", inline(never))]
     #[cfg_attr(not(target_os = "none"), inline(always))]
     fn evict_oldest(&mut self, used: usize) -> Result<usize, RingError> {
