@@ -220,7 +220,27 @@ where
     );
 
     /// An empty recorder (all zero bytes: a `static` one is in `.bss`). A configuration
-    /// with a threshold and `SLOTS` 0 does not build.
+    /// with a threshold and `SLOTS` 0 does not build:
+    ///
+    /// ```compile_fail
+    /// # use flightrec_core::{Kind, Recorder, RecorderConfig, RecorderSettings, Threshold,
+    /// #     TriggerConfig};
+    /// struct Brute;
+    /// impl RecorderSettings for Brute {
+    ///     const CONFIG: RecorderConfig = RecorderConfig {
+    ///         trigger: TriggerConfig {
+    ///             threshold: Some(Threshold {
+    ///                 kind: Kind::AUTH_FAILURE, count: 5, window: 1_000, per_peer: false,
+    ///             }),
+    ///             ..TriggerConfig::DEFAULT
+    ///         },
+    ///         ..RecorderConfig::DEFAULT
+    ///     };
+    /// }
+    /// static REC: Recorder<256, Brute> = Recorder::new(); // no slot to count in
+    /// ```
+    ///
+    /// With one slot (`Recorder<256, Brute, 1>`, a global count) it builds.
     pub const fn new() -> Self {
         let () = Self::SLOTS_FIT;
         RecorderInner {

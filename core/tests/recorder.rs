@@ -411,12 +411,16 @@ fn reentrant_use_is_refused() {
 #[test]
 fn an_attached_ring_records_after_attach_and_counts_what_came_before() {
     use flightrec_core::{AttachedRecorder, Ring, Source};
-    settings!(Immediate = RecorderConfig {
-        trigger: IMMEDIATE,
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Immediate = RecorderConfig {
+            trigger: IMMEDIATE,
+            ..RecorderConfig::DEFAULT
+        }
+    );
     static REC: AttachedRecorder<256, Immediate> = AttachedRecorder::new();
-    let e = REC.log(1, Level::Info, None, "t", "early", &[]).unwrap_err();
+    let e = REC
+        .log(1, Level::Info, None, "t", "early", &[])
+        .unwrap_err();
     assert_eq!((e.error, e.action), (RingError::Busy, Action::None));
     assert_eq!(REC.stats(), Err(RingError::Busy));
     assert_eq!(Source::oldest(&REC), Err(RingError::Busy));
@@ -426,7 +430,13 @@ fn an_attached_ring_records_after_attach_and_counts_what_came_before() {
     let order = REC.take_order().unwrap();
     let mut out = Vec::new();
     assert_eq!(
-        REC.dump(&order, ClockInfo::BOOT_MILLIS, &BUILD, &mut out, &mut [0; 128]),
+        REC.dump(
+            &order,
+            ClockInfo::BOOT_MILLIS,
+            &BUILD,
+            &mut out,
+            &mut [0; 128]
+        ),
         Err(flightrec_core::DumpError::Ring(RingError::Busy))
     );
     assert!(out.is_empty(), "nothing written without a ring");
@@ -440,8 +450,14 @@ fn an_attached_ring_records_after_attach_and_counts_what_came_before() {
     };
     let order = REC.take_order().unwrap();
     let mut out = Vec::new();
-    REC.dump(&order, ClockInfo::BOOT_MILLIS, &BUILD, &mut out, &mut [0; 128])
-        .unwrap();
+    REC.dump(
+        &order,
+        ClockInfo::BOOT_MILLIS,
+        &BUILD,
+        &mut out,
+        &mut [0; 128],
+    )
+    .unwrap();
     let p = parse(&out).unwrap();
     assert_eq!((p.header.lost, p.records.len()), (1, 1));
     REC.clear().unwrap();
