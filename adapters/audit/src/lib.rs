@@ -16,6 +16,26 @@
 //! re-renders and compares), so a parsed line is known to be clean. [`viewer`] is the
 //! `flightrec audit` subcommand.
 //!
+//! # fail2ban
+//!
+//! The crate ships a filter per style in `adapters/audit/fail2ban/`; both match failed
+//! logins that have a peer address, and `check.sh` there runs them with `fail2ban-regex`
+//! against hostile lines:
+//!
+//! - `flightrec-ejabberd.conf`: [`EjabberdFormat`] lines. The date has no zone: set the
+//!   jail's `logtimezone` to the configured [`EjabberdFormat::time_zone`].
+//! - `flightrec-ox.conf`: [`OxFormat`] lines, with [`OxFormat::attribute_names`] on or off
+//!   (both match: a value never holds a raw `=`, so the optional `name=` cannot be
+//!   confused with one). A delimiter other than `|` is the filter parameter `delimiter`,
+//!   written as a regex: `filter = flightrec-ox[delimiter=";"]`, `[delimiter="\t"]`,
+//!   `[delimiter="\x20"]`. A [`OxFormat::date_pattern`] other than the default needs the
+//!   jail's `datepattern` (the same `%`-specifiers, anchored with `$`: the timestamp is the
+//!   last value) and, without an offset in it, `logtimezone`.
+//!
+//! Neither filter can be evaded by varying a character of a peer-controlled field: those
+//! fields never hold a raw delimiter, line break, control, Unicode whitespace other than
+//! the ASCII space, or invisible character (see [`flightrec_core::text::is_dangerous`]).
+//!
 //! ```
 //! use flightrec_audit::{EjabberdFormat, LineFormat};
 //! use flightrec_core::event::{AuthFailure, Decoded, Peer};
@@ -141,7 +161,8 @@ pub enum RenderError {
     /// The date pattern writes a literal `Z` (UTC) while the time zone is not UTC.
     PatternClaimsUtc,
     /// This character cannot be the Open-Xchange delimiter (letters, digits, `\`, `=`,
-    /// `.`, `{`, `}`, line breaks and control characters other than tab).
+    /// `.`, `:`, `{`, `}`, and characters escaped anyway: line breaks, controls other
+    /// than tab, Unicode whitespace other than the ASCII space, invisible characters).
     BadDelimiter(char),
 }
 
@@ -157,11 +178,17 @@ impl fmt::Display for RenderError {
             RenderError::PatternClaimsUtc => f.write_str(
                 "the date pattern writes a literal Z (UTC) but the time zone is not UTC; use %:z",
             ),
-            RenderError::BadDelimiter(c) => write!(
-                f,
-                "{:?} cannot be the delimiter (letters, digits, \\ = . {{ }} and control characters are not allowed)",
-                c
-            ),
+            RenderError::BadDelimiter(c) => {
+                // The character itself only where it is visible.
+                if !flightrec_core::text::is_dangerous(*c) && *c != ' ' {
+                    write!(f, "'{c}' ")?;
+                }
+                write!(
+                    f,
+                    "(U+{:04X}) cannot be the delimiter (letters, digits, \\ = . : {{ }}, controls, Unicode spaces and invisible characters are not allowed)",
+                    u32::from(*c)
+                )
+            }
         }
     }
 }

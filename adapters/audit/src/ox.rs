@@ -34,7 +34,10 @@ use crate::{
 #[serde(default, deny_unknown_fields)]
 pub struct OxFormat {
     /// Between the event name and the attributes (default `|`). Not a letter, digit,
-    /// `\`, `=`, `.`, `{`, `}` or control character other than tab.
+    /// `\`, `=`, `.`, `:`, `{`, `}`, or a character escaped anyway
+    /// ([`is_dangerous`](flightrec_core::text::is_dangerous)) other than tab. Characters of
+    /// an IP address are refused so that the `ip` value is never escaped and a fail2ban
+    /// filter (`fail2ban/flightrec-ox.conf`) always reads it.
     pub delimiter: char,
     /// `name=value` (default) or the values alone.
     pub attribute_names: bool,
@@ -87,7 +90,7 @@ impl OxFormat {
     pub fn validate(&self) -> Result<(), RenderError> {
         let d = self.delimiter;
         if d.is_alphanumeric()
-            || matches!(d, '\\' | '=' | '.' | '{' | '}')
+            || matches!(d, '\\' | '=' | '.' | ':' | '{' | '}')
             || (is_dangerous(d) && d != '\t')
         {
             return Err(RenderError::BadDelimiter(d));

@@ -234,6 +234,29 @@ fn bad_settings_are_errors() {
             },
             RenderError::BadDelimiter('\n'),
         ),
+        // In an IPv6 address: the `ip` value would be escaped, unreadable to fail2ban.
+        (
+            OxFormat {
+                delimiter: ':',
+                ..OxFormat::default()
+            },
+            RenderError::BadDelimiter(':'),
+        ),
+        // Escaped anyway: a delimiter a reader may take for a space or not see.
+        (
+            OxFormat {
+                delimiter: '\u{a0}',
+                ..OxFormat::default()
+            },
+            RenderError::BadDelimiter('\u{a0}'),
+        ),
+        (
+            OxFormat {
+                delimiter: '\u{200b}',
+                ..OxFormat::default()
+            },
+            RenderError::BadDelimiter('\u{200b}'),
+        ),
         (
             OxFormat {
                 date_pattern: "%Q".into(),
@@ -254,6 +277,7 @@ fn bad_settings_are_errors() {
         assert_eq!(f.render(T, "h", e, &mut out), Err(err));
         assert!(out.is_empty());
         assert!(!err.to_string().is_empty());
+        assert_clean(&err.to_string());
     }
     // Tab is a fine delimiter: it is escaped in values anyway.
     let tab = LineFormat::OpenXchange(OxFormat {
@@ -328,6 +352,11 @@ const HOSTILE: &[&str] = &[
     "Zoë 東京 🦀",
     "trailing space ",
     "…[+12]",
+    "nbsp\u{a0}from\u{a0}1.2.3.4\u{3000}port\u{2000}1\u{202f}\u{205f}\u{1680}",
+    "py\u{1c}\u{1f}\u{85}space\u{2028}",
+    "zw\u{200b}\u{200d}\u{2060}\u{feff}\u{ad}\u{180e}\u{61c}",
+    "tag\u{e0001}\u{e0041}\u{e007f}",
+    "filler\u{115f}\u{1160}\u{3164}\u{ffa0}\u{fe0f}\u{e0100}\u{34f}",
 ];
 
 fn hostile_events() -> Vec<Decoded<'static>> {
@@ -395,11 +424,13 @@ fn formats() -> Vec<LineFormat> {
 }
 
 /// A line holds no character a terminal or a line reader would act on.
+/// (Tab is the one layout character that is a control: an Open-Xchange delimiter.)
 fn assert_clean(line: &str) {
     assert!(
-        !line
-            .chars()
-            .any(|c| flightrec_core::text::is_dangerous(c) && c != '\\' && c != '\t'),
+        !line.chars().any(|c| c != '\t'
+            && ((flightrec_core::text::is_dangerous(c) && c != '\\')
+                || c.is_control()
+                || (c.is_whitespace() && c != ' '))),
         "{line:?}"
     );
 }
@@ -482,6 +513,11 @@ fn parser_rejects_what_the_renderer_never_writes() {
         "2010-04-02 17:21:37 Accepted \\x4 connection",
         "2010-04-02 17:21:37 Accepted \\u{d800} connection",
         "2010-04-02 17:21:37 Closed session for a@b@c",
+        // Unicode spaces and invisible characters written raw (as older writers did).
+        "2010-04-02 17:21:37 Closed session for a\u{a0}b@c",
+        "2010-04-02 17:21:37 Closed session for ab@c\u{200b}",
+        "ox.connect|protocol=x\u{3000}|ip=|port=|timestamp=2010-04-02T17:21:37Z",
+        "ox.connect|protocol=\u{e0041}|ip=|port=|timestamp=2010-04-02T17:21:37Z",
         "2010-04-02 17:21:37 Closed session for ab",
         "2010-04-02 17:21:37 Closed session for a@b: reason",
         "2010-04-02 17:21:37 Forbidden session for a@b",
@@ -540,6 +576,12 @@ fn text() -> impl Strategy<Value = String> {
                 Just("\\"),
                 Just("\x1b"),
                 Just("\u{202e}"),
+                Just("\u{a0}"),
+                Just("\u{3000}"),
+                Just("\u{200b}"),
+                Just("\u{e0041}"),
+                Just("\u{3164}"),
+                Just("\u{1c}"),
                 Just("from 1.2.3.4 port 1"),
                 Just("a"),
                 Just("é"),
@@ -614,7 +656,7 @@ fn format() -> impl Strategy<Value = LineFormat> {
                 Just('\t'),
                 Just(','),
                 Just('¦'),
-                Just(':')
+                Just('#')
             ],
             any::<bool>(),
             prop_oneof![

@@ -513,3 +513,228 @@ fn works_on_an_empty_file() {
         )
     );
 }
+
+/// The layout the Linux adapter writes with `path = "audit/@HOST@/audit.log"`: a
+/// directory per host, each with its rotated set.
+fn per_host_layout(root: &Path) {
+    let a = root.join("a.example");
+    let b = root.join("b.example");
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    write_gz(
+        &a.join("audit.log.2.gz"),
+        &[line(&ej(), DAY + 1, &fail("alice", "a.example", 1))],
+    );
+    write_plain(
+        &a.join("audit.log.1"),
+        &[line(&ej(), DAY + 2, &fail("alice", "a.example", 1))],
+    );
+    write_plain(
+        &a.join("audit.log"),
+        &[line(&ox(), DAY + 3, &fail("bob", "a.example", 2))],
+    );
+    write_plain(
+        &b.join("audit.log"),
+        &[line(&ej(), DAY + 4, &fail("alice", "b.example", 3))],
+    );
+}
+
+#[test]
+fn reads_the_per_host_layout_of_the_linux_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    per_host_layout(&audit);
+    let d = audit.to_str().unwrap();
+    let r = run(&[d]);
+    assert_eq!((r.code, r.err.as_str()), (0, ""));
+    let rows = rows(&r.out);
+    let accounts: Vec<&str> = rows
+        .iter()
+        .map(|r| r.split_whitespace().nth(3).unwrap())
+        .collect();
+    assert_eq!(
+        accounts,
+        [
+            "alice@b.example",
+            "bob@a.example",
+            "alice@a.example",
+            "alice@a.example"
+        ]
+    );
+    assert_eq!(closing(&r.out), "4 records displayed");
+    // The README's usage: an account and the audit directory.
+    let r = run(&["alice@a.example", d]);
+    assert_eq!(
+        (r.code, closing(&r.out)),
+        (0, "2 records displayed"),
+        "{}",
+        r.err
+    );
+    // The parent directory and a glob over the host directories read the same.
+    let r = run(&[dir.path().to_str().unwrap()]);
+    assert_eq!(closing(&r.out), "4 records displayed");
+    let r = run(&[&format!("{d}/*")]);
+    assert_eq!(
+        (r.code, closing(&r.out)),
+        (0, "4 records displayed"),
+        "{}",
+        r.err
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn links_to_directories_and_fifos_are_not_followed_or_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    per_host_layout(&audit);
+    // A link back up would loop; it is reported, not followed.
+    std::os::unix::fs::symlink(&audit, audit.join("loop")).unwrap();
+    let d = audit.to_str().unwrap();
+    let r = run(&[d]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(closing(&r.out), "4 records displayed");
+    assert!(
+        r.err.contains("link to a directory, not followed"),
+        "{}",
+        r.err
+    );
+    // A FIFO would block the reader: skipped in a directory, refused when named.
+    let fifo = audit.join("a.example").join("audit.log.3");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: mkfifo did not run");
+        return;
+    }
+    let r = run(&[d]);
+    assert_eq!(
+        (r.code, closing(&r.out)),
+        (0, "4 records displayed"),
+        "{}",
+        r.err
+    );
+    let r = run(&[fifo.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.err.contains("not a regular file"), "{}", r.err);
+}
+
+#[test]
+fn host_target_matches_every_spelling_of_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    write_plain(
+        &path,
+        &[
+            line(&ej(), DAY + 1, &fail("alice", "example.org", 1)),
+            line(&ej(), DAY + 2, &fail("alice", "EXAMPLE.ORG", 1)),
+            line(&ox(), DAY + 3, &fail("alice", "Example.Org.", 1)),
+            line(&ej(), DAY + 4, &fail("alice", "example.org.evil", 1)),
+            line(&ej(), DAY + 5, &fail("Alice", "example.org", 1)),
+        ],
+    );
+    let p = path.to_str().unwrap();
+    for target in [
+        "alice@example.org",
+        "alice@EXAMPLE.org.",
+        "alice@example.org.",
+    ] {
+        let r = run(&[target, p]);
+        assert_eq!(closing(&r.out), "3 records displayed", "{target}");
+        // The lines keep the name as it was sent.
+        assert!(r.out.contains("alice@Example.Org."), "{}", r.out);
+    }
+    let r = run(&["example.org.", p]);
+    assert_eq!(closing(&r.out), "4 records displayed");
+}
+
+#[test]
+fn says_why_nothing_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    // No file: an error, not an empty answer.
+    let r = run(&[empty.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert_eq!(closing(&r.out), "0 records displayed");
+    assert!(r.err.contains("no audit log file found"), "{}", r.err);
+    // Files without records.
+    std::fs::write(empty.join("audit.log"), b"").unwrap();
+    let r = run(&[empty.to_str().unwrap()]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.err.contains("1 file(s) read, no audit record in them"),
+        "{}",
+        r.err
+    );
+    // Records, none for the account: the hosts seen are listed.
+    let audit = dir.path().join("audit");
+    per_host_layout(&audit);
+    let d = audit.to_str().unwrap();
+    let r = run(&["carol@a.example", d]);
+    assert_eq!((r.code, closing(&r.out)), (0, "0 records displayed"));
+    assert!(
+        r.err.contains(
+            "4 record(s) in 4 file(s), none for carol@a.example (hosts seen: a.example, b.example)"
+        ),
+        "{}",
+        r.err
+    );
+    // Records for the account, all excluded by the options.
+    let r = run(&[
+        "alice@a.example",
+        "--kind",
+        "logout",
+        "--since",
+        "2026-11-23",
+        d,
+    ]);
+    assert_eq!((r.code, closing(&r.out)), (0, "0 records displayed"));
+    assert!(
+        r.err.contains(
+            "2 record(s) for alice@a.example in 4 file(s), all excluded by --kind, --since"
+        ),
+        "{}",
+        r.err
+    );
+    let r = run(&["--limit", "0", d]);
+    assert!(r.err.contains("--limit 0 shows none of the 4"), "{}", r.err);
+    // A hostile target is escaped in the message.
+    let r = run(&["--target", "x\u{202e}\u{a0}@a.example", d]);
+    assert!(
+        r.err.contains("none for x\\u{202e}\\u{00a0}@a.example"),
+        "{}",
+        r.err
+    );
+    let r = run(&["--target", "x\u{202e}\u{a0}@", d]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.err.contains("bad account x\\u{202e}\\u{00a0}@"),
+        "{}",
+        r.err
+    );
+    // Something shown: nothing said.
+    let r = run(&["alice@a.example", d]);
+    assert_eq!(r.err, "");
+}
+
+#[test]
+fn table_shows_spaces_at_the_ends_of_a_field_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let e = Decoded::AuthFailure(AuthFailure {
+        user: "alice",
+        host: "h",
+        peer: None,
+        mechanism: "PLAIN",
+        reason: " wrong password  ",
+    });
+    write_plain(&path, &[line(&ej(), DAY, &e), line(&ox(), DAY, &e)]);
+    let r = run(&[path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.err);
+    for row in rows(&r.out) {
+        assert!(
+            row.ends_with("PLAIN: \\x20wrong password\\x20\\x20"),
+            "{row:?}"
+        );
+    }
+}

@@ -3,13 +3,16 @@
 //! The `flightrec` binary is a thin shell over [`main_with_args`]; everything it does is
 //! reachable from tests through [`run`] with any output and error streams.
 //!
-//! Exit codes: 0 all well; 1 data damaged, but everything decodable was decoded; 2 usage or
-//! I/O error (or an ELF refused).
+//! Inputs are streamed, never read whole; their kind (dumps, ring file, flash image) is
+//! decided by their first bytes, not by what records contain (see the `input` module).
+//!
+//! Exit codes, the same for `decode` and `info`: 0 all well; 1 data damaged or missing
+//! (messages on standard error say where), but everything decodable was decoded; 2 usage
+//! or I/O error (or an ELF refused).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,10 +21,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use flightrec_core::text::Escaped;
 use flightrec_core::Kind;
 use flightrec_decode::info::{self, InfoCollector};
-use flightrec_decode::{Decoder, Filter, Format, Item, Options, Renderer, TimeBound};
+use flightrec_decode::{Filter, Format, Item, Options, Renderer, Summary, TimeBound};
 
 #[cfg(feature = "defmt")]
 pub mod elf;
+mod input;
+
+use input::Stop;
 
 /// Exit code: all well.
 pub const EXIT_OK: u8 = 0;
@@ -207,72 +213,13 @@ fn shown(p: &Path) -> String {
     Escaped::new(&p.to_string_lossy(), &[]).to_string()
 }
 
-/// Flash images up to this size are checked for the flash store's paged layout.
-const FLASH_IMAGE_MAX: u64 = 64 << 20;
-
-/// Opens an input. A flightrec flash-store image (`flightrec-flash`'s paged layout, where a
-/// multi-page dump has a page header every page) is turned into its dumps' wire bytes, one
-/// after the other; a dump the store calls corrupt is reported on `err` and sets `damaged`.
-/// Anything else is streamed as it is: dumps, files of dumps, raw images of simple layout.
-fn open_input(
-    path: &Path,
-    env: &Env,
-    err: &mut dyn Write,
-    damaged: &mut bool,
-) -> io::Result<Box<dyn Read>> {
-    if path.as_os_str() == "-" || std::fs::metadata(path)?.len() > FLASH_IMAGE_MAX {
-        return open(path, env);
-    }
-    let image = std::fs::read(path)?;
-    let paged = image.windows(4).any(|w| w == flightrec_flash::PAGE_MAGIC);
-    let dumps = paged
-        .then(|| flightrec_flash::image_dumps(&image))
-        .flatten();
-    let Some(dumps) = dumps.filter(|d| !d.is_empty()) else {
-        return Ok(Box::new(io::Cursor::new(image)));
-    };
-    let mut bytes = Vec::new();
-    for (info, data) in dumps {
-        match info.status {
-            flightrec_flash::Status::Corrupt => {
-                *damaged = true;
-                let _ = writeln!(
-                    err,
-                    "flightrec: {}: flash dump {} (page {}) fails its CRC: not shown",
-                    shown(path),
-                    info.id,
-                    info.first_page
-                );
-            }
-            // An incomplete dump has no end frame: the decoder reports it as incomplete.
-            _ => bytes.extend_from_slice(&data),
-        }
-    }
-    Ok(Box::new(io::Cursor::new(bytes)))
-}
-
-fn open(path: &Path, env: &Env) -> io::Result<Box<dyn Read>> {
-    if path.as_os_str() == "-" {
-        let r: Box<dyn Read> = Box::new(io::stdin().lock());
-        return Ok(if env.progress {
-            Box::new(Progress::new(r, shown(path), None))
-        } else {
-            r
-        });
-    }
-    let f = File::open(path)?;
-    let len = f.metadata().ok().map(|m| m.len());
-    Ok(if env.progress {
-        Box::new(Progress::new(f, shown(path), len))
+/// Exit code for an input: damaged or missing data is 1.
+fn damage_code(damaged: bool) -> u8 {
+    if damaged {
+        EXIT_DAMAGED
     } else {
-        Box::new(f)
-    })
-}
-
-/// Output errors end the run; a closed pipe (`| head`) ends it quietly.
-enum Stop {
-    Output(io::Error),
-    Refused,
+        EXIT_OK
+    }
 }
 
 fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
@@ -315,18 +262,6 @@ fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
     let mut code = EXIT_OK;
     let many = a.files.len() > 1;
     for path in &a.files {
-        let mut flash_damaged = false;
-        let input = match open_input(path, env, err, &mut flash_damaged) {
-            Ok(i) => i,
-            Err(e) => {
-                let _ = writeln!(err, "flightrec: cannot open {}: {e}", shown(path));
-                code = EXIT_ERROR;
-                continue;
-            }
-        };
-        if flash_damaged {
-            code = code.max(EXIT_DAMAGED);
-        }
         if many {
             match format {
                 Format::Json => renderer.set_source(Some(path.to_string_lossy().into_owned())),
@@ -338,60 +273,103 @@ fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
                 }
             }
         }
-        let mut decoder = Decoder::new(input);
-        let result = (|| -> Result<(), Stop> {
-            loop {
-                let item = match decoder.next() {
-                    Ok(Some(item)) => item,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = writeln!(err, "flightrec: cannot read {}: {e}", shown(path));
-                        code = EXIT_ERROR;
-                        break;
-                    }
-                };
-                if let Item::DumpStart { offset, header } = &item {
-                    if filter.time_incompatible(header.clock) {
-                        let _ = writeln!(
-                            err,
-                            "flightrec: {}: dump at offset {offset}: --since/--until cannot be compared with its clock ({} Hz, {:?}); no record of it passes",
-                            shown(path),
-                            header.clock.rate_hz,
-                            header.clock.base
-                        );
-                    }
-                    if let Some(id) = &elf_id {
-                        if let Err(why) = check_elf(header, *offset, id, a.force_elf) {
-                            let _ = out.flush();
-                            let _ = writeln!(err, "flightrec: {}: {why}", shown(path));
-                            return Err(Stop::Refused);
-                        }
+        let before = renderer.summary();
+        let mut on_item = |item: &Item<'_>, err: &mut dyn Write| -> Result<(), Stop> {
+            if let Item::DumpStart { offset, header } = item {
+                if filter.time_incompatible(header.clock) {
+                    let _ = writeln!(
+                        err,
+                        "flightrec: {}: dump at offset {offset}: --since/--until cannot be compared with its clock ({} Hz, {:?}); no record of it passes",
+                        shown(path),
+                        header.clock.rate_hz,
+                        header.clock.base
+                    );
+                }
+                if let Some(id) = &elf_id {
+                    if let Err(why) = check_elf(header, *offset, id, a.force_elf) {
+                        let _ = out.flush();
+                        let _ = writeln!(err, "flightrec: {}: {why}", shown(path));
+                        return Err(Stop::Refused);
                     }
                 }
-                renderer.render(&item, out).map_err(Stop::Output)?;
             }
-            renderer.finish(out).map_err(Stop::Output)
-        })();
-        match result {
-            Ok(()) => {}
-            Err(Stop::Refused) => return EXIT_ERROR,
-            Err(Stop::Output(e)) => return output_error(e, err, code),
-        }
-        let stats = decoder.stats();
-        if stats.dumps == 0 && stats.unsupported == 0 {
-            let _ = writeln!(err, "flightrec: {}: no dump found", shown(path));
-            if code == EXIT_OK {
-                code = EXIT_DAMAGED;
+            renderer.render(item, out).map_err(Stop::Output)
+        };
+        let outcome = match input::read(path, env, err, &mut on_item) {
+            Ok(Ok(o)) => o,
+            Ok(Err(Stop::Refused)) => return EXIT_ERROR,
+            Ok(Err(Stop::Output(e))) => return output_error(e, err, code),
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: cannot open {}: {e}", shown(path));
+                code = EXIT_ERROR;
+                continue;
             }
+        };
+        if let Err(e) = renderer.finish(out) {
+            return output_error(e, err, code);
         }
-        if code == EXIT_OK && stats.damaged() {
-            code = EXIT_DAMAGED;
-        }
-    }
-    if code == EXIT_OK && renderer.summary().damaged() {
-        code = EXIT_DAMAGED;
+        let rendered = since(renderer.summary(), before);
+        code = code.max(outcome_code(path, &outcome, &rendered, err));
     }
     code
+}
+
+/// The exit code of one input's reading, the same for `decode` and `info`: 2 if reading
+/// failed, 1 if anything was damaged or no dump was found, else 0. Damage is summed up on
+/// `err` (where it is, the output's `!!` lines and objects say), so a filtered or piped
+/// output cannot hide it.
+fn outcome_code(path: &Path, o: &input::Outcome, rendered: &Summary, err: &mut dyn Write) -> u8 {
+    if o.read_error {
+        return EXIT_ERROR;
+    }
+    let s = &o.stats;
+    if s.dumps == 0 && s.unsupported == 0 && !o.flash_damaged {
+        let _ = writeln!(err, "flightrec: {}: no dump found", shown(path));
+        return EXIT_DAMAGED;
+    }
+    let stray = if s.dumps > 0 { s.stray } else { 0 };
+    let parts: Vec<String> = [
+        (s.damaged, "damaged region", "damaged regions"),
+        (s.incomplete, "incomplete dump", "incomplete dumps"),
+        (
+            s.unsupported,
+            "dump of an unknown version",
+            "dumps of an unknown version",
+        ),
+        (
+            stray,
+            "stray byte outside dumps",
+            "stray bytes outside dumps",
+        ),
+        (
+            rendered.count_mismatch,
+            "record count mismatch",
+            "record count mismatches",
+        ),
+        (
+            rendered.malformed,
+            "malformed payload",
+            "malformed payloads",
+        ),
+    ]
+    .iter()
+    .filter(|(n, ..)| *n > 0)
+    .map(|(n, one, many)| format!("{n} {}", if *n == 1 { one } else { many }))
+    .collect();
+    if !parts.is_empty() {
+        let _ = writeln!(err, "flightrec: {}: {}", shown(path), parts.join(", "));
+    }
+    damage_code(!parts.is_empty() || o.flash_damaged || s.damaged() || rendered.damaged())
+}
+
+/// What rendering found in one input: the renderer's counts since `before`.
+fn since(now: Summary, before: Summary) -> Summary {
+    Summary {
+        shown: now.shown - before.shown,
+        filtered: now.filtered - before.filtered,
+        malformed: now.malformed - before.malformed,
+        count_mismatch: now.count_mismatch - before.count_mismatch,
+    }
 }
 
 /// Whether defmt frames of the dump with `header` (at `offset`) may be decoded with an ELF
@@ -444,24 +422,12 @@ fn info_cmd(a: &InfoArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
     let mut code = EXIT_OK;
     let many = a.files.len() > 1;
     for path in &a.files {
-        let mut flash_damaged = false;
-        let input = match open_input(path, env, err, &mut flash_damaged) {
-            Ok(i) => i,
-            Err(e) => {
-                let _ = writeln!(err, "flightrec: cannot open {}: {e}", shown(path));
-                code = EXIT_ERROR;
-                continue;
-            }
-        };
-        if flash_damaged {
-            code = code.max(EXIT_DAMAGED);
-        }
         let source = path.to_string_lossy().into_owned();
-        let mut decoder = Decoder::new(input);
         let mut collector = InfoCollector::new();
-        let mut dumps = 0u64;
+        let mut found = Summary::default();
         let mut emit = |d: &info::DumpInfo, out: &mut dyn Write| -> io::Result<()> {
-            dumps += 1;
+            found.malformed += d.malformed;
+            found.count_mismatch += u64::from(d.count_mismatch());
             match a.format {
                 InfoFormat::Text => {
                     if many {
@@ -472,39 +438,28 @@ fn info_cmd(a: &InfoArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
                 InfoFormat::Json => info::write_json(out, d, many.then_some(source.as_str())),
             }
         };
-        let result = (|| -> io::Result<()> {
-            loop {
-                match decoder.next() {
-                    Ok(Some(item)) => {
-                        if let Some(d) = collector.feed(&item) {
-                            emit(&d, out)?;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = writeln!(err, "flightrec: cannot read {}: {e}", shown(path));
-                        code = EXIT_ERROR;
-                        break;
-                    }
-                }
+        let mut on_item = |item: &Item<'_>, _: &mut dyn Write| -> Result<(), Stop> {
+            match collector.feed(item) {
+                Some(d) => emit(&d, out).map_err(Stop::Output),
+                None => Ok(()),
             }
-            if let Some(d) = collector.finish() {
-                emit(&d, out)?;
+        };
+        let outcome = match input::read(path, env, err, &mut on_item) {
+            Ok(Ok(o)) => o,
+            Ok(Err(Stop::Refused)) => return EXIT_ERROR,
+            Ok(Err(Stop::Output(e))) => return output_error(e, err, code),
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: cannot open {}: {e}", shown(path));
+                code = EXIT_ERROR;
+                continue;
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            return output_error(e, err, code);
-        }
-        if dumps == 0 {
-            let _ = writeln!(err, "flightrec: {}: no dump found", shown(path));
-            if code == EXIT_OK {
-                code = EXIT_DAMAGED;
+        };
+        if let Some(d) = collector.finish() {
+            if let Err(e) = emit(&d, out) {
+                return output_error(e, err, code);
             }
         }
-        if code == EXIT_OK && decoder.stats().damaged() {
-            code = EXIT_DAMAGED;
-        }
+        code = code.max(outcome_code(path, &outcome, &found, err));
     }
     code
 }

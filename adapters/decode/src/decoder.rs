@@ -1,16 +1,25 @@
 //! The streaming decoder: bytes in, [`Item`]s out.
 //!
 //! It holds one buffer of [`BUFFER_LEN`] bytes (a chunk plus the largest frame), whatever
-//! the input's size. Every step consumes input or ends the stream, so it cannot loop
+//! the input's size.
+//!
+//! Nothing is dropped without an item saying so: bytes outside dumps are [`Item::Skipped`]
+//! (damage unless erased flash), record frames whose magic and header are lost are shown
+//! after an [`Item::UnknownDump`], and every record's sequence number is checked against
+//! its header's range and the record before it (a splice of another dump's records is
+//! [`Damage::OutOfRange`]). A dump whose header leaves its range open (`next_seq` =
+//! `u64::MAX`, as each region of the Linux ring file does) is read as a ring region: zero
+//! padding is skipped, the one jump back where the ring wraps and the stretch at its write
+//! head are notes ([`Item::Wrap`], [`Item::RingHead`]), and it ends with
+//! [`Item::RegionEnd`] rather than as an incomplete dump. Every step consumes input or ends the stream, so it cannot loop
 //! forever; nothing it allocates grows with the input (a header's strings are bounded by
 //! one frame).
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io::{self, Read};
 
 use flightrec_core::dump::{FRAME_END, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAGIC, SYNC};
-use flightrec_core::{ClockInfo, DumpEnd, DumpHeader, Reason, RecordHead, SessionId};
+use flightrec_core::{DumpEnd, DumpHeader, RecordHead};
 
 /// Largest frame: sync, type, length, 65 535 body bytes, CRC.
 pub const MAX_FRAME: usize = FRAME_OVERHEAD + u16::MAX as usize;
@@ -26,275 +35,46 @@ pub const VERSION: u8 = flightrec_core::dump::VERSION;
 /// append fields, but not kilobytes of them).
 const END_PLAUSIBLE_MAX: usize = 1024;
 
-/// A dump's header, owned (the decoder's buffer moves on).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Why the dump was taken.
-    pub reason: Reason,
-    /// Extra words on the reason; may be empty. Device-controlled: escape before printing.
-    pub detail: String,
-    /// When the trigger fired, in ticks.
-    pub trigger_time: u64,
-    /// The record that fired it.
-    pub trigger_seq: Option<u64>,
-    /// How to read ticks.
-    pub clock: ClockInfo,
-    /// Oldest record in the ring when the dump began.
-    pub first_seq: u64,
-    /// Sequence number the next record would have got.
-    pub next_seq: u64,
-    /// Records refused or dropped before they reached the ring.
-    pub lost: u64,
-    /// Triggers the rate limit refused since the previous dump.
-    pub suppressed: u32,
-    /// Session scope of the dump.
-    pub scope: Option<SessionId>,
-    /// Dumps taken before this one since the writer started.
-    pub index: u32,
-    /// Ring capacity in bytes.
-    pub capacity: u32,
-    /// Program name.
-    pub build_name: String,
-    /// Program version.
-    pub build_version: String,
-    /// Build identity (e.g. GNU build-id); may be empty.
-    pub build_id: Vec<u8>,
-}
-
-impl From<&DumpHeader<'_>> for Header {
-    fn from(h: &DumpHeader<'_>) -> Self {
-        Header {
-            reason: h.reason,
-            detail: h.detail.to_owned(),
-            trigger_time: h.trigger_time,
-            trigger_seq: h.trigger_seq,
-            clock: h.clock,
-            first_seq: h.first_seq,
-            next_seq: h.next_seq,
-            lost: h.lost,
-            suppressed: h.suppressed,
-            scope: h.scope,
-            index: h.index,
-            capacity: h.capacity,
-            build_name: h.build.name.to_owned(),
-            build_version: h.build.version.to_owned(),
-            build_id: h.build.id.to_vec(),
-        }
-    }
-}
-
-/// Why bytes could not be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Damage {
-    /// A frame's CRC does not match its bytes.
-    BadCrc {
-        /// Its type byte.
-        ty: u8,
-        /// The body length it claims.
-        len: u16,
-    },
-    /// A frame's length runs past the end of the input.
-    Truncated {
-        /// Bytes the frame claims (whole frame).
-        claimed: usize,
-        /// Bytes the input still had.
-        available: usize,
-    },
-    /// A byte other than `FE` where a frame should start.
-    NotAFrame {
-        /// The byte found.
-        byte: u8,
-    },
-    /// The first frame of a dump is not a whole header frame.
-    MissingHeader,
-    /// A header frame with no magic before it (the magic is damaged).
-    MissingMagic,
-    /// A header frame that checks but does not decode.
-    BadHeader,
-    /// A record frame that checks but whose head does not decode.
-    BadRecordHead,
-    /// An end frame that checks but does not decode.
-    BadEnd,
-    /// A record whose sequence number is not above the previous one's.
-    OutOfOrder {
-        /// The lowest number expected.
-        expected: u64,
-        /// The number found.
-        seq: u64,
-    },
-}
-
-impl fmt::Display for Damage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Damage::BadCrc { ty, len } => {
-                write!(
-                    f,
-                    "CRC mismatch in frame type 0x{ty:02x} of {len} body bytes"
-                )
-            }
-            Damage::Truncated { claimed, available } => write!(
-                f,
-                "frame of {claimed} bytes cut off: the input ends after {available}"
-            ),
-            Damage::NotAFrame { byte } => {
-                write!(f, "byte 0x{byte:02x} where a frame should start")
-            }
-            Damage::MissingHeader => f.write_str("dump has no whole header frame"),
-            Damage::MissingMagic => f.write_str("header frame without the dump magic before it"),
-            Damage::BadHeader => f.write_str("header frame checks but does not decode"),
-            Damage::BadRecordHead => {
-                f.write_str("record frame checks but its head does not decode")
-            }
-            Damage::BadEnd => f.write_str("end frame checks but does not decode"),
-            Damage::OutOfOrder { expected, seq } => write!(
-                f,
-                "record {seq} out of order (expected {expected} or later)"
-            ),
-        }
-    }
-}
-
-/// Why a dump has no end frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cut {
-    /// The input ended.
-    InputEnded,
-    /// Erased flash (`FF` bytes) follows: the writer lost power or stopped.
-    Erased,
-    /// Another dump begins.
-    NextDump,
-}
-
-impl fmt::Display for Cut {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Cut::InputEnded => "the input ends before its end frame",
-            Cut::Erased => "erased flash follows (writer cut off, e.g. power loss)",
-            Cut::NextDump => "another dump begins before its end frame",
-        })
-    }
-}
-
-/// One thing found in the input, in input order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Item<'a> {
-    /// A dump's header frame (offset of its magic).
-    DumpStart {
-        /// Byte offset of the dump's magic.
-        offset: u64,
-        /// Its header.
-        header: Header,
-    },
-    /// A whole record.
-    Record {
-        /// Byte offset of its frame.
-        offset: u64,
-        /// Its head.
-        head: RecordHead,
-        /// Its payload (decode with [`flightrec_core::event::decode`]).
-        payload: &'a [u8],
-    },
-    /// Sequence numbers `from..to` are missing between two records (or at the start or end
-    /// of a dump).
-    Gap {
-        /// Byte offset where it was noticed (the next record's or the end frame's).
-        offset: u64,
-        /// First missing sequence number.
-        from: u64,
-        /// First present one after the hole.
-        to: u64,
-        /// The dump is scoped to a session: some of the missing records may just belong to
-        /// other sessions.
-        scoped: bool,
-    },
-    /// Bytes inside a dump that could not be decoded; decoding went on after them.
-    Damaged {
-        /// Byte offset where the damage begins.
-        offset: u64,
-        /// Bytes skipped.
-        len: u64,
-        /// Why.
-        why: Damage,
-    },
-    /// A whole frame of a type this decoder does not know, skipped.
-    UnknownFrame {
-        /// Byte offset of the frame.
-        offset: u64,
-        /// Its type byte.
-        ty: u8,
-        /// Its body length.
-        len: u16,
-    },
-    /// A dump's end frame.
-    DumpEnd {
-        /// Byte offset of the end frame.
-        offset: u64,
-        /// What the writer says it wrote.
-        end: DumpEnd,
-        /// Record frames this decoder decoded in the dump.
-        seen: u64,
-    },
-    /// A dump without an end frame.
-    Incomplete {
-        /// Byte offset of the dump's magic.
-        dump_offset: u64,
-        /// Byte offset where it stops.
-        offset: u64,
-        /// Records decoded in it.
-        seen: u64,
-        /// Why it stops there.
-        why: Cut,
-    },
-    /// A dump of a format version this decoder does not know; skipped without guessing.
-    Unsupported {
-        /// Byte offset of its magic.
-        offset: u64,
-        /// Its version byte.
-        version: u8,
-    },
-    /// Bytes outside any dump (before, between or after dumps).
-    Skipped {
-        /// Byte offset of the first.
-        offset: u64,
-        /// How many.
-        len: u64,
-        /// How many of them are `FF` (erased flash).
-        erased: u64,
-    },
-}
-
-/// Counts kept while decoding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Input bytes consumed.
-    pub bytes: u64,
-    /// Dumps found (magic and known version).
-    pub dumps: u64,
-    /// Whole records.
-    pub records: u64,
-    /// Damaged regions.
-    pub damaged: u64,
-    /// Dumps without an end frame.
-    pub incomplete: u64,
-    /// Dumps of unknown versions.
-    pub unsupported: u64,
-    /// Missing sequence numbers, summed over gaps.
-    pub missing: u64,
-}
-
-impl Stats {
-    /// Whether anything was damaged, cut off or not understood.
-    pub fn damaged(&self) -> bool {
-        self.damaged + self.incomplete + self.unsupported > 0
-    }
-}
+pub use crate::item::{Cut, Damage, Header, Item, Stats};
 
 struct DumpCtx {
     offset: u64,
     header: Option<Header>,
+    /// Lowest sequence number the next record may have.
     expected: Option<u64>,
+    /// The previous record's sequence number.
+    last: Option<u64>,
     seen: u64,
+    /// Set for a ring region.
+    ring: Option<RingCtx>,
+}
+
+impl DumpCtx {
+    fn new(offset: u64) -> Self {
+        DumpCtx {
+            offset,
+            header: None,
+            expected: None,
+            last: None,
+            seen: 0,
+            ring: None,
+        }
+    }
+}
+
+/// What a ring region's decoding remembers: where its newest lap began, whether it wrapped,
+/// and a damaged stretch held back until it is known whether it is the write head.
+#[derive(Default)]
+struct RingCtx {
+    newest_first: Option<u64>,
+    wrapped: bool,
+    held: Option<(u64, u64, Damage)>,
+}
+
+/// Whether a header leaves its range open: a ring region, whose records are whatever the
+/// circular area holds.
+fn is_ring(h: &Header) -> bool {
+    h.next_seq == u64::MAX
 }
 
 #[derive(Clone, Copy)]
@@ -340,6 +120,98 @@ enum Frame {
         ty: u8,
         len: u16,
     },
+}
+
+/// Checks a record's sequence number against its dump: inside the header's range, above
+/// the previous record's (a gap between them is reported as lost records), and in a ring
+/// region the one jump back of its wrap. Queues what it finds in `notes`.
+fn check_seq(ctx: &mut DumpCtx, offset: u64, seq: u64, notes: &mut Vec<Item<'static>>) {
+    let range = ctx
+        .header
+        .as_ref()
+        .filter(|h| !is_ring(h))
+        .map(|h| (h.first_seq, h.next_seq));
+    if let Some((first, next)) = range.filter(|&(f, n)| seq < f || seq >= n) {
+        // Not one of this dump's records: the dump's own sequence goes on without it.
+        notes.push(Item::Damaged {
+            offset,
+            len: 0,
+            why: Damage::OutOfRange { seq, first, next },
+        });
+        return;
+    }
+    let scoped = ctx.header.as_ref().is_some_and(|h| h.scope.is_some());
+    let expected = ctx.expected.or(range.map(|r| r.0));
+    if let Some(ring) = ctx.ring.as_mut() {
+        let held = ring.held.take();
+        if !ring.wrapped && ring.newest_first.is_some_and(|n| seq < n) {
+            // The wrap (older than every record of the newer lap): what was held back is
+            // the write head.
+            ring.wrapped = true;
+            if let Some((at, len, _)) = held {
+                notes.push(Item::RingHead { offset: at, len });
+            }
+            notes.push(Item::Wrap {
+                offset,
+                newest: ctx.last.unwrap_or(0),
+                oldest: seq,
+            });
+            ctx.expected = Some(seq.saturating_add(1));
+            ctx.last = Some(seq);
+            return;
+        }
+        match held {
+            // Before the region's first record: the writer had just wrapped to the area's
+            // start. What follows is one lap, the older one (the newer one is empty).
+            Some((at, len, _)) if ctx.last.is_none() => {
+                ring.wrapped = true;
+                notes.push(Item::RingHead { offset: at, len });
+            }
+            Some((at, len, why)) => notes.push(Item::Damaged {
+                offset: at,
+                len,
+                why,
+            }),
+            None => {}
+        }
+        if let Some(e) =
+            expected.filter(|_| ring.wrapped && ring.newest_first.is_some_and(|n| seq >= n))
+        {
+            // The older lap reaches into the newer one: not a ring's order.
+            notes.push(Item::Damaged {
+                offset,
+                len: 0,
+                why: Damage::OutOfOrder { expected: e, seq },
+            });
+            return;
+        }
+        if !ring.wrapped {
+            ring.newest_first.get_or_insert(seq);
+        }
+    }
+    if let Some(expected) = expected {
+        if seq > expected {
+            notes.push(Item::Gap {
+                offset,
+                from: expected,
+                to: seq,
+                scoped,
+            });
+        } else if seq < expected {
+            let why = if ctx.last == Some(seq) {
+                Damage::Duplicate { seq }
+            } else {
+                Damage::OutOfOrder { expected, seq }
+            };
+            notes.push(Item::Damaged {
+                offset,
+                len: 0,
+                why,
+            });
+        }
+    }
+    ctx.expected = Some(seq.saturating_add(1));
+    ctx.last = Some(seq);
 }
 
 /// Streams [`Item`]s out of a reader. See the crate docs for an example.
@@ -475,6 +347,10 @@ impl<R: Read> Decoder<R> {
             Item::Incomplete { .. } => self.stats.incomplete += 1,
             Item::Unsupported { .. } => self.stats.unsupported += 1,
             Item::Gap { from, to, .. } => self.stats.missing += to.saturating_sub(*from),
+            Item::UnknownDump { .. } => self.stats.damaged += 1,
+            Item::Skipped { len, erased, .. } => {
+                self.stats.stray += len.saturating_sub(*erased);
+            }
             _ => {}
         }
         self.queue.push_back(Pending::Item(item));
@@ -528,32 +404,38 @@ impl<R: Read> Decoder<R> {
         };
         // A magic past the limit waits for the header frames before it to be checked.
         let magic = magic.filter(|&m| m <= limit);
-        let header = if self.after_unsupported {
+        // A header or record frame that checks but follows no magic: a dump whose magic (and
+        // header) are damaged. Its records are shown, under an unknown dump.
+        let frame = if self.after_unsupported {
             None // frames of a dump of an unknown version: do not guess
         } else {
             let upto = magic.unwrap_or(limit).min(limit);
-            memchr::memmem::find_iter(hay.get(..upto).unwrap_or(&[]), &[SYNC, FRAME_HEADER])
-                .find(|&i| self.candidate(self.start + i))
+            memchr::memchr_iter(SYNC, hay.get(..upto).unwrap_or(&[])).find(|&i| {
+                matches!(
+                    self.byte(self.start + i + 1),
+                    Some(FRAME_HEADER | FRAME_RECORD)
+                ) && self.candidate(self.start + i)
+            })
         };
-        match (magic, header) {
+        match (magic, frame) {
             (_, Some(i)) => {
                 self.note_skip(self.start, i);
                 self.start += i;
                 self.flush_skip();
                 let offset = self.offset();
-                self.push(Item::Damaged {
-                    offset,
-                    len: 0,
-                    why: Damage::MissingMagic,
-                });
                 self.stats.dumps += 1;
-                self.dump = Some(DumpCtx {
-                    offset,
-                    header: None,
-                    expected: None,
-                    seen: 0,
-                });
-                self.state = State::Header;
+                self.dump = Some(DumpCtx::new(offset));
+                if self.byte(self.start + 1) == Some(FRAME_HEADER) {
+                    self.push(Item::Damaged {
+                        offset,
+                        len: 0,
+                        why: Damage::MissingMagic,
+                    });
+                    self.state = State::Header;
+                } else {
+                    self.push(Item::UnknownDump { offset });
+                    self.state = State::Frames;
+                }
             }
             (Some(i), None) => {
                 self.note_skip(self.start, i);
@@ -599,12 +481,8 @@ impl<R: Read> Decoder<R> {
             Some(VERSION) => {
                 self.start += MAGIC.len() + 1;
                 self.stats.dumps += 1;
-                self.dump = Some(DumpCtx {
-                    offset,
-                    header: None,
-                    expected: None,
-                    seen: 0,
-                });
+                self.stats.framed += MAGIC.len() as u64 + 1;
+                self.dump = Some(DumpCtx::new(offset));
                 self.state = State::Header;
             }
             Some(version) => {
@@ -650,12 +528,16 @@ impl<R: Read> Decoder<R> {
                     .ok()
                     .map(|(h, _)| Header::from(&h));
                 self.start += len;
+                self.stats.framed += len as u64;
                 self.state = State::Frames;
                 let Some(ctx) = self.dump.as_mut() else {
                     return Ok(());
                 };
                 match header {
                     Some(header) => {
+                        if is_ring(&header) {
+                            ctx.ring = Some(RingCtx::default());
+                        }
                         ctx.header = Some(header.clone());
                         let dump_offset = ctx.offset;
                         self.push(Item::DumpStart {
@@ -683,21 +565,89 @@ impl<R: Read> Decoder<R> {
     }
 
     fn end_dump(&mut self, why: Cut) {
-        if let Some(ctx) = self.dump.take() {
+        self.close_dump(self.offset(), why);
+        self.state = State::Scan;
+    }
+
+    /// Closes the open dump, which has no end frame, at `offset`. A ring region has none by
+    /// design: it ends with [`Item::RegionEnd`] if it holds its whole capacity, and the true
+    /// loss (records between its older lap's end and its newer lap's start) is a gap.
+    fn close_dump(&mut self, offset: u64, why: Cut) {
+        let Some(mut ctx) = self.dump.take() else {
+            return;
+        };
+        let Some(ring) = ctx.ring.take() else {
             self.push(Item::Incomplete {
                 dump_offset: ctx.offset,
-                offset: self.offset(),
+                offset,
+                seen: ctx.seen,
+                why,
+            });
+            return;
+        };
+        if let Some((at, len, _)) = ring.held {
+            // Damage held back is never after the wrap: it is the write head.
+            self.push(Item::RingHead { offset: at, len });
+        }
+        if let (true, Some(from), Some(to)) = (ring.wrapped, ctx.expected, ring.newest_first) {
+            if from < to {
+                self.push(Item::Gap {
+                    offset,
+                    from,
+                    to,
+                    scoped: ctx.header.as_ref().is_some_and(|h| h.scope.is_some()),
+                });
+            }
+        }
+        let capacity = ctx.header.as_ref().map_or(0, |h| u64::from(h.capacity));
+        if offset.saturating_sub(ctx.offset) >= capacity {
+            self.push(Item::RegionEnd {
+                dump_offset: ctx.offset,
+                offset,
+                seen: ctx.seen,
+            });
+        } else {
+            // Shorter than its area: the region is cut.
+            self.push(Item::Incomplete {
+                dump_offset: ctx.offset,
+                offset,
                 seen: ctx.seen,
                 why,
             });
         }
-        self.state = State::Scan;
+    }
+
+    /// Reports bytes that could not be decoded. In a ring region before its wrap, the
+    /// report waits: a stretch followed by the wrap (or by the region's end) is the write
+    /// head, not damage.
+    fn damage(&mut self, offset: u64, len: u64, why: Damage) {
+        let ring = self.dump.as_mut().and_then(|d| d.ring.as_mut());
+        if let Some(ring) = ring.filter(|r| !r.wrapped) {
+            // Two stretches with only padding between are one (a torn frame holding zeros).
+            let held = match ring.held {
+                Some((at, _, first)) => (at, (offset + len).saturating_sub(at), first),
+                None => (offset, len, why),
+            };
+            ring.held = Some(held);
+            return;
+        }
+        self.push(Item::Damaged { offset, len, why });
+    }
+
+    /// Whether a run of `fill` bytes (erased flash `FF`, or padding `00`) starts at buffer
+    /// index `at` (filled by the caller).
+    fn run_at(&self, at: usize, fill: u8) -> bool {
+        let run = self.bytes(at, ERASED_RUN);
+        !run.is_empty() && (run.len() == ERASED_RUN || self.eof) && run.iter().all(|&b| b == fill)
     }
 
     /// Whether erased flash starts at buffer index `at` (filled by the caller).
     fn erased_at(&self, at: usize) -> bool {
-        let run = self.bytes(at, ERASED_RUN);
-        !run.is_empty() && (run.len() == ERASED_RUN || self.eof) && run.iter().all(|&b| b == 0xFF)
+        self.run_at(at, 0xFF)
+    }
+
+    fn in_ring(&self) -> bool {
+        self.dump.as_ref().is_some_and(|d| d.ring.is_some())
     }
 
     fn frames(&mut self) -> io::Result<()> {
@@ -707,6 +657,13 @@ impl<R: Read> Decoder<R> {
             self.end_dump(Cut::InputEnded);
             return Ok(());
         };
+        if first == 0 && self.in_ring() {
+            // A ring region's padding (after its header, or the tail zeroed at a wrap).
+            let run = self.bytes(self.start, self.avail());
+            let n = run.iter().position(|&b| b != 0).unwrap_or(run.len());
+            self.start += n.max(1);
+            return Ok(());
+        }
         if first != SYNC {
             if self.bytes(self.start, MAGIC.len()) == MAGIC {
                 self.end_dump(Cut::NextDump);
@@ -742,6 +699,7 @@ impl<R: Read> Decoder<R> {
     }
 
     fn whole_frame(&mut self, offset: u64, ty: u8, (b0, b1): (usize, usize), len: usize) {
+        self.stats.framed += len as u64;
         match ty {
             FRAME_RECORD => {
                 let body = self.bytes(b0, b1 - b0);
@@ -765,12 +723,19 @@ impl<R: Read> Decoder<R> {
                     .map(|(e, _)| e);
                 self.start += len;
                 self.state = State::Scan;
-                let Some(ctx) = self.dump.take() else {
+                let Some(mut ctx) = self.dump.take() else {
                     return;
                 };
+                if let Some((at, len, why)) = ctx.ring.as_mut().and_then(|r| r.held.take()) {
+                    self.push(Item::Damaged {
+                        offset: at,
+                        len,
+                        why,
+                    });
+                }
                 match end {
                     Some(end) => {
-                        if let Some(h) = &ctx.header {
+                        if let Some(h) = ctx.header.as_ref().filter(|h| !is_ring(h)) {
                             let next = ctx.expected.unwrap_or(h.first_seq);
                             if next < h.next_seq {
                                 self.push(Item::Gap {
@@ -797,21 +762,10 @@ impl<R: Read> Decoder<R> {
             FRAME_HEADER => {
                 // A header that checks but follows no magic: the previous dump was cut off
                 // and this one's magic is damaged. Start a dump here.
-                if let Some(ctx) = self.dump.take() {
-                    self.push(Item::Incomplete {
-                        dump_offset: ctx.offset,
-                        offset,
-                        seen: ctx.seen,
-                        why: Cut::NextDump,
-                    });
-                }
+                self.stats.framed -= len as u64; // counted again as the header
+                self.close_dump(offset, Cut::NextDump);
                 self.stats.dumps += 1;
-                self.dump = Some(DumpCtx {
-                    offset,
-                    header: None,
-                    expected: None,
-                    seen: 0,
-                });
+                self.dump = Some(DumpCtx::new(offset));
                 self.state = State::Header;
             }
             _ => {
@@ -829,29 +783,7 @@ impl<R: Read> Decoder<R> {
         let mut notes = Vec::new();
         if let Some(ctx) = self.dump.as_mut() {
             ctx.seen += 1;
-            let expected = ctx
-                .expected
-                .or_else(|| ctx.header.as_ref().map(|h| h.first_seq));
-            if let Some(expected) = expected {
-                if head.seq > expected {
-                    notes.push(Item::Gap {
-                        offset,
-                        from: expected,
-                        to: head.seq,
-                        scoped: ctx.header.as_ref().is_some_and(|h| h.scope.is_some()),
-                    });
-                } else if head.seq < expected {
-                    notes.push(Item::Damaged {
-                        offset,
-                        len: 0,
-                        why: Damage::OutOfOrder {
-                            expected,
-                            seq: head.seq,
-                        },
-                    });
-                }
-            }
-            ctx.expected = Some(head.seq.saturating_add(1));
+            check_seq(ctx, offset, head.seq, &mut notes);
         }
         for n in notes {
             self.push(n);
@@ -919,6 +851,10 @@ impl<R: Read> Decoder<R> {
                         found = Some(Err(Cut::Erased));
                         break;
                     }
+                    0x00 if self.in_ring() && self.run_at(i, 0) => {
+                        found = Some(Ok(())); // padding: skipped in `frames`
+                        break;
+                    }
                     _ => {}
                 }
                 i += 1;
@@ -931,11 +867,7 @@ impl<R: Read> Decoder<R> {
                 continue; // refill and scan on: `start` moved, so this progresses
             };
             let here = self.offset();
-            self.push(Item::Damaged {
-                offset: from,
-                len: here.saturating_sub(from),
-                why,
-            });
+            self.damage(from, here.saturating_sub(from), why);
             match found {
                 Ok(()) => self.state = State::Frames,
                 Err(cut) => self.end_dump(cut),

@@ -31,6 +31,30 @@ pub struct DumpInfo {
     pub unknown_frames: u64,
     /// Set for a dump of a version this decoder does not know.
     pub unsupported: Option<u8>,
+    /// Records whose payload does not decode as their kind says.
+    pub malformed: u64,
+    /// A ring region: it has no end frame by design.
+    pub region: bool,
+    /// Its magic and header are lost: its records were found without them.
+    pub unknown: bool,
+}
+
+impl DumpInfo {
+    /// Whether the end frame's record count differs from the records decoded.
+    pub fn count_mismatch(&self) -> bool {
+        self.end.is_some_and(|e| e.records != self.decoded)
+    }
+
+    /// Whether the dump is whole: the same rule as `decode`'s (damage, a cut, an unknown
+    /// version, a count mismatch or a malformed payload make it not).
+    pub fn damaged(&self) -> bool {
+        self.damaged > 0
+            || self.incomplete.is_some()
+            || self.unsupported.is_some()
+            || self.count_mismatch()
+            || self.malformed > 0
+            || self.unknown
+    }
 }
 
 /// Turns [`Item`]s into [`DumpInfo`]s, one per dump, as each dump ends.
@@ -60,7 +84,29 @@ impl InfoCollector {
                 self.open(*offset).header = Some(header.clone());
                 return done;
             }
-            Item::Record { offset, .. } => self.open(*offset).decoded += 1,
+            Item::Record {
+                offset,
+                head,
+                payload,
+            } => {
+                let d = self.open(*offset);
+                d.decoded += 1;
+                let level = flightrec_core::Level::from_u8(head.level)
+                    .unwrap_or(flightrec_core::Level::Trace);
+                if flightrec_core::event::decode(head.kind, level, payload).is_err() {
+                    d.malformed += 1;
+                }
+            }
+            Item::UnknownDump { offset } => {
+                let done = self.current.take();
+                self.open(*offset).unknown = true;
+                return done;
+            }
+            Item::RegionEnd { dump_offset, .. } => {
+                self.open(*dump_offset).region = true;
+                return self.current.take();
+            }
+            Item::Wrap { .. } | Item::RingHead { .. } => {}
             Item::Gap {
                 offset, from, to, ..
             } => self.open(*offset).missing += to.saturating_sub(*from),
@@ -100,7 +146,15 @@ impl InfoCollector {
 
 /// Writes a dump's summary as indented text.
 pub fn write_text<W: Write + ?Sized>(out: &mut W, d: &DumpInfo) -> io::Result<()> {
-    writeln!(out, "dump at offset {}", d.offset)?;
+    if d.unknown {
+        writeln!(
+            out,
+            "unknown dump at offset {} (its magic and header are lost)",
+            d.offset
+        )?;
+    } else {
+        writeln!(out, "dump at offset {}", d.offset)?;
+    }
     if let Some(v) = d.unsupported {
         return writeln!(
             out,
@@ -175,8 +229,20 @@ pub fn write_text<W: Write + ?Sized>(out: &mut W, d: &DumpInfo) -> io::Result<()
     if d.unknown_frames > 0 {
         writeln!(out, "  unknown:    {} frames skipped", d.unknown_frames)?;
     }
+    if d.malformed > 0 {
+        writeln!(out, "  malformed:  {} payloads", d.malformed)?;
+    }
+    if let Some(e) = d.end.filter(|_| d.count_mismatch()) {
+        writeln!(
+            out,
+            "  COUNT MISMATCH: {} written but {} decoded",
+            e.records, d.decoded
+        )?;
+    }
     match d.incomplete {
         Some(why) => writeln!(out, "  complete:   no ({why})"),
+        None if d.region => writeln!(out, "  complete:   ring region (no end frame by design)"),
+        None if d.end.is_none() => writeln!(out, "  complete:   no"),
         None => writeln!(out, "  complete:   yes"),
     }
 }
@@ -198,41 +264,7 @@ pub fn write_json<W: Write + ?Sized>(
         write!(line, ",\"unsupported_version\":{v}")?;
     }
     if let Some(h) = &d.header {
-        write!(
-            line,
-            ",\"reason\":\"{}\",\"marker\":\"{}\",\"detail\":",
-            h.reason,
-            h.reason.marker()
-        )?;
-        json_str(&mut line, &h.detail)?;
-        write!(
-            line,
-            ",\"trigger_time\":\"{}\",\"trigger_ticks\":{}",
-            Time {
-                ticks: h.trigger_time,
-                clock: Some(h.clock)
-            },
-            h.trigger_time
-        )?;
-        match h.trigger_seq {
-            Some(s) => write!(line, ",\"trigger_seq\":{s}")?,
-            None => line.extend_from_slice(b",\"trigger_seq\":null"),
-        }
-        write!(
-            line,
-            ",\"first_seq\":{},\"next_seq\":{},\"lost_before_ring\":{},\"suppressed\":{},\"index\":{},\"capacity\":{}",
-            h.first_seq, h.next_seq, h.lost, h.suppressed, h.index, h.capacity
-        )?;
-        match h.scope {
-            Some(s) => write!(line, ",\"scope\":{}", s.0)?,
-            None => line.extend_from_slice(b",\"scope\":null"),
-        }
-        line.extend_from_slice(b",\"build\":{\"name\":");
-        json_str(&mut line, &h.build_name)?;
-        line.extend_from_slice(b",\"version\":");
-        json_str(&mut line, &h.build_version)?;
-        let id: String = h.build_id.iter().map(|b| format!("{b:02x}")).collect();
-        write!(line, ",\"id\":\"{id}\"}}")?;
+        crate::render::json::header(&mut line, h)?;
     }
     write!(line, ",\"decoded\":{}", d.decoded)?;
     if let Some(e) = &d.end {
@@ -244,11 +276,16 @@ pub fn write_json<W: Write + ?Sized>(
     }
     write!(
         line,
-        ",\"missing\":{},\"damaged\":{},\"unknown_frames\":{},\"complete\":{}",
+        ",\"missing\":{},\"damaged\":{},\"unknown_frames\":{},\"malformed\":{},\"count_mismatch\":{},\"ring_region\":{},\"unknown_dump\":{},\"complete\":{},\"whole\":{}",
         d.missing,
         d.damaged,
         d.unknown_frames,
-        d.incomplete.is_none() && d.unsupported.is_none()
+        d.malformed,
+        d.count_mismatch(),
+        d.region,
+        d.unknown,
+        d.incomplete.is_none() && d.unsupported.is_none(),
+        !d.damaged()
     )?;
     if let Some(why) = d.incomplete {
         line.extend_from_slice(b",\"incomplete\":");

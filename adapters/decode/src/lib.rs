@@ -5,7 +5,9 @@
 //! their magic (in files holding several dumps, raw flash images, ring files), checks every
 //! frame's CRC, reports damage (offset and why) and resynchronises, reports dumps cut off
 //! by a power loss as incomplete, and shows gaps in sequence numbers where they happened.
-//! It never panics and never loops forever on any bytes (it is fuzzed).
+//! It never panics and never loops forever on any bytes (it is fuzzed). Flash images of
+//! `flightrec-flash`'s paged layout are read page by page by [`flash::FlashImage`], whose
+//! dumps' bytes feed the same decoder.
 //!
 //! A [`Renderer`] turns the items into text lines, NDJSON or ProFTPD-style forensic blocks,
 //! escaping everything a peer or device controls.
@@ -38,7 +40,9 @@
 #![forbid(unsafe_code)]
 
 pub mod decoder;
+pub mod flash;
 pub mod info;
+mod item;
 pub mod render;
 pub mod time;
 

@@ -91,14 +91,33 @@ pub fn geometry(image: &[u8]) -> Option<(usize, usize)> {
             let Some(b) = image.get(at..at + RECORD_LEN).and_then(|b| b.first_chunk()) else {
                 continue;
             };
-            if let Some(h) = PageHeader::decode(b) {
-                if u32::from(h.erase_log2) == log2 && h.write_log2 <= 5 {
+            if let Some(h) = page_header_at(at as u64, b) {
+                if u32::from(h.erase_log2) == log2 {
                     return Some((page, 1 << h.write_log2));
                 }
             }
         }
     }
     None
+}
+
+/// The page header in `bytes`, found at byte `offset` of an image, if it checks and
+/// `offset` is a multiple of the page size it records (with a geometry the store
+/// accepts): how a host reader tells a page header from data shaped like one. Page by
+/// page, this is the lowest-level listing of an image (see the crate docs for the rest).
+///
+/// ```
+/// use flightrec_flash::{page_header_at, PageHeader};
+/// let h = PageHeader { dump: 3, index: 0, erase_log2: 8, write_log2: 2 }.encode();
+/// assert!(page_header_at(512, &h).is_some());
+/// assert!(page_header_at(128, &h).is_none(), "not at a multiple of its 256-byte page");
+/// ```
+pub fn page_header_at(offset: u64, bytes: &[u8; RECORD_LEN]) -> Option<PageHeader> {
+    let h = PageHeader::decode(bytes)?;
+    let aligned = (7..=20).contains(&h.erase_log2)
+        && h.write_log2 <= 5
+        && offset % (1u64 << h.erase_log2) == 0;
+    aligned.then_some(h)
 }
 
 /// Every dump in a raw image written by [`crate::FlashStore`], oldest first, with its

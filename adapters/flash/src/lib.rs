@@ -168,6 +168,6 @@ mod store;
 pub use format::{Commit, PageHeader, COMMIT_MAGIC, PAGE_MAGIC, RECORD_LEN};
 #[cfg(feature = "alloc")]
 pub use image::image_dumps;
-pub use image::{geometry, ImageError, ImageFlash};
+pub use image::{geometry, page_header_at, ImageError, ImageFlash};
 pub use ram::{RamFlash, RamFlashError};
 pub use store::{DumpInfo, DumpWriter, Dumps, Error, FlashStore, ReadError, Status, CHUNK};

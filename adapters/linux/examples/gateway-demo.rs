@@ -165,7 +165,9 @@ fn main() -> ExitCode {
             .map_err(|e| format!("client: {e}"))?;
         // Let the post-trigger windows close, then let the writer finish.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        running.service.flush().await;
+        if let Err(lost) = running.service.flush().await {
+            eprintln!("gateway-demo: {lost}");
+        }
         let stats = running.rec.stats();
         println!(
             "\ngateway: {} records captured, {} dumps written, {} audit lines, {} queue drops",
@@ -175,7 +177,11 @@ fn main() -> ExitCode {
             stats.queue_dropped
         );
         running.task.abort();
-        running.service.shutdown().await;
+        running
+            .service
+            .shutdown()
+            .await
+            .map_err(|lost| lost.to_string())?;
         Ok::<(), String>(())
     });
     if let Err(e) = result {

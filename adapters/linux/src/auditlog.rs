@@ -2,26 +2,30 @@
 //! by size and count, expired by age, reopened on `SIGHUP`.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use flightrec_audit::LineFormat;
 use flightrec_core::event::{decode, Decoded};
 
-use crate::files::{open_append, safe_component};
+use crate::files::{cut_back, host_file_name, split, FilePolicy, SafeDir};
 use crate::recorder::AuditItem;
+use crate::stats::{Counters, Source};
 
 /// Where and how audit lines are written.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditOptions {
-    /// File path; `@HOST@` (anywhere) is replaced by the event's virtual host (ejabberd).
+    /// File path; `@HOST@` (anywhere) is replaced by the event's virtual host (ejabberd),
+    /// spelt one way ([`host_file_name`]: `EXAMPLE.ORG.` is `example.org`).
     pub path: String,
     /// Line layout.
     pub format: LineFormat,
-    /// Mode of created files.
-    pub mode: u32,
+    /// Mode of created files and the rules of the path (see [`crate::files`]).
+    pub file: FilePolicy,
     /// Rotate when a file would grow past this many bytes (0: never; leave rotation to
     /// logrotate). Open-Xchange's default: 2 MiB.
     pub max_bytes: u64,
@@ -39,7 +43,7 @@ impl Default for AuditOptions {
         AuditOptions {
             path: "audit-@HOST@.log".into(),
             format: LineFormat::default(),
-            mode: 0o600,
+            file: FilePolicy::default(),
             max_bytes: 2 * 1024 * 1024,
             max_files: 99,
             max_age: Some(Duration::from_secs(28 * 86_400)),
@@ -48,20 +52,32 @@ impl Default for AuditOptions {
     }
 }
 
+const CUT_MARKER: &str = AuditLog::CUT_MARKER;
+
 struct AuditFile {
     path: PathBuf,
+    dir: Option<SafeDir>,
     file: Option<File>,
     size: u64,
+    /// Whole lines waiting for the next write.
     pending: Vec<u8>,
+    pending_lines: u64,
+    /// The file ends with a fragment of a line (a failed write could not be cut back).
+    fragment: bool,
 }
 
 /// The audit log of one daemon: a file per host.
+///
+/// Lines are written in batches, one `write` per file and flush. A line is either whole in
+/// its file or counted as lost: when a write fails part way (a full disk), the file is cut
+/// back (`ftruncate`) to the end of the last whole line written, the lines after it are
+/// counted as lost, and the error is said once per cause. If the cut fails too, the next
+/// write starts with [`CUT_MARKER`](Self::CUT_MARKER), which ends the fragment's line.
 pub struct AuditLog {
     opts: AuditOptions,
     fallback: String,
     files: HashMap<String, AuditFile>,
-    errors: u64,
-    lines: u64,
+    counters: Arc<Counters>,
     line: String,
 }
 
@@ -85,39 +101,62 @@ fn event_host<'a>(e: &Decoded<'a>) -> &'a str {
 }
 
 impl AuditLog {
+    /// Ends a line cut by a failed write that could not be cut back out of the file: the
+    /// fragment's line gets this tail (so no filter reads it as a whole line), and the next
+    /// line starts on a fresh line.
+    pub const CUT_MARKER: &'static str = " <flightrec: line cut by a write error>\n";
+
     /// An audit log; `fallback` names the host of events without one (and the file for
-    /// hosts that are not path-safe).
+    /// hosts that are not DNS names, see [`host_file_name`]).
     pub fn new(opts: AuditOptions, fallback: &str) -> Self {
-        let fallback = safe_component(fallback).unwrap_or("localhost").to_owned();
+        Self::with_counters(opts, fallback, Arc::default())
+    }
+
+    pub(crate) fn with_counters(
+        opts: AuditOptions,
+        fallback: &str,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let fallback = host_file_name(fallback).unwrap_or_else(|| "localhost".into());
         AuditLog {
             opts,
             fallback,
             files: HashMap::new(),
-            errors: 0,
-            lines: 0,
+            counters,
             line: String::new(),
         }
     }
 
-    /// Lines written.
+    /// Lines written (whole in their file).
     pub fn lines(&self) -> u64 {
-        self.lines
+        self.counters.snapshot().audit_lines_written
     }
 
-    /// Write errors (lines lost).
+    /// Lines lost (refused file, write error, event that did not render).
     pub fn errors(&self) -> u64 {
-        self.errors
+        let now = self.counters.snapshot();
+        now.audit_lines_lost
     }
 
-    /// The file events of `host` go to.
+    /// The file events of `host` go to (if it is not beyond `max_hosts`).
     pub fn path_for(&self, host: &str) -> PathBuf {
-        PathBuf::from(self.opts.path.replace("@HOST@", host))
+        PathBuf::from(self.opts.path.replace("@HOST@", &self.file_key(host, true)))
+    }
+
+    /// The host whose file events of `host` go to.
+    fn file_key(&self, host: &str, room: bool) -> String {
+        if !self.opts.path.contains("@HOST@") {
+            return self.fallback.clone();
+        }
+        host_file_name(host)
+            .filter(|h| room || self.files.contains_key(h))
+            .unwrap_or_else(|| self.fallback.clone())
     }
 
     /// Renders `item` and queues it for its host's file; [`flush`](Self::flush) writes.
     pub fn add(&mut self, item: &AuditItem) {
         let Ok(event) = decode(item.kind, item.level, &item.payload) else {
-            self.errors += 1;
+            self.unrendered();
             return;
         };
         self.line.clear();
@@ -128,53 +167,56 @@ impl AuditLog {
             .render(time, &self.fallback, &event, &mut self.line)
             .is_err()
         {
-            self.errors += 1;
+            self.unrendered();
             return;
         }
         self.line.push('\n');
-        let host = safe_component(event_host(&event))
-            .filter(|h| self.files.contains_key(*h) || self.files.len() < self.opts.max_hosts)
-            .unwrap_or(&self.fallback)
-            .to_owned();
-        let host = if self.opts.path.contains("@HOST@") {
-            host
-        } else {
-            self.fallback.clone()
-        };
-        let path = self.path_for(&host);
+        let room = self.files.len() < self.opts.max_hosts;
+        let host = self.file_key(event_host(&event), room);
+        let path = PathBuf::from(self.opts.path.replace("@HOST@", &host));
         let entry = self.files.entry(host).or_insert_with(|| AuditFile {
             path,
+            dir: None,
             file: None,
             size: 0,
             pending: Vec::new(),
+            pending_lines: 0,
+            fragment: false,
         });
-        let line = std::mem::take(&mut self.line);
-        if let Err(e) = push_line(entry, &self.opts, line.as_bytes()) {
-            self.errors += 1;
-            let _ = e;
-        } else {
-            self.lines += 1;
-        }
-        self.line = line;
+        push_line(entry, &self.opts, &self.counters, self.line.as_bytes());
     }
 
-    /// Writes every queued line: one `write` per file (whole lines only).
+    fn unrendered(&self) {
+        self.counters.lost(Source::Audit, 1);
+        self.counters.failed(
+            Source::Audit,
+            "audit line lost",
+            &io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a security event did not decode or render",
+            ),
+        );
+    }
+
+    /// Writes every queued line: one `write` per file (whole lines only). Returns the first
+    /// error; every line not written is counted as lost.
     pub fn flush(&mut self) -> io::Result<()> {
         let mut first_err = None;
         for f in self.files.values_mut() {
-            if let Err(e) = write_pending(f, &self.opts) {
+            if let Err(e) = write_pending(f, &self.opts, &self.counters) {
                 first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Closes every file; the next line reopens (or creates) it. For `SIGHUP` after an
-    /// external logrotate.
+    /// Closes every file; the next line reopens (or creates) it, walking its path again.
+    /// For `SIGHUP` after an external logrotate.
     pub fn reopen(&mut self) -> io::Result<()> {
         let result = self.flush();
         for f in self.files.values_mut() {
             f.file = None;
+            f.dir = None;
         }
         result
     }
@@ -183,98 +225,190 @@ impl AuditLog {
     pub fn expire(&mut self) {
         let Some(age) = self.opts.max_age else { return };
         let now = SystemTime::now();
-        for f in self.files.values() {
-            expire_rotations(&f.path, age, now);
+        for f in self.files.values_mut() {
+            let result =
+                open_dir(f, &self.opts).map(|(dir, name)| expire_rotations(dir, &name, age, now));
+            if let Err(e) = result {
+                self.counters
+                    .failed(Source::Audit, "audit expiry failed", &e);
+            }
         }
     }
 }
 
-fn open(f: &mut AuditFile, opts: &AuditOptions) -> io::Result<()> {
+/// The file's directory (walked by the rules of [`crate::files`]) and name.
+fn open_dir<'a>(f: &'a mut AuditFile, opts: &AuditOptions) -> io::Result<(&'a SafeDir, OsString)> {
+    let (dir, name) = split(&f.path)?;
+    let name = name.to_owned();
+    if f.dir.is_none() {
+        f.dir = Some(SafeDir::open(dir, &opts.file)?);
+    }
+    match f.dir.as_ref() {
+        Some(d) => Ok((d, name)),
+        None => Err(io::Error::other("directory not open")),
+    }
+}
+
+fn open(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters) -> io::Result<()> {
     if f.file.is_none() {
-        let file = open_append(&f.path, opts.mode)?;
-        f.size = file.metadata()?.len();
-        f.file = Some(file);
+        let (dir, name) = open_dir(f, opts)?;
+        let opened = dir.open_append(&name, &opts.file)?;
+        if let Some(t) = opened.tightened {
+            counters.tightened(&f.path, t);
+        }
+        f.size = opened.file.metadata()?.len();
+        f.file = Some(opened.file);
     }
     Ok(())
 }
 
-fn push_line(f: &mut AuditFile, opts: &AuditOptions, line: &[u8]) -> io::Result<()> {
-    if opts.max_bytes > 0 {
-        open(f, opts)?;
-        let after = f.size + f.pending.len() as u64 + line.len() as u64;
-        if after > opts.max_bytes && f.size + f.pending.len() as u64 > 0 {
-            write_pending(f, opts)?;
-            rotate(f, opts)?;
+fn push_line(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters, line: &[u8]) {
+    // An open that fails here fails again at the write, which counts and says it.
+    if opts.max_bytes > 0 && open(f, opts, counters).is_ok() {
+        let queued = f.size + f.pending.len() as u64;
+        if queued + line.len() as u64 > opts.max_bytes && queued > 0 {
+            let _ = write_pending(f, opts, counters);
+            if let Err(e) = rotate(f, opts) {
+                // Lines go on to the current file (past max_bytes) rather than be lost.
+                counters.failed(Source::Audit, "audit rotation failed", &e);
+            }
         }
     }
     f.pending.extend_from_slice(line);
+    f.pending_lines += 1;
     if f.pending.len() >= 64 * 1024 {
-        write_pending(f, opts)?;
+        let _ = write_pending(f, opts, counters);
     }
-    Ok(())
 }
 
-fn write_pending(f: &mut AuditFile, opts: &AuditOptions) -> io::Result<()> {
+/// Writes the pending lines; see [`AuditLog`] for what happens when that fails part way.
+fn write_pending(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters) -> io::Result<()> {
     if f.pending.is_empty() {
         return Ok(());
     }
-    let result = open(f, opts).and_then(|()| match f.file.as_mut() {
-        Some(file) => file.write_all(&f.pending),
-        None => Ok(()),
-    });
-    if result.is_ok() {
-        f.size += f.pending.len() as u64;
-    } else {
-        // The file is closed so the next write reopens it; these lines are lost.
+    let lines = std::mem::take(&mut f.pending_lines);
+    let mut pending = std::mem::take(&mut f.pending);
+    let result = open(f, opts, counters)
+        .map_err(|e| (0, e))
+        .and_then(|()| append_lines(f, &mut pending));
+    pending.clear();
+    f.pending = pending; // keep the buffer's capacity
+    let written = match &result {
+        Ok(n) => *n,
+        Err((n, _)) => *n,
+    };
+    counters.written(Source::Audit, written);
+    counters.lost(Source::Audit, lines.saturating_sub(written));
+    result.map(drop).map_err(|(_, e)| {
+        // Closed: the next write reopens it, walking the path again.
         f.file = None;
+        f.dir = None;
+        counters.failed(Source::Audit, "audit write failed", &e);
+        e
+    })
+}
+
+/// Appends `lines` (whole lines) to the open file, after [`CUT_MARKER`] if the file ends
+/// with a fragment. Returns the lines now whole in the file; on an error, also the error,
+/// with the file cut back to its last whole line.
+fn append_lines(f: &mut AuditFile, lines: &mut Vec<u8>) -> Result<u64, (u64, io::Error)> {
+    let Some(file) = f.file.as_ref() else {
+        return Err((0, io::Error::other("audit file not open")));
+    };
+    let start = file.metadata().map_err(|e| (0, e))?.len();
+    let marker = if f.fragment { CUT_MARKER.len() } else { 0 };
+    if f.fragment {
+        lines.splice(0..0, CUT_MARKER.bytes());
     }
-    f.pending.clear();
-    result
+    let (done, error) = write_some(file, lines);
+    let whole_in = |end: usize| {
+        lines
+            .get(marker.min(end)..end)
+            .map_or(0, |l| l.iter().filter(|b| **b == b'\n').count() as u64)
+    };
+    let Some(e) = error else {
+        f.size = start + done as u64;
+        f.fragment = false;
+        return Ok(whole_in(done));
+    };
+    // The end of the last whole line (or of the marker) written.
+    let keep = lines
+        .get(..done)
+        .and_then(|w| w.iter().rposition(|b| *b == b'\n'))
+        .map_or(0, |i| i + 1);
+    let mut end = keep;
+    let mut e = e;
+    if done > keep {
+        if let Err(cut) = cut_back(file, start + keep as u64) {
+            e = io::Error::new(
+                e.kind(),
+                format!("{e}; cutting the partial line back out failed too: {cut}"),
+            );
+            end = done;
+        }
+    }
+    f.size = start + end as u64;
+    f.fragment = if end > keep {
+        true
+    } else {
+        keep == 0 && f.fragment
+    };
+    let e = io::Error::new(e.kind(), format!("{}: {e}", f.path.display()));
+    Err((whole_in(keep), e))
 }
 
-fn rotated(path: &Path, n: u32) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
+/// Writes as much of `bytes` as goes: the count written, and the error that stopped it.
+fn write_some(mut file: &File, bytes: &[u8]) -> (usize, Option<io::Error>) {
+    let mut done = 0;
+    while let Some(rest) = bytes.get(done..).filter(|r| !r.is_empty()) {
+        match file.write(rest) {
+            Ok(0) => return (done, Some(io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Some(e)),
+        }
+    }
+    (done, None)
+}
+
+fn rotated(name: &std::ffi::OsStr, n: u32) -> OsString {
+    let mut s = name.to_owned();
     s.push(format!(".{n}"));
-    PathBuf::from(s)
+    s
 }
 
-/// `file` → `file.1` → ... → `file.N`; the oldest beyond N is deleted.
+/// `file` → `file.1` → ... → `file.N`; the oldest beyond N is deleted. Renames are made in
+/// the file's directory as opened ([`SafeDir`]), never through a link.
 fn rotate(f: &mut AuditFile, opts: &AuditOptions) -> io::Result<()> {
     f.file = None;
+    let (dir, name) = open_dir(f, opts)?;
     if opts.max_files == 0 {
-        std::fs::remove_file(&f.path)?;
+        dir.remove(&name)?;
     } else {
-        let _ = std::fs::remove_file(rotated(&f.path, opts.max_files));
+        let _ = dir.remove(&rotated(&name, opts.max_files));
         for n in (1..opts.max_files).rev() {
-            let from = rotated(&f.path, n);
-            if from.exists() {
-                std::fs::rename(&from, rotated(&f.path, n + 1))?;
+            let from = rotated(&name, n);
+            if dir.entry(&from)?.is_some() {
+                dir.rename(&from, &rotated(&name, n + 1))?;
             }
         }
-        std::fs::rename(&f.path, rotated(&f.path, 1))?;
+        dir.rename(&name, &rotated(&name, 1))?;
+    }
+    if let Some(age) = opts.max_age {
+        expire_rotations(dir, &name, age, SystemTime::now());
     }
     f.size = 0;
-    if let Some(age) = opts.max_age {
-        expire_rotations(&f.path, age, SystemTime::now());
-    }
-    open(f, opts)
+    f.fragment = false;
+    Ok(())
 }
 
-/// Deletes `path.N` (and logrotate's `path.N.gz`) last modified more than `age` ago.
-fn expire_rotations(path: &Path, age: Duration, now: SystemTime) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+/// Deletes `name.N` (and logrotate's `name.N.gz`) in `dir`, regular files last modified
+/// more than `age` ago.
+fn expire_rotations(dir: &SafeDir, name: &std::ffi::OsStr, age: Duration, now: SystemTime) {
+    let (Ok(entries), Some(name)) = (dir.names(), name.to_str()) else {
         return;
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
+    for file_name in entries {
         let Some(rest) = file_name
             .to_str()
             .and_then(|n| n.strip_prefix(name))
@@ -286,14 +420,12 @@ fn expire_rotations(path: &Path, age: Duration, now: SystemTime) {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .is_some_and(|d| d > age);
+        let old =
+            dir.entry(&file_name).ok().flatten().is_some_and(|e| {
+                e.regular && now.duration_since(e.modified).is_ok_and(|d| d > age)
+            });
         if old {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = dir.remove(&file_name);
         }
     }
 }
@@ -303,6 +435,7 @@ mod tests {
     use super::*;
     use flightrec_core::event::{AuthFailure, Peer};
     use flightrec_core::{Kind, Level};
+    use std::path::Path;
 
     fn item(user: &str, host: &str, secs: u64) -> AuditItem {
         let e = AuthFailure {
@@ -358,6 +491,143 @@ mod tests {
     }
 
     #[test]
+    fn host_spellings_share_one_file_and_each_line_keeps_its_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = AuditOptions {
+            path: dir.path().join("@HOST@/audit.log").display().to_string(),
+            ..AuditOptions::default()
+        };
+        let mut log = AuditLog::new(opts, "GW.");
+        for (i, host) in ["example.org", "EXAMPLE.ORG", "example.org.", "Example.Org"]
+            .iter()
+            .enumerate()
+        {
+            log.add(&item(&format!("u{i}"), host, 1_000_000_000));
+        }
+        log.add(&item("v", "", 1_000_000_000));
+        log.add(&item("w", "gw", 1_000_000_000));
+        log.flush().unwrap();
+        let mut dirs: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        dirs.sort();
+        assert_eq!(dirs, ["example.org", "gw"]);
+        let text = std::fs::read_to_string(dir.path().join("example.org/audit.log")).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        for (line, want) in lines.iter().zip([
+            "u0@example.org ",
+            "u1@EXAMPLE.ORG ",
+            "u2@example.org. ",
+            "u3@Example.Org ",
+        ]) {
+            assert!(line.contains(want), "{line} lacks {want}");
+        }
+        let gw = std::fs::read_to_string(dir.path().join("gw/audit.log")).unwrap();
+        assert_eq!(gw.lines().count(), 2, "{gw}");
+        assert_eq!(log.lines(), 6);
+    }
+
+    proptest::proptest! {
+        /// Whatever a peer sends as host, its file is `DIR/<one safe component>/audit.log`.
+        #[test]
+        fn no_host_selects_a_path_outside_the_audit_directory(
+            host in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[./a-zA-Z\\x00-\\x1f\\u{80}-\\u{10ffff}]{0,80}",
+                proptest::sample::select(vec![
+                    "..".to_owned(), "/".to_owned(), String::new(), ".".to_owned(),
+                    "../..".to_owned(), "a/../../b".to_owned(), "x".repeat(300),
+                    "\u{202e}gro.elpmaxe".to_owned(), "exa\u{0}mple".to_owned(),
+                ]),
+            ]
+        ) {
+            let dir = Path::new("/srv/audit");
+            let opts = AuditOptions {
+                path: "/srv/audit/@HOST@/audit.log".into(),
+                ..AuditOptions::default()
+            };
+            let log = AuditLog::new(opts, "gw");
+            let path = log.path_for(&host);
+            let rest = path.strip_prefix(dir).unwrap();
+            let parts: Vec<_> = rest.components().collect();
+            proptest::prop_assert_eq!(parts.len(), 2, "{:?}", path);
+            let name = parts[0].as_os_str().to_str().unwrap();
+            proptest::prop_assert!(crate::files::safe_component(name).is_some(), "{:?}", path);
+            proptest::prop_assert_eq!(parts[1].as_os_str(), "audit.log");
+        }
+    }
+
+    /// Reads what is in a non-blocking pipe now.
+    fn drain(mut r: &File) -> Vec<u8> {
+        use std::io::Read;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[test]
+    fn a_cut_that_cannot_be_made_is_marked_and_the_next_line_starts_fresh() {
+        use std::os::fd::FromRawFd;
+        // A non-blocking pipe: a write stops at its capacity, and it cannot be truncated.
+        let mut fds = [0; 2];
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) },
+            0
+        );
+        let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        let mut f = AuditFile {
+            path: "pipe".into(),
+            dir: None,
+            file: Some(w),
+            size: 0,
+            pending: Vec::new(),
+            pending_lines: 0,
+            fragment: false,
+        };
+        let line = |i: usize| format!("line {i:05} {}\n", "x".repeat(53));
+        let mut lines: Vec<u8> = (0..2000).flat_map(|i| line(i).into_bytes()).collect();
+        let (whole, e) = append_lines(&mut f, &mut lines).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cutting the partial line back out failed"),
+            "{e}"
+        );
+        assert!(f.fragment);
+        let mut got = drain(&r);
+        assert_eq!(got.iter().filter(|b| **b == b'\n').count() as u64, whole);
+        assert!(!got.ends_with(b"\n"), "the write stopped inside a line");
+        let mut next = line(9999).into_bytes();
+        assert_eq!(append_lines(&mut f, &mut next).unwrap(), 1);
+        assert!(!f.fragment);
+        got.extend(drain(&r));
+        let text = String::from_utf8(got).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let n = lines.len();
+        assert_eq!(n as u64, whole + 2);
+        // The fragment's line ends with the marker; the next line is whole on its own.
+        assert!(
+            lines[n - 2].ends_with(CUT_MARKER.trim_end()),
+            "{}",
+            lines[n - 2]
+        );
+        assert!(
+            line(whole as usize).starts_with(lines[n - 2].trim_end_matches(CUT_MARKER.trim_end()))
+        );
+        assert_eq!(format!("{}\n", lines[n - 1]), line(9999));
+        for (i, l) in lines[..n - 2].iter().enumerate() {
+            assert_eq!(format!("{l}\n"), line(i));
+        }
+    }
+
+    #[test]
     fn rotation_by_size_and_count() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
@@ -373,17 +643,13 @@ mod tests {
             log.flush().unwrap();
         }
         let mut all = Vec::new();
-        for p in [
-            rotated(&path, 3),
-            rotated(&path, 2),
-            rotated(&path, 1),
-            path.clone(),
-        ] {
+        let rotated = |n: u32| dir.path().join(format!("audit.log.{n}"));
+        for p in [rotated(3), rotated(2), rotated(1), path.clone()] {
             let text = std::fs::read_to_string(&p).unwrap();
             assert!(text.len() <= 300, "{} is {} bytes", p.display(), text.len());
             all.extend(text.lines().map(str::to_owned));
         }
-        assert!(!rotated(&path, 4).exists());
+        assert!(!rotated(4).exists());
         // The newest lines are kept, in order, none torn.
         let n = all.len();
         assert!(n >= 8);
@@ -396,12 +662,17 @@ mod tests {
     #[test]
     fn expiry_deletes_only_old_rotations() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.log");
         for n in ["audit.log.1", "audit.log.2.gz", "audit.log.x", "audit.log"] {
             std::fs::write(dir.path().join(n), b"x\n").unwrap();
         }
         let later = SystemTime::now() + Duration::from_secs(30 * 86_400);
-        expire_rotations(&path, Duration::from_secs(28 * 86_400), later);
+        let safe = SafeDir::open(dir.path(), &FilePolicy::default()).unwrap();
+        expire_rotations(
+            &safe,
+            "audit.log".as_ref(),
+            Duration::from_secs(28 * 86_400),
+            later,
+        );
         assert!(!dir.path().join("audit.log.1").exists());
         assert!(!dir.path().join("audit.log.2.gz").exists());
         assert!(dir.path().join("audit.log.x").exists());

@@ -8,6 +8,12 @@
 //! [ring]
 //! shards = 8                   # 64 KiB rings; threads are spread over them
 //! file = "/var/lib/gw/ring"    # crash-survivable copy (memory-mapped), optional
+//! file_mode = "0600"
+//!
+//! [files]                      # how every dump, audit and ring file is opened
+//! dir_mode = "0700"            # mode of directories created on the way
+//! loose_mode = "tighten"       # existing file looser than its mode: "tighten" or "refuse"
+//! trusted_groups = ["syslog"]  # groups (besides root's) that may write a directory on a path
 //!
 //! [capture]                    # what the tracing layer records
 //! level = "trace"
@@ -35,6 +41,14 @@
 //! max_files = 99
 //! max_age_days = 28
 //! ```
+//!
+//! Every file is opened by the rules of [`crate::files`]: the whole path without following
+//! a link; every directory on it owned by root or this process's user and writable by
+//! nobody else (unless sticky, like `/tmp`; group write allowed for root's group and
+//! `files.trusted_groups`); missing directories created at `files.dir_mode`; only regular
+//! files, never a FIFO or device, never waited on; an existing file whose mode is looser than
+//! `dump.mode`/`audit.mode` tightened or refused (`files.loose_mode`). Refusals are counted
+//! and said (see [`crate::Service::stats`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,7 +63,7 @@ use tracing_subscriber::filter::Targets;
 
 use crate::auditlog::AuditOptions;
 use crate::dumpfile::{DumpFormat, DumpOptions};
-use crate::files::Template;
+use crate::files::{FilePolicy, LooseMode, Template};
 use crate::recorder::{RecorderOptions, MAX_SHARDS};
 use crate::service::ServiceOptions;
 
@@ -162,10 +176,81 @@ impl Mode {
     }
 }
 
+impl Mode {
+    /// A directory's mode: the owner may enter and write it, nobody else may write it.
+    fn check_dir(self, key: &str) -> Result<u32, ConfigError> {
+        let m = match self {
+            Mode::Number(m) | Mode::Text(ModeText(m)) => m,
+        };
+        if m > 0o777 {
+            return Err(err(
+                key,
+                format!("{m:o} is not a directory mode (at most 0777)"),
+            ));
+        }
+        if m & 0o022 != 0 {
+            return Err(err(
+                key,
+                format!("0{m:o} lets others write the directory: refused"),
+            ));
+        }
+        if m & 0o700 != 0o700 {
+            return Err(err(
+                key,
+                format!("0{m:o} does not let the owner enter and write"),
+            ));
+        }
+        Ok(m)
+    }
+}
+
 impl Default for Mode {
     fn default() -> Self {
         Mode::Number(0o600)
     }
+}
+
+/// A group: its name (`"adm"`) or number.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Group {
+    /// A gid.
+    Id(u32),
+    /// A name, looked up in the group database.
+    Name(String),
+}
+
+impl Group {
+    fn gid(&self, key: &str) -> Result<u32, ConfigError> {
+        match self {
+            Group::Id(g) => Ok(*g),
+            Group::Name(name) => {
+                gid_of(name).ok_or_else(|| err(key, format!("no group named {name:?}")))
+            }
+        }
+    }
+}
+
+/// The gid of group `name` (`getgrnam_r`).
+fn gid_of(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    let mut len = 1024;
+    while len <= 1 << 20 {
+        let mut buf = vec![0 as libc::c_char; len];
+        // SAFETY: an all-zero `group` is a valid value (pointers null, gid 0); it is only
+        // read after getgrnam_r filled it and set `found` to it.
+        let mut group: libc::group = unsafe { std::mem::zeroed() };
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; `buf` is `len` bytes long.
+        let rc =
+            unsafe { libc::getgrnam_r(c.as_ptr(), &mut group, buf.as_mut_ptr(), len, &mut found) };
+        if rc == libc::ERANGE {
+            len *= 4;
+            continue;
+        }
+        return (rc == 0 && !found.is_null()).then_some(group.gr_gid);
+    }
+    None
 }
 
 /// The whole configuration file.
@@ -188,6 +273,8 @@ pub struct Config {
     pub dump: DumpSection,
     /// `[audit]` (absent: no audit log).
     pub audit: Option<AuditSection>,
+    /// `[files]`.
+    pub files: FilesSection,
 }
 
 impl Default for Config {
@@ -201,6 +288,32 @@ impl Default for Config {
             trigger: TriggerSection::default(),
             dump: DumpSection::default(),
             audit: None,
+            files: FilesSection::default(),
+        }
+    }
+}
+
+/// `[files]`: how every dump, audit and ring file is opened (see [`crate::files`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesSection {
+    /// Mode of directories created on a file's path (default 0700; no group or world
+    /// write).
+    pub dir_mode: Mode,
+    /// An existing file whose mode is looser than configured: `"tighten"` (default) or
+    /// `"refuse"`.
+    pub loose_mode: String,
+    /// Groups besides root's that may have write access to a directory on a path (names or
+    /// gids; Ubuntu's `/var/log` is group-writable by `syslog`).
+    pub trusted_groups: Vec<Group>,
+}
+
+impl Default for FilesSection {
+    fn default() -> Self {
+        FilesSection {
+            dir_mode: Mode::Number(0o700),
+            loose_mode: "tighten".into(),
+            trusted_groups: Vec::new(),
         }
     }
 }
@@ -445,7 +558,7 @@ impl Config {
     /// Checks everything that can be checked without building.
     pub fn check(&self) -> Result<(), ConfigError> {
         self.recorder_options()?;
-        self.ring.file_mode.check("ring.file_mode")?;
+        self.file_policy(&self.ring.file_mode, "ring.file_mode")?;
         if self.ring.file.as_deref() == Some("") {
             return Err(err("ring.file", "must not be empty"));
         }
@@ -456,12 +569,37 @@ impl Config {
     /// Builds the recorder: with the ring file of `[ring] file`, if set.
     pub fn recorder(&self) -> Result<std::sync::Arc<crate::FlightRecorder>, ConfigError> {
         let opts = self.recorder_options()?;
-        let mode = self.ring.file_mode.check("ring.file_mode")?;
+        let policy = self.file_policy(&self.ring.file_mode, "ring.file_mode")?;
         match &self.ring.file {
             None => Ok(crate::FlightRecorder::new(opts)),
-            Some(path) => crate::FlightRecorder::with_ring_file(opts, Path::new(path), mode)
+            Some(path) => crate::FlightRecorder::with_ring_file(opts, Path::new(path), &policy)
                 .map_err(|e| err("ring.file", e.to_string())),
         }
+    }
+
+    /// The rules of `[files]` with files created at `mode` (checked as key `key`).
+    pub fn file_policy(&self, mode: &Mode, key: &str) -> Result<FilePolicy, ConfigError> {
+        let f = &self.files;
+        let loose = match f.loose_mode.as_str() {
+            "tighten" => LooseMode::Tighten,
+            "refuse" => LooseMode::Refuse,
+            other => {
+                return Err(err(
+                    "files.loose_mode",
+                    format!("unknown value {other:?} (known: tighten, refuse)"),
+                ))
+            }
+        };
+        Ok(FilePolicy {
+            mode: mode.check(key)?,
+            dir_mode: f.dir_mode.check_dir("files.dir_mode")?,
+            loose,
+            trusted_gids: f
+                .trusted_groups
+                .iter()
+                .map(|g| g.gid("files.trusted_groups"))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// Options of the recorder.
@@ -557,7 +695,7 @@ impl Config {
         };
         let dump = DumpOptions {
             path: Template::parse(&d.path).map_err(|p| err("dump.path", p))?,
-            mode: d.mode.check("dump.mode")?,
+            file: self.file_policy(&d.mode, "dump.mode")?,
             format,
         };
         let audit = match &self.audit {
@@ -575,7 +713,7 @@ impl Config {
                 Some(AuditOptions {
                     path: a.path.clone(),
                     format: a.format.clone(),
-                    mode: a.mode.check("audit.mode")?,
+                    file: self.file_policy(&a.mode, "audit.mode")?,
                     max_bytes: a.max_bytes,
                     max_files: a.max_files,
                     max_age: if a.max_age_days > 0.0 {
@@ -646,7 +784,7 @@ mod tests {
         let s = c.service_options().unwrap();
         assert_eq!(s.dump_signal, Some(libc::SIGUSR2));
         let a = s.audit.unwrap();
-        assert_eq!(a.mode, 0o600);
+        assert_eq!(a.file.mode, 0o600);
         assert!(a.path.contains("@HOST@"));
     }
 
@@ -688,5 +826,48 @@ mod tests {
 
         let e = error_of("[audit]\nformat = { style = \"open-xchange\", delimiter = \"a\" }\n");
         assert_eq!(e.key, "audit.format");
+    }
+
+    #[test]
+    fn files_section_sets_every_files_rules() {
+        let c = Config::from_toml(
+            "[files]\ndir_mode = \"0750\"\nloose_mode = \"refuse\"\ntrusted_groups = [\"root\", 4]\n\
+             [ring]\nfile = \"r.flr\"\nfile_mode = \"0640\"\n[audit]\npath = \"a.log\"\n",
+        )
+        .unwrap();
+        let s = c.service_options().unwrap();
+        let want = FilePolicy {
+            mode: 0o600,
+            dir_mode: 0o750,
+            loose: LooseMode::Refuse,
+            trusted_gids: vec![0, 4],
+        };
+        assert_eq!(s.dump.file, want);
+        assert_eq!(s.audit.unwrap().file, want);
+        let ring = c.file_policy(&c.ring.file_mode, "ring.file_mode").unwrap();
+        assert_eq!(ring.mode, 0o640);
+        // Defaults: 0700 directories, tighten, only root's group.
+        let d = Config::from_toml("")
+            .unwrap()
+            .service_options()
+            .unwrap()
+            .dump
+            .file;
+        assert_eq!(d, FilePolicy::default());
+    }
+
+    #[test]
+    fn files_section_errors_name_the_key() {
+        let e = error_of("[files]\nloose_mode = \"ignore\"\n");
+        assert_eq!(e.key, "files.loose_mode");
+        let e = error_of("[files]\ndir_mode = \"0770\"\n");
+        assert_eq!(e.key, "files.dir_mode");
+        assert!(e.problem.contains("others write"), "{e}");
+        let e = error_of("[files]\ndir_mode = \"0600\"\n");
+        assert_eq!(e.key, "files.dir_mode");
+        let e = error_of("[files]\ntrusted_groups = [\"no-such-group-flightrec\"]\n");
+        assert_eq!(e.key, "files.trusted_groups");
+        let e = error_of("[files]\nowner = \"me\"\n");
+        assert_eq!(e.key, "files.owner");
     }
 }

@@ -1,14 +1,17 @@
-//! Dump files: named from a template, appended to, each dump written whole.
+//! Dump files: named from a template, appended to, each dump whole in the file or not there.
 
+use std::collections::HashSet;
+use std::ffi::OsString;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use flightrec_core::trigger::DumpOrder;
 
-use crate::files::{open_append, Template, TemplateVars};
+use crate::files::{append_whole, open_append, refusal, FilePolicy, Template, TemplateVars};
 use crate::recorder::FlightRecorder;
+use crate::stats::{Counters, Source};
 
 /// How dumps are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,118 +29,263 @@ pub enum DumpFormat {
 pub struct DumpOptions {
     /// File name template (see [`Template`]); a file that exists is appended to.
     pub path: Template,
-    /// Mode of created files.
-    pub mode: u32,
+    /// Mode of created files and the rules of the path (see [`crate::files`]).
+    pub file: FilePolicy,
     /// Format.
     pub format: DumpFormat,
 }
 
+/// Starts the next forensic dump in a file whose last dump was cut and could not be cut
+/// back out: the fragment's line is ended and marked.
+const CUT_MARKER: &[u8] =
+    b"\n-----flightrec: the dump above is cut (a write failed and could not be undone)-----\n";
+
+/// Files whose last dump is a fragment that could not be cut back (a forensic dump to one
+/// of them starts with [`CUT_MARKER`]). Bounded: a fragment is rare, and a name template
+/// with `{count}` or `{time}` never writes the same file again.
+#[derive(Debug, Default)]
+struct Cut(HashSet<PathBuf>);
+
+const CUT_FILES_KEPT: usize = 64;
+
 /// Writes dumps to files. Shared by the writer task and the panic hook; a lock makes sure
-/// two dumps never interleave, and each dump goes out in one `write_all` on an `O_APPEND`
-/// descriptor.
+/// two dumps never interleave in one file.
+///
+/// A dump is either whole in its file or not there: the file's length is noted before the
+/// dump is written, and if any write fails (a full disk), the file is cut back to that
+/// length (`ftruncate`) and the dump counted as lost. If even the cut fails, the next
+/// forensic dump to that file starts with a marker line; a binary dump's fragment is shown
+/// by `flightrec decode` as an incomplete dump.
+///
+/// On a panicking thread (the panic hook, or a `Drop` during unwinding) nothing waits: if
+/// another dump holds the lock, the dump goes to its own file, the template's name plus
+/// `.panic-N`; the file is opened non-blocking, so a FIFO at the path is refused, not
+/// waited on.
 #[derive(Debug)]
 pub struct DumpFiles {
     opts: DumpOptions,
     host: String,
-    written: AtomicU64,
-    errors: AtomicU64,
-    lock: Mutex<()>,
+    counters: Arc<Counters>,
+    lock: Mutex<Cut>,
+    panic_files: AtomicU64,
 }
 
 impl DumpFiles {
     /// Dump files for `opts`; `host` fills `{host}`.
     pub fn new(opts: DumpOptions, host: &str) -> Self {
+        Self::with_counters(opts, host, Arc::default())
+    }
+
+    pub(crate) fn with_counters(opts: DumpOptions, host: &str, counters: Arc<Counters>) -> Self {
         DumpFiles {
             opts,
             host: host.to_owned(),
-            written: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-            lock: Mutex::new(()),
+            counters,
+            lock: Mutex::new(Cut::default()),
+            panic_files: AtomicU64::new(0),
         }
     }
 
     /// Dumps written so far.
     pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
+        self.counters.snapshot().dumps_written
     }
 
-    /// Dumps that failed (open or write error).
+    /// Dumps that failed (refused file, open or write error).
     pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
+        let now = self.counters.snapshot();
+        now.dumps_lost
     }
 
     /// Builds the dump `order` asks for and writes it. On an error the dump is abandoned
-    /// (counted in [`errors`](Self::errors)): never retried in a loop, never blocking the
-    /// next one.
+    /// (cut back out of the file, counted in [`errors`](Self::errors), said once per cause):
+    /// never retried in a loop, never blocking the next one.
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
-        let bytes = match self.opts.format {
-            DumpFormat::Binary => rec.dump_bytes(order),
-            DumpFormat::Forensic => forensic(&rec.dump_bytes(order))?,
-        };
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let count = self.written.load(Ordering::Relaxed);
-        let path = PathBuf::from(self.opts.path.expand(&TemplateVars {
+        let mut guard = self.guard();
+        let mut path = PathBuf::from(self.opts.path.expand(&TemplateVars {
             pid: std::process::id(),
-            count,
+            count: self.written(),
             unix_secs: rec.wall().as_secs(),
             host: &self.host,
         }));
-        let result = open_append(&path, self.opts.mode)
-            .and_then(|mut f| write_whole(&mut f, &bytes))
-            .map_err(|e| io::Error::new(e.kind(), format!("dump to {}: {e}", path.display())));
+        if guard.is_none() {
+            let n = self.panic_files.fetch_add(1, Ordering::Relaxed);
+            let mut name = OsString::from(path);
+            name.push(format!(".panic-{n}"));
+            path = PathBuf::from(name);
+        }
+        let result = self
+            .write_at(&path, rec, order, guard.as_deref_mut())
+            .map_err(|e| {
+                // A refusal names the path and keeps its cause; other errors get the path.
+                if refusal(&e).is_some() {
+                    e
+                } else {
+                    io::Error::new(e.kind(), format!("dump to {}: {e}", path.display()))
+                }
+            });
         match result {
             Ok(()) => {
-                self.written.fetch_add(1, Ordering::Relaxed);
+                self.counters.written(Source::Dump, 1);
                 Ok(path)
             }
             Err(e) => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.lost(Source::Dump, 1);
+                self.counters.failed(Source::Dump, "dump failed", &e);
                 Err(e)
             }
+        }
+    }
+
+    /// The lock; on a panicking thread only if it is free.
+    fn guard(&self) -> Option<MutexGuard<'_, Cut>> {
+        if !std::thread::panicking() {
+            return Some(self.lock.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        match self.lock.try_lock() {
+            Ok(g) => Some(g),
+            Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Writes the dump to `path`, whole or not at all. `cut` is `None` for a `.panic-N`
+    /// file (its own name: nobody else writes it).
+    fn write_at(
+        &self,
+        path: &Path,
+        rec: &FlightRecorder,
+        order: &DumpOrder,
+        cut: Option<&mut Cut>,
+    ) -> io::Result<()> {
+        let opened = open_append(path, &self.opts.file)?;
+        if let Some(t) = opened.tightened {
+            self.counters.tightened(path, t);
+        }
+        let marked = cut.as_ref().is_some_and(|c| c.0.contains(path))
+            && self.opts.format == DumpFormat::Forensic;
+        let result = append_whole(&opened.file, |out| {
+            if marked {
+                out.write_all(CUT_MARKER)?;
+            }
+            self.emit(rec, order, out)
+        });
+        match (result, cut) {
+            (Ok(_), Some(cut)) => {
+                if marked || self.opts.format == DumpFormat::Binary {
+                    cut.0.remove(path);
+                }
+                Ok(())
+            }
+            (Ok(_), None) => Ok(()),
+            (Err(failed), cut) => {
+                if failed.fragment_left {
+                    self.counters
+                        .failed(Source::Dump, "dump cut back failed", &failed.error);
+                    if let Some(cut) = cut {
+                        if cut.0.len() >= CUT_FILES_KEPT {
+                            cut.0.clear();
+                        }
+                        cut.0.insert(path.to_owned());
+                    }
+                }
+                Err(failed.error)
+            }
+        }
+    }
+
+    /// Writes the dump `order` asks for to `out` in the configured format: the one place
+    /// that asks the recorder for a dump's bytes.
+    fn emit(&self, rec: &FlightRecorder, order: &DumpOrder, out: &mut dyn Write) -> io::Result<()> {
+        let bytes = rec.dump_bytes(order);
+        match self.opts.format {
+            DumpFormat::Binary => out.write_all(&bytes),
+            DumpFormat::Forensic => forensic_to(&bytes, out),
         }
     }
 }
 
 /// Renders wire-format bytes as forensic text blocks.
 pub fn forensic(dump: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    forensic_to(dump, &mut out)?;
+    Ok(out)
+}
+
+fn forensic_to(dump: &[u8], out: &mut dyn Write) -> io::Result<()> {
     use flightrec_decode::{Format, Options, Renderer};
     let mut renderer = Renderer::new(Options {
         format: Format::Forensic,
         ..Options::default()
     });
-    let mut out = Vec::new();
-    flightrec_decode::decode_to(dump, &mut renderer, &mut out)?;
-    Ok(out)
-}
-
-/// Writes `bytes` whole or fails: `write_all` returns the first error (ProFTPD's forensic
-/// log retries a failing write forever; we give up on that dump).
-fn write_whole<W: Write>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
-    w.write_all(bytes)?;
-    w.flush()
+    flightrec_decode::decode_to(dump, &mut renderer, out).map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recorder::RecorderOptions;
+    use std::time::Duration;
 
-    struct Broken {
-        calls: usize,
+    /// Writes a dump from `Drop` while its thread unwinds (as the panic hook does).
+    struct DumpWhileDying {
+        files: Arc<DumpFiles>,
+        rec: Arc<FlightRecorder>,
+        done: std::sync::mpsc::Sender<io::Result<PathBuf>>,
     }
-    impl Write for Broken {
-        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-            self.calls += 1;
-            Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
+
+    impl Drop for DumpWhileDying {
+        fn drop(&mut self) {
+            assert!(std::thread::panicking());
+            let _ = self
+                .done
+                .send(self.files.write(&self.rec, &self.rec.manual_order()));
         }
     }
 
     #[test]
-    fn write_error_gives_up_at_once() {
-        let mut w = Broken { calls: 0 };
-        assert!(write_whole(&mut w, &[1; 100]).is_err());
-        assert_eq!(w.calls, 1);
+    fn a_dying_thread_never_waits_for_the_writers_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.flr");
+        let files = Arc::new(DumpFiles::new(
+            DumpOptions {
+                path: Template::parse(&path.display().to_string()).unwrap(),
+                file: FilePolicy::default(),
+                format: DumpFormat::Binary,
+            },
+            "gw",
+        ));
+        let rec = FlightRecorder::new(RecorderOptions::default());
+        rec.log(
+            flightrec_core::Level::Info,
+            None,
+            "t",
+            "before the panic",
+            &[],
+        );
+        // The writer is busy with a dump: it holds the lock.
+        let held = files.lock.lock().unwrap();
+        let (done, wait) = std::sync::mpsc::channel();
+        let dying = DumpWhileDying {
+            files: files.clone(),
+            rec: rec.clone(),
+            done,
+        };
+        let thread = std::thread::spawn(move || {
+            let _dying = dying;
+            panic!("deliberate panic: the dump is written while unwinding");
+        });
+        // Bounded only so the old behaviour (waiting for the lock) fails instead of hanging.
+        let written = wait.recv_timeout(Duration::from_secs(60));
+        drop(held);
+        assert!(thread.join().is_err());
+        let written = written
+            .expect("the dying thread waited for the lock")
+            .unwrap();
+        assert_eq!(written, dir.path().join("d.flr.panic-0"));
+        let bytes = std::fs::read(&written).unwrap();
+        assert!(bytes.starts_with(&flightrec_core::dump::MAGIC));
+        assert!(!path.exists());
+        assert_eq!(files.written(), 1);
     }
 }

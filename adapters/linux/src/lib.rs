@@ -29,9 +29,12 @@
 //!   the trigger machine; its security-event API (`auth_failure`, `auth_success`, `logout`,
 //!   `session_forbidden`, `connect`, `named_event`) records, feeds the triggers and queues
 //!   audit lines.
-//! - [`Service`] is the writer task: dumps (file name templates, append, 0600,
-//!   `O_NOFOLLOW`), audit files per `@HOST@` with rotation and expiry, `SIGUSR2` dumps,
-//!   `SIGHUP` reopens. [`install_panic_hook`] dumps with reason "untimely death".
+//! - [`Service`] is the writer task: dumps (file name templates, append, 0600), audit files
+//!   per `@HOST@` with rotation and expiry, `SIGUSR2` dumps, `SIGHUP` reopens; every line
+//!   and dump whole in its file or counted as lost ([`ServiceStats`], [`Service::flush`]).
+//!   [`install_panic_hook`] dumps with reason "untimely death", never waiting.
+//! - [`files`] opens every file: the whole path without following a link, each directory
+//!   checked (owner, group/world write), only regular files, loose modes tightened.
 //! - [`Config`] reads all of it from TOML.
 #![deny(missing_docs)]
 
@@ -46,6 +49,7 @@ mod recorder;
 pub mod ringfile;
 mod service;
 mod shardlock;
+mod stats;
 
 pub use auditlog::{AuditLog, AuditOptions};
 pub use clock::UnixClock;
@@ -54,3 +58,4 @@ pub use dumpfile::{forensic, DumpFiles, DumpFormat, DumpOptions};
 pub use layer::{current_session, level_of, FlightLayer, FlightLogger};
 pub use recorder::{AuditItem, FlightRecorder, RecorderOptions, Stats, MAX_SHARDS, SHARD_BYTES};
 pub use service::{install_panic_hook, Service, ServiceOptions};
+pub use stats::{Lost, Refusals, ServiceStats};

@@ -249,17 +249,21 @@ impl FlightRecorder {
     }
 
     /// A recorder whose shards are also written to a crash-survivable ring file at `path`
-    /// (created with `mode`, never through a symlink; a file left by a previous run is kept
-    /// as `PATH.prev`). `flightrec decode PATH` reads it after a crash; see
+    /// (created by `policy`'s rules, see [`crate::files`]; a file left by a previous run is
+    /// kept as `PATH.prev`). `flightrec decode PATH` reads it after a crash; see
     /// [`crate::ringfile`].
-    pub fn with_ring_file(opts: RecorderOptions, path: &Path, mode: u32) -> io::Result<Arc<Self>> {
+    pub fn with_ring_file(
+        opts: RecorderOptions,
+        path: &Path,
+        policy: &crate::files::FilePolicy,
+    ) -> io::Result<Arc<Self>> {
         let shards = opts.shards.clamp(1, MAX_SHARDS);
         let build = Build {
             name: &opts.program,
             version: &opts.version,
             id: &[],
         };
-        let (file, regions) = crate::ringfile::RingFile::create(path, shards, mode, &build)?;
+        let (file, regions) = crate::ringfile::RingFile::create(path, shards, policy, &build)?;
         Ok(Self::build(opts, Some(file), regions))
     }
 

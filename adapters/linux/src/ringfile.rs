@@ -11,16 +11,16 @@
 //! overwrote (their CRCs fail), and reports where sequence numbers jump back at the wrap.
 //! Sequence numbers are per shard; times order records across shards.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use flightrec_core::dump::{Build, ClockInfo, DumpHeader, RecordHead};
 use flightrec_core::frame::{FrameWriter, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAX_BODY};
 use flightrec_core::trigger::Reason;
 
+use crate::files::{FilePolicy, SafeDir};
 use crate::recorder::SHARD_BYTES;
 
 /// Bytes before each shard's circular area (magic, version, header frame, zero padding).
@@ -59,30 +59,27 @@ pub(crate) struct Region {
 unsafe impl Send for Region {}
 
 impl RingFile {
-    /// Creates (or replaces) the ring file for `shards` shards, mode `mode`, never through a
-    /// symlink. A ring file left by a previous run is kept as `PATH.prev`.
+    /// Creates (or replaces) the ring file for `shards` shards, by the rules of
+    /// [`crate::files`]: the path walked without following a link, every directory
+    /// checked, the file created new (`O_EXCL`) at `policy.mode`. A regular file left by a
+    /// previous run is kept as `PATH.prev` (renamed in the checked directory); a link, FIFO,
+    /// socket or device at the path is refused.
     pub(crate) fn create(
         path: &Path,
         shards: usize,
-        mode: u32,
+        policy: &FilePolicy,
         build: &Build<'_>,
     ) -> io::Result<(RingFile, Vec<Region>)> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::files::ensure_dir(dir)?;
-        }
-        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
-            let mut prev = path.as_os_str().to_owned();
+        let (dir, name) = crate::files::split(path)?;
+        let dir = SafeDir::open(dir, policy)?;
+        dir.check_regular(name)?;
+        if dir.entry(name)?.is_some() {
+            let mut prev = name.to_owned();
             prev.push(".prev");
-            std::fs::rename(path, &prev)?;
+            dir.check_regular(&prev)?;
+            dir.rename(name, &prev)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let file = dir.create_new(name, policy)?;
         let len = shards * REGION;
         file.set_len(len as u64)?;
         // SAFETY: a fresh shared mapping of the whole file, which stays open while mapped.

@@ -6,8 +6,7 @@
 //! the dump or reopen happens here.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flightrec_core::trigger::Reason;
@@ -19,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::auditlog::{AuditLog, AuditOptions};
 use crate::dumpfile::{DumpFiles, DumpOptions};
 use crate::recorder::{Command, FlightRecorder};
+use crate::stats::{Counters, Lost, ServiceStats};
 
 /// How the writer task runs.
 #[derive(Clone, Debug)]
@@ -36,13 +36,19 @@ pub struct ServiceOptions {
 }
 
 /// The running writer task.
+///
+/// Nothing it loses is silent: every audit line and dump ends up written or lost in
+/// [`stats`](Self::stats), every refusal and write error is counted there and said once per
+/// cause (stderr, and an ERROR record `flightrec` in the ring), and [`flush`](Self::flush)
+/// returns an error when something was lost since the previous flush.
 #[derive(Debug)]
 pub struct Service {
     rec: Arc<FlightRecorder>,
     tx: mpsc::Sender<Command>,
     task: JoinHandle<()>,
     dumper: Arc<DumpFiles>,
-    audit_lines: Arc<AtomicU64>,
+    counters: Arc<Counters>,
+    flushed: Mutex<ServiceStats>,
 }
 
 impl Service {
@@ -50,7 +56,12 @@ impl Service {
     /// Fails if `rec` already has a writer, or a signal handler cannot be installed.
     pub fn start(rec: Arc<FlightRecorder>, opts: ServiceOptions) -> io::Result<Service> {
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
-        let dumper = Arc::new(DumpFiles::new(opts.dump.clone(), rec.host()));
+        let counters = Arc::new(Counters::default());
+        let dumper = Arc::new(DumpFiles::with_counters(
+            opts.dump.clone(),
+            rec.host(),
+            counters.clone(),
+        ));
         let dump_sig = opts
             .dump_signal
             .map(|s| signal(SignalKind::from_raw(s)).map(|h| (s, h)))
@@ -66,8 +77,9 @@ impl Service {
                 "this recorder already has a writer task",
             ));
         }
-        let audit = opts.audit.map(|a| AuditLog::new(a, rec.host()));
-        let audit_lines = Arc::new(AtomicU64::new(0));
+        let audit = opts
+            .audit
+            .map(|a| AuditLog::with_counters(a, rec.host(), counters.clone()));
         let task = tokio::spawn(run(
             rec.clone(),
             rx,
@@ -75,23 +87,46 @@ impl Service {
             audit,
             dump_sig,
             hup,
-            audit_lines.clone(),
+            counters.clone(),
         ));
         Ok(Service {
             rec,
             tx,
             task,
             dumper,
-            audit_lines,
+            counters,
+            flushed: Mutex::new(ServiceStats::default()),
         })
     }
 
-    /// Waits until everything queued before this call has been written.
-    pub async fn flush(&self) {
+    /// Waits until everything queued before this call has been written, then returns the
+    /// counts, or [`Lost`] if an audit line or a dump was lost since the previous flush
+    /// (refused file, write error, full queue).
+    pub async fn flush(&self) -> Result<ServiceStats, Lost> {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Command::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
+        let total = self.stats();
+        let mut flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
+        let since_last = total.since(&flushed);
+        *flushed = total;
+        if since_last.lost() > 0 {
+            Err(Lost { since_last, total })
+        } else {
+            Ok(total)
+        }
+    }
+
+    /// The counts as of now (current for what was queued before the last
+    /// [`flush`](Self::flush)): lines and dumps written and lost (the queue's drops
+    /// included), refusals by cause, tightened modes, I/O errors.
+    pub fn stats(&self) -> ServiceStats {
+        let mut s = self.counters.snapshot();
+        let queue = self.rec.stats();
+        s.audit_lines_lost += queue.audit_dropped;
+        s.dumps_lost += queue.dumps_dropped;
+        s
     }
 
     /// Reopens every file, as `SIGHUP` does.
@@ -104,9 +139,9 @@ impl Service {
         &self.dumper
     }
 
-    /// Audit lines written so far.
+    /// Audit lines written so far (whole in their file).
     pub fn audit_lines(&self) -> u64 {
-        self.audit_lines.load(Ordering::Relaxed)
+        self.counters.snapshot().audit_lines_written
     }
 
     /// The recorder.
@@ -114,11 +149,12 @@ impl Service {
         &self.rec
     }
 
-    /// Flushes, then stops the task.
-    pub async fn shutdown(self) {
-        self.flush().await;
+    /// Flushes, then stops the task; the last flush's result.
+    pub async fn shutdown(self) -> Result<ServiceStats, Lost> {
+        let result = self.flush().await;
         self.task.abort();
         let _ = self.task.await;
+        result
     }
 }
 
@@ -152,7 +188,7 @@ async fn run(
     mut audit: Option<AuditLog>,
     mut dump_sig: Option<(i32, Signal)>,
     mut hup: Option<Signal>,
-    audit_lines: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 ) {
     if let Some(a) = audit.as_mut() {
         a.expire();
@@ -173,18 +209,17 @@ async fn run(
                 // Take what is queued in one go: audit lines of a burst share one write.
                 let mut taken = 0;
                 while let Some(cmd) = pending.take() {
-                    handle(&rec, &dumper, &mut audit, cmd);
+                    handle(&rec, &dumper, &mut audit, &counters, cmd);
                     taken += 1;
                     if taken < 4096 {
                         pending = rx.try_recv().ok();
                     }
                 }
                 if let Some(a) = audit.as_mut() {
-                    if let Err(e) = a.flush() {
-                        note_error(&rec, "audit write failed", &e);
-                    }
-                    audit_lines.store(a.lines(), Ordering::Relaxed);
+                    // Counted and said by the audit log.
+                    let _ = a.flush();
                 }
+                record_notes(&rec, &counters);
                 let drops = rec.stats().queue_dropped;
                 if drops != reported_drops {
                     let n = (drops - reported_drops).to_string();
@@ -198,7 +233,8 @@ async fn run(
                 rec.fire(Reason::Signal(u8::try_from(sig).unwrap_or(u8::MAX)));
             }
             () = next_hup(&mut hup) => {
-                reopen(&rec, &mut audit);
+                reopen(&mut audit);
+                record_notes(&rec, &counters);
             }
             () = tokio::time::sleep_until(wake) => {
                 rec.poll();
@@ -206,6 +242,7 @@ async fn run(
                     if let Some(a) = audit.as_mut() {
                         a.expire();
                     }
+                    record_notes(&rec, &counters);
                     next_expiry = tokio::time::Instant::now() + EXPIRY_EVERY;
                 }
             }
@@ -213,35 +250,42 @@ async fn run(
     }
 }
 
-fn reopen(rec: &FlightRecorder, audit: &mut Option<AuditLog>) {
-    // Dump files are opened per dump: nothing to do for them.
+fn reopen(audit: &mut Option<AuditLog>) {
+    // Dump files are opened per dump: nothing to do for them. Errors are counted and said
+    // by the audit log.
     if let Some(a) = audit.as_mut() {
-        if let Err(e) = a.reopen() {
-            note_error(rec, "audit write failed", &e);
-        }
+        let _ = a.reopen();
     }
 }
 
-fn note_error(rec: &FlightRecorder, what: &str, e: &io::Error) {
-    let text = e.to_string();
-    rec.log(
-        Level::Error,
-        None,
-        "flightrec",
-        what,
-        &[flightrec_core::event::Field {
-            name: "error",
-            value: flightrec_core::event::Value::Str(&text),
-        }],
-    );
+/// Records what was said (a failure's first occurrence per cause) as ERROR records in the
+/// ring, so the next dump shows it.
+fn record_notes(rec: &FlightRecorder, counters: &Counters) {
+    for (what, text) in counters.take_notes() {
+        rec.log(
+            Level::Error,
+            None,
+            "flightrec",
+            what,
+            &[flightrec_core::event::Field {
+                name: "error",
+                value: flightrec_core::event::Value::Str(&text),
+            }],
+        );
+    }
 }
 
-fn handle(rec: &FlightRecorder, dumper: &DumpFiles, audit: &mut Option<AuditLog>, cmd: Command) {
+fn handle(
+    rec: &FlightRecorder,
+    dumper: &DumpFiles,
+    audit: &mut Option<AuditLog>,
+    counters: &Counters,
+    cmd: Command,
+) {
     match cmd {
         Command::Dump(order) => {
-            if let Err(e) = dumper.write(rec, &order) {
-                note_error(rec, "dump failed", &e);
-            }
+            // Counted and said by the dump files.
+            let _ = dumper.write(rec, &order);
         }
         Command::Wake => {}
         Command::Audit(item) => {
@@ -249,13 +293,12 @@ fn handle(rec: &FlightRecorder, dumper: &DumpFiles, audit: &mut Option<AuditLog>
                 a.add(&item);
             }
         }
-        Command::Reopen => reopen(rec, audit),
+        Command::Reopen => reopen(audit),
         Command::Flush(done) => {
             if let Some(a) = audit.as_mut() {
-                if let Err(e) = a.flush() {
-                    note_error(rec, "audit write failed", &e);
-                }
+                let _ = a.flush();
             }
+            record_notes(rec, counters);
             let _ = done.send(());
         }
     }
@@ -264,6 +307,11 @@ fn handle(rec: &FlightRecorder, dumper: &DumpFiles, audit: &mut Option<AuditLog>
 /// Installs a panic hook that records the panic (in the session of the current `tracing`
 /// span, if any), dumps with reason "untimely death" on the panicking thread (before the
 /// process dies), then runs the previous hook.
+///
+/// The hook never waits on a file or on the writer: the dump file is opened non-blocking
+/// and refused if it is not a regular file (a FIFO at the path is not waited on), and if
+/// the writer task is writing a dump at that moment the panic's dump goes to a file of its
+/// own (see [`DumpFiles`]).
 pub fn install_panic_hook(rec: Arc<FlightRecorder>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

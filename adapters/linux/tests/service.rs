@@ -10,7 +10,7 @@ use std::time::Duration;
 use flightrec_core::event::Decoded;
 use flightrec_core::trigger::{Reason, TriggerConfig};
 use flightrec_core::{Kind, Level, SessionId};
-use flightrec_linux::files::Template;
+use flightrec_linux::files::{FilePolicy, Template};
 use flightrec_linux::{
     AuditOptions, DumpFormat, DumpOptions, FlightRecorder, RecorderOptions, Service, ServiceOptions,
 };
@@ -19,7 +19,7 @@ fn options(dir: &Path, dump: &str, queue: usize) -> ServiceOptions {
     ServiceOptions {
         dump: DumpOptions {
             path: Template::parse(&dir.join(dump).display().to_string()).unwrap(),
-            mode: 0o600,
+            file: FilePolicy::default(),
             format: DumpFormat::Binary,
         },
         audit: Some(AuditOptions {
@@ -86,7 +86,7 @@ async fn failed_login_dumps_the_sessions_trail_and_audits() {
         "bad password",
     );
     wait_dumps(&service, 1).await;
-    service.flush().await;
+    service.flush().await.unwrap();
 
     let path = dir.path().join("dumps/d-gw-0.flr");
     assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
@@ -120,7 +120,7 @@ async fn failed_login_dumps_the_sessions_trail_and_audits() {
     );
     let gw = std::fs::read_to_string(dir.path().join("audit/gw/audit.log")).unwrap();
     assert_eq!(gw.lines().count(), 1, "{gw}"); // the connect (no host)
-    service.shutdown().await;
+    service.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,7 +146,7 @@ async fn dumps_append_to_an_existing_file_whole() {
         assert!(d.end.is_some());
     }
     assert_eq!(dumps[2].records.len(), 6);
-    service.shutdown().await;
+    service.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,15 +165,24 @@ async fn a_dump_that_cannot_be_written_is_given_up_and_the_task_goes_on() {
     assert_eq!(service.dumps().errors(), 1);
     rec.auth_failure(None, "u", "h", None, "PLAIN", "no");
     wait_dumps(&service, 2).await;
-    service.flush().await; // the task is alive
+    // The task is alive; flush says what was lost.
+    let lost = service.flush().await.unwrap_err();
+    assert_eq!(lost.since_last.dumps_lost, 2);
+    assert_eq!(lost.since_last.refusals.not_directory, 2);
     assert_eq!(service.dumps().errors(), 2);
-    // The error went into the ring.
+    // The error went into the ring, once for its cause (two dumps failed alike).
     let d = &common::parse(&rec.dump_bytes(&rec.manual_order()))[0];
-    assert!(d
+    let said: Vec<_> = d
         .records
         .iter()
-        .any(|r| r.message().as_deref() == Some("dump failed")));
-    service.shutdown().await;
+        .filter(|r| r.message().as_deref() == Some("dump failed"))
+        .collect();
+    assert_eq!(said.len(), 1);
+    assert!(said[0].fields()[0]
+        .1
+        .contains("is not a directory: refused"));
+    // Nothing lost since that flush.
+    service.shutdown().await.unwrap();
 }
 
 #[test]
@@ -196,7 +205,9 @@ fn a_full_queue_drops_and_counts_never_blocks() {
         let stats = rec.stats();
         assert_eq!(stats.audit_dropped, 46);
         assert_eq!(stats.queue_dropped, 46);
-        service.flush().await;
+        let lost = service.flush().await.unwrap_err();
+        assert_eq!(lost.since_last.audit_lines_lost, 46);
+        assert_eq!(lost.since_last.audit_lines_written, 4);
         assert_eq!(service.audit_lines(), 4);
         let audit = std::fs::read_to_string(dir.path().join("audit/h/audit.log")).unwrap();
         assert_eq!(audit.lines().count(), 4);
@@ -212,6 +223,6 @@ fn a_full_queue_drops_and_counts_never_blocks() {
             Decoded::AuthFailure(f) => assert_eq!(f.user, "u0"),
             other => panic!("{other:?}"),
         }
-        service.shutdown().await;
+        service.shutdown().await.unwrap();
     });
 }

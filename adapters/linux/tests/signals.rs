@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use flightrec_core::trigger::{Reason, TriggerConfig};
-use flightrec_linux::files::Template;
+use flightrec_linux::files::{FilePolicy, Template};
 use flightrec_linux::{
     AuditOptions, DumpFormat, DumpOptions, FlightRecorder, RecorderOptions, Service, ServiceOptions,
 };
@@ -30,7 +30,7 @@ async fn usr2_dumps_and_hup_reopens() {
             dump: DumpOptions {
                 path: Template::parse(&dir.path().join("sig-{count}.flr").display().to_string())
                     .unwrap(),
-                mode: 0o600,
+                file: FilePolicy::default(),
                 format: DumpFormat::Binary,
             },
             audit: Some(AuditOptions {
@@ -58,15 +58,15 @@ async fn usr2_dumps_and_hup_reopens() {
 
     // HUP: after an external rename, lines go to a new file.
     rec.connect(None, "gw", None);
-    service.flush().await;
+    service.flush().await.unwrap();
     std::fs::rename(&audit_path, dir.path().join("audit.log.1")).unwrap();
     rec.connect(None, "gw", None); // still goes to the renamed file (no HUP yet)
-    service.flush().await;
+    service.flush().await.unwrap();
     unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
     // The HUP is handled in order before a later flush only once it was seen; wait for it.
     for _ in 0..1000 {
         rec.connect(None, "gw", None);
-        service.flush().await;
+        service.flush().await.unwrap();
         if audit_path.exists() {
             break;
         }
@@ -76,5 +76,5 @@ async fn usr2_dumps_and_hup_reopens() {
     let new = std::fs::read_to_string(&audit_path).unwrap();
     assert!(old.lines().count() >= 2);
     assert_eq!(new.lines().count(), 1);
-    service.shutdown().await;
+    service.shutdown().await.unwrap();
 }

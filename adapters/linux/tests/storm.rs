@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flightrec_core::trigger::{RateLimit, Reason, TriggerConfig};
 use flightrec_core::SessionId;
-use flightrec_linux::files::Template;
+use flightrec_linux::files::{FilePolicy, Template};
 use flightrec_linux::{
     AuditOptions, DumpFormat, DumpOptions, FlightRecorder, RecorderOptions, Service,
     ServiceOptions, SHARD_BYTES,
@@ -34,7 +34,7 @@ async fn storm_is_rate_limited_and_bounded() {
             dump: DumpOptions {
                 path: Template::parse(&dir.path().join("dumps/storm.flr").display().to_string())
                     .unwrap(),
-                mode: 0o600,
+                file: FilePolicy::default(),
                 format: DumpFormat::Binary,
             },
             audit: Some(AuditOptions {
@@ -61,7 +61,7 @@ async fn storm_is_rate_limited_and_bounded() {
             "bad password",
         );
     }
-    service.flush().await;
+    service.flush().await.unwrap();
     // The storm's two dumps are written by now (the orders were queued before the flush).
     assert_eq!(service.dumps().written(), 2);
     // The next dump (a death is never rate-limited) reports what was suppressed.
@@ -92,5 +92,5 @@ async fn storm_is_rate_limited_and_bounded() {
     assert!(audit_bytes <= 4 * 64 * 1024, "{audit_bytes}");
     assert!(audit_lines > 0);
     let _ = Duration::ZERO;
-    service.shutdown().await;
+    service.shutdown().await.unwrap();
 }

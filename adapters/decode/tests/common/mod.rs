@@ -174,18 +174,7 @@ pub fn json(bytes: &[u8]) -> (String, Stats, Summary) {
 }
 
 pub fn item_offset(item: &flightrec_decode::Item<'_>) -> u64 {
-    use flightrec_decode::Item::*;
-    match *item {
-        DumpStart { offset, .. }
-        | Record { offset, .. }
-        | Gap { offset, .. }
-        | Damaged { offset, .. }
-        | UnknownFrame { offset, .. }
-        | DumpEnd { offset, .. }
-        | Incomplete { offset, .. }
-        | Unsupported { offset, .. }
-        | Skipped { offset, .. } => offset,
-    }
+    item.offset()
 }
 
 /// One frame: sync, type, length, body, CRC.

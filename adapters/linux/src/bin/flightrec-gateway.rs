@@ -90,7 +90,13 @@ fn main() -> ExitCode {
             _ = tokio::signal::ctrl_c() => {}
         }
         running.task.abort();
-        running.service.shutdown().await;
-        ExitCode::SUCCESS
+        // Exit status 1 when an audit line or a dump was lost (it was said on stderr).
+        match running.service.shutdown().await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(lost) => {
+                eprintln!("flightrec-gateway: {lost}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }

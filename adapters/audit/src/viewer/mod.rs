@@ -2,9 +2,22 @@
 //!
 //! Reads ejabberd-style and Open-Xchange-style lines (each line's style is recognised on
 //! its own: ejabberd lines start with a digit) from plain or gzip-compressed files,
-//! rotated sets (`audit.log`, `audit.log.1`, `audit.log.2.gz`), directories and glob
-//! patterns, with no daemon running. Records are shown newest first, followed by
-//! `N records displayed`.
+//! rotated sets (`audit.log`, `audit.log.1`, `audit.log.2.gz`), directories with their
+//! subdirectories (the Linux adapter's per-host layout `audit/@HOST@/audit.log` is read
+//! from `audit/`) and glob patterns, with no daemon running. Records are shown newest
+//! first, followed by `N records displayed`; when that is 0, stderr says why (no file
+//! found, which is an error; no record in the files; none for the host or account asked
+//! for, with the hosts seen; all excluded by the other options).
+//!
+//! A host given as target matches its records whatever their ASCII case or trailing dot
+//! (`example.org`, `EXAMPLE.ORG`, `example.org.`); the user name matches exactly.
+//!
+//! Nothing a peer controls reaches the terminal raw: table cells are escaped with
+//! [`flightrec_core::text::Escaped`] (no control, Unicode whitespace other than the ASCII
+//! space, bidi, format or invisible character; spaces at a cell's ends escaped too), and
+//! `--output lines` prints only lines that parse, which the parser accepts only as the
+//! renderer escapes them. The one raw control it may print is the tab of an Open-Xchange
+//! layout whose configured delimiter is tab.
 //!
 //! A *global* event is one tied to no account (today: a connection, which comes before
 //! any login), like Prosody's host-wide events. By default they are shown with the rest;
@@ -16,18 +29,19 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 
 use chrono::{DateTime, NaiveDate};
-use flate2::bufread::MultiGzDecoder;
 use flightrec_core::text::Escaped;
 use flightrec_core::Kind;
 
-use crate::ejabberd::EJABBERD_DELIMITERS;
-use crate::{AuditEvent, AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
+use crate::{AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
+
+mod files;
+mod table;
+
+use files::{expand, has_glob_chars, open, read_line};
 
 /// Longest line read; longer ones are counted unreadable (and not kept in memory).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -105,7 +119,8 @@ pub fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
         });
     }
     Err(format!(
-        "bad time {s:?}: expected RFC 3339 (2026-11-23T18:00:00Z) or a date (2026-11-23)"
+        "bad time \"{}\": expected RFC 3339 (2026-11-23T18:00:00Z) or a date (2026-11-23)",
+        Escaped::new(s, &['"'])
     ))
 }
 
@@ -152,7 +167,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// Some lines could not be read; the rest was shown.
     pub const UNREADABLE_LINES: u8 = 1;
-    /// Bad arguments, or a file could not be opened or read.
+    /// Bad arguments, a file could not be opened or read, or no file was found.
     pub const USAGE_OR_IO: u8 = 2;
 }
 
@@ -168,7 +183,20 @@ struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, r: &AuditRecord) -> bool {
+    /// Whether `r` concerns the host or account asked for (any record when none was).
+    /// Global events belong to every host, to no account.
+    fn is_of_target(&self, r: &AuditRecord) -> bool {
+        match r.event.account() {
+            None => self.user.is_none(),
+            Some((user, host)) => {
+                self.host.as_deref().is_none_or(|h| same_host(h, host))
+                    && self.user.as_deref().is_none_or(|u| u == user)
+            }
+        }
+    }
+
+    /// Whether `r` passes the other filters: kinds, times, global or not.
+    fn passes_options(&self, r: &AuditRecord) -> bool {
         if !self.kinds.is_empty() && !self.kinds.contains(&r.event.kind()) {
             return false;
         }
@@ -177,18 +205,53 @@ impl Filter {
         {
             return false;
         }
-        match r.event.account() {
-            None => !self.no_global && self.user.is_none(),
-            Some((user, host)) => {
-                !self.global_only
-                    && self
-                        .host
-                        .as_deref()
-                        .is_none_or(|h| h.eq_ignore_ascii_case(host))
-                    && self.user.as_deref().is_none_or(|u| u == user)
-            }
+        if r.event.is_global() {
+            !self.no_global
+        } else {
+            !self.global_only
         }
     }
+
+    /// The options in force besides the target, as typed, for messages.
+    fn options(&self) -> String {
+        let mut given = Vec::new();
+        if !self.kinds.is_empty() {
+            given.push("--kind");
+        }
+        if self.since.is_some() {
+            given.push("--since");
+        }
+        if self.until.is_some() {
+            given.push("--until");
+        }
+        if self.global_only {
+            given.push("--global");
+        }
+        if self.no_global {
+            given.push("--no-global");
+        }
+        given.join(", ")
+    }
+}
+
+/// Host names compare as DNS names do: ASCII case and one trailing dot (the root) do not
+/// matter, so `example.org`, `EXAMPLE.ORG` and `example.org.` are one host.
+fn same_host(a: &str, b: &str) -> bool {
+    let bare = |h: &str| h.strip_suffix('.').unwrap_or(h).to_owned();
+    bare(a).eq_ignore_ascii_case(&bare(b))
+}
+
+/// What was read, to say why nothing is shown.
+#[derive(Default)]
+struct Tally {
+    /// Lines that parsed.
+    records: u64,
+    /// Of those, records of the target.
+    of_target: u64,
+    /// Of those, records passing every filter.
+    matching: u64,
+    /// A few host names seen, for "none for HOST" messages.
+    hosts: std::collections::BTreeSet<String>,
 }
 
 /// A kept record; ordered by time, then by reading order (later lines are newer).
@@ -273,6 +336,11 @@ impl Problems<'_> {
 
     fn io(&mut self, message: std::fmt::Arguments<'_>) {
         self.io_errors += 1;
+        self.note(message);
+    }
+
+    /// Says something on stderr that is not a failure.
+    fn note(&mut self, message: std::fmt::Arguments<'_>) {
         let _ = writeln!(self.err, "flightrec audit: {message}");
     }
 }
@@ -307,7 +375,12 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let (user, host) = match target.as_deref() {
         None => (None, None),
         Some(t) => match t.split_once('@') {
-            Some((_, "")) => return usage(err, &format!("bad account {t:?}: empty host")),
+            Some((_, "")) => {
+                return usage(
+                    err,
+                    &format!("bad account {}: empty host", Escaped::new(t, &[])),
+                )
+            }
             Some((u, h)) => (Some(u.to_owned()), Some(h.to_owned())),
             None if t.is_empty() => return usage(err, "empty host"),
             None => (None, Some(t.to_owned())),
@@ -345,6 +418,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         io_errors: 0,
     };
     let files = expand(paths, &mut problems);
+    let mut tally = Tally::default();
     let mut collector = match args.limit {
         Some(limit) => Collector::Newest {
             heap: BinaryHeap::new(),
@@ -405,25 +479,39 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             } else {
                 ox.parse(text)
             };
-            match parsed {
-                Ok(record) if filter.matches(&record) => {
-                    seq += 1;
-                    collector.push(Entry {
-                        unix_secs: record.unix_secs,
-                        seq,
-                        record,
-                        line: text.to_owned(),
-                    });
+            let record = match parsed {
+                Ok(record) => record,
+                Err(e) => {
+                    problems.bad_line(path, line_no, e.reason);
+                    continue;
                 }
-                Ok(_) => {}
-                Err(e) => problems.bad_line(path, line_no, e.reason),
+            };
+            tally.records += 1;
+            if !filter.is_of_target(&record) {
+                if let Some((_, host)) = record.event.account() {
+                    if tally.hosts.len() < 8 {
+                        tally.hosts.insert(host.to_owned());
+                    }
+                }
+                continue;
+            }
+            tally.of_target += 1;
+            if filter.passes_options(&record) {
+                tally.matching += 1;
+                seq += 1;
+                collector.push(Entry {
+                    unix_secs: record.unix_secs,
+                    seq,
+                    record,
+                    line: text.to_owned(),
+                });
             }
         }
     }
 
     let entries = collector.finish();
     let written = match args.output {
-        Output::Table => write_table(out, &entries),
+        Output::Table => table::write_table(out, &entries),
         Output::Lines => entries.iter().try_for_each(|e| writeln!(out, "{}", e.line)),
     }
     .and_then(|()| writeln!(out, "{} records displayed", entries.len()))
@@ -440,6 +528,16 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             problems.unreadable
         );
     }
+    if entries.is_empty() {
+        explain_nothing_shown(
+            &mut problems,
+            &files,
+            &tally,
+            &filter,
+            target.as_deref(),
+            args.limit,
+        );
+    }
     if problems.io_errors > 0 {
         exit::USAGE_OR_IO
     } else if problems.unreadable > 0 {
@@ -449,192 +547,57 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
-fn has_glob_chars(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+/// Says on stderr why no record is shown; no file at all is an error.
+fn explain_nothing_shown(
+    problems: &mut Problems<'_>,
+    files: &[std::path::PathBuf],
+    tally: &Tally,
+    filter: &Filter,
+    target: Option<&str>,
+    limit: Option<usize>,
+) {
+    let n = files.len();
+    if n == 0 {
+        problems.io(format_args!(
+            "no audit log file found (directories are searched with their subdirectories)"
+        ));
+    } else if tally.records == 0 {
+        problems.note(format_args!("{n} file(s) read, no audit record in them"));
+    } else if tally.of_target == 0 {
+        let target = Escaped::new(target.unwrap_or_default(), &[]);
+        let seen: Vec<String> = tally
+            .hosts
+            .iter()
+            .map(|h| Escaped::new(h, &[',', ' ']).to_string())
+            .collect();
+        let seen = match seen.len() {
+            0 => "only events tied to no account".to_owned(),
+            8 => format!("hosts seen: {}, ...", seen.join(", ")),
+            _ => format!("hosts seen: {}", seen.join(", ")),
+        };
+        problems.note(format_args!(
+            "{} record(s) in {n} file(s), none for {target} ({seen})",
+            tally.records,
+        ));
+    } else if tally.matching == 0 {
+        let of = match target {
+            Some(t) => format!(" for {}", Escaped::new(t, &[])),
+            None => String::new(),
+        };
+        problems.note(format_args!(
+            "{} record(s){of} in {n} file(s), all excluded by {}",
+            tally.of_target,
+            filter.options()
+        ));
+    } else if limit == Some(0) {
+        problems.note(format_args!(
+            "--limit 0 shows none of the {} matching record(s)",
+            tally.matching
+        ));
+    }
 }
 
 /// A first positional that names a host or account rather than a file.
 fn looks_like_target(s: &str) -> bool {
     !s.is_empty() && !s.contains('/') && !has_glob_chars(s) && std::fs::symlink_metadata(s).is_err()
-}
-
-/// Files named by `paths` (files, directories, globs), oldest rotation first.
-fn expand(paths: &[String], problems: &mut Problems<'_>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for p in paths {
-        let path = Path::new(p);
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
-                Ok(entries) => {
-                    for entry in entries.flatten() {
-                        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-                        if !hidden && entry.path().is_file() {
-                            files.push(entry.path());
-                        }
-                    }
-                }
-                Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
-            },
-            Ok(_) => files.push(path.to_path_buf()),
-            Err(_) if has_glob_chars(p) => match glob::glob(p) {
-                Ok(matches) => {
-                    let before = files.len();
-                    files.extend(matches.flatten().filter(|m| m.is_file()));
-                    if files.len() == before {
-                        problems.io(format_args!("{}: matches no file", shown_path(path)));
-                    }
-                }
-                Err(e) => problems.io(format_args!("bad pattern {}: {e}", shown_path(path))),
-            },
-            Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
-        }
-    }
-    files.sort_by_cached_key(|f| rotation_key(f));
-    files.dedup_by(|a, b| same_file(a, b));
-    files
-}
-
-/// Sort key putting a rotated set oldest first: `x.log.2.gz`, `x.log.1`, `x.log`.
-fn rotation_key(path: &Path) -> (PathBuf, String, Reverse<u64>) {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = name.strip_suffix(".gz").unwrap_or(&name);
-    let (base, index) = match stem.rsplit_once('.') {
-        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            (base.to_owned(), n.parse().unwrap_or(u64::MAX))
-        }
-        _ => (stem.to_owned(), 0),
-    };
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    (dir, base, Reverse(index))
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-/// Opens a log, gunzipping it if it starts with the gzip magic (whatever its name).
-fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
-    let mut reader = BufReader::new(File::open(path)?);
-    let gz = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
-    Ok(if gz {
-        Box::new(BufReader::new(MultiGzDecoder::new(reader)))
-    } else {
-        Box::new(reader)
-    })
-}
-
-/// Reads one line without its `\n` into `buf`: `None` at the end, `Some(true)` if it was
-/// longer than `max` (then `buf` is empty and the rest of the line skipped).
-fn read_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Option<bool>> {
-    buf.clear();
-    let mut too_long = false;
-    let mut any = false;
-    loop {
-        let available = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(any.then_some(too_long));
-        }
-        any = true;
-        let newline = available.iter().position(|&b| b == b'\n');
-        let chunk = available
-            .get(..newline.unwrap_or(available.len()))
-            .unwrap_or_default();
-        if !too_long {
-            if buf.len() + chunk.len() > max {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        let used = newline.map_or(available.len(), |i| i + 1);
-        r.consume(used);
-        if newline.is_some() {
-            return Ok(Some(too_long));
-        }
-    }
-}
-
-/// The table's cells for one record; peer-controlled text is escaped.
-fn cells(e: &Entry) -> [String; 5] {
-    let date = DateTime::from_timestamp(e.unix_secs, 0)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| e.unix_secs.to_string());
-    let event = &e.record.event;
-    let kind = event.kind().name().unwrap_or("?").to_owned();
-    let name = |s: &str| Escaped::new(s, EJABBERD_DELIMITERS).to_string();
-    let account = match event {
-        AuditEvent::SessionForbidden {
-            user,
-            host,
-            resource,
-        } => format!("{}@{}/{}", name(user), name(host), name(resource)),
-        _ => match event.account() {
-            Some((user, host)) => format!("{}@{}", name(user), name(host)),
-            None => "-".to_owned(),
-        },
-    };
-    let peer = event
-        .peer()
-        .map(|p| std::net::SocketAddr::new(p.addr.into(), p.port).to_string())
-        .unwrap_or_else(|| "-".to_owned());
-    let mut details = String::new();
-    match event {
-        AuditEvent::AuthFailure {
-            mechanism, reason, ..
-        } => {
-            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
-            if !reason.is_empty() {
-                let _ = write!(details, ": {}", Escaped::new(reason, &[]));
-            }
-        }
-        AuditEvent::AuthSuccess { mechanism, .. } => {
-            let _ = write!(details, "{}", Escaped::new(mechanism, &[' ']));
-        }
-        AuditEvent::Connect { protocol, .. } => {
-            let _ = write!(details, "{}", Escaped::new(protocol, &[' ']));
-        }
-        AuditEvent::Logout { .. } | AuditEvent::SessionForbidden { .. } => {}
-    }
-    [date, kind, account, peer, details]
-}
-
-fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
-    const HEADERS: [&str; 5] = ["Date (UTC)", "Event", "Account", "Peer", "Details"];
-    const MAX_WIDTH: usize = 48;
-    let rows: Vec<[String; 5]> = entries.iter().map(cells).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count().min(MAX_WIDTH));
-        }
-    }
-    let mut line = String::new();
-    let mut emit = |cells: [&str; 5], out: &mut dyn Write| -> io::Result<()> {
-        line.clear();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i > 0 {
-                line.push_str("  ");
-            }
-            line.push_str(cell);
-            let pad = w.saturating_sub(cell.chars().count());
-            line.extend(std::iter::repeat_n(' ', pad));
-        }
-        writeln!(out, "{}", line.trim_end())
-    };
-    emit(HEADERS, out)?;
-    for row in &rows {
-        emit(row.each_ref().map(String::as_str), out)?;
-    }
-    Ok(())
 }

@@ -1,0 +1,193 @@
+//! Finding the files to read (files, directories, globs, rotated sets) and reading their
+//! lines.
+
+use std::cmp::Reverse;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use flate2::bufread::MultiGzDecoder;
+
+use super::{shown_path, Problems};
+
+pub(super) fn has_glob_chars(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Files named by `paths` (files, directories, globs), oldest rotation first. A directory
+/// is read with its subdirectories, so the per-host layout the Linux adapter writes
+/// (`audit/@HOST@/audit.log`, rotated as `audit.log.1`, `audit.log.2.gz`) is found from
+/// `audit/`.
+pub(super) fn expand(paths: &[String], problems: &mut Problems<'_>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for p in paths {
+        let path = Path::new(p);
+        match std::fs::metadata(path) {
+            Ok(m) => add(path, &m, &mut files, problems),
+            Err(_) if has_glob_chars(p) => match glob::glob(p) {
+                Ok(matches) => {
+                    let before = files.len();
+                    for m in matches {
+                        match m {
+                            Ok(found) => match std::fs::metadata(&found) {
+                                Ok(meta) => add(&found, &meta, &mut files, problems),
+                                Err(e) => problems.io(format_args!("{}: {e}", shown_path(&found))),
+                            },
+                            Err(e) => {
+                                problems.io(format_args!("{}: {}", shown_path(e.path()), e.error()))
+                            }
+                        }
+                    }
+                    if files.len() == before {
+                        problems.io(format_args!("{}: matches no file", shown_path(path)));
+                    }
+                }
+                Err(e) => problems.io(format_args!("bad pattern {}: {e}", shown_path(path))),
+            },
+            Err(e) => problems.io(format_args!("{}: {e}", shown_path(path))),
+        }
+    }
+    files.sort_by_cached_key(|f| rotation_key(f));
+    files.dedup_by(|a, b| same_file(a, b));
+    files
+}
+
+/// Adds a named path (`meta` follows links: the user named it): a regular file, or the
+/// files under a directory. Anything else (a FIFO would block the reader) is refused.
+fn add(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    files: &mut Vec<PathBuf>,
+    problems: &mut Problems<'_>,
+) {
+    if meta.is_dir() {
+        walk(path, files, problems);
+    } else if meta.is_file() {
+        files.push(path.to_path_buf());
+    } else {
+        problems.io(format_args!(
+            "{}: not a regular file or directory",
+            shown_path(path)
+        ));
+    }
+}
+
+/// Regular files under `dir`, at any depth. Hidden entries are skipped, and so are other
+/// non-regular files (FIFOs, sockets, devices); a link to a file is read, a link to a
+/// directory is not followed (so a link loop cannot hold the walk) and said so.
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                problems.io(format_args!("{}: {e}", shown_path(&dir)));
+                continue;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    problems.io(format_args!("{}: {e}", shown_path(&dir)));
+                    continue;
+                }
+            };
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(path),
+                Ok(t) if t.is_file() => files.push(path),
+                Ok(t) if t.is_symlink() => {
+                    if path.is_file() {
+                        files.push(path);
+                    } else if path.is_dir() {
+                        problems.note(format_args!(
+                            "{}: link to a directory, not followed (name it to read it)",
+                            shown_path(&path)
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => problems.io(format_args!("{}: {e}", shown_path(&path))),
+            }
+        }
+    }
+}
+
+/// Sort key putting a rotated set oldest first: `x.log.2.gz`, `x.log.1`, `x.log`.
+fn rotation_key(path: &Path) -> (PathBuf, String, Reverse<u64>) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".gz").unwrap_or(&name);
+    let (base, index) = match stem.rsplit_once('.') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (base.to_owned(), n.parse().unwrap_or(u64::MAX))
+        }
+        _ => (stem.to_owned(), 0),
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    (dir, base, Reverse(index))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Opens a log, gunzipping it if it starts with the gzip magic (whatever its name).
+pub(super) fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let gz = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        Box::new(BufReader::new(MultiGzDecoder::new(reader)))
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// Reads one line without its `\n` into `buf`: `None` at the end, `Some(true)` if it was
+/// longer than `max` (then `buf` is empty and the rest of the line skipped).
+pub(super) fn read_line(
+    r: &mut dyn BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = match r.fill_buf() {
+            Ok(a) => a,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(any.then_some(too_long));
+        }
+        any = true;
+        let newline = available.iter().position(|&b| b == b'\n');
+        let chunk = available
+            .get(..newline.unwrap_or(available.len()))
+            .unwrap_or_default();
+        if !too_long {
+            if buf.len() + chunk.len() > max {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = newline.map_or(available.len(), |i| i + 1);
+        r.consume(used);
+        if newline.is_some() {
+            return Ok(Some(too_long));
+        }
+    }
+}
