@@ -16,6 +16,16 @@ use flightrec_core::{Kind, Level, RecordMeta, Recorder, RecorderConfig, Ring, Sh
 use heapless::HistoryBuf;
 use ringbuf::HeapRb;
 
+/// A `RecorderSettings` type `$name` for the configuration `$config`.
+macro_rules! settings {
+    ($name:ident = $config:expr) => {
+        struct $name;
+        impl flightrec_core::RecorderSettings for $name {
+            const CONFIG: flightrec_core::RecorderConfig = $config;
+        }
+    };
+}
+
 type Group<'a> = BenchmarkGroup<'a, WallTime>;
 
 /// Bytes of payload (flightrec) or item size (the others).
@@ -80,7 +90,8 @@ fn bench_flightrec_shared<const N: usize>(group: &mut Group<'_>) {
 }
 
 fn bench_flightrec_recorder<const N: usize>(group: &mut Group<'_>) {
-    let rec: Box<Recorder<N>> = Box::new(Recorder::new(&RecorderConfig::DEFAULT));
+    settings!(Settings1 = RecorderConfig::DEFAULT);
+    let rec: Box<Recorder<N, Settings1>> = Box::new(Recorder::new());
     // Target and message encode to a 32-byte payload (postcard: length-prefixed strings and an
     // empty field list).
     let (target, message) = ("net", "eth0 link up at 100 Mbit/s");

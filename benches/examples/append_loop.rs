@@ -20,6 +20,16 @@ use flightrec_core::{Kind, Level, RecordMeta, Recorder, RecorderConfig, Ring, Sh
 use heapless::HistoryBuf;
 use ringbuf::HeapRb;
 
+/// A `RecorderSettings` type `$name` for the configuration `$config`.
+macro_rules! settings {
+    ($name:ident = $config:expr) => {
+        struct $name;
+        impl flightrec_core::RecorderSettings for $name {
+            const CONFIG: flightrec_core::RecorderConfig = $config;
+        }
+    };
+}
+
 const ITEM: usize = 32;
 const BYTES: usize = 4096;
 
@@ -60,7 +70,8 @@ fn main() -> ExitCode {
             }
         }
         "recorder" => {
-            let rec: Box<Recorder<BYTES>> = Box::new(Recorder::new(&RecorderConfig::DEFAULT));
+            settings!(Settings1 = RecorderConfig::DEFAULT);
+            let rec: Box<Recorder<BYTES, Settings1>> = Box::new(Recorder::new());
             for t in 0..warm + n {
                 let _ = black_box(rec.log(
                     black_box(t),

@@ -13,29 +13,16 @@
 use embedded_io::Write;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::crc::Crc32;
-use crate::encode::{self, Encode, Writer};
-use crate::ring::{Cursor, PushError, Read, Ring, RingStats};
+use crate::encode::{Encode, Writer};
+pub use crate::error::DumpError;
+use crate::frame::FrameWriter;
+use crate::ring::{Cursor, Read, RecordMeta, Ring, RingError, RingStats};
 use crate::trigger::{DumpOrder, Reason};
 use crate::{Kind, SessionId, SharedRing};
 
-/// First bytes of every dump (PNG-style: a non-ASCII byte, a name, CR LF, Ctrl-Z, LF, so that
-/// text-mode mangling is detectable).
-pub const MAGIC: [u8; 8] = [0x89, b'F', b'L', b'R', b'\r', b'\n', 0x1A, b'\n'];
-/// Format version written after the magic. A decoder refuses versions it does not know.
-pub const VERSION: u8 = 1;
-/// First byte of every frame.
-pub const SYNC: u8 = 0xFE;
-/// Frame type of the header.
-pub const FRAME_HEADER: u8 = b'H';
-/// Frame type of a record.
-pub const FRAME_RECORD: u8 = b'R';
-/// Frame type of the end frame.
-pub const FRAME_END: u8 = b'E';
-/// Bytes a frame adds around its body: sync, type, length, CRC.
-pub const FRAME_OVERHEAD: usize = 8;
-/// Largest encoding of a [`RecordHead`].
-pub const RECORD_HEAD_MAX: usize = 28;
+pub use crate::frame::{
+    FRAME_END, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAGIC, RECORD_HEAD_MAX, SYNC, VERSION,
+};
 
 /// What the clock's ticks mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +174,19 @@ pub struct RecordHead {
     pub session: Option<SessionId>,
 }
 
+impl RecordHead {
+    /// The head of record `seq` with header `meta`.
+    pub const fn of(seq: u64, meta: &RecordMeta) -> Self {
+        RecordHead {
+            seq,
+            time: meta.time,
+            kind: meta.kind,
+            level: meta.level as u8,
+            session: meta.session,
+        }
+    }
+}
+
 /// A dump's end frame: present only if the writer finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DumpEnd {
@@ -275,106 +275,37 @@ pub struct DumpSummary {
     pub bytes: usize,
 }
 
-/// Why a dump could not be written whole.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DumpError<E> {
-    /// The writer failed; the dump is cut short (a decoder reports it as incomplete).
-    Io(E),
-    /// The ring refused to be read (see [`PushError`]).
-    Ring(PushError),
-    /// The scratch buffer cannot hold the header.
-    ScratchTooSmall,
-    /// The writer accepted no bytes (a full device or a closed pipe); the dump is cut short.
-    WriteZero,
-}
-
-impl<E> From<PushError> for DumpError<E> {
-    fn from(e: PushError) -> Self {
-        DumpError::Ring(e)
-    }
-}
-
 /// Something a dump can be read from, one record at a time.
 pub trait Source {
     /// Positions and counters now.
-    fn stats(&self) -> Result<RingStats, PushError>;
+    fn stats(&self) -> Result<RingStats, RingError>;
     /// A cursor at the oldest record.
-    fn oldest(&self) -> Result<Cursor, PushError>;
+    fn oldest(&self) -> Result<Cursor, RingError>;
     /// Copies one record out; see [`Ring::read`].
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError>;
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError>;
 }
 
 impl<const N: usize> Source for Ring<N> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         Ok(Ring::stats(self))
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         Ok(Ring::oldest(self))
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         Ring::read(self, cursor, out)
     }
 }
 
 impl<const N: usize> Source for SharedRing<N> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         SharedRing::stats(self)
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         SharedRing::oldest(self)
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         SharedRing::read(self, cursor, out)
-    }
-}
-
-/// Counts bytes and CRC as they go to the writer.
-struct FrameOut<'w, W: Write> {
-    w: &'w mut W,
-    bytes: usize,
-    /// Of every byte written; a frame starts it afresh after its sync byte. Running it over
-    /// the bytes no CRC covers too (the magic, each sync byte and CRC: 5 bytes a frame)
-    /// keeps one write routine, 28 bytes less code on a Cortex-M than a second, checked one.
-    crc: Crc32,
-}
-
-impl<W: Write> FrameOut<'_, W> {
-    fn raw(&mut self, mut b: &[u8]) -> Result<(), DumpError<W::Error>> {
-        self.crc.update(b);
-        // Our own loop rather than `write_all`, which panics on a writer that accepts nothing.
-        while !b.is_empty() {
-            match self.w.write(b).map_err(DumpError::Io)? {
-                0 => return Err(DumpError::WriteZero),
-                n => {
-                    self.bytes += n;
-                    b = b.get(n..).unwrap_or(&[]);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes one frame whose body is `head`'s encoding, made in `buf`, then `tail`. One
-    /// routine for the three kinds of frame (`head` through `dyn`: one copy of the code).
-    fn frame(
-        &mut self,
-        ty: u8,
-        head: &dyn Encode,
-        buf: &mut [u8],
-        tail: &[u8],
-    ) -> Result<(), DumpError<W::Error>> {
-        let head_len = encode::to_slice(head, buf).ok_or(DumpError::ScratchTooSmall)?;
-        let head = buf.get(..head_len).unwrap_or(&[]);
-        let len = u16::try_from(head.len() + tail.len())
-            .map_err(|_| DumpError::Ring(PushError::Corrupt))?;
-        let [l0, l1] = len.to_le_bytes();
-        self.raw(&[SYNC])?;
-        self.crc = Crc32::new();
-        self.raw(&[ty, l0, l1])?;
-        self.raw(head)?;
-        self.raw(tail)?;
-        let crc = self.crc.finish();
-        self.raw(&crc.to_le_bytes())
     }
 }
 
@@ -412,13 +343,8 @@ pub fn write_dump_from<W: Write, S: Source + ?Sized>(
     header.first_seq = stats.first_seq;
     header.next_seq = stats.next_seq;
     header.capacity = u32::try_from(stats.capacity).unwrap_or(u32::MAX);
-    let mut out = FrameOut {
-        w,
-        bytes: 0,
-        crc: Crc32::new(),
-    };
-    out.raw(&MAGIC)?;
-    out.raw(&[VERSION])?;
+    let mut out = FrameWriter::new(w);
+    out.preamble()?;
     out.frame(FRAME_HEADER, &header, scratch, &[])?;
 
     // Counted in locals, the end frame built from them last: a `DumpEnd` zeroed up front
@@ -438,14 +364,8 @@ pub fn write_dump_from<W: Write, S: Source + ?Sized>(
                     out_of_scope += 1;
                     continue;
                 }
-                let head = RecordHead {
-                    seq,
-                    time: meta.time,
-                    kind: meta.kind,
-                    level: meta.level as u8,
-                    session: meta.session,
-                };
-                let payload = scratch.get(..len).ok_or(PushError::Corrupt)?;
+                let head = RecordHead::of(seq, &meta);
+                let payload = scratch.get(..len).ok_or(RingError::Corrupt)?;
                 out.frame(FRAME_RECORD, &head, &mut head_buf, payload)?;
                 records += 1;
             }
@@ -461,11 +381,11 @@ pub fn write_dump_from<W: Write, S: Source + ?Sized>(
         out_of_scope,
     };
     out.frame(FRAME_END, &end, &mut head_buf, &[])?;
-    out.w.flush().map_err(DumpError::Io)?;
+    out.flush()?;
     Ok(DumpSummary {
         records: end.records,
         lost: end.lost,
         out_of_scope: end.out_of_scope,
-        bytes: out.bytes,
+        bytes: out.bytes(),
     })
 }

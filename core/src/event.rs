@@ -586,14 +586,14 @@ pub struct Custom<'a> {
     /// Level it is recorded at.
     pub level: Level,
     /// Its name (cut to [`NAME_MAX`]).
-    pub kind: &'a str,
+    pub name: &'a str,
     /// Its attributes.
     pub attributes: Fields<'a>,
 }
 
 impl Encode for Custom<'_> {
     fn encode(&self, w: &mut Writer<'_>) {
-        w.str_bounded(self.kind, NAME_MAX);
+        w.str_bounded(self.name, NAME_MAX);
         self.attributes.encode(w);
     }
 }
@@ -601,7 +601,7 @@ impl Encode for Custom<'_> {
 impl Serialize for Custom<'_> {
     fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let mut t = ser.serialize_tuple(2)?;
-        t.serialize_element(&Bounded(self.kind, NAME_MAX))?;
+        t.serialize_element(&Bounded(self.name, NAME_MAX))?;
         t.serialize_element(&self.attributes)?;
         t.end()
     }
@@ -613,7 +613,7 @@ impl Event for Custom<'_> {
         self.level
     }
     fn name(&self) -> Option<&str> {
-        Some(self.kind)
+        Some(self.name)
     }
 }
 
@@ -643,6 +643,23 @@ pub enum Decoded<'a> {
         /// Its payload length.
         len: usize,
     },
+}
+
+impl Decoded<'_> {
+    /// The kind of record it was decoded from.
+    pub const fn kind(&self) -> Kind {
+        match self {
+            Decoded::Log(_) => Kind::LOG,
+            Decoded::Frame(_) => Kind::FRAME,
+            Decoded::AuthFailure(_) => Kind::AUTH_FAILURE,
+            Decoded::AuthSuccess(_) => Kind::AUTH_SUCCESS,
+            Decoded::Logout(_) => Kind::LOGOUT,
+            Decoded::SessionForbidden(_) => Kind::SESSION_FORBIDDEN,
+            Decoded::Connect(_) => Kind::CONNECT,
+            Decoded::Custom(_) => Kind::CUSTOM,
+            Decoded::Unknown { kind, .. } => *kind,
+        }
+    }
 }
 
 /// Decodes a record's payload according to its kind and level. Bytes after the fields this
@@ -676,7 +693,7 @@ pub fn decode(kind: Kind, level: Level, payload: &[u8]) -> Result<Decoded<'_>, D
             let attributes = Fields::decode(rest).map_err(err)?;
             Decoded::Custom(Custom {
                 level,
-                kind: name,
+                name,
                 attributes,
             })
         }

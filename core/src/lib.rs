@@ -12,14 +12,19 @@
 //! [`Clock`].
 //!
 //! ```
-//! use flightrec_core::{event::AuthFailure, Recorder, RecorderConfig, TriggerConfig, Action,
-//!     Build, ClockInfo, Level, Reason, SessionId};
+//! use flightrec_core::{event::AuthFailure, Recorder, RecorderConfig, RecorderSettings,
+//!     TriggerConfig, Action, Build, ClockInfo, Level, Reason, SessionId};
 //!
-//! // A recorder with a 4 KiB ring; in firmware this is a `static`.
-//! static REC: Recorder<4096> = Recorder::new(&RecorderConfig {
-//!     trigger: TriggerConfig { post_records: 2, ..TriggerConfig::DEFAULT },
-//!     ..RecorderConfig::DEFAULT
-//! });
+//! // The configuration, known at compile time: a type naming a constant.
+//! struct Console;
+//! impl RecorderSettings for Console {
+//!     const CONFIG: RecorderConfig = RecorderConfig {
+//!         trigger: TriggerConfig { post_records: 2, ..TriggerConfig::DEFAULT },
+//!         ..RecorderConfig::DEFAULT
+//!     };
+//! }
+//! // A recorder with a 4 KiB ring; in firmware this is a `static` (all zero: in `.bss`).
+//! static REC: Recorder<4096, Console> = Recorder::new();
 //!
 //! let session = Some(SessionId(7));
 //! REC.log(10, Level::Debug, session, "console", "prompt shown", &[]).unwrap();
@@ -49,7 +54,9 @@ pub mod bytes;
 pub mod crc;
 pub mod dump;
 pub mod encode;
+mod error;
 pub mod event;
+pub mod frame;
 pub mod recorder;
 pub mod ring;
 #[cfg(feature = "seal")]
@@ -62,8 +69,11 @@ pub use dump::{
     write_dump, write_dump_from, Build, ClockInfo, DumpEnd, DumpError, DumpHeader, DumpSummary,
     RecordHead, Source, TimeBase,
 };
-pub use recorder::{CaptureFilter, RecordError, Recorder, RecorderConfig, RecorderStats};
-pub use ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
+pub use recorder::{
+    Attached, AttachedRecorder, CaptureFilter, Defaults, RecordError, Recorder, RecorderConfig,
+    RecorderInner, RecorderSettings, RecorderStats, RingStorage,
+};
+pub use ring::{Cursor, Read, RecordMeta, Ring, RingError, RingStats};
 pub use shared::SharedRing;
 pub use trigger::{
     Action, DumpOrder, RateLimit, Reason, RecordInfo, Threshold, TriggerConfig, TriggerMachine,
@@ -146,6 +156,29 @@ impl Kind {
     pub const CONNECT: Kind = Kind(6);
     /// [`event::Custom`].
     pub const CUSTOM: Kind = Kind(7);
+
+    /// Every kind this version knows, in code order.
+    pub const KNOWN: [Kind; 8] = [
+        Kind::LOG,
+        Kind::FRAME,
+        Kind::AUTH_FAILURE,
+        Kind::AUTH_SUCCESS,
+        Kind::LOGOUT,
+        Kind::SESSION_FORBIDDEN,
+        Kind::CONNECT,
+        Kind::CUSTOM,
+    ];
+
+    /// The known kind named `name` (see [`Kind::name`]).
+    ///
+    /// ```
+    /// use flightrec_core::Kind;
+    /// assert_eq!(Kind::from_name("auth-failure"), Some(Kind::AUTH_FAILURE));
+    /// assert_eq!(Kind::from_name("nope"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::KNOWN.into_iter().find(|k| k.name() == Some(name))
+    }
 
     /// Short lower-case name of a known kind, `None` for kinds this version does not know.
     pub const fn name(self) -> Option<&'static str> {

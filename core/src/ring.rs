@@ -18,6 +18,7 @@
 //! record.
 
 use crate::encode::{Encode, Writer};
+pub use crate::error::RingError;
 use crate::{Kind, Level, SessionId};
 
 pub mod salvage;
@@ -28,9 +29,9 @@ const SESSION_LEN: usize = 4;
 const FLAG_SESSION: u8 = 0x08;
 const LEVEL_MASK: u8 = 0x07;
 
-/// Largest payload one record can carry: a dump frame's 16-bit length must hold it plus the
-/// record's head (at most [`crate::dump::RECORD_HEAD_MAX`] bytes).
-pub const MAX_PAYLOAD: usize = u16::MAX as usize - crate::dump::RECORD_HEAD_MAX;
+/// Largest payload one record can carry: a dump frame's body must hold it plus the
+/// record's head (at most [`crate::frame::RECORD_HEAD_MAX`] bytes).
+pub const MAX_PAYLOAD: usize = crate::frame::MAX_BODY - crate::frame::RECORD_HEAD_MAX;
 
 /// Ring bytes of the record whose header starts with `word` (bytes 0-3, little-endian:
 /// payload length in the low half, flags in the top byte).
@@ -71,23 +72,6 @@ impl RecordMeta {
             })
         .saturating_add(payload_len)
     }
-}
-
-/// Why a push or read was refused. The ring is unchanged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum PushError {
-    /// The record would take more ring bytes than the ring holds (see
-    /// [`RecordMeta::ring_size`]), or its payload is over [`MAX_PAYLOAD`]. Counted in
-    /// [`RingStats::rejected`].
-    TooLarge,
-    /// The ring's bookkeeping is inconsistent (only possible for a ring salvaged from memory
-    /// that was not validated). Nothing was written.
-    Corrupt,
-    /// The value to record could not be serialised.
-    Encode,
-    /// A shared ring was used re-entrantly (from inside [`crate::SharedRing::with`]).
-    Busy,
 }
 
 /// A reader's place in the ring. Get one from [`Ring::oldest`]; it stays meaningful across
@@ -244,13 +228,13 @@ impl<const N: usize> Ring<N> {
     /// Appends a record, evicting the oldest whole records as needed. Returns its sequence
     /// number.
     #[inline]
-    pub fn push(&mut self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, PushError> {
+    pub fn push(&mut self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, RingError> {
         self.push_with(meta, payload.len(), |a, b| {
             let (pa, pb) = payload
                 .split_at_checked(a.len())
-                .ok_or(PushError::Corrupt)?;
+                .ok_or(RingError::Corrupt)?;
             if pb.len() != b.len() {
-                return Err(PushError::Corrupt);
+                return Err(RingError::Corrupt);
             }
             crate::bytes::copy(a, pa);
             crate::bytes::copy(b, pb);
@@ -270,14 +254,14 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         value: &T,
-    ) -> Result<u64, PushError> {
+    ) -> Result<u64, RingError> {
         let result = self.push_encoded(meta, value);
         self.count_rejected(result)
     }
 
     /// Counts a refused push in [`RingStats::rejected`].
     #[inline(always)]
-    fn count_rejected(&mut self, result: Result<u64, PushError>) -> Result<u64, PushError> {
+    fn count_rejected(&mut self, result: Result<u64, RingError>) -> Result<u64, RingError> {
         if result.is_err() {
             self.rejected = self.rejected.saturating_add(1);
         }
@@ -289,11 +273,11 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         value: &T,
-    ) -> Result<u64, PushError> {
+    ) -> Result<u64, RingError> {
         let len = value.encoded_len();
         let needed = meta.ring_size(len);
         if needed > N || len > MAX_PAYLOAD {
-            return Err(PushError::TooLarge);
+            return Err(RingError::TooLarge);
         }
         self.make_room(needed)?;
         let (a, b) = self.slices_at_mut(self.head, needed)?;
@@ -303,7 +287,7 @@ impl<const N: usize> Ring<N> {
         // The slot holds exactly `needed` bytes: any other length (more is an overflow) is
         // an encoding that counted differently than it wrote.
         if w.len() != needed {
-            return Err(PushError::Encode);
+            return Err(RingError::Encode);
         }
         Ok(self.commit(needed))
     }
@@ -332,7 +316,7 @@ impl<const N: usize> Ring<N> {
 
     /// Evicts the oldest records until `needed` bytes are free.
     #[inline(always)]
-    fn make_room(&mut self, needed: usize) -> Result<(), PushError> {
+    fn make_room(&mut self, needed: usize) -> Result<(), RingError> {
         let mut used = self.used();
         while N - used < needed {
             used -= self.evict_oldest(used)?;
@@ -357,8 +341,8 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         len: usize,
-        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
-    ) -> Result<u64, PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), RingError>,
+    ) -> Result<u64, RingError> {
         let result = self.push_inner(meta, len, fill);
         self.count_rejected(result)
     }
@@ -371,11 +355,11 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         len: usize,
-        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
-    ) -> Result<u64, PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), RingError>,
+    ) -> Result<u64, RingError> {
         let needed = meta.ring_size(len);
         if needed > N || len > MAX_PAYLOAD {
-            return Err(PushError::TooLarge);
+            return Err(RingError::TooLarge);
         }
         self.make_room(needed)?;
         // Header bytes 0-3 (length, kind, flags) as one word and bytes 4-11 (time) as another:
@@ -392,17 +376,17 @@ impl<const N: usize> Ring<N> {
             Some(slot) => {
                 let (first, rest) = slot
                     .split_first_chunk_mut::<4>()
-                    .ok_or(PushError::Corrupt)?;
+                    .ok_or(RingError::Corrupt)?;
                 *first = word.to_le_bytes();
                 let (time, rest) = rest
                     .split_first_chunk_mut::<8>()
-                    .ok_or(PushError::Corrupt)?;
+                    .ok_or(RingError::Corrupt)?;
                 *time = meta.time.to_le_bytes();
                 let payload = match meta.session {
                     Some(id) => {
                         let (session, payload) = rest
                             .split_first_chunk_mut::<SESSION_LEN>()
-                            .ok_or(PushError::Corrupt)?;
+                            .ok_or(RingError::Corrupt)?;
                         *session = id.0.to_le_bytes();
                         payload
                     }
@@ -423,8 +407,8 @@ impl<const N: usize> Ring<N> {
         &mut self,
         meta: &RecordMeta,
         len: usize,
-        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), PushError>,
-    ) -> Result<(), PushError> {
+        fill: impl FnOnce(&mut [u8], &mut [u8]) -> Result<(), RingError>,
+    ) -> Result<(), RingError> {
         let header_len = meta.ring_size(0);
         let (a, b) = self.slices_at_mut(self.head, header_len)?;
         Self::write_header(&mut Writer::new(a, b), meta, len);
@@ -477,7 +461,7 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Copies the record at `cursor` into `out` and advances the cursor. See [`Read`].
-    pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         if cursor.seq < self.first_seq {
             let lost = self.first_seq - cursor.seq;
             *cursor = self.oldest();
@@ -508,12 +492,12 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Parses the record header at `pos`: (meta, header length, payload length).
-    fn header_at(&self, pos: usize) -> Result<(RecordMeta, usize, usize), PushError> {
+    fn header_at(&self, pos: usize) -> Result<(RecordMeta, usize, usize), RingError> {
         // All 16 bytes a header can take, whether or not this one has a session id: one loop.
         let h: [u8; HEADER_LEN + SESSION_LEN] = self.bytes_at(pos);
         let [l0, l1, kind, flags, t0, t1, t2, t3, t4, t5, t6, t7, s0, s1, s2, s3] = h;
         let len = u16::from_le_bytes([l0, l1]) as usize;
-        let level = Level::from_u8(flags & LEVEL_MASK).ok_or(PushError::Corrupt)?;
+        let level = Level::from_u8(flags & LEVEL_MASK).ok_or(RingError::Corrupt)?;
         let (session, header_len) = if flags & FLAG_SESSION != 0 {
             (
                 Some(SessionId(u32::from_le_bytes([s0, s1, s2, s3]))),
@@ -523,7 +507,7 @@ impl<const N: usize> Ring<N> {
             (None, HEADER_LEN)
         };
         if header_len + len > self.used() {
-            return Err(PushError::Corrupt);
+            return Err(RingError::Corrupt);
         }
         let meta = RecordMeta {
             time: u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]),
@@ -547,14 +531,14 @@ impl<const N: usize> Ring<N> {
     }
 
     /// Evicts the oldest record of a ring holding `used` bytes; returns its size in ring
-    /// bytes. On bare metal out of line: one copy for the push and the trim (44 bytes less
-    /// on a Cortex-M), and a leaf whose frame is off the stack before the payload is
-    /// encoded. Elsewhere inlined into the push, the daemon's hot path.
+    /// bytes. On bare metal out of line: one copy for the push and the trim (less code on a
+    /// Cortex-M), and a leaf whose frame is off the stack before the payload is encoded.
+    /// Elsewhere inlined into the push, the daemon's hot path.
     #[cfg_attr(target_os = "none", inline(never))]
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn evict_oldest(&mut self, used: usize) -> Result<usize, PushError> {
+    fn evict_oldest(&mut self, used: usize) -> Result<usize, RingError> {
         if self.count == 0 {
-            return Err(PushError::Corrupt);
+            return Err(RingError::Corrupt);
         }
         // Fast path: the first header bytes do not wrap (a fixed-size load, no memcpy call).
         let h = match self.buf.get(self.tail..).and_then(|s| s.first_chunk::<4>()) {
@@ -565,7 +549,7 @@ impl<const N: usize> Ring<N> {
         let size = record_size(u32::from_le_bytes(h));
         // Bytes and count must run out together: a ring they disagree on was not validated.
         if size > used || (size == used && self.count != 1) {
-            return Err(PushError::Corrupt);
+            return Err(RingError::Corrupt);
         }
         self.tail = self.wrap(self.tail + size);
         self.count -= 1;
@@ -589,20 +573,20 @@ impl<const N: usize> Ring<N> {
         &mut self,
         pos: usize,
         len: usize,
-    ) -> Result<(&mut [u8], &mut [u8]), PushError> {
+    ) -> Result<(&mut [u8], &mut [u8]), RingError> {
         let first = len.min(N.saturating_sub(pos));
         let (lo, hi) = self
             .buf
             .split_at_mut_checked(pos)
-            .ok_or(PushError::Corrupt)?;
-        let a = hi.get_mut(..first).ok_or(PushError::Corrupt)?;
-        let b = lo.get_mut(..len - first).ok_or(PushError::Corrupt)?;
+            .ok_or(RingError::Corrupt)?;
+        let a = hi.get_mut(..first).ok_or(RingError::Corrupt)?;
+        let b = lo.get_mut(..len - first).ok_or(RingError::Corrupt)?;
         Ok((a, b))
     }
 
     /// Copies ring bytes at `pos` into `dst`, wrapping around the end.
     #[inline(always)]
-    fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result<(), PushError> {
+    fn read_at(&self, pos: usize, dst: &mut [u8]) -> Result<(), RingError> {
         let (a, b) = self.slices_at(pos, dst.len())?;
         let (da, db) = dst.split_at_mut(a.len());
         crate::bytes::copy(da, a);
@@ -611,10 +595,10 @@ impl<const N: usize> Ring<N> {
     }
 
     /// The `len` ring bytes at `pos` as two slices (the second is empty unless they wrap).
-    fn slices_at(&self, pos: usize, len: usize) -> Result<(&[u8], &[u8]), PushError> {
+    fn slices_at(&self, pos: usize, len: usize) -> Result<(&[u8], &[u8]), RingError> {
         let first = len.min(N.saturating_sub(pos));
-        let a = self.buf.get(pos..pos + first).ok_or(PushError::Corrupt)?;
-        let b = self.buf.get(..len - first).ok_or(PushError::Corrupt)?;
+        let a = self.buf.get(pos..pos + first).ok_or(RingError::Corrupt)?;
+        let b = self.buf.get(..len - first).ok_or(RingError::Corrupt)?;
         Ok((a, b))
     }
 }

@@ -4,7 +4,7 @@ use core::cell::RefCell;
 
 use critical_section::Mutex;
 
-use crate::ring::{Cursor, PushError, Read, RecordMeta, Ring, RingStats};
+use crate::ring::{Cursor, Read, RecordMeta, Ring, RingError, RingStats};
 
 /// A [`Ring`] behind a critical section, usable as a `static`.
 ///
@@ -48,30 +48,30 @@ impl<const N: usize> SharedRing<N> {
     }
 
     /// Appends a record; see [`Ring::push`].
-    pub fn push(&self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, PushError> {
+    pub fn push(&self, meta: &RecordMeta, payload: &[u8]) -> Result<u64, RingError> {
         self.with(|ring| ring.push(meta, payload))
-            .unwrap_or(Err(PushError::Busy))
+            .unwrap_or(Err(RingError::Busy))
     }
 
     /// A cursor at the oldest record now held.
-    pub fn oldest(&self) -> Result<Cursor, PushError> {
-        self.with(|ring| ring.oldest()).ok_or(PushError::Busy)
+    pub fn oldest(&self) -> Result<Cursor, RingError> {
+        self.with(|ring| ring.oldest()).ok_or(RingError::Busy)
     }
 
     /// Copies one record out; see [`Ring::read`].
-    pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    pub fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         self.with(|ring| ring.read(cursor, out))
-            .unwrap_or(Err(PushError::Busy))
+            .unwrap_or(Err(RingError::Busy))
     }
 
     /// Counters and positions.
-    pub fn stats(&self) -> Result<RingStats, PushError> {
-        self.with(|ring| ring.stats()).ok_or(PushError::Busy)
+    pub fn stats(&self) -> Result<RingStats, RingError> {
+        self.with(|ring| ring.stats()).ok_or(RingError::Busy)
     }
 
     /// Drops every record; see [`Ring::clear`].
-    pub fn clear(&self) -> Result<(), PushError> {
-        self.with(|ring| ring.clear()).ok_or(PushError::Busy)
+    pub fn clear(&self) -> Result<(), RingError> {
+        self.with(|ring| ring.clear()).ok_or(RingError::Busy)
     }
 
     /// Runs `f` on the ring inside the critical section. Keep `f` short: producers in

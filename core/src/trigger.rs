@@ -512,7 +512,9 @@ impl<const SLOTS: usize, const DEPTH: usize> TriggerState<SLOTS, DEPTH> {
             suppressed: 0,
             dumps: 0,
             left: 0,
-            reason: Reason::Manual,
+            // Not read while idle; the first variant, so that an idle machine is all zero
+            // bytes (a recorder `static` in `.bss`).
+            reason: Reason::FailedLogin,
             flags: 0,
         }
     }

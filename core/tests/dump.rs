@@ -6,8 +6,8 @@
 use std::cell::{Cell, RefCell};
 
 use flightrec_core::{
-    write_dump, Build, ClockInfo, Cursor, DumpError, DumpHeader, Kind, Level, PushError, Read,
-    Reason, RecordMeta, Ring, RingStats, SessionId, Source, TimeBase,
+    write_dump, Build, ClockInfo, Cursor, DumpError, DumpHeader, Kind, Level, Read, Reason,
+    RecordMeta, Ring, RingError, RingStats, SessionId, Source, TimeBase,
 };
 use proptest::prelude::*;
 
@@ -394,13 +394,13 @@ impl<const N: usize> Busy<N> {
 }
 
 impl<const N: usize> Source for Busy<N> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         Ok(self.ring.borrow().stats())
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         Ok(self.ring.borrow().oldest())
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         let i = self.reads.get();
         self.reads.set(i + 1);
         for _ in 0..self.pushes.get(i).copied().unwrap_or(0) {

@@ -12,6 +12,16 @@ use flightrec_core::{
 };
 use proptest::prelude::*;
 
+/// A `RecorderSettings` type `$name` for the configuration `$config`.
+macro_rules! settings {
+    ($name:ident = $config:expr) => {
+        struct $name;
+        impl flightrec_core::RecorderSettings for $name {
+            const CONFIG: flightrec_core::RecorderConfig = $config;
+        }
+    };
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: if cfg!(miri) { 6 } else { 512 },
@@ -39,7 +49,8 @@ const QUIET: RecorderConfig = RecorderConfig {
 /// payload.
 fn through_both<E: Event + serde::Serialize>(event: &E) -> Vec<u8> {
     let session = Some(SessionId(77));
-    let rec: Recorder<2048> = Recorder::new(&QUIET);
+    settings!(Settings1 = QUIET);
+    let rec: Recorder<2048, Settings1> = Recorder::new();
     rec.record(1234, session, event).expect("recorded");
     let mut cursor = Source::oldest(&rec).unwrap();
     let mut buf = vec![0u8; 2048];
@@ -208,7 +219,7 @@ fn log_custom_and_frame_round_trip() {
 
     let custom = Custom {
         level: Level::Error,
-        kind: "tamper",
+        name: "tamper",
         attributes: Fields::Slice(&fields),
     };
     assert_eq!(custom.name(), Some("tamper"));
@@ -216,7 +227,7 @@ fn log_custom_and_frame_round_trip() {
     let Ok(Decoded::Custom(d)) = event::decode(Kind::CUSTOM, Level::Error, &p) else {
         panic!("a custom event");
     };
-    assert_eq!((d.level, d.kind), (Level::Error, "tamper"));
+    assert_eq!((d.level, d.name), (Level::Error, "tamper"));
     assert_eq!(fields_of(&d.attributes), owned(&fields));
 
     // No fields at all.
@@ -229,7 +240,8 @@ fn log_custom_and_frame_round_trip() {
     assert_eq!(p, [0, 0, 0]);
 
     // Frames are opaque bytes.
-    let rec: Recorder<256> = Recorder::new(&QUIET);
+    settings!(Settings2 = QUIET);
+    let rec: Recorder<256, Settings2> = Recorder::new();
     rec.frame(5, Level::Debug, None, &[9, 8, 7]).unwrap();
     let mut c = Source::oldest(&rec).unwrap();
     let mut buf = [0u8; 16];
@@ -307,7 +319,7 @@ fn too_many_fields_are_counted() {
         // The same for a custom event's attributes.
         let p = through_both(&Custom {
             level: Level::Info,
-            kind: "k",
+            name: "k",
             attributes: Fields::Slice(&fields),
         });
         let Ok(Decoded::Custom(d)) = event::decode(Kind::CUSTOM, Level::Info, &p) else {
@@ -429,7 +441,7 @@ proptest! {
         let fields: Vec<Field<'_>> =
             fields.iter().map(|(n, v)| Field { name: n.as_str(), value: v.value() }).collect();
         same(&Log { level: Level::Debug, target: &target, message: &message, fields: Fields::Slice(&fields) });
-        same(&Custom { level: Level::Info, kind: &target, attributes: Fields::Slice(&fields) });
+        same(&Custom { level: Level::Info, name: &target, attributes: Fields::Slice(&fields) });
         let peer = match which {
             0 => None,
             1 => Some(Peer { addr: Addr::V4(v4), port }),
@@ -490,12 +502,12 @@ proptest! {
         prop_assert_eq!(got[1].value, Value::Bytes(&bytes[..bytes.len().min(VALUE_MAX)]));
 
         let long = a.repeat(3);
-        let custom = Custom { level: Level::Info, kind: &long, attributes: Fields::NONE };
+        let custom = Custom { level: Level::Info, name: &long, attributes: Fields::NONE };
         let p = same(&custom);
         let Ok(Decoded::Custom(x)) = event::decode(Kind::CUSTOM, Level::Info, &p) else {
             return Err(TestCaseError::fail("not a custom event"));
         };
-        check_bounded(&long, x.kind, NAME_MAX)?;
+        check_bounded(&long, x.name, NAME_MAX)?;
     }
 
     /// No bytes make `decode` (or iterating decoded fields, or printing them) panic.
@@ -521,7 +533,7 @@ proptest! {
             4 => postcard::to_allocvec(&Logout { user: "u", host: "h", peer: Some(V4) }),
             5 => postcard::to_allocvec(&SessionForbidden { user: "u", host: "h", resource: "r" }),
             6 => postcard::to_allocvec(&Connect { protocol: "p", peer: Some(V6) }),
-            _ => postcard::to_allocvec(&Custom { level: Level::Info, kind: "c", attributes: Fields::Slice(&fields) }),
+            _ => postcard::to_allocvec(&Custom { level: Level::Info, name: "c", attributes: Fields::Slice(&fields) }),
         }.unwrap();
         let mut damaged = p.clone();
         let i = flip.index(damaged.len());
@@ -575,5 +587,41 @@ fn addresses_convert_both_ways() {
     assert_eq!(
         V6,
         Peer::from("[2001:db8::1]:5222".parse::<SocketAddr>().unwrap())
+    );
+}
+
+/// Every known kind has a name that finds it again, and a payload decoded as a kind says
+/// that kind; unknown names and kinds are not taken for known ones.
+#[test]
+fn kinds_names_and_decoded_payloads_agree() {
+    for kind in Kind::KNOWN {
+        let name = kind.name().expect("a known kind has a name");
+        assert_eq!(Kind::from_name(name), Some(kind));
+        // Empty bytes decode as some kinds (a frame, an unknown kind); whatever decodes
+        // says the kind it was decoded as.
+        if let Ok(d) = event::decode(kind, Level::Info, &[]) {
+            assert_eq!(d.kind(), kind);
+        }
+    }
+    let failed = AuthFailure {
+        user: "u",
+        host: "h",
+        peer: None,
+        mechanism: "pin",
+        reason: "r",
+    };
+    let mut buf = [0u8; 64];
+    let n = flightrec_core::encode::to_slice(&failed, &mut buf).unwrap();
+    let d = event::decode(Kind::AUTH_FAILURE, Level::Warn, &buf[..n]).unwrap();
+    assert_eq!(d.kind(), Kind::AUTH_FAILURE);
+    assert_eq!(
+        event::decode(Kind(200), Level::Warn, b"x").unwrap().kind(),
+        Kind(200)
+    );
+    assert_eq!(Kind::from_name("LOG"), None);
+    assert_eq!(Kind::from_name(""), None);
+    assert!(
+        (8..=255).all(|k| Kind(k).name().is_none()),
+        "KNOWN lists every named kind"
     );
 }

@@ -6,12 +6,22 @@ use std::cell::RefCell;
 use flightrec_core::encode::{Encode, Writer};
 use flightrec_core::event::{AuthFailure, Custom, Event, Fields};
 use flightrec_core::{
-    Action, Build, CaptureFilter, ClockInfo, DumpOrder, Kind, Level, PushError, RateLimit, Reason,
-    RecordError, Recorder, RecorderConfig, SessionId, TriggerConfig,
+    Action, Build, CaptureFilter, ClockInfo, DumpOrder, Kind, Level, RateLimit, Reason,
+    RecordError, Recorder, RecorderConfig, RecorderSettings, RingError, SessionId, TriggerConfig,
 };
 
 mod common;
 use common::parse;
+
+/// A `RecorderSettings` type `$name` for the configuration `$config`.
+macro_rules! settings {
+    ($name:ident = $config:expr) => {
+        struct $name;
+        impl flightrec_core::RecorderSettings for $name {
+            const CONFIG: flightrec_core::RecorderConfig = $config;
+        }
+    };
+}
 
 const BUILD: Build<'static> = Build {
     name: "t",
@@ -34,7 +44,10 @@ fn failure(user: &str) -> AuthFailure<'_> {
     }
 }
 
-fn dump_of<const N: usize>(rec: &Recorder<N>, order: &DumpOrder) -> common::Parsed {
+fn dump_of<const N: usize, C: RecorderSettings>(
+    rec: &Recorder<N, C>,
+    order: &DumpOrder,
+) -> common::Parsed {
     let mut out = Vec::new();
     let mut scratch = [0u8; 512];
     let s = rec
@@ -95,17 +108,20 @@ fn capture_filter() {
         }
     }
 
-    let rec: Recorder<1024> = Recorder::new(&RecorderConfig {
-        capture: CaptureFilter {
-            min_level: Level::Trace,
-            ..F
-        },
-        trigger: TriggerConfig {
-            level: Some(Level::Error),
-            ..IMMEDIATE
-        },
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Settings1 = RecorderConfig {
+            capture: CaptureFilter {
+                min_level: Level::Trace,
+                ..F
+            },
+            trigger: TriggerConfig {
+                level: Some(Level::Error),
+                ..IMMEDIATE
+            },
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    let rec: Recorder<1024, Settings1> = Recorder::new();
     assert_eq!(
         rec.log(1, Level::Debug, None, "t", "kept", &[]),
         Ok(Action::None)
@@ -143,17 +159,21 @@ fn capture_filter() {
 
 #[test]
 fn errors_carry_the_trigger_action() {
-    let rec: Recorder<64> = Recorder::new(&RecorderConfig {
-        trigger: TriggerConfig {
-            level: Some(Level::Error),
-            ..IMMEDIATE
-        },
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Settings2 = RecorderConfig {
+            trigger: TriggerConfig {
+                level: Some(Level::Error),
+                ..IMMEDIATE
+            },
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    let rec: Recorder<64, Settings2> = Recorder::new();
     let long = "u".repeat(60);
     let Err(RecordError {
-        error: PushError::TooLarge,
+        error: RingError::TooLarge,
         action: Action::Dump(_),
+        ..
     }) = rec.record(7, Some(SessionId(2)), &failure(&long))
     else {
         panic!("too large, and the failed login fires");
@@ -165,7 +185,7 @@ fn errors_carry_the_trigger_action() {
     );
 
     let e = rec.frame(8, Level::Error, None, &[0; 60]).unwrap_err();
-    assert_eq!(e.error, PushError::TooLarge);
+    assert_eq!(e.error, RingError::TooLarge);
     let Action::Dump(_) = e.action else {
         panic!("the level criterion fires");
     };
@@ -184,10 +204,13 @@ fn errors_carry_the_trigger_action() {
 
 #[test]
 fn lost_counts_reach_the_dump_header() {
-    let rec: Recorder<128> = Recorder::new(&RecorderConfig {
-        trigger: IMMEDIATE,
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Settings3 = RecorderConfig {
+            trigger: IMMEDIATE,
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    let rec: Recorder<128, Settings3> = Recorder::new();
     rec.log(1, Level::Info, None, "t", "fits", &[]).unwrap();
     rec.frame(2, Level::Info, None, &[0; 200]).unwrap_err();
     rec.frame(3, Level::Info, None, &[0; 117]).unwrap_err();
@@ -224,14 +247,15 @@ fn recorder_dumps_end_to_end() {
         },
         ..RecorderConfig::DEFAULT
     };
-    let rec: Recorder<4096> = Recorder::new(&CONFIG);
+    settings!(Settings4 = CONFIG);
+    let rec: Recorder<4096, Settings4> = Recorder::new();
     let s1 = Some(SessionId(1));
     let s2 = Some(SessionId(2));
     rec.log(0, Level::Info, s1, "a", "one", &[]).unwrap();
     rec.log(1, Level::Info, s2, "a", "two", &[]).unwrap();
     let tamper = Custom {
         level: Level::Warn,
-        kind: "tamper",
+        name: "tamper",
         attributes: Fields::NONE,
     };
     assert_eq!(
@@ -279,10 +303,13 @@ fn recorder_dumps_end_to_end() {
 /// dump holds only the records present when it began, and no deadlock or panic follows.
 #[test]
 fn logging_while_dumping() {
-    static REC: Recorder<512> = Recorder::new(&RecorderConfig {
-        trigger: IMMEDIATE,
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Settings5 = RecorderConfig {
+            trigger: IMMEDIATE,
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    static REC: Recorder<512, Settings5> = Recorder::new();
     for i in 0..5u8 {
         REC.frame(u64::from(i), Level::Info, None, &[i; 30])
             .unwrap();
@@ -330,10 +357,13 @@ fn logging_while_dumping() {
 /// re-entrant instead of deadlocking or panicking, and the outer record is stored.
 #[test]
 fn reentrant_use_is_refused() {
-    static REC: Recorder<512> = Recorder::new(&RecorderConfig {
-        trigger: IMMEDIATE,
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Settings6 = RecorderConfig {
+            trigger: IMMEDIATE,
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    static REC: Recorder<512, Settings6> = Recorder::new();
     thread_local! {
         static INNER: RefCell<Vec<Result<Action, RecordError>>> = const { RefCell::new(Vec::new()) };
     }
@@ -356,13 +386,8 @@ fn reentrant_use_is_refused() {
         let v = v.borrow();
         assert!(!v.is_empty());
         for r in v.iter() {
-            assert_eq!(
-                *r,
-                Err(RecordError {
-                    error: PushError::Busy,
-                    action: Action::None
-                })
-            );
+            let e = r.unwrap_err();
+            assert_eq!((e.error, e.action), (RingError::Busy, Action::None));
         }
     });
     let stats = REC.stats().unwrap();
@@ -379,4 +404,62 @@ fn reentrant_use_is_refused() {
             index: 0,
         })
     );
+}
+
+/// A recorder whose ring is attached at run time refuses records before, counts them as
+/// lost, and records and dumps like any recorder after; its configuration is the type's.
+#[test]
+fn an_attached_ring_records_after_attach_and_counts_what_came_before() {
+    use flightrec_core::{AttachedRecorder, Ring, Source};
+    settings!(
+        Immediate = RecorderConfig {
+            trigger: IMMEDIATE,
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    static REC: AttachedRecorder<256, Immediate> = AttachedRecorder::new();
+    let e = REC
+        .log(1, Level::Info, None, "t", "early", &[])
+        .unwrap_err();
+    assert_eq!((e.error, e.action), (RingError::Busy, Action::None));
+    assert_eq!(REC.stats(), Err(RingError::Busy));
+    assert_eq!(Source::oldest(&REC), Err(RingError::Busy));
+    let Action::Dump(_) = REC.fire(Reason::Manual, 2) else {
+        panic!("the trigger machine works without a ring");
+    };
+    let order = REC.take_order().unwrap();
+    let mut out = Vec::new();
+    assert_eq!(
+        REC.dump(
+            &order,
+            ClockInfo::BOOT_MILLIS,
+            &BUILD,
+            &mut out,
+            &mut [0; 128]
+        ),
+        Err(flightrec_core::DumpError::Ring(RingError::Busy))
+    );
+    assert!(out.is_empty(), "nothing written without a ring");
+
+    REC.attach(Box::leak(Box::new(Ring::new()))).unwrap();
+    REC.log(3, Level::Info, None, "t", "late", &[]).unwrap();
+    let stats = REC.stats().unwrap();
+    assert_eq!((stats.ring.records, stats.dropped), (1, 1));
+    let Action::Dump(_) = REC.fire(Reason::Manual, 4) else {
+        panic!("manual dump");
+    };
+    let order = REC.take_order().unwrap();
+    let mut out = Vec::new();
+    REC.dump(
+        &order,
+        ClockInfo::BOOT_MILLIS,
+        &BUILD,
+        &mut out,
+        &mut [0; 128],
+    )
+    .unwrap();
+    let p = parse(&out).unwrap();
+    assert_eq!((p.header.lost, p.records.len()), (1, 1));
+    REC.clear().unwrap();
+    assert_eq!(REC.stats().unwrap().ring.records, 0);
 }

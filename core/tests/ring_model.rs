@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use flightrec_core::event::{Field, Fields, Log, Value};
 use flightrec_core::ring::{HEADER_LEN, MAX_PAYLOAD};
-use flightrec_core::{Cursor, Kind, Level, PushError, Read, RecordMeta, Ring, SessionId};
+use flightrec_core::{Cursor, Kind, Level, Read, RecordMeta, Ring, RingError, SessionId};
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
@@ -158,11 +158,11 @@ impl Model {
         }
     }
 
-    fn push(&mut self, meta: RecordMeta, payload: Vec<u8>) -> Result<u64, PushError> {
+    fn push(&mut self, meta: RecordMeta, payload: Vec<u8>) -> Result<u64, RingError> {
         let needed = Self::size(&meta, payload.len());
         if needed > self.cap || payload.len() > MAX_PAYLOAD {
             self.rejected += 1;
-            return Err(PushError::TooLarge);
+            return Err(RingError::TooLarge);
         }
         while self.cap - self.used < needed
             || (self.max_records != 0 && self.recs.len() >= self.max_records)
@@ -431,11 +431,11 @@ fn size_limits() {
     assert_eq!(ring.push(&meta, &[1; 64 - HEADER_LEN]), Ok(0));
     assert_eq!(
         ring.push(&meta, &[1; 64 - HEADER_LEN + 1]),
-        Err(PushError::TooLarge)
+        Err(RingError::TooLarge)
     );
     assert_eq!(
         ring.push(&with_session, &[1; 64 - HEADER_LEN - 3]),
-        Err(PushError::TooLarge)
+        Err(RingError::TooLarge)
     );
     // The refused record evicted nothing.
     assert_eq!(ring.len(), 1);
@@ -447,7 +447,7 @@ fn size_limits() {
     // A payload over MAX_PAYLOAD is refused even by a ring big enough for it.
     let mut big: Box<Ring<70_000>> = Box::new(Ring::new());
     let payload = vec![3u8; MAX_PAYLOAD + 1];
-    assert_eq!(big.push(&meta, &payload), Err(PushError::TooLarge));
+    assert_eq!(big.push(&meta, &payload), Err(RingError::TooLarge));
     assert_eq!(big.push(&meta, &payload[..MAX_PAYLOAD]), Ok(0));
     let mut out = vec![0u8; MAX_PAYLOAD];
     let mut c = big.oldest();
@@ -463,20 +463,20 @@ fn size_limits() {
     // `push_with` takes any length: a huge one is refused, not overflowed.
     let before = ring.stats();
     let r = ring.push_with(&with_session, usize::MAX, |_, _| Ok(()));
-    assert_eq!(r, Err(PushError::TooLarge));
+    assert_eq!(r, Err(RingError::TooLarge));
     assert_eq!(ring.stats().rejected, before.rejected + 1);
     assert_eq!(with_session.ring_size(usize::MAX - 3), usize::MAX);
     // A failing fill appends nothing.
     assert_eq!(
-        ring.push_with(&meta, 4, |_, _| Err(PushError::Encode)),
-        Err(PushError::Encode)
+        ring.push_with(&meta, 4, |_, _| Err(RingError::Encode)),
+        Err(RingError::Encode)
     );
     assert_eq!(ring.stats().next_seq, before.next_seq);
     assert_eq!(contents(&ring).len(), ring.len());
 
     // A zero-sized ring refuses everything and never panics.
     let mut zero: Ring<0> = Ring::new();
-    assert!(matches!(zero.push(&meta, &[]), Err(PushError::TooLarge)));
+    assert!(matches!(zero.push(&meta, &[]), Err(RingError::TooLarge)));
     let mut c = zero.oldest();
     assert_eq!(zero.read(&mut c, &mut []), Ok(Read::End));
     assert!(!zero.pop_oldest());

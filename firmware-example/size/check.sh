@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Footprint of flightrec on a Cortex-M: builds the probes (thumbv7em-none-eabihf, opt-level
 # "z", LTO), prints their sections, fails if any of them links a panic path (the core's
-# "no panic reachable from any input", checked by the linker), and measures the append
-# path's stack by painting it in QEMU (thumbv7m, lm3s6965evb).
+# "no panic reachable from any input", checked by the linker) or has a `.data` section (a
+# recorder `static` is all zero and belongs in `.bss`: an initial image in `.data` costs
+# its size in flash too), and measures the append path's stack by painting it in QEMU
+# (thumbv7m, lm3s6965evb).
 #
 # Needs: rustup targets thumbv7em-none-eabihf and thumbv7m-none-eabi, the llvm-tools
 # component (llvm-size, llvm-nm), qemu-system-arm. The numbers are in benches/RESULTS.md.
@@ -26,6 +28,11 @@ done
 
 status=0
 for p in $probes; do
+    data="$("$bin/llvm-size" -A "$out/$p" | awk '$1 == ".data" { d = $2 } END { print d + 0 }')"
+    if [ "$data" -ne 0 ]; then
+        echo "check.sh: probe '$p' has $data bytes of .data (a static that is not all zero)" >&2
+        status=1
+    fi
     if "$bin/llvm-nm" --demangle "$out/$p" | grep -E 'core::panicking|rust_begin_unwind|unwrap_failed'; then
         echo "check.sh: probe '$p' links a panic path (above)" >&2
         status=1

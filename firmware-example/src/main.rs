@@ -18,12 +18,12 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use flightrec_core::event::AuthFailure;
 use flightrec_core::{
-    Action, Build, ClockInfo, Kind, Level, RateLimit, Reason, RecorderConfig, SessionId, Threshold,
-    TriggerConfig,
+    Action, AttachedRecorder, Build, ClockInfo, DumpOrder, Kind, Level, RateLimit, Reason,
+    RecorderConfig, RecorderSettings, SessionId, Threshold, TriggerConfig,
 };
 use flightrec_flash::frame::RecorderSink;
 use flightrec_flash::persist::{Death, PersistConfig, Persisted, PersistentRecorder};
-use flightrec_flash::{FlashStore, RamFlash, Status};
+use flightrec_flash::{DumpInfo, Error, FlashStore, RamFlash, Status};
 
 mod semihosting;
 
@@ -51,9 +51,10 @@ static mut RING_MEM: MaybeUninit<Persisted<RING>> = MaybeUninit::uninit();
 #[link_section = ".uninit.flightrec.flash"]
 static mut FLASH_MEM: MaybeUninit<[u8; FLASH_SIZE]> = MaybeUninit::uninit();
 
-/// Kept in flash: the recorder holds a reference to it.
-const CONFIG: PersistConfig = PersistConfig {
-    recorder: RecorderConfig {
+/// The recorder's configuration, a constant in flash (the recorder holds nothing of it).
+struct Console;
+impl RecorderSettings for Console {
+    const CONFIG: RecorderConfig = RecorderConfig {
         trigger: TriggerConfig {
             // Single wrong PINs are recorded, not dumped: the burst is what matters.
             failed_login: false,
@@ -70,17 +71,18 @@ const CONFIG: PersistConfig = PersistConfig {
             ..TriggerConfig::DEFAULT
         },
         ..RecorderConfig::DEFAULT
-    },
-    max_death_dumps: 3,
-};
+    };
+}
+const PERSIST: PersistConfig = PersistConfig { max_death_dumps: 3 };
 /// Failed PINs within the window that make a brute force.
 const THRESHOLD: u16 = 5;
 
 /// One threshold slot (the console is one peer: a global count) remembering the last
 /// `THRESHOLD` failures.
-type Rec = PersistentRecorder<RING, 1, { THRESHOLD as usize }>;
-static REC: Rec = PersistentRecorder::new(&CONFIG);
-static SINK: RecorderSink<Rec> = RecorderSink::new(&REC, now, None);
+static REC: PersistentRecorder<RING, Console, 1, { THRESHOLD as usize }> =
+    PersistentRecorder::new();
+static SINK: RecorderSink<AttachedRecorder<RING, Console, 1, { THRESHOLD as usize }>> =
+    RecorderSink::new(REC.recorder(), now, None);
 
 /// Who wrote the dumps: the GNU build-id lets the decoder refuse a wrong ELF.
 fn build() -> Build<'static> {
@@ -121,7 +123,7 @@ fn main() -> ! {
     // NOLOAD section that keeps the bytes of the previous run (QEMU's RAM reads as zero at
     // power-on), and any bytes are a valid `Persisted`, validated by `attach`.
     let ring_mem = unsafe { Persisted::assume_retained(&mut *addr_of_mut!(RING_MEM)) };
-    let boot = REC.attach(ring_mem);
+    let boot = REC.attach(ring_mem, &PERSIST);
     flightrec_flash::defmt_logger::set_sink(&SINK);
 
     // SAFETY: taken once, here; plain bytes (any value valid), kept across resets like
@@ -254,7 +256,7 @@ fn store_due(store: &mut FlashStore<Flash>, scratch: &mut [u8]) {
     let Some(order) = SINK.take_order() else {
         return;
     };
-    match REC.dump_to(&order, ClockInfo::BOOT_MILLIS, &build(), store, scratch) {
+    match dump_to(&order, store, scratch) {
         Ok(info) => defmt::warn!(
             "dump {=u32} stored: {=u32} bytes on {=u32} pages",
             info.id,
@@ -263,6 +265,17 @@ fn store_due(store: &mut FlashStore<Flash>, scratch: &mut [u8]) {
         ),
         Err(_) => defmt::error!("dump failed"),
     }
+}
+
+/// Writes the dump `order` asks for to a new dump of `store`, committed if written whole.
+fn dump_to(
+    order: &DumpOrder,
+    store: &mut FlashStore<Flash>,
+    scratch: &mut [u8],
+) -> Result<DumpInfo, Error<<Flash as embedded_storage::nor_flash::ErrorType>::Error>> {
+    let mut w = store.begin()?;
+    REC.dump(order, ClockInfo::BOOT_MILLIS, &build(), &mut w, scratch)?;
+    w.commit()
 }
 
 /// Boot 2: lists the dumps, reads each out to `dumps.bin` (the wire format, as a UART would

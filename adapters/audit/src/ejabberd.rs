@@ -56,18 +56,7 @@ fn write_peer(out: &mut String, peer: Option<Peer>) {
 }
 
 pub(crate) fn kind_of(event: &Decoded<'_>) -> flightrec_core::Kind {
-    use flightrec_core::Kind;
-    match event {
-        Decoded::Log(_) => Kind::LOG,
-        Decoded::Frame(_) => Kind::FRAME,
-        Decoded::AuthFailure(_) => Kind::AUTH_FAILURE,
-        Decoded::AuthSuccess(_) => Kind::AUTH_SUCCESS,
-        Decoded::Logout(_) => Kind::LOGOUT,
-        Decoded::SessionForbidden(_) => Kind::SESSION_FORBIDDEN,
-        Decoded::Connect(_) => Kind::CONNECT,
-        Decoded::Custom(_) => Kind::CUSTOM,
-        Decoded::Unknown { kind, .. } => *kind,
-    }
+    event.kind()
 }
 
 impl EjabberdFormat {

@@ -191,7 +191,7 @@ fn kinds_without_audit_lines_are_errors() {
     });
     let custom = Decoded::Custom(Custom {
         level: Level::Warn,
-        kind: "x",
+        name: "x",
         attributes: Fields::NONE,
     });
     let unknown = Decoded::Unknown {

@@ -8,14 +8,27 @@ use flightrec_core::{
     Action, Build, ClockInfo, Level, Recorder, RecorderConfig, SessionId, TriggerConfig,
 };
 
+/// A `RecorderSettings` type `$name` for the configuration `$config`.
+macro_rules! settings {
+    ($name:ident = $config:expr) => {
+        struct $name;
+        impl flightrec_core::RecorderSettings for $name {
+            const CONFIG: flightrec_core::RecorderConfig = $config;
+        }
+    };
+}
+
 fn dump() -> Vec<u8> {
-    let rec: Recorder<4096> = Recorder::new(&RecorderConfig {
-        trigger: TriggerConfig {
-            post_records: 1,
-            ..TriggerConfig::DEFAULT
-        },
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Settings1 = RecorderConfig {
+            trigger: TriggerConfig {
+                post_records: 1,
+                ..TriggerConfig::DEFAULT
+            },
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    let rec: Recorder<4096, Settings1> = Recorder::new();
     let s = Some(SessionId(3));
     rec.log(
         10,
@@ -263,7 +276,7 @@ fn elf_identity_and_check() {
 
 #[cfg(feature = "defmt")]
 fn frame_dump(build_id: &[u8], frames: &[&[u8]]) -> Vec<u8> {
-    let rec: Recorder<4096> = Recorder::new(&RecorderConfig::DEFAULT);
+    let rec: Recorder<4096> = Recorder::new();
     for (i, f) in frames.iter().enumerate() {
         rec.frame(i as u64, Level::Warn, None, f).unwrap();
     }
@@ -365,7 +378,7 @@ fn decodes_a_flash_store_image_with_a_dump_across_pages() {
     use flightrec_core::{DumpHeader, Reason};
     use flightrec_flash::{FlashStore, RamFlash};
 
-    let rec: Recorder<8192> = Recorder::new(&RecorderConfig::DEFAULT);
+    let rec: Recorder<8192> = Recorder::new();
     for i in 0..40u64 {
         let msg = format!("step {i} of the pairing handshake");
         rec.log(i, Level::Debug, None, "pair", &msg, &[]).unwrap();

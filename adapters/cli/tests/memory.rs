@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Parser;
 use flightrec_cli::{run, Cli, Env};
-use flightrec_core::{Build, ClockInfo, Level, Recorder, RecorderConfig, SessionId};
+use flightrec_core::{Build, ClockInfo, Level, Recorder, SessionId};
 
 struct Counting;
 
@@ -51,7 +51,7 @@ static COUNTING: Counting = Counting;
 
 /// A recorder holding a few hundred records.
 fn recorder() -> Box<Recorder<65536>> {
-    let rec: Box<Recorder<65536>> = Box::new(Recorder::new(&RecorderConfig::DEFAULT));
+    let rec: Box<Recorder<65536>> = Box::new(Recorder::new());
     for i in 0..600u64 {
         let msg = format!("request {i} served in {} us", i * 7 % 1000);
         rec.log(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use flightrec_core::dump::{FRAME_END, FRAME_RECORD};
-use flightrec_core::{Build, ClockInfo, DumpHeader, Level, Reason, Recorder, RecorderConfig};
+use flightrec_core::{Build, ClockInfo, DumpHeader, Level, Reason, Recorder};
 use flightrec_flash::{DumpInfo, FlashStore, PageHeader, RamFlash};
 
 const PAGE: usize = 256;
@@ -43,7 +43,7 @@ fn flash_image(sizes: &[u64]) -> (Vec<u8>, Vec<DumpInfo>) {
             FlashStore::mount(RamFlash::<PAGE, 4>::new(&mut mem), 0..(PAGES * PAGE) as u32)
                 .unwrap();
         for (d, &n) in sizes.iter().enumerate() {
-            let rec: Recorder<8192> = Recorder::new(&RecorderConfig::DEFAULT);
+            let rec: Recorder<8192> = Recorder::new();
             for i in 0..n {
                 let msg = format!("d{d} step {i} of the handshake");
                 rec.log(i, Level::Info, None, "pair", &msg, &[]).unwrap();
@@ -188,7 +188,7 @@ fn ascii_page_header() -> String {
 fn dump_with_page_header_in_a_string() -> Vec<u8> {
     let fake = ascii_page_header();
     for pad in 0..128 {
-        let rec: Recorder<8192> = Recorder::new(&RecorderConfig::DEFAULT);
+        let rec: Recorder<8192> = Recorder::new();
         rec.log(1, Level::Info, None, "auth", "user logged in", &[])
             .unwrap();
         let msg = format!("{}{fake} tail", "x".repeat(pad));

@@ -8,9 +8,7 @@ use clap::Parser;
 use flightrec_cli::{run, Cli, Env};
 use flightrec_core::dump::{FRAME_RECORD, MAGIC};
 use flightrec_core::seal::{SealKey, Sealer, FRAME_SEAL};
-use flightrec_core::{
-    Build, ClockInfo, DumpOrder, Level, Reason, Recorder, RecorderConfig, SessionId,
-};
+use flightrec_core::{Build, ClockInfo, DumpOrder, Level, Reason, Recorder, SessionId};
 use flightrec_decode::verify::key_file_text;
 
 const DEVICE_A: [u8; 32] = [0xA1; 32];
@@ -18,7 +16,7 @@ const DEVICE_B: [u8; 32] = [0xB2; 32];
 
 /// `n` dumps of one device, sealed from epoch `key.epoch()` on, back to back.
 fn sealed_dumps(key: &mut SealKey, n: usize) -> Vec<u8> {
-    let rec: Recorder<2048> = Recorder::new(&RecorderConfig::DEFAULT);
+    let rec: Recorder<2048> = Recorder::new();
     let build = Build {
         name: "gw",
         version: "1",
@@ -534,7 +532,7 @@ fn public_key_resealing_with_the_stolen_key_fails() {
 #[test]
 fn flash_store_image() {
     use flightrec_flash::{FlashStore, RamFlash};
-    let rec: Recorder<4096> = Recorder::new(&RecorderConfig::DEFAULT);
+    let rec: Recorder<4096> = Recorder::new();
     let mut key = SealKey::new(DEVICE_A, 0);
     let mut mem = vec![0xFF; 32 * 256];
     let mut store = FlashStore::mount(RamFlash::<256, 4>::new(&mut mem), 0..32 * 256).unwrap();

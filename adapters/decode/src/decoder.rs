@@ -498,42 +498,18 @@ impl<R: Read> Decoder<R> {
     /// Looks at a frame starting at buffer index `at` (whose first byte is `SYNC`). The
     /// caller has filled [`MAX_FRAME`] bytes from `at`, or the input ends sooner.
     fn frame_at(&self, at: usize) -> Frame {
-        let available = self.end.saturating_sub(at);
-        let head = self.bytes(at, 4);
-        let (ty, len) = match *head {
-            [_, ty, l0, l1] => (ty, u16::from_le_bytes([l0, l1])),
-            _ => {
-                return Frame::Truncated {
-                    claimed: FRAME_OVERHEAD,
-                    available,
-                }
-            }
-        };
-        let whole = FRAME_OVERHEAD + usize::from(len);
-        if available < whole {
-            return Frame::Truncated {
-                claimed: whole,
-                available,
-            };
-        }
-        let checked = self.bytes(at + 1, 3 + usize::from(len));
-        let crc = self.bytes(at + 4 + usize::from(len), 4);
-        let stored = match *crc {
-            [a, b, c, d] => u32::from_le_bytes([a, b, c, d]),
-            _ => {
-                return Frame::Truncated {
-                    claimed: whole,
-                    available,
-                }
-            }
-        };
-        if crc32fast::hash(checked) != stored {
-            return Frame::BadCrc { ty, len };
-        }
-        Frame::Whole {
-            ty,
-            body: (at + 4, at + 4 + usize::from(len)),
-            len: whole,
+        use flightrec_core::frame::{parse_with, Parsed};
+        let bytes = self.buf.get(at..self.end).unwrap_or(&[]);
+        match parse_with(bytes, crc32fast::hash) {
+            Parsed::Whole { ty, body, len } => Frame::Whole {
+                ty,
+                body: (at + body.start, at + body.end),
+                len,
+            },
+            Parsed::Truncated { claimed, available } => Frame::Truncated { claimed, available },
+            Parsed::BadCrc { ty, len } => Frame::BadCrc { ty, len },
+            // The caller found a sync byte at `at`: a frame that does not check.
+            Parsed::NotAFrame => Frame::BadCrc { ty: 0, len: 0 },
         }
     }
 

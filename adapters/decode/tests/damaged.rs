@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use flightrec_core::dump::{DumpEnd, DumpHeader, FRAME_END, FRAME_HEADER, FRAME_RECORD, MAGIC};
 use flightrec_core::event::Log;
-use flightrec_core::ring::{Cursor, PushError, Read, RingStats};
+use flightrec_core::ring::{Cursor, Read, RingError, RingStats};
 use flightrec_core::{
     write_dump, ClockInfo, Kind, Level, Reason, RecordHead, RecordMeta, Ring, SessionId, Source,
 };
@@ -346,13 +346,13 @@ struct Lossy<'r> {
 }
 
 impl Source for Lossy<'_> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         Ok(self.ring.stats())
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         Ok(self.ring.oldest())
     }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         if cursor.seq() == self.skip_seq {
             self.ring.read(cursor, out)?; // read and dropped
             return Ok(Read::Lost(1));

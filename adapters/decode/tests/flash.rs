@@ -4,7 +4,7 @@
 mod common;
 use std::io::{Cursor, Read};
 
-use flightrec_core::{Build, ClockInfo, DumpHeader, Level, Reason, Recorder, RecorderConfig};
+use flightrec_core::{Build, ClockInfo, DumpHeader, Level, Reason, Recorder};
 use flightrec_decode::flash::{FlashImage, Trouble};
 use flightrec_decode::{Decoder, Item};
 use flightrec_flash::{FlashStore, RamFlash, Status};
@@ -22,7 +22,7 @@ fn image(sizes: &[u64]) -> Vec<u8> {
 
 fn store_dumps(store: &mut FlashStore<RamFlash<'_, PAGE, 4>>, sizes: &[u64]) {
     for (d, &n) in sizes.iter().enumerate() {
-        let rec: Recorder<8192> = Recorder::new(&RecorderConfig::DEFAULT);
+        let rec: Recorder<8192> = Recorder::new();
         for i in 0..n {
             rec.log(i, Level::Info, None, "t", &format!("d{d} r{i}"), &[])
                 .unwrap();

@@ -2,9 +2,7 @@
 //! The defmt global logger (`crate::defmt_logger`, feature `defmt-logger`) builds on it;
 //! this part has no defmt dependency, so it is tested on the host.
 
-use flightrec_core::{Action, DumpOrder, Level, Recorder};
-
-use crate::persist::PersistentRecorder;
+use flightrec_core::{Action, DumpOrder, Level, RecorderInner, RecorderSettings, RingStorage};
 
 /// Largest frame kept; longer frames are dropped and counted.
 pub const FRAME_MAX: usize = 128;
@@ -75,7 +73,12 @@ pub trait FrameRecorder: Sync {
     fn take_order(&self) -> Option<DumpOrder>;
 }
 
-impl<const N: usize, const S: usize, const D: usize> FrameRecorder for Recorder<N, S, D> {
+impl<const N: usize, S, C, const SLOTS: usize, const DEPTH: usize> FrameRecorder
+    for RecorderInner<N, S, C, SLOTS, DEPTH>
+where
+    S: RingStorage<N> + Send,
+    C: RecorderSettings,
+{
     fn record_frame(&self, now: u64, level: Level, bytes: &[u8]) -> Action {
         self.frame(now, level, None, bytes)
             .unwrap_or_else(|e| e.action)
@@ -84,19 +87,7 @@ impl<const N: usize, const S: usize, const D: usize> FrameRecorder for Recorder<
         self.note_dropped(1);
     }
     fn take_order(&self) -> Option<DumpOrder> {
-        Recorder::take_order(self)
-    }
-}
-
-impl<const N: usize, const S: usize, const D: usize> FrameRecorder for PersistentRecorder<N, S, D> {
-    fn record_frame(&self, now: u64, level: Level, bytes: &[u8]) -> Action {
-        self.frame(now, level, bytes).unwrap_or_else(|e| e.action)
-    }
-    fn drop_frame(&self) {
-        self.note_dropped(1);
-    }
-    fn take_order(&self) -> Option<DumpOrder> {
-        PersistentRecorder::take_order(self)
+        RecorderInner::take_order(self)
     }
 }
 
@@ -146,7 +137,7 @@ impl<R: FrameRecorder> FrameSink for RecorderSink<R> {
 mod tests {
     use super::*;
     use flightrec_core::dump::Source;
-    use flightrec_core::{Read, RecorderConfig, TriggerConfig};
+    use flightrec_core::{Read, Recorder, RecorderConfig, TriggerConfig};
 
     #[test]
     fn frames_are_assembled_and_overflow_is_caught() {
@@ -166,19 +157,23 @@ mod tests {
         assert_eq!(f.frame(), Some(&b""[..]));
     }
 
-    static REC: Recorder<256> = Recorder::new(&RecorderConfig {
-        trigger: TriggerConfig {
-            post_records: 1,
-            ..TriggerConfig::DEFAULT
-        },
-        ..RecorderConfig::DEFAULT
-    });
+    struct OneAfter;
+    impl RecorderSettings for OneAfter {
+        const CONFIG: RecorderConfig = RecorderConfig {
+            trigger: TriggerConfig {
+                post_records: 1,
+                ..TriggerConfig::DEFAULT
+            },
+            ..RecorderConfig::DEFAULT
+        };
+    }
+    static REC: Recorder<256, OneAfter> = Recorder::new();
 
     #[test]
     fn a_sink_records_forwards_and_keeps_due_dumps() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static FORWARDED: AtomicUsize = AtomicUsize::new(0);
-        static SINK: RecorderSink<Recorder<256>> = RecorderSink::new(
+        static SINK: RecorderSink<Recorder<256, OneAfter>> = RecorderSink::new(
             &REC,
             || 77,
             Some(|b| {

@@ -2,42 +2,44 @@
 //! validated at boot, and what it held when the firmware died is dumped as an untimely death
 //! before logging resumes.
 //!
+//! The recorder is core's, over a ring [`Attached`](flightrec_core::Attached) at boot
+//! ([`flightrec_core::AttachedRecorder`]); this module adds only what is about surviving a
+//! reset: the retained memory's header, its validation and salvage at attach, the notes of
+//! how the firmware died, and the death dump.
+//!
 //! ```no_run
 //! # // no_run: the section and the reset are the firmware's.
 //! use core::mem::MaybeUninit;
+//! use flightrec_core::Defaults;
 //! use flightrec_flash::persist::{Persisted, PersistentRecorder, PersistConfig};
 //!
 //! #[link_section = ".uninit.flightrec"]
 //! static mut RING_MEM: MaybeUninit<Persisted<2048>> = MaybeUninit::uninit();
-//! static REC: PersistentRecorder<2048> = PersistentRecorder::new(&PersistConfig::DEFAULT);
+//! static REC: PersistentRecorder<2048, Defaults> = PersistentRecorder::new();
 //!
 //! // At boot, before interrupts that log are enabled:
 //! // SAFETY: RING_MEM is taken once, here; its RAM keeps whatever the previous run (or
 //! // power-on) left in it, and every bit pattern is a valid `Persisted`.
 //! let mem = unsafe { Persisted::assume_retained(&mut *core::ptr::addr_of_mut!(RING_MEM)) };
-//! let boot = REC.attach(mem);
+//! let boot = REC.attach(mem, &PersistConfig::DEFAULT);
 //! if boot.dump_due {
 //!     // REC.dump_death(&boot, now, clock, &build, &mut store, &mut scratch)
 //! }
 //! // In the panic handler: REC.note_death(Death::Panic), then reset.
 //! ```
 
-use core::cell::{Cell, RefCell};
+use core::cell::Cell;
 use core::mem::MaybeUninit;
+use core::ops::Deref;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use critical_section::Mutex;
 use embedded_storage::nor_flash::NorFlash;
-use flightrec_core::dump::Source;
-use flightrec_core::encode::{Encode, Raw};
-use flightrec_core::event::{Event, Field, Fields, Log};
-use flightrec_core::recorder::{store, RecordError};
-use flightrec_core::ring::salvage::Salvage;
 use flightrec_core::{
-    write_dump_from, Action, Build, ClockInfo, Cursor, DumpError, DumpHeader, DumpOrder, Kind,
-    Level, PushError, Read, Reason, RecordMeta, RecorderConfig, Ring, RingStats, SessionId,
-    TriggerState,
+    AttachedRecorder, Build, ClockInfo, DumpHeader, Reason, RecorderSettings, Ring,
 };
+
+use flightrec_core::ring::salvage::Salvage;
 
 use crate::store::{DumpInfo, Error, FlashStore};
 
@@ -129,11 +131,10 @@ impl<const N: usize> Default for Persisted<N> {
     }
 }
 
-/// How a [`PersistentRecorder`] behaves.
+/// How a [`PersistentRecorder`] treats deaths (what it records and when it dumps is its
+/// [`RecorderSettings`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PersistConfig {
-    /// What is recorded and when to dump, as for a core `Recorder`.
-    pub recorder: RecorderConfig,
     /// Untimely deaths in a row that are dumped; later ones are counted but not dumped
     /// until [`PersistentRecorder::healthy`] is called: a crash loop does not fill the
     /// flash with identical dumps.
@@ -141,11 +142,8 @@ pub struct PersistConfig {
 }
 
 impl PersistConfig {
-    /// [`RecorderConfig::DEFAULT`], 3 death dumps in a row.
-    pub const DEFAULT: PersistConfig = PersistConfig {
-        recorder: RecorderConfig::DEFAULT,
-        max_death_dumps: 3,
-    };
+    /// 3 death dumps in a row.
+    pub const DEFAULT: PersistConfig = PersistConfig { max_death_dumps: 3 };
 }
 
 /// What [`PersistentRecorder::attach`] found.
@@ -169,60 +167,43 @@ pub struct Boot {
     pub dump_due: bool,
 }
 
-struct Inner<const N: usize, const SLOTS: usize, const DEPTH: usize> {
-    ring: Option<&'static mut Ring<N>>,
-    trigger: TriggerState<SLOTS, DEPTH>,
-    /// Records refused before the ring was attached, and dropped by a logger.
-    lost: u32,
-}
-
-/// A flight recorder over a ring in memory that survives a reset (see the module docs).
-/// Records made before [`attach`](Self::attach) are counted as lost.
+/// A flight recorder over a ring in memory that survives a reset (see the module docs):
+/// core's recorder ([`AttachedRecorder`], which it dereferences to for recording and
+/// dumping) and the retained memory's header. Records made before
+/// [`attach`](Self::attach) are refused and counted as lost.
 ///
-/// `SLOTS` and `DEPTH` are a core `Recorder`'s: a threshold needs `SLOTS` > 0.
-pub struct PersistentRecorder<const N: usize, const SLOTS: usize = 0, const DEPTH: usize = 8> {
-    inner: Mutex<RefCell<Inner<N, SLOTS, DEPTH>>>,
+/// `C`, `SLOTS` and `DEPTH` are a core `Recorder`'s: a threshold needs `SLOTS` > 0.
+pub struct PersistentRecorder<
+    const N: usize,
+    C = flightrec_core::Defaults,
+    const SLOTS: usize = 0,
+    const DEPTH: usize = 8,
+> {
+    recorder: AttachedRecorder<N, C, SLOTS, DEPTH>,
+    /// Outside the recorder's cell: death notes work while the recorder is borrowed (a
+    /// panic while logging).
     header: Mutex<Cell<Option<&'static PersistHeader>>>,
-    config: &'static PersistConfig,
 }
 
-impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<N, SLOTS, DEPTH> {
-    /// A recorder with no memory attached yet (usable in a `static`).
-    ///
-    /// # Panics
-    ///
-    /// If `config` has a threshold and `SLOTS` is 0: when building a `static`, this is a
-    /// compile-time error.
-    pub const fn new(config: &'static PersistConfig) -> Self {
-        assert!(
-            SLOTS > 0 || config.recorder.trigger.threshold.is_none(),
-            "a threshold needs SLOTS > 0: PersistentRecorder<N, 1> counts globally"
-        );
+impl<const N: usize, C: RecorderSettings, const SLOTS: usize, const DEPTH: usize>
+    PersistentRecorder<N, C, SLOTS, DEPTH>
+{
+    /// A recorder with no memory attached yet (all zero bytes: a `static` one is in `.bss`).
+    pub const fn new() -> Self {
         PersistentRecorder {
-            inner: Mutex::new(RefCell::new(Inner {
-                ring: None,
-                trigger: TriggerState::new(),
-                lost: 0,
-            })),
+            recorder: AttachedRecorder::new(),
             header: Mutex::new(Cell::new(None)),
-            config,
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Inner<N, SLOTS, DEPTH>) -> R) -> Result<R, PushError> {
-        critical_section::with(|cs| {
-            let mut inner = self
-                .inner
-                .borrow(cs)
-                .try_borrow_mut()
-                .map_err(|_| PushError::Busy)?;
-            Ok(f(&mut inner))
-        })
+    /// The recorder (e.g. for a `static` frame sink).
+    pub const fn recorder(&self) -> &AttachedRecorder<N, C, SLOTS, DEPTH> {
+        &self.recorder
     }
 
     /// Validates the retained memory, salvages its good records and starts recording into
     /// it. Call once at boot, before anything logs.
-    pub fn attach(&self, mem: &'static mut Persisted<N>) -> Boot {
+    pub fn attach(&self, mem: &'static mut Persisted<N>, config: &PersistConfig) -> Boot {
         let Persisted { header, ring } = mem;
         let retained = header.magic.load(Ordering::Relaxed) == MAGIC
             && header.layout.load(Ordering::Relaxed) == Persisted::<N>::LAYOUT;
@@ -249,9 +230,8 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
                 Some(_) => deaths.saturating_add(1),
                 None => 0,
             };
-            boot.dump_due = boot.death.is_some()
-                && kept > 0
-                && boot.deaths_in_a_row <= self.config.max_death_dumps;
+            boot.dump_due =
+                boot.death.is_some() && kept > 0 && boot.deaths_in_a_row <= config.max_death_dumps;
         } else {
             *ring = Ring::new();
         }
@@ -263,7 +243,8 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         header.magic.store(MAGIC, Ordering::Release);
         let header: &'static PersistHeader = header;
         critical_section::with(|cs| self.header.borrow(cs).set(Some(header)));
-        let _ = self.with(|inner| inner.ring = Some(ring));
+        // Called at boot, before anything logs: the recorder is not borrowed.
+        let _ = self.recorder.attach(ring);
         boot
     }
 
@@ -298,150 +279,6 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
         }
     }
 
-    /// Records a typed event at `now` and feeds it to the triggers.
-    pub fn record<E: Event>(
-        &self,
-        now: u64,
-        session: Option<SessionId>,
-        event: &E,
-    ) -> Result<Action, RecordError> {
-        let meta = RecordMeta {
-            time: now,
-            level: event.level(),
-            kind: E::KIND,
-            session,
-        };
-        self.store(&meta, event.peer(), event.name(), event)
-    }
-
-    /// Records a log line.
-    pub fn log(
-        &self,
-        now: u64,
-        level: Level,
-        session: Option<SessionId>,
-        target: &str,
-        message: &str,
-        fields: &[Field<'_>],
-    ) -> Result<Action, RecordError> {
-        let log = Log {
-            level,
-            target,
-            message,
-            fields: Fields::Slice(fields),
-        };
-        self.record(now, session, &log)
-    }
-
-    /// Records a raw frame (defmt bytes).
-    pub fn frame(&self, now: u64, level: Level, bytes: &[u8]) -> Result<Action, RecordError> {
-        let meta = RecordMeta {
-            time: now,
-            level,
-            kind: Kind::FRAME,
-            session: None,
-        };
-        self.store(&meta, None, None, &Raw(bytes))
-    }
-
-    fn store(
-        &self,
-        meta: &RecordMeta,
-        peer: Option<&flightrec_core::event::Addr>,
-        name: Option<&str>,
-        payload: &dyn Encode,
-    ) -> Result<Action, RecordError> {
-        let config = &self.config.recorder;
-        self.with(|inner| {
-            let result = store(
-                inner.ring.as_deref_mut(),
-                &mut inner.trigger,
-                config,
-                meta,
-                peer,
-                name,
-                payload,
-            );
-            // Refused for want of a ring: not counted by one.
-            if let Err(RecordError {
-                error: PushError::Busy,
-                ..
-            }) = result
-            {
-                inner.lost = inner.lost.saturating_add(1);
-            }
-            result
-        })
-        .unwrap_or(Err(RecordError {
-            error: PushError::Busy,
-            action: Action::None,
-        }))
-    }
-
-    /// Reports a cause that is not a record; see [`flightrec_core::TriggerMachine::fire`].
-    pub fn fire(&self, reason: Reason, now: u64) -> Action {
-        let config = &self.config.recorder.trigger;
-        self.with(|inner| inner.trigger.fire(config, reason, now))
-            .unwrap_or(Action::None)
-    }
-
-    /// Lets time pass (closes a timed post-trigger window).
-    pub fn poll(&self, now: u64) -> Action {
-        let config = &self.config.recorder.trigger;
-        self.with(|inner| inner.trigger.poll(config, now))
-            .unwrap_or(Action::None)
-    }
-
-    /// The order of the dump that is due (after an [`Action::Dump`]), taken.
-    pub fn take_order(&self) -> Option<DumpOrder> {
-        self.with(|inner| inner.trigger.take_order()).ok().flatten()
-    }
-
-    /// Counts `n` records dropped before they reached the recorder (e.g. defmt frames too
-    /// long for the logger's buffer).
-    pub fn note_dropped(&self, n: u64) {
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
-        let _ = self.with(|inner| inner.lost = inner.lost.saturating_add(n));
-    }
-
-    /// Stores a dump with `header`, its lost count raised by the records this recorder
-    /// lost: counters, positions and cursor taken in one critical section, as core's
-    /// `Recorder` does, so that they agree.
-    fn store_dump<F: NorFlash>(
-        &self,
-        mut header: DumpHeader<'_>,
-        store: &mut FlashStore<F>,
-        scratch: &mut [u8],
-    ) -> Result<DumpInfo, Error<F::Error>> {
-        let start = self.with(|inner| {
-            let ring = inner.ring.as_deref().ok_or(PushError::Busy)?;
-            let stats = ring.stats();
-            let lost = stats.rejected.saturating_add(u64::from(inner.lost));
-            Ok((lost, stats, ring.oldest()))
-        });
-        let (lost, stats, cursor) = start
-            .and_then(|s| s)
-            .map_err(|e| Error::from(DumpError::Ring(e)))?;
-        header.lost = header.lost.saturating_add(lost);
-        let mut w = store.begin()?;
-        write_dump_from(&mut w, self, header, stats, cursor, scratch)?;
-        w.commit()
-    }
-
-    /// Stores the dump `order` asks for in `store`.
-    pub fn dump_to<F: NorFlash>(
-        &self,
-        order: &DumpOrder,
-        clock: ClockInfo,
-        build: &Build<'_>,
-        store: &mut FlashStore<F>,
-        scratch: &mut [u8],
-    ) -> Result<DumpInfo, Error<F::Error>> {
-        let named = self.config.recorder.trigger.named;
-        let header = DumpHeader::for_order(order, named, 0, clock, *build);
-        self.store_dump(header, store, scratch)
-    }
-
     /// Stores the salvaged records as an [`Reason::UntimelyDeath`] dump (detail: how it
     /// died) if `boot` says one is due, then empties the ring (sequence numbers go on) so
     /// that the next death dump does not repeat them. Returns the dump stored, if any.
@@ -472,31 +309,27 @@ impl<const N: usize, const SLOTS: usize, const DEPTH: usize> PersistentRecorder<
             capacity: 0,
             build: *build,
         };
-        let info = self.store_dump(header, store, scratch)?;
-        let _ = self.with(|inner| {
-            if let Some(ring) = inner.ring.as_deref_mut() {
-                ring.clear();
-            }
-        });
+        let mut w = store.begin()?;
+        self.recorder.dump_with_header(header, &mut w, scratch)?;
+        let info = w.commit()?;
+        let _ = self.recorder.clear();
         Ok(Some(info))
     }
 }
 
-impl<const N: usize, const SLOTS: usize, const DEPTH: usize> Source
-    for PersistentRecorder<N, SLOTS, DEPTH>
+impl<const N: usize, C: RecorderSettings, const SLOTS: usize, const DEPTH: usize> Default
+    for PersistentRecorder<N, C, SLOTS, DEPTH>
 {
-    fn stats(&self) -> Result<RingStats, PushError> {
-        self.with(|inner| inner.ring.as_deref().map(Ring::stats))?
-            .ok_or(PushError::Busy)
+    fn default() -> Self {
+        Self::new()
     }
-    fn oldest(&self) -> Result<Cursor, PushError> {
-        self.with(|inner| inner.ring.as_deref().map(Ring::oldest))?
-            .ok_or(PushError::Busy)
-    }
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
-        self.with(|inner| match inner.ring.as_deref() {
-            Some(ring) => ring.read(cursor, out),
-            None => Err(PushError::Busy),
-        })?
+}
+
+impl<const N: usize, C, const SLOTS: usize, const DEPTH: usize> Deref
+    for PersistentRecorder<N, C, SLOTS, DEPTH>
+{
+    type Target = AttachedRecorder<N, C, SLOTS, DEPTH>;
+    fn deref(&self) -> &Self::Target {
+        &self.recorder
     }
 }

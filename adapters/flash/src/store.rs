@@ -5,10 +5,9 @@ use core::ops::Range;
 
 use embedded_storage::nor_flash::NorFlash;
 use flightrec_core::crc::Crc32;
-use flightrec_core::dump::{
-    self, DumpError, DumpHeader, Source, FRAME_HEADER, FRAME_OVERHEAD, MAGIC, SYNC, VERSION,
-};
-use flightrec_core::ring::PushError;
+use flightrec_core::dump::{self, DumpError, DumpHeader, Source};
+use flightrec_core::frame::{self, Parsed, FRAME_HEADER, FRAME_OVERHEAD, MAGIC, VERSION};
+use flightrec_core::ring::RingError;
 
 use crate::format::{Commit, PageHeader, RECORD_LEN};
 use flightrec_core::bytes;
@@ -19,6 +18,7 @@ pub const CHUNK: usize = 32;
 
 /// What went wrong in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The flash driver failed.
     Flash(E),
@@ -37,8 +37,8 @@ pub enum Error<E> {
     Corrupt,
     /// Dump ids ran out (after 2^32 dumps).
     Exhausted,
-    /// The ring refused to be read while storing (see [`PushError`]).
-    Ring(PushError),
+    /// The ring refused to be read while storing (see [`RingError`]).
+    Ring(RingError),
     /// The scratch buffer cannot hold the dump header.
     ScratchTooSmall,
 }
@@ -78,6 +78,9 @@ impl<E> From<DumpError<Error<E>>> for Error<E> {
             DumpError::ScratchTooSmall => Error::ScratchTooSmall,
             // The store's writer never accepts zero bytes without an error of its own.
             DumpError::WriteZero => Error::Full,
+            // Only a header frame over 64 KiB (which needs a scratch buffer that large), or a
+            // later kind of failure: the header could not be written.
+            _ => Error::ScratchTooSmall,
         }
     }
 }
@@ -318,8 +321,8 @@ impl<F: NorFlash> FlashStore<F> {
         Err(Error::NotFound)
     }
 
-    /// Reads and decodes the header frame of a dump into `buf` (a few hundred bytes: the
-    /// header holds the build's name, version and id).
+    /// Reads the header frame of a dump into `buf` and decodes it (`buf` holds the whole
+    /// frame: a few hundred bytes, the header holds the build's name, version and id).
     pub fn header<'b>(
         &mut self,
         info: &DumpInfo,
@@ -331,25 +334,25 @@ impl<F: NorFlash> FlashStore<F> {
             return Err(Error::Corrupt);
         }
         self.read_data(info.first_page, 0, &mut head)?;
-        let [m @ .., v, sync, ty, l0, l1] = head;
-        if m != MAGIC || v != VERSION || sync != SYNC || ty != FRAME_HEADER {
+        let [m @ .., v, _, _, l0, l1] = head;
+        if m != MAGIC || v != VERSION {
             return Err(Error::Corrupt);
         }
-        let body_len = usize::from(u16::from_le_bytes([l0, l1]));
-        if PRE + FRAME_OVERHEAD + body_len > info.len as usize {
+        let frame_len = FRAME_OVERHEAD + usize::from(u16::from_le_bytes([l0, l1]));
+        if PRE + frame_len > info.len as usize {
             return Err(Error::Corrupt);
         }
-        let body = buf.get_mut(..body_len).ok_or(Error::ScratchTooSmall)?;
-        self.read_data(info.first_page, (PRE + 4) as u32, body)?;
-        let mut crc_bytes = [0u8; 4];
-        self.read_data(info.first_page, (PRE + 4 + body_len) as u32, &mut crc_bytes)?;
-        let mut crc = Crc32::new();
-        crc.update(&[ty, l0, l1]);
-        crc.update(body);
-        if crc.finish() != u32::from_le_bytes(crc_bytes) {
-            return Err(Error::Corrupt);
-        }
-        let body: &'b [u8] = body;
+        let frame = buf.get_mut(..frame_len).ok_or(Error::ScratchTooSmall)?;
+        self.read_data(info.first_page, PRE as u32, frame)?;
+        let frame: &'b [u8] = frame;
+        let body = match frame::parse(frame) {
+            Parsed::Whole {
+                ty: FRAME_HEADER,
+                body,
+                ..
+            } => frame.get(body).unwrap_or(&[]),
+            _ => return Err(Error::Corrupt),
+        };
         let (header, _rest) =
             postcard::take_from_bytes::<DumpHeader<'b>>(body).map_err(|_| Error::Corrupt)?;
         Ok(header)

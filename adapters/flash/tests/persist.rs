@@ -8,23 +8,27 @@ use core::mem::MaybeUninit;
 
 use common::Rng;
 use flightrec_core::event::AuthFailure;
-use flightrec_core::{ClockInfo, Level, Reason, RecorderConfig, TriggerConfig};
+use flightrec_core::{ClockInfo, Level, Reason, RecorderConfig, RecorderSettings, TriggerConfig};
 use flightrec_flash::persist::{Death, PersistConfig, Persisted, PersistentRecorder};
 use flightrec_flash::{FlashStore, RamFlash, Status};
 
 const N: usize = 512;
 type Mem = MaybeUninit<Persisted<N>>;
 
-const CONFIG: PersistConfig = PersistConfig {
-    recorder: RecorderConfig {
+/// Failed logins are recorded, not dumped: the dumps here are death dumps.
+struct Quiet;
+impl RecorderSettings for Quiet {
+    const CONFIG: RecorderConfig = RecorderConfig {
         trigger: TriggerConfig {
             failed_login: false,
             ..TriggerConfig::DEFAULT
         },
         ..RecorderConfig::DEFAULT
-    },
-    max_death_dumps: 3,
-};
+    };
+}
+type Rec = PersistentRecorder<N, Quiet>;
+
+const CONFIG: PersistConfig = PersistConfig { max_death_dumps: 3 };
 
 /// RAM that keeps its bytes across resets, filled with power-on noise.
 struct Ram(*mut Mem);
@@ -107,9 +111,9 @@ impl Flash {
 
 /// Boots once: attach, dump the death if due. Returns the boot report and the number of
 /// death dumps now on flash.
-fn boot(ram: &Ram, flash: &mut Flash) -> (flightrec_flash::persist::Boot, PersistentRecorder<N>) {
-    let rec = PersistentRecorder::<N>::new(&CONFIG);
-    let boot = rec.attach(ram.boot());
+fn boot(ram: &Ram, flash: &mut Flash) -> (flightrec_flash::persist::Boot, Rec) {
+    let rec = Rec::new();
+    let boot = rec.attach(ram.boot(), &CONFIG);
     let mut store = flash.store();
     let mut scratch = [0u8; 256];
     let dumped = rec
@@ -290,11 +294,10 @@ trait StatsForTest {
     fn stats_for_test(&self) -> (usize, u64);
 }
 
-impl StatsForTest for PersistentRecorder<N> {
+impl StatsForTest for Rec {
     /// (records held, next sequence number)
     fn stats_for_test(&self) -> (usize, u64) {
-        use flightrec_core::dump::Source;
-        let s = self.stats().unwrap();
+        let s = self.stats().unwrap().ring;
         (s.records, s.next_seq)
     }
 }

@@ -494,18 +494,13 @@ fn ns(d: Duration) -> u64 {
 }
 
 fn kind_by_name(key: &str, name: &str) -> Result<Kind, ConfigError> {
-    (0..=7u8)
-        .map(Kind)
-        .find(|k| k.name() == Some(name))
-        .ok_or_else(|| {
-            err(
-                key,
-                format!(
-                    "unknown kind {name:?} (known: log, auth-failure, auth-success, logout, \
-                     session-forbidden, connect, custom)"
-                ),
-            )
-        })
+    Kind::from_name(name).ok_or_else(|| {
+        let known: Vec<&str> = Kind::KNOWN.iter().filter_map(|k| k.name()).collect();
+        err(
+            key,
+            format!("unknown kind {name:?} (known: {})", known.join(", ")),
+        )
+    })
 }
 
 /// Signal number of `SIGUSR2`, `USR2`, `12`; `None` for `none`.

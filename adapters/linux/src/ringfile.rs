@@ -17,10 +17,8 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-use flightrec_core::crc::Crc32;
-use flightrec_core::dump::{
-    Build, ClockInfo, DumpHeader, RecordHead, FRAME_HEADER, FRAME_RECORD, MAGIC, SYNC, VERSION,
-};
+use flightrec_core::dump::{Build, ClockInfo, DumpHeader, RecordHead};
+use flightrec_core::frame::{FrameWriter, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAX_BODY};
 use flightrec_core::trigger::Reason;
 
 use crate::files::{FilePolicy, SafeDir};
@@ -154,30 +152,17 @@ fn region_header(detail: &str, build: &Build<'_>) -> io::Result<Vec<u8>> {
         capacity: SHARD_BYTES as u32,
         build: *build,
     };
-    let body = postcard::to_allocvec(&header).map_err(io::Error::other)?;
     let mut out = Vec::with_capacity(HEADER_AREA);
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    push_frame(&mut out, FRAME_HEADER, &[&body])?;
+    let mut w = FrameWriter::new(&mut out);
+    let too_large = |e| io::Error::other(format!("ring file header: {e:?}"));
+    w.preamble().map_err(too_large)?;
+    let mut body = [0u8; HEADER_AREA];
+    w.frame(FRAME_HEADER, &header, &mut body, &[])
+        .map_err(too_large)?;
     if out.len() > HEADER_AREA {
         return Err(io::Error::other("ring file header too large"));
     }
     Ok(out)
-}
-
-fn push_frame(out: &mut Vec<u8>, ty: u8, parts: &[&[u8]]) -> io::Result<()> {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let len = u16::try_from(len).map_err(io::Error::other)?;
-    let [l0, l1] = len.to_le_bytes();
-    let mut crc = Crc32::new();
-    crc.update(&[ty, l0, l1]);
-    out.extend_from_slice(&[SYNC, ty, l0, l1]);
-    for p in parts {
-        crc.update(p);
-        out.extend_from_slice(p);
-    }
-    out.extend_from_slice(&crc.finish().to_le_bytes());
-    Ok(())
 }
 
 impl Region {
@@ -190,9 +175,8 @@ impl Region {
         };
         let head = head_buf.get(..head_len).unwrap_or(&[]);
         let body = head.len() + payload.len();
-        let Ok(len) = u16::try_from(body) else { return };
-        let frame = body + 8;
-        if frame > SHARD_BYTES {
+        let frame = FRAME_OVERHEAD + body;
+        if body > MAX_BODY || frame > SHARD_BYTES {
             return;
         }
         // SAFETY: the area is SHARD_BYTES long inside the mapping, written only by this
@@ -207,19 +191,12 @@ impl Region {
         let Some(dst) = area.get_mut(self.head..self.head + frame) else {
             return;
         };
-        let [l0, l1] = len.to_le_bytes();
-        let mut crc = Crc32::new();
-        crc.update(&[FRAME_RECORD, l0, l1]);
-        crc.update(head);
-        crc.update(payload);
-        let crc = crc.finish().to_le_bytes();
-        let mut at = 0;
-        for piece in [&[SYNC, FRAME_RECORD, l0, l1][..], head, payload, &crc[..]] {
-            if let Some(d) = dst.get_mut(at..at + piece.len()) {
-                d.copy_from_slice(piece);
-            }
-            at += piece.len();
+        // The slot holds the frame exactly, and its length was checked: this cannot fail.
+        if FrameWriter::new(dst)
+            .frame_bytes(FRAME_RECORD, head, payload)
+            .is_ok()
+        {
+            self.head += frame;
         }
-        self.head += frame;
     }
 }

@@ -202,7 +202,7 @@ fn record(
             peer(line, e.peer)?;
         }
         Ok(Decoded::Custom(c)) => {
-            kv(line, "name", c.kind)?;
+            kv(line, "name", c.name)?;
             line.extend_from_slice(b",\"attributes\":");
             fields(sh, &c.attributes, line)?;
         }

@@ -213,7 +213,7 @@ pub(crate) fn record(
         }
         Ok(Decoded::Custom(c)) => {
             out.extend_from_slice(b"name=");
-            push_quoted(out, c.kind);
+            push_quoted(out, c.name);
             fields(sh, &c.attributes, out)?;
         }
         Ok(Decoded::Unknown { kind, len }) => write!(out, "unknown kind {}, {len} bytes", kind.0)?,

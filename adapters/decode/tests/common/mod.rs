@@ -8,6 +8,16 @@ use flightrec_core::{
 };
 use flightrec_decode::{Decoder, Format, Options, Renderer, Stats, Summary};
 
+/// A `RecorderSettings` type `$name` for the configuration `$config`.
+macro_rules! settings {
+    ($name:ident = $config:expr) => {
+        struct $name;
+        impl flightrec_core::RecorderSettings for $name {
+            const CONFIG: flightrec_core::RecorderConfig = $config;
+        }
+    };
+}
+
 pub const BUILD: Build<'static> = Build {
     name: "demo",
     version: "1.0",
@@ -25,13 +35,16 @@ fn peer() -> Option<Peer> {
 
 /// A failed-login dump of five records, one of each common kind, with hostile strings.
 pub fn failed_login_dump(clock: ClockInfo, base: u64) -> Vec<u8> {
-    let rec: Recorder<4096> = Recorder::new(&RecorderConfig {
-        trigger: TriggerConfig {
-            post_records: 2,
-            ..TriggerConfig::DEFAULT
-        },
-        ..RecorderConfig::DEFAULT
-    });
+    settings!(
+        Settings1 = RecorderConfig {
+            trigger: TriggerConfig {
+                post_records: 2,
+                ..TriggerConfig::DEFAULT
+            },
+            ..RecorderConfig::DEFAULT
+        }
+    );
+    let rec: Recorder<4096, Settings1> = Recorder::new();
     let s = Some(SessionId(7));
     let fields = [
         Field {
@@ -80,7 +93,7 @@ pub fn failed_login_dump(clock: ClockInfo, base: u64) -> Vec<u8> {
         None,
         &Custom {
             level: Level::Info,
-            kind: "lockout",
+            name: "lockout",
             attributes: Fields::Slice(&attrs),
         },
     )

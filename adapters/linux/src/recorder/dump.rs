@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use flightrec_core::dump::{DumpError, DumpSummary, Source};
 use flightrec_core::ring::{Cursor, Read, RingStats};
 use flightrec_core::trigger::DumpOrder;
-use flightrec_core::{write_dump_from, Build, Clock, DumpHeader, PushError};
+use flightrec_core::{write_dump_from, Build, Clock, DumpHeader, RingError};
 
 use super::merge::{Merge, Step};
 use super::shards::{ShardSeq, SHARD_BYTES};
@@ -94,11 +94,12 @@ impl FlightRecorder {
             DumpError::Ring(e) => ring_error(e),
             DumpError::ScratchTooSmall => io::Error::other("dump header too large"),
             DumpError::WriteZero => io::ErrorKind::WriteZero.into(),
+            other => io::Error::other(other.to_string()),
         })
     }
 }
 
-fn ring_error(e: PushError) -> io::Error {
+fn ring_error(e: RingError) -> io::Error {
     io::Error::other(format!("shard ring: {e:?}"))
 }
 
@@ -109,20 +110,20 @@ struct MergedShards<'a> {
 }
 
 impl Source for MergedShards<'_> {
-    fn stats(&self) -> Result<RingStats, PushError> {
+    fn stats(&self) -> Result<RingStats, RingError> {
         Ok(self
             .merge
             .try_borrow()
-            .map_err(|_| PushError::Busy)?
+            .map_err(|_| RingError::Busy)?
             .stats())
     }
 
-    fn oldest(&self) -> Result<Cursor, PushError> {
+    fn oldest(&self) -> Result<Cursor, RingError> {
         Ok(Cursor::at(0))
     }
 
-    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
-        let mut merge = self.merge.try_borrow_mut().map_err(|_| PushError::Busy)?;
+    fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
+        let mut merge = self.merge.try_borrow_mut().map_err(|_| RingError::Busy)?;
         let read = match merge.next(out)? {
             Step::Record {
                 number, meta, len, ..

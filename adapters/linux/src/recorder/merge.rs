@@ -18,7 +18,7 @@
 //! the records lost so far just before it.
 
 use flightrec_core::ring::{Cursor, Read, RecordMeta, RingStats};
-use flightrec_core::PushError;
+use flightrec_core::RingError;
 
 use super::shards::{Shard, ShardSeq, Shards};
 
@@ -59,7 +59,7 @@ struct Lane {
 impl Lane {
     /// Peeks the lane's next record (its payload is copied to `scratch` and dropped: the
     /// ring gives a record's header only with its payload).
-    fn peek(&mut self, shard: &Shard, scratch: &mut [u8]) -> Result<(), PushError> {
+    fn peek(&mut self, shard: &Shard, scratch: &mut [u8]) -> Result<(), RingError> {
         while self.head.is_none() && self.cursor.seq() < self.end {
             let at = self.cursor;
             let unread = self.end - at.seq();
@@ -84,7 +84,7 @@ impl Lane {
         &mut self,
         shard: &Shard,
         out: &mut [u8],
-    ) -> Result<Option<(RecordMeta, usize)>, PushError> {
+    ) -> Result<Option<(RecordMeta, usize)>, RingError> {
         let Some((mut at, _)) = self.head.take() else {
             return Ok(None);
         };
@@ -170,7 +170,7 @@ impl<'a> Merge<'a> {
         &mut self,
         id: ShardSeq,
         scratch: &mut [u8],
-    ) -> Result<Option<u64>, PushError> {
+    ) -> Result<Option<u64>, RingError> {
         let mut found = None;
         loop {
             match self.next(scratch)? {
@@ -187,7 +187,7 @@ impl<'a> Merge<'a> {
 
     /// The next record (its payload in `out`, which must hold a shard's largest record),
     /// or lost records, or the end.
-    pub(crate) fn next(&mut self, out: &mut [u8]) -> Result<Step, PushError> {
+    pub(crate) fn next(&mut self, out: &mut [u8]) -> Result<Step, RingError> {
         let shards = self.shards;
         loop {
             for (lane, shard) in self.lanes.iter_mut().zip(shards.iter()) {
@@ -211,14 +211,14 @@ impl<'a> Merge<'a> {
                 }),
             ) = (shards.get(i), self.lanes.get(i))
             else {
-                return Err(PushError::Corrupt);
+                return Err(RingError::Corrupt);
             };
             let id = ShardSeq::new(i, at.seq());
             let lost = self.lost_before(i, id);
             if let Some(step) = self.lost(lost) {
                 return Ok(step);
             }
-            let lane = self.lanes.get_mut(i).ok_or(PushError::Corrupt)?;
+            let lane = self.lanes.get_mut(i).ok_or(RingError::Corrupt)?;
             if let Some((meta, len)) = lane.take(shard, out)? {
                 let number = self.next;
                 self.next += 1;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flightrec_core::dump::RecordHead;
 use flightrec_core::ring::{Cursor, Read, RecordMeta, RingStats};
-use flightrec_core::{PushError, Ring};
+use flightrec_core::{Ring, RingError};
 
 use crate::ringfile::Region;
 use crate::shardlock::ShardLock;
@@ -96,7 +96,7 @@ impl Shard {
     }
 
     /// Copies one record out (see [`Ring::read`]): producers wait for one record copy.
-    pub(crate) fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, PushError> {
+    pub(crate) fn read(&self, cursor: &mut Cursor, out: &mut [u8]) -> Result<Read, RingError> {
         self.lock.lock().ring.read(cursor, out)
     }
 }
@@ -164,7 +164,7 @@ impl Shards {
     pub(crate) fn push(
         &self,
         meta: &RecordMeta,
-        push: impl FnOnce(&mut Ring<SHARD_BYTES>) -> Result<u64, PushError>,
+        push: impl FnOnce(&mut Ring<SHARD_BYTES>) -> Result<u64, RingError>,
         file_payload: &[u8],
     ) -> Option<ShardSeq> {
         let (i, shard) = self.this_thread();

@@ -4,10 +4,10 @@
 #![no_main]
 
 use flightrec_core::event::AuthFailure;
-use flightrec_core::{Action, ClockInfo, Level, Recorder, RecorderConfig};
+use flightrec_core::{Action, ClockInfo, Level, Recorder};
 use flightrec_size::{opaque, Sink, BUILD};
 
-static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
+static REC: Recorder<1024> = Recorder::new();
 
 #[cortex_m_rt::entry]
 fn main() -> ! {

@@ -4,11 +4,11 @@
 #![no_main]
 
 use flightrec_core::event::AuthFailure;
-use flightrec_core::{Action, ClockInfo, Level, Recorder, RecorderConfig};
+use flightrec_core::{Action, ClockInfo, Level, Recorder};
 use flightrec_flash::{FlashStore, RamFlash, Status};
 use flightrec_size::{opaque, Sink, BUILD};
 
-static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
+static REC: Recorder<1024> = Recorder::new();
 static mut FLASH: [u8; 8 * 1024] = [0; 8 * 1024];
 
 #[cortex_m_rt::entry]

@@ -3,10 +3,10 @@
 #![no_std]
 #![no_main]
 
-use flightrec_core::{Level, Recorder, RecorderConfig};
+use flightrec_core::{Level, Recorder};
 use flightrec_size::opaque;
 
-static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
+static REC: Recorder<1024> = Recorder::new();
 
 #[cortex_m_rt::entry]
 fn main() -> ! {

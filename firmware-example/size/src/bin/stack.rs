@@ -9,10 +9,10 @@ use core::ptr::{read_volatile, write_volatile};
 
 use cortex_m_semihosting::{debug, hprintln};
 use flightrec_core::event::AuthFailure;
-use flightrec_core::{Level, Recorder, RecorderConfig, SessionId};
+use flightrec_core::{Level, Recorder, SessionId};
 use flightrec_size::opaque;
 
-static REC: Recorder<1024> = Recorder::new(&RecorderConfig::DEFAULT);
+static REC: Recorder<1024> = Recorder::new();
 
 const PAINT: u32 = 0xA5A5_5A5A;
 const DEPTH: usize = 2048;
