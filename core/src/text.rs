@@ -41,17 +41,8 @@ const fn range(first: u32, last: u32) -> u32 {
     (first << SPAN_BITS) | (last - first)
 }
 
-/// Every character [`is_dangerous`] flags, as sorted disjoint ranges.
-///
-/// The classes: the escape character; controls (Cc); every character some regex engine
-/// takes for whitespace (Unicode White_Space, Python's `\s` which adds U+001C–U+001F, and
-/// U+180E and U+200B that older engines count) except the ASCII space, which the line
-/// layouts escape where it matters; format characters (Cf: bidi controls, zero-width
-/// characters, invisible operators, tags, ...); and the other default-ignorable or
-/// blank-rendering characters used to make one name look like another (Hangul fillers,
-/// variation selectors, the combining grapheme joiner, the Braille blank), with the
-/// unassigned default-ignorable code points so that characters a later Unicode puts there
-/// are covered too.
+/// Every character [`is_dangerous`] flags (the classes are in its documentation), as
+/// sorted disjoint ranges.
 const DANGEROUS: [u32; 32] = [
     range(0x00, 0x1f),       // C0 controls: line breaks, tab, ESC, NUL, U+001C-001F
     range(0x5c, 0x5c),       // `\`, the escape character
@@ -97,9 +88,20 @@ const _: () = {
     }
 };
 
-/// Whether `c` is printed escaped regardless of the delimiter set (see [`DANGEROUS`] for
-/// the classes). The ASCII space is not: layouts that need it escaped put it in their
-/// delimiter set.
+/// Whether `c` is printed escaped regardless of the delimiter set.
+///
+/// The classes: the escape character `\`; controls (Cc); every character some regex
+/// engine takes for whitespace (Unicode White_Space, Python's `\s` which adds
+/// U+001C–U+001F, and U+180E and U+200B that older engines count) except the ASCII space,
+/// which layouts that need it escaped put in their delimiter set; format characters (Cf:
+/// bidi controls, zero-width characters, invisible operators, tags, ...); and the other
+/// default-ignorable or blank-rendering characters used to make one name look like
+/// another (Hangul fillers, variation selectors, the combining grapheme joiner, the
+/// Braille blank), with the unassigned default-ignorable code points, so that characters
+/// a later Unicode version puts there are covered too.
+///
+/// One compact table (32 packed ranges, a binary search), so it is cheap on a
+/// microcontroller.
 pub const fn is_dangerous(c: char) -> bool {
     let c = c as u32;
     // The entries that start at or below `c` sort at or below this key.
@@ -170,6 +172,15 @@ impl fmt::Display for UnescapeError {
     }
 }
 
+/// Hex digits only (`from_str_radix` alone would take a sign: `\x+a`).
+fn parse_hex(digits: &str) -> Option<u32> {
+    if digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        u32::from_str_radix(digits, 16).ok()
+    } else {
+        None
+    }
+}
+
 /// Reverses [`Escaped`], writing the original text to `out`.
 pub fn unescape(escaped: &str, out: &mut impl Write) -> Result<(), UnescapeError> {
     let mut rest = escaped;
@@ -181,17 +192,11 @@ pub fn unescape(escaped: &str, out: &mut impl Write) -> Result<(), UnescapeError
         let (c, used) = if tail.starts_with('\\') {
             ('\\', 1)
         } else if let Some(hex) = tail.strip_prefix('x') {
-            let v = hex
-                .get(..2)
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .ok_or(err)?;
+            let v = hex.get(..2).and_then(parse_hex).ok_or(err)?;
             (char::from_u32(v).ok_or(err)?, 3)
         } else if let Some(braced) = tail.strip_prefix("u{") {
             let end = braced.find('}').filter(|&e| e > 0 && e <= 6).ok_or(err)?;
-            let v = braced
-                .get(..end)
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .ok_or(err)?;
+            let v = braced.get(..end).and_then(parse_hex).ok_or(err)?;
             (char::from_u32(v).ok_or(err)?, 2 + end + 1)
         } else {
             return Err(err);
@@ -359,6 +364,24 @@ mod tests {
             }),
         ];
         proptest::collection::vec(pieces, 0..16).prop_map(|v| v.into_iter().collect())
+    }
+
+    #[test]
+    fn unescape_takes_hex_digits_only() {
+        let mut out = String::new();
+        for bad in [
+            "\\x+a",
+            "\\x-1",
+            "\\u{+a}",
+            "\\u{ a}",
+            "\\xg0",
+            "\\u{}",
+            "\\u{1234567}",
+        ] {
+            assert!(unescape(bad, &mut out).is_err(), "{bad}");
+        }
+        unescape("\\x0a\\u{E0041}\\u{a0}", &mut out).unwrap();
+        assert_eq!(out, "\n\u{e0041}\u{a0}");
     }
 
     proptest! {

@@ -87,8 +87,8 @@ impl fmt::Display for BadOffset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "bad time zone {:?}: expected UTC, Z or a fixed offset like +02:00, -0530, +02",
-            self.0
+            "bad time zone \"{}\": expected UTC, Z or a fixed offset like +02:00, -0530, +02",
+            flightrec_core::text::Escaped::new(&self.0, &['"'])
         )
     }
 }

@@ -192,6 +192,24 @@ proptest! {
     }
 }
 
+/// The operator's own arguments are escaped in error messages too.
+#[test]
+fn argument_errors_are_escaped() {
+    let hostile = "x\u{3164}\u{a0}\u{202e}\u{fe0f}\u{1b}[2J\"";
+    let time = viewer::parse_time_arg(hostile).unwrap_err();
+    assert_no_raw("--since error", &time, &[]);
+    assert!(
+        time.contains("\\u{3164}\\u{00a0}\\u{202e}\\u{fe0f}\\x1b[2J\\x22"),
+        "{time}"
+    );
+    let zone = hostile
+        .parse::<flightrec_audit::UtcOffset>()
+        .unwrap_err()
+        .to_string();
+    assert_no_raw("--tz error", &zone, &[]);
+    assert!(zone.contains("\\u{3164}"), "{zone}");
+}
+
 /// The model itself: what the issue names is in it.
 #[test]
 fn the_model_covers_the_named_classes() {

@@ -175,26 +175,22 @@ fn flash_dumps(
     on_item: &mut OnItem<'_>,
 ) -> Result<Outcome, Stop> {
     let mut outcome = Outcome::default();
-    let dumps = match image.dumps() {
-        Ok(d) => d,
-        Err(e) => {
-            let _ = writeln!(err, "flightrec: cannot read {}: {e}", shown(path));
-            outcome.read_error = true;
-            return Ok(outcome);
-        }
-    };
     let page = image.page_size();
-    let cut = dumps.iter().any(|d| d.trouble.contains(&Trouble::Cut));
-    if let Some((last, held)) = image.partial_tail().filter(|_| !cut) {
-        outcome.flash_damaged = true;
-        let _ = writeln!(
-            err,
-            "flightrec: {}: the image ends {held} bytes into page {last} (pages are {page} bytes): it is cut",
-            shown(path)
-        );
-    }
-    for d in dumps {
-        let last = d.first_page + d.pages - 1;
+    let count = image.page_count();
+    let mut cut = false;
+    image.rewind();
+    loop {
+        let d = match image.next_dump() {
+            Ok(Some(d)) => d,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: cannot read {}: {e}", shown(path));
+                outcome.read_error = true;
+                break;
+            }
+        };
+        cut |= d.trouble.contains(&Trouble::Cut);
+        let last = (d.first_page + d.pages - 1) % count;
         let name = match d.id {
             Some(id) => format!("flash dump {id}"),
             None => "flash page".to_owned(),
@@ -202,34 +198,41 @@ fn flash_dumps(
         for t in &d.trouble {
             let _ = writeln!(
                 err,
-                "flightrec: {}: {name}, pages {}..={last} (image offset {}){}: {t}",
+                "flightrec: {}: {name}, pages {}..={last}{} (image offset {}): {t}",
                 shown(path),
                 d.first_page,
-                d.first_page * page,
-                if d.first_page + d.pages > image.page_count() {
-                    " wrapping round the region's end"
+                if last < d.first_page {
+                    " round the region's end"
                 } else {
                     ""
-                }
+                },
+                d.first_page * page,
             );
         }
-        if d.damaged() {
-            outcome.flash_damaged = true;
-        }
+        outcome.flash_damaged |= d.damaged();
         if d.trouble.contains(&Trouble::Reclaimed) {
             continue;
         }
-        if d.damaged() {
-            let _ = writeln!(
-                err,
-                "flightrec: {}: {name}: offsets in its messages count from its data's first byte",
-                shown(path)
-            );
-        }
+        // Item offsets count in the dump's data (page headers interleave it in the image).
+        let _ = writeln!(
+            err,
+            "flightrec: {}: {name}, pages {}..={last} (image offset {}): the offsets shown for it count from its data's first byte",
+            shown(path),
+            d.first_page,
+            d.first_page * page,
+        );
         let mut decoder = Decoder::new(image.data(&d));
         let ok = items(path, &mut decoder, err, on_item)?;
         outcome.read_error |= !ok;
         outcome.stats.add(&decoder.stats());
+    }
+    if let Some((last, held)) = image.partial_tail().filter(|_| !cut) {
+        outcome.flash_damaged = true;
+        let _ = writeln!(
+            err,
+            "flightrec: {}: the image ends {held} bytes into page {last} (pages are {page} bytes): it is cut",
+            shown(path)
+        );
     }
     Ok(outcome)
 }
@@ -245,7 +248,8 @@ fn wire_explains(path: &Path) -> io::Result<u64> {
 /// page header and commit slots.
 fn flash_explains(image: &mut FlashImage<File>) -> io::Result<u64> {
     let mut total = 0;
-    for d in image.dumps()? {
+    image.rewind();
+    while let Some(d) = image.next_dump()? {
         if d.trouble.contains(&Trouble::Reclaimed) {
             continue;
         }

@@ -49,8 +49,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-/// One dump of a few hundred records.
-fn dump() -> Vec<u8> {
+/// A recorder holding a few hundred records.
+fn recorder() -> Box<Recorder<65536>> {
     let rec: Box<Recorder<65536>> = Box::new(Recorder::new(&RecorderConfig::DEFAULT));
     for i in 0..600u64 {
         let msg = format!("request {i} served in {} us", i * 7 % 1000);
@@ -64,6 +64,12 @@ fn dump() -> Vec<u8> {
         )
         .unwrap();
     }
+    rec
+}
+
+/// One dump of a few hundred records.
+fn dump() -> Vec<u8> {
+    let rec = recorder();
     let flightrec_core::Action::Dump(_) = rec.fire(flightrec_core::Reason::UntimelyDeath, 0) else {
         panic!("a death dumps at once")
     };
@@ -125,6 +131,61 @@ fn memory_does_not_grow_with_the_input() {
             "{args:?}: {peak} bytes held at the peak for a {INPUT}-byte input (bound {BOUND})"
         );
         eprintln!("{args:?}: peak {peak} bytes for a {INPUT}-byte input");
+    }
+    std::fs::remove_file(&path).unwrap();
+
+    // A flash image of the paged layout, full of dumps: walked page by page.
+    const PAGE: usize = 256;
+    let mut mem = vec![0xFF; INPUT / 2];
+    {
+        let region = 0..mem.len() as u32;
+        let mut store = flightrec_flash::FlashStore::mount(
+            flightrec_flash::RamFlash::<PAGE, 4>::new(&mut mem),
+            region,
+        )
+        .unwrap();
+        let rec = recorder();
+        let header = flightrec_core::DumpHeader {
+            reason: flightrec_core::Reason::Manual,
+            detail: "",
+            trigger_time: 0,
+            trigger_seq: None,
+            clock: ClockInfo::BOOT_MILLIS,
+            first_seq: 0,
+            next_seq: 0,
+            lost: 0,
+            suppressed: 0,
+            scope: None,
+            index: 0,
+            capacity: 0,
+            build: Build {
+                name: "fw",
+                version: "1",
+                id: &[],
+            },
+        };
+        let used = |i: &flightrec_flash::DumpInfo| (i.first_page + i.pages) as usize * PAGE;
+        while store
+            .store(&*rec, header, &mut [0u8; 256])
+            .is_ok_and(|i| used(&i) + 40_000 < INPUT / 2)
+        {}
+    }
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("flightrec-memory.img");
+    std::fs::write(&path, &mem).unwrap();
+    drop(mem);
+    let p = path.to_str().unwrap();
+    for args in [&["decode", p][..], &["info", p]] {
+        let (peak, code, err) = peak_of(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            peak < BOUND,
+            "{args:?}: {peak} bytes held at the peak for a {}-byte flash image (bound {BOUND})",
+            INPUT / 2
+        );
+        eprintln!(
+            "{args:?}: peak {peak} bytes for a {}-byte flash image",
+            INPUT / 2
+        );
     }
     std::fs::remove_file(&path).unwrap();
 }

@@ -1,6 +1,8 @@
 //! Flash images of `flightrec-flash`'s paged layout, read page by page from any
-//! `Read + Seek` (a file), never whole: a page table (one entry per page) and one page of
-//! bytes at a time.
+//! `Read + Seek` (a file), never whole: memory does not grow with the image (a few KiB of
+//! buffers; page headers are read again where they are needed). The walk starts at the
+//! oldest page (the one after the newest header, as the store finds it), so dumps come
+//! oldest first.
 //!
 //! The listing follows the layout's reading rule (the `flightrec-flash` crate docs) and
 //! says what it could not read instead of leaving it out:
@@ -107,52 +109,49 @@ impl FlashDump {
     }
 }
 
-/// A flash image being read.
+/// A flash image being read: its geometry and a cursor over its pages; nothing per page
+/// is kept (headers are read again where needed).
 pub struct FlashImage<R> {
     input: R,
     len: u64,
     erase: u64,
+    write: u64,
     slot: u64,
-    pages: Vec<Page>,
+    /// Page the walk over the image starts at: the one after the newest page header.
+    origin: u64,
+    /// Pages walked so far.
+    walked: u64,
 }
 
 impl<R: Read + Seek> FlashImage<R> {
-    /// Reads the page table of `input` if it is an image of the paged layout (a page header
-    /// sits at a multiple of the page size it records); `None` if it holds none.
+    /// Opens `input` if it is an image of the paged layout (a page header sits at a
+    /// multiple of the page size it records); `None` if it holds none.
     pub fn open(mut input: R) -> io::Result<Option<Self>> {
         let len = input.seek(SeekFrom::End(0))?;
         let Some((erase, write)) = geometry(&mut input, len)? else {
             return Ok(None);
         };
-        let slot = (RECORD_LEN as u64).max(write);
         let mut image = FlashImage {
             input,
             len,
             erase,
-            slot,
-            pages: Vec::new(),
+            write,
+            slot: (RECORD_LEN as u64).max(write),
+            origin: 0,
+            walked: 0,
         };
-        let count = len.div_ceil(erase);
-        let mut buf = vec![0u8; erase as usize];
-        for p in 0..count {
-            let head = image.read_at(p * erase, &mut buf[..RECORD_LEN])?;
-            let header = head
-                .first_chunk::<RECORD_LEN>()
-                .and_then(|b| page_header_at(p * erase, b))
-                .filter(|h| 1u64 << h.erase_log2 == erase && 1u64 << h.write_log2 == write);
-            let page = match header {
-                Some(h) => Page::Header(h),
-                None => {
-                    let n = image.read_at(p * erase, &mut buf)?.len();
-                    if buf[..n].iter().all(|&b| b == 0xFF) {
-                        Page::Erased
-                    } else {
-                        Page::Other
-                    }
+        // As the store does: dumps are written in page order, so the oldest page is the one
+        // after the newest header (largest dump id, then index).
+        let mut newest: Option<(u64, u64)> = None;
+        for p in 0..image.page_count() {
+            if let Some(h) = image.header(p)? {
+                let key = u64::from(h.dump) << 16 | u64::from(h.index);
+                if newest.is_none_or(|(k, _)| key > k) {
+                    newest = Some((key, p));
                 }
-            };
-            image.pages.push(page);
+            }
         }
+        image.origin = newest.map_or(0, |(_, p)| (p + 1) % image.page_count());
         Ok(Some(image))
     }
 
@@ -163,7 +162,7 @@ impl<R: Read + Seek> FlashImage<R> {
 
     /// Pages, the last one possibly partial.
     pub fn page_count(&self) -> u64 {
-        self.pages.len() as u64
+        self.len.div_ceil(self.erase)
     }
 
     /// If the image ends inside a page: that page and the bytes of it the image holds.
@@ -183,11 +182,37 @@ impl<R: Read + Seek> FlashImage<R> {
         Ok(dst)
     }
 
-    fn header(&self, p: u64) -> Option<PageHeader> {
-        match self.pages.get(p as usize) {
-            Some(Page::Header(h)) => Some(*h),
-            _ => None,
+    /// The page header of page `p`, if it checks and has the image's geometry.
+    fn header(&mut self, p: u64) -> io::Result<Option<PageHeader>> {
+        let mut b = [0u8; RECORD_LEN];
+        let at = p * self.erase;
+        let got = self.read_at(at, &mut b)?.len();
+        let (erase, write) = (self.erase, self.write);
+        Ok((got == RECORD_LEN)
+            .then(|| page_header_at(at, &b))
+            .flatten()
+            .filter(|h| 1u64 << h.erase_log2 == erase && 1u64 << h.write_log2 == write))
+    }
+
+    /// What page `p` is.
+    fn page(&mut self, p: u64) -> io::Result<Page> {
+        if let Some(h) = self.header(p)? {
+            return Ok(Page::Header(h));
         }
+        let mut buf = [0u8; 4096];
+        let mut at = 0;
+        while at < self.erase {
+            let n = (self.erase - at).min(buf.len() as u64) as usize;
+            let got = self.read_at(p * self.erase + at, &mut buf[..n])?;
+            if got.iter().any(|&b| b != 0xFF) {
+                return Ok(Page::Other);
+            }
+            if got.len() < n {
+                break; // the image ends
+            }
+            at += n as u64;
+        }
+        Ok(Page::Erased)
     }
 
     /// Whether page `p` is not a whole page (the image ends inside it).
@@ -195,98 +220,92 @@ impl<R: Read + Seek> FlashImage<R> {
         (p + 1) * self.erase > self.len
     }
 
-    /// Every stretch of the image that holds dump data, oldest dump first (by id; stretches
-    /// no header names last), each with what is wrong with it.
-    pub fn dumps(&mut self) -> io::Result<Vec<FlashDump>> {
+    /// Starts the walk over the image again (see [`Self::next_dump`]).
+    pub fn rewind(&mut self) {
+        self.walked = 0;
+    }
+
+    /// The next stretch of the image that holds dump data, each with what is wrong with it,
+    /// walking the pages once from the oldest (so dumps come oldest first); `None` at the
+    /// end of the walk.
+    pub fn next_dump(&mut self) -> io::Result<Option<FlashDump>> {
         let n = self.page_count();
-        let mut claimed = vec![false; n as usize];
-        let mut out = Vec::new();
-        // Dumps with a first page whose header checks, or whose header is damaged but whose
-        // second page or commit names it.
-        for p in 0..n {
-            let first = match self.pages[p as usize] {
+        while self.walked < n {
+            let p = (self.origin + self.walked) % n;
+            let left = n - self.walked;
+            let page = self.page(p)?;
+            // A first page whose header checks, or one whose header is damaged but whose
+            // next page names its dump.
+            let first = match page {
                 Page::Header(h) if h.index == 0 => Some((h.dump, false)),
-                Page::Other => match self.header((p + 1) % n) {
-                    Some(next) if next.index == 1 && !self.partial(p) => Some((next.dump, true)),
-                    _ => None,
-                },
+                Page::Other if left > 1 && !self.partial(p) => self
+                    .header((p + 1) % n)?
+                    .filter(|h| h.index == 1)
+                    .map(|h| (h.dump, true)),
                 _ => None,
             };
-            let Some((id, lost_header)) = first else {
-                continue;
-            };
-            let mut pages = 1;
-            while pages < n {
-                match self.header((p + pages) % n) {
-                    Some(h) if h.dump == id && u64::from(h.index) == pages => pages += 1,
-                    _ => break,
+            if let Some((id, lost_header)) = first {
+                let pages = self.run(p, id, 1, left)?;
+                let mut d = self.inspect(p, pages, id)?;
+                if lost_header {
+                    d.trouble.insert(0, Trouble::FirstHeaderLost);
                 }
+                self.walked += d.pages.max(1);
+                return Ok(Some(d));
             }
-            let mut d = self.inspect(p, pages, id)?;
-            if lost_header {
-                d.trouble.insert(0, Trouble::FirstHeaderLost);
-            }
-            for k in 0..d.pages {
-                claimed[((p + k) % n) as usize] = true;
-            }
-            out.push(d);
-        }
-        // Pages no dump claimed: runs of one dump's pages without their first, and pages
-        // that are neither erased nor headed.
-        let mut p = 0;
-        while p < n {
-            let page = self.pages[p as usize];
-            if claimed[p as usize] || page == Page::Erased {
-                p += 1;
-                continue;
-            }
-            let start = p;
-            p += 1;
-            let (id, trouble) = match page {
+            let (id, trouble, pages) = match page {
+                Page::Erased => {
+                    self.walked += 1;
+                    continue;
+                }
                 Page::Header(h) => {
-                    while p < n
-                        && !claimed[p as usize]
-                        && self
-                            .header(p)
-                            .is_some_and(|x| x.dump == h.dump && x.index > 0)
-                    {
-                        p += 1;
-                    }
+                    let pages = self.run(p, h.dump, u64::from(h.index) + 1, left)?;
                     // A newer dump on the page before: the store reclaimed this one.
-                    let newer_before = start
-                        .checked_sub(1)
-                        .or(n.checked_sub(1))
-                        .and_then(|b| self.header(b))
-                        .is_some_and(|b| b.dump > h.dump);
-                    let t = if newer_before {
+                    let before = self.header((p + n - 1) % n)?;
+                    let t = if before.is_some_and(|b| b.dump > h.dump) {
                         Trouble::Reclaimed
                     } else {
                         Trouble::NoFirstPage
                     };
-                    (Some(h.dump), t)
+                    (Some(h.dump), t, pages)
                 }
-                _ => (None, Trouble::Unreadable),
+                Page::Other => (None, Trouble::Unreadable, 1),
             };
-            let pages = p - start;
-            let capacity = pages * (self.erase - self.slot);
+            self.walked += pages;
             let mut trouble = vec![trouble];
-            if self.partial(p - 1) {
+            if self.partial((p + pages - 1) % n) {
                 trouble.push(Trouble::Cut);
             }
             let mut d = FlashDump {
                 id,
-                first_page: start,
+                first_page: p,
                 pages,
                 has_first: false,
-                len: capacity,
+                len: pages * (self.erase - self.slot),
                 status: Status::Incomplete,
                 trouble,
             };
             d.len = self.written_len(&d)?;
-            out.push(d);
+            return Ok(Some(d));
         }
-        out.sort_by_key(|d| (d.id.is_none(), d.id, d.first_page));
-        Ok(out)
+        Ok(None)
+    }
+
+    /// Pages of dump `id` from page `p` on (page `p` counted), the page after `p` holding
+    /// index `next`, at most `left`.
+    fn run(&mut self, p: u64, id: u32, mut next: u64, left: u64) -> io::Result<u64> {
+        let n = self.page_count();
+        let mut pages = 1;
+        while pages < left {
+            match self.header((p + pages) % n)? {
+                Some(h) if h.dump == id && u64::from(h.index) == next => {
+                    pages += 1;
+                    next += 1;
+                }
+                _ => break,
+            }
+        }
+        Ok(pages)
     }
 
     /// The dump whose first page is `p`, spanning `pages` pages.

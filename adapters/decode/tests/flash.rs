@@ -53,16 +53,15 @@ fn store_dumps(store: &mut FlashStore<RamFlash<'_, PAGE, 4>>, sizes: &[u64]) {
 /// Every record of every stretch of an image, and whether anything was damaged.
 fn read_all(bytes: &[u8]) -> Option<(Vec<String>, bool)> {
     let mut img = FlashImage::open(Cursor::new(bytes)).unwrap()?;
-    let dumps = img.dumps().unwrap();
     let mut seen = Vec::new();
     let mut damaged = false;
-    for d in &dumps {
+    while let Some(d) = img.next_dump().unwrap() {
         damaged |= d.damaged();
         if d.trouble.contains(&Trouble::Reclaimed) {
             continue;
         }
         let mut data = Vec::new();
-        img.data(d).read_to_end(&mut data).unwrap();
+        img.data(&d).read_to_end(&mut data).unwrap();
         assert!(data.len() as u64 <= d.len, "{d:?}");
         let mut dec = Decoder::new(&data[..]);
         while let Some(item) = dec.next().unwrap() {
@@ -85,7 +84,7 @@ fn read_all(bytes: &[u8]) -> Option<(Vec<String>, bool)> {
 fn store_images_read_whole() {
     let bytes = image(&[5, 30, 2]);
     let mut img = FlashImage::open(Cursor::new(&bytes[..])).unwrap().unwrap();
-    let dumps = img.dumps().unwrap();
+    let dumps: Vec<_> = std::iter::from_fn(|| img.next_dump().unwrap()).collect();
     assert_eq!(dumps.len(), 3);
     assert!(dumps
         .iter()

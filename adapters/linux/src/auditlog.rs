@@ -52,10 +52,7 @@ impl Default for AuditOptions {
     }
 }
 
-/// Ends a line cut by a failed write that could not be cut back out of the file: the
-/// fragment's line gets this tail (so no filter reads it as a whole line), and the next
-/// line starts on a fresh line.
-const CUT_MARKER: &str = " <flightrec: line cut by a write error>\n";
+const CUT_MARKER: &str = AuditLog::CUT_MARKER;
 
 struct AuditFile {
     path: PathBuf,
@@ -75,8 +72,7 @@ struct AuditFile {
 /// its file or counted as lost: when a write fails part way (a full disk), the file is cut
 /// back (`ftruncate`) to the end of the last whole line written, the lines after it are
 /// counted as lost, and the error is said once per cause. If the cut fails too, the next
-/// write starts with ` <flightrec: line cut by a write error>` and a newline, which ends the
-/// fragment's line.
+/// write starts with [`CUT_MARKER`](Self::CUT_MARKER), which ends the fragment's line.
 pub struct AuditLog {
     opts: AuditOptions,
     fallback: String,
@@ -105,6 +101,11 @@ fn event_host<'a>(e: &Decoded<'a>) -> &'a str {
 }
 
 impl AuditLog {
+    /// Ends a line cut by a failed write that could not be cut back out of the file: the
+    /// fragment's line gets this tail (so no filter reads it as a whole line), and the next
+    /// line starts on a fresh line.
+    pub const CUT_MARKER: &'static str = " <flightrec: line cut by a write error>\n";
+
     /// An audit log; `fallback` names the host of events without one (and the file for
     /// hosts that are not DNS names, see [`host_file_name`]).
     pub fn new(opts: AuditOptions, fallback: &str) -> Self {

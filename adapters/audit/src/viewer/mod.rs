@@ -119,7 +119,8 @@ pub fn parse_time_arg(s: &str) -> Result<TimeArg, String> {
         });
     }
     Err(format!(
-        "bad time {s:?}: expected RFC 3339 (2026-11-23T18:00:00Z) or a date (2026-11-23)"
+        "bad time \"{}\": expected RFC 3339 (2026-11-23T18:00:00Z) or a date (2026-11-23)",
+        Escaped::new(s, &['"'])
     ))
 }
 

@@ -1,0 +1,81 @@
+//! A line cut by a write error that could not be undone is ended with
+//! `AuditLog::CUT_MARKER`: fail2ban-regex with the shipped filter reads no cut of a real
+//! failure line, wherever the cut falls, as a failure (a cut inside the address must not ban
+//! another address).
+
+mod common;
+
+use flightrec_core::trigger::TriggerConfig;
+use flightrec_linux::files::{FilePolicy, Template};
+use flightrec_linux::{
+    AuditLog, AuditOptions, DumpFormat, DumpOptions, FlightRecorder, RecorderOptions, Service,
+    ServiceOptions,
+};
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_cut_line_with_its_marker_matches_the_filter() {
+    if !common::have_tool("fail2ban-regex") {
+        return;
+    }
+    let filter = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../audit/fail2ban/flightrec-ejabberd.conf");
+    let dir = tempfile::tempdir().unwrap();
+    let rec = FlightRecorder::new(RecorderOptions {
+        shards: 2,
+        host: "gw".into(),
+        trigger: TriggerConfig {
+            failed_login: false,
+            ..TriggerConfig::DEFAULT
+        },
+        ..RecorderOptions::default()
+    });
+    let audit = dir.path().join("audit.log");
+    let service = Service::start(
+        rec.clone(),
+        ServiceOptions {
+            dump: DumpOptions {
+                path: Template::parse(&dir.path().join("d.flr").display().to_string()).unwrap(),
+                file: FilePolicy::default(),
+                format: DumpFormat::Binary,
+            },
+            audit: Some(AuditOptions {
+                path: audit.display().to_string(),
+                ..AuditOptions::default()
+            }),
+            queue: 64,
+            dump_signal: None,
+            reopen_on_hup: false,
+        },
+    )
+    .unwrap();
+    let peer = "192.0.2.123:40000".parse().ok();
+    rec.auth_failure(None, "alice", "example.org", peer, "PLAIN", "bad password");
+    service.shutdown().await.unwrap();
+    let line = std::fs::read_to_string(&audit).unwrap();
+    let line = line.trim_end_matches('\n');
+    // The whole line (one match, the control), then every cut of it with the marker.
+    let mut log = format!("{line}\n");
+    for (cut, _) in line.char_indices().skip(1) {
+        log.push_str(&line[..cut]);
+        log.push_str(AuditLog::CUT_MARKER);
+    }
+    let cuts = dir.path().join("cuts.log");
+    std::fs::write(&cuts, &log).unwrap();
+    let out = std::process::Command::new("fail2ban-regex")
+        .args(["-o", "<ip>"])
+        .arg(&cuts)
+        .arg(&filter)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let matched: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        matched,
+        ["192.0.2.123"],
+        "fail2ban-regex output:\n{stdout}\nlog:\n{log}"
+    );
+}
