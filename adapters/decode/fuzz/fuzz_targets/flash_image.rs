@@ -287,14 +287,31 @@ fn hit(img: &flash::Image, mutated: &[u8], m: &FlashMutation, frame_mutated: Opt
 /// dump touched loses its page order (damage).
 fn swap_hit(img: &flash::Image, a: usize, b: usize) -> Hit {
     let g = &img.geometry;
-    let swap = |p: usize| if p == a { b } else if p == b { a } else { p };
+    let swap = |p: usize| {
+        if p == a {
+            b
+        } else if p == b {
+            a
+        } else {
+            p
+        }
+    };
     let mut hit = Hit::None;
     for s in &img.survivors {
-        let at: Vec<usize> = (0..s.pages).map(|k| swap((s.first_page + k) % g.pages)).collect();
-        if at.iter().enumerate().all(|(k, &p)| p == (s.first_page + k) % g.pages) {
+        let at: Vec<usize> = (0..s.pages)
+            .map(|k| swap((s.first_page + k) % g.pages))
+            .collect();
+        if at
+            .iter()
+            .enumerate()
+            .all(|(k, &p)| p == (s.first_page + k) % g.pages)
+        {
             continue;
         }
-        let in_order = at.iter().enumerate().all(|(k, &p)| p == (at[0] + k) % g.pages);
+        let in_order = at
+            .iter()
+            .enumerate()
+            .all(|(k, &p)| p == (at[0] + k) % g.pages);
         hit = match (hit, in_order) {
             (Hit::Data, _) | (_, false) => Hit::Data,
             _ => Hit::NotJudged,
