@@ -342,7 +342,7 @@ impl Event {
                 let f = fields(attributes);
                 let e = Custom {
                     level: level(*l),
-                    kind: &name.0,
+                    name: &name.0,
                     attributes: Fields::Slice(&f),
                 };
                 ser(&e, out);
