@@ -181,8 +181,11 @@ proptest! {
                     if t.is_empty() || t.ends_with('@') {
                         continue;
                     }
+                    // `--target=VALUE`: a generated name may start with '-', which
+                    // clap would read as another option after a bare `--target`.
+                    let target_arg = format!("--target={t}");
                     let mut list = settings.clone();
-                    list.extend(["--output", output, "--target", t, p]);
+                    list.extend(["--output", output, &target_arg, p]);
                     let (_, out, err) = run(&list);
                     assert_no_raw(output, &out, allowed);
                     assert_no_raw("stderr", &err, &[]);
