@@ -27,6 +27,7 @@ use flightrec_decode::{Filter, Format, Item, Options, Renderer, Summary, TimeBou
 pub mod elf;
 mod input;
 pub mod seal;
+mod sealed_audit;
 
 use input::Stop;
 

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use flightrec_core::seal::SealKey;
-use flightrec_decode::sign::{parse_pub_file, pub_file_text};
+use flightrec_decode::auditseal::{audit_key, AuditVerifier};
+use flightrec_decode::sign::{parse_audit_pub, parse_pub_file, pub_file_text};
 use flightrec_decode::verify::{key_file_text, parse_key_file, DumpVerdict, Verifier};
 
 use flightrec_core::dump::MAGIC;
 use flightrec_decode::flash::FlashImage;
 
-use crate::{shown, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
+use crate::{sealed_audit, shown, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
 
 /// Arguments of `flightrec verify`.
 #[derive(Debug, Args)]
@@ -49,6 +50,10 @@ pub struct KeygenArgs {
     /// 0600; an existing file is refused).
     #[arg(long, value_name = "FILE")]
     pub public: Option<PathBuf>,
+    /// Where to write the device's audit sealing key (`[audit] seal_key`; its own stream of
+    /// epochs, checked with the same verification and public keys; created 0600).
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 /// Reads a key file.
@@ -79,10 +84,12 @@ pub(crate) fn keygen(a: &KeygenArgs, out: &mut dyn Write, err: &mut dyn Write) -
     secret.fill(0);
     let text = key_file_text(&key);
     let public = pub_file_text(&key);
+    let audit = key_file_text(&audit_key(&key));
     let files = [&a.device, &a.verify]
         .map(|p| (p, text.as_str()))
         .into_iter()
-        .chain(a.public.as_ref().map(|p| (p, public.as_str())));
+        .chain(a.public.as_ref().map(|p| (p, public.as_str())))
+        .chain(a.audit.as_ref().map(|p| (p, audit.as_str())));
     for (path, text) in files {
         if let Err(e) = write_new_file(path, text.as_bytes()) {
             let _ = writeln!(err, "flightrec: cannot create {}: {e}", shown(path));
@@ -161,31 +168,52 @@ fn walk(dir: &Path, found: &mut Vec<Input>, err: &mut dyn Write) -> io::Result<(
     Ok(())
 }
 
-/// The verifier for the keys given.
-fn verifier(a: &VerifyArgs) -> Result<Verifier, String> {
+/// The verifiers for the keys given: of dumps, and of audit seals (their own stream of
+/// epochs, `SEALING.md` section 7; `None` with a public key file that has no `audit-pub`).
+fn verifier(a: &VerifyArgs) -> Result<(Verifier, Option<AuditVerifier>), String> {
     let key = a.key.as_deref().map(read_key).transpose()?;
     let public = match &a.pubkey {
         Some(p) => {
             let text = fs::read_to_string(p).map_err(|e| format!("{}: {e}", shown(p)))?;
-            Some(parse_pub_file(&text).map_err(|e| format!("{}: {e}", shown(p)))?)
+            let dumps = parse_pub_file(&text).map_err(|e| format!("{}: {e}", shown(p)))?;
+            let audit = parse_audit_pub(&text).map_err(|e| format!("{}: {e}", shown(p)))?;
+            Some((dumps, audit))
         }
         None => None,
     };
     Ok(match (key, public) {
-        (Some(k), None) => Verifier::new(k),
-        (key, Some((epoch, public))) => {
+        (Some(k), None) => {
+            let audit = Verifier::new(audit_key(&k));
+            (Verifier::new(k), Some(AuditVerifier::new(audit)))
+        }
+        (key, Some(((epoch, public), audit_pub))) => {
             let mut v = Verifier::with_public_key(epoch, public);
+            let mut audit = audit_pub.map(|p| Verifier::with_public_key(epoch, p));
             if let Some(k) = key {
+                match audit.as_mut() {
+                    Some(av) => av.add_key(audit_key(&k)),
+                    None => audit = Some(Verifier::new(audit_key(&k))),
+                }
                 v.add_key(k);
             }
-            v
+            (v, audit.map(AuditVerifier::new))
         }
         (None, None) => return Err("give --key or --pubkey".to_owned()),
     })
 }
 
+/// A file name an audit log has (`*.log`, `*.log.N`): found in a directory without a dump
+/// in it nor a sidecar beside it, it is an unsealed audit log.
+fn looks_like_log(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with(".log")
+        || name
+            .rsplit_once(".log.")
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let mut verifier = match verifier(a) {
+    let (mut verifier, audit_verifier) = match verifier(a) {
         Ok(v) => v,
         Err(e) => {
             let _ = writeln!(err, "flightrec: {e}");
@@ -214,6 +242,33 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
         verifier.expect_last(last);
     }
     let mut bad = 0u64;
+    // Audit logs with their sidecars first: what they take is not read as dumps.
+    let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
+    let (families, taken) = match sealed_audit::families(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "flightrec: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    inputs.retain(|i| !taken.contains(&i.path));
+    let audit_lines = match (audit_verifier, families.is_empty()) {
+        (_, true) => Vec::new(),
+        (Some(av), false) => match sealed_audit::verify(av, &families) {
+            Ok(lines) => lines,
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: {e}");
+                return EXIT_ERROR;
+            }
+        },
+        (None, false) => {
+            let _ = writeln!(
+                err,
+                "flightrec: the public key file has no audit-pub line: audit seals cannot be checked with it"
+            );
+            return EXIT_ERROR;
+        }
+    };
     let mut all = Vec::new();
     for input in &inputs {
         let name = shown(&input.path);
@@ -225,7 +280,13 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
             }
         };
         if !verdicts.iter().any(DumpVerdict::is_dump) && !damaged {
-            if input.from_dir {
+            if input.from_dir && looks_like_log(&input.path) {
+                bad += 1;
+                let _ = writeln!(
+                    out,
+                    "FAIL {name}: not sealed: an audit log without its seal sidecar ({name}.seal)"
+                );
+            } else if input.from_dir {
                 let _ = writeln!(err, "flightrec: {name}: holds no dump: not checked");
             } else {
                 bad += 1;
@@ -258,9 +319,18 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
         bad += 1;
         let _ = writeln!(out, "FAIL {problem}");
     }
+    let mut audit_good = 0u64;
+    for line in &audit_lines {
+        if line.failed {
+            bad += 1;
+        } else if line.text.starts_with("ok") {
+            audit_good += 1;
+        }
+        let _ = writeln!(out, "{}", line.text);
+    }
     let _ = writeln!(
         out,
-        "{good} dumps sealed and intact, {bad} failures{}",
+        "{good} dumps sealed and intact, {audit_good} audit files sealed and intact, {bad} failures{}",
         if bad == 0 { "" } else { ": NOT INTACT" }
     );
     if bad == 0 {

@@ -135,7 +135,7 @@ fn untouched_dumps_verify() {
     assert_eq!(out.matches("sealed and intact").count(), 4, "{out}");
     assert!(out.contains("epoch 2"), "{out}");
     assert!(
-        out.contains("3 dumps sealed and intact, 0 failures"),
+        out.contains("3 dumps sealed and intact, 0 audit files sealed and intact, 0 failures"),
         "{out}"
     );
 }

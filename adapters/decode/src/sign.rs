@@ -85,13 +85,7 @@ impl SignatureBody {
 /// The signature frame over `seal`, made with `key` (the key that made the seal, before it
 /// evolves): sync, type, length, body, CRC.
 pub fn signature_frame(key: &SealKey, seal: &Seal) -> Vec<u8> {
-    let next = key.at_epoch(key.epoch().saturating_add(1));
-    let mut body = SignatureBody {
-        epoch: key.epoch(),
-        next_pub: next.map_or([0; 32], |k| public_key(&k).to_bytes()),
-        signature: [0; 64],
-    };
-    body.signature = signing_key(key).sign(&body.message(seal)).to_bytes();
+    let body = sign_seal(key, seal);
     let mut frame = vec![SYNC, FRAME_SIGNATURE];
     frame.extend_from_slice(&(SIGNATURE_BODY_LEN as u16).to_le_bytes());
     frame.extend_from_slice(&body.signed_part());
@@ -101,12 +95,26 @@ pub fn signature_frame(key: &SealKey, seal: &Seal) -> Vec<u8> {
     frame
 }
 
+/// The signature body over `seal`, made with `key` (the key that made the seal, before it
+/// evolves); it announces the public key of the next epoch.
+pub fn sign_seal(key: &SealKey, seal: &Seal) -> SignatureBody {
+    let next = key.at_epoch(key.epoch().saturating_add(1));
+    let mut body = SignatureBody {
+        epoch: key.epoch(),
+        next_pub: next.map_or([0; 32], |k| public_key(&k).to_bytes()),
+        signature: [0; 64],
+    };
+    body.signature = signing_key(key).sign(&body.message(seal)).to_bytes();
+    body
+}
+
 /// A public key file's text: the public key of `key`'s epoch.
 pub fn pub_file_text(key: &SealKey) -> String {
     format!(
-        "{PUB_FILE_TAG}\nepoch {}\npub {}\n",
+        "{PUB_FILE_TAG}\nepoch {}\npub {}\naudit-pub {}\n",
         key.epoch(),
-        crate::verify::hex(public_key(key).as_bytes())
+        crate::verify::hex(public_key(key).as_bytes()),
+        crate::verify::hex(public_key(&crate::auditseal::audit_key(key)).as_bytes())
     )
 }
 
@@ -126,6 +134,8 @@ pub fn parse_pub_file(text: &str) -> Result<(u64, VerifyingKey), String> {
                 let bytes = crate::verify::parse_hex::<32>(hex).ok_or("bad pub line")?;
                 key = Some(VerifyingKey::from_bytes(&bytes).map_err(|_| "not an Ed25519 key")?);
             }
+            // The audit stream's key: `parse_audit_pub`.
+            Some(("audit-pub", _)) => {}
             _ if line.is_empty() => {}
             _ => return Err("unknown line in public key file".to_owned()),
         }
@@ -134,4 +144,16 @@ pub fn parse_pub_file(text: &str) -> Result<(u64, VerifyingKey), String> {
         (Some(e), Some(k)) => Ok((e, k)),
         _ => Err("public key file lacks its epoch or pub line".to_owned()),
     }
+}
+
+/// The public key of the audit stream's first epoch in a public key file (its `audit-pub`
+/// line; `core/SEALING.md` section 7), `None` if the file has none.
+pub fn parse_audit_pub(text: &str) -> Result<Option<VerifyingKey>, String> {
+    let Some(hex) = text.lines().find_map(|l| l.strip_prefix("audit-pub ")) else {
+        return Ok(None);
+    };
+    let bytes = crate::verify::parse_hex::<32>(hex).ok_or("bad audit-pub line")?;
+    VerifyingKey::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|_| "audit-pub is not an Ed25519 key".to_owned())
 }

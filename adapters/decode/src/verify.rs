@@ -469,6 +469,25 @@ impl Verifier {
         Ok(verdicts)
     }
 
+    /// Checks a seal kept apart from what it seals (an audit log's sidecar, `SEALING.md`
+    /// section 7): `len` and `hash` are the sealed bytes' as the caller found them. A seal
+    /// that checks joins the signature chain that [`finish`](Self::finish) walks (named by
+    /// `place`); its epoch is not counted among the dumps'.
+    pub fn check_detached(
+        &mut self,
+        seal: &Seal,
+        len: u64,
+        hash: &[u8; 32],
+        sig: Option<SignatureBody>,
+        place: Place,
+    ) -> Option<Fault> {
+        let fault = self.check_seal(seal, len, hash);
+        if fault.is_none() {
+            self.signed.push((*seal, sig, place));
+        }
+        fault
+    }
+
     fn check_seal(&mut self, seal: &Seal, len: u64, hash: &[u8; 32]) -> Option<Fault> {
         if seal.dump_len != len || &seal.dump_hash != hash {
             return Some(Fault::Contents {

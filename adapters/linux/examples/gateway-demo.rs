@@ -100,7 +100,8 @@ async fn script(addr: std::net::SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The sealing key (`seal.key`, the gateway's) and the auditor's keys (`verify.key`,
+/// The sealing keys (`seal.key` for dumps, `audit-seal.key` for the audit log: the
+/// gateway's) and the auditor's keys (`verify.key`,
 /// `verify.pub`), as `flightrec keygen` makes them; kept if `seal.key` exists (a kept
 /// directory run again continues its chain of epochs).
 fn keys(dir: &Path) -> std::io::Result<()> {
@@ -114,8 +115,11 @@ fn keys(dir: &Path) -> std::io::Result<()> {
     let key = flightrec_core::seal::SealKey::new(secret, 0);
     let text = flightrec_decode::verify::key_file_text(&key);
     let public = flightrec_decode::sign::pub_file_text(&key);
+    let audit =
+        flightrec_decode::verify::key_file_text(&flightrec_decode::auditseal::audit_key(&key));
     for (name, text) in [
         ("seal.key", &text),
+        ("audit-seal.key", &audit),
         ("verify.key", &text),
         ("verify.pub", &public),
     ] {

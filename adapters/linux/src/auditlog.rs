@@ -12,8 +12,10 @@ use std::time::{Duration, SystemTime};
 use flightrec_audit::LineFormat;
 use flightrec_core::event::{decode, Decoded};
 
+use crate::auditseal::{sidecar_name, FileSeal};
 use crate::files::{cut_back, host_file_name, split, FilePolicy, SafeDir};
 use crate::recorder::AuditItem;
+use crate::sealkey::KeyFile;
 use crate::stats::{Counters, Source};
 
 /// Where and how audit lines are written.
@@ -36,6 +38,9 @@ pub struct AuditOptions {
     /// Most distinct hosts given their own file; events of further hosts go to the
     /// fallback host's file (a peer cannot make us open unbounded files).
     pub max_hosts: usize,
+    /// The audit stream's sealing key file (`flightrec keygen --audit`): every write is
+    /// sealed in a sidecar `<file>.seal` (`core/SEALING.md` section 7). None: not sealed.
+    pub seal_key: Option<PathBuf>,
 }
 
 impl Default for AuditOptions {
@@ -48,6 +53,7 @@ impl Default for AuditOptions {
             max_files: 99,
             max_age: Some(Duration::from_secs(28 * 86_400)),
             max_hosts: 64,
+            seal_key: None,
         }
     }
 }
@@ -64,6 +70,8 @@ struct AuditFile {
     pending_lines: u64,
     /// The file ends with a fragment of a line (a failed write could not be cut back).
     fragment: bool,
+    /// Its seals, when a sealing key is configured.
+    seal: Option<FileSeal>,
 }
 
 /// The audit log of one daemon: a file per host.
@@ -79,6 +87,8 @@ pub struct AuditLog {
     files: HashMap<String, AuditFile>,
     counters: Arc<Counters>,
     line: String,
+    /// The audit stream's sealing key, one for every file.
+    key: Option<KeyFile>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -118,12 +128,21 @@ impl AuditLog {
         counters: Arc<Counters>,
     ) -> Self {
         let fallback = host_file_name(fallback).unwrap_or_else(|| "localhost".into());
+        let key = opts.seal_key.as_deref().and_then(|path| {
+            KeyFile::open(path)
+                .map_err(|e| {
+                    // Lines are still written (unsealed: the verifier says so).
+                    counters.failed(Source::Audit, "audit sealing key unusable", &e)
+                })
+                .ok()
+        });
         AuditLog {
             opts,
             fallback,
             files: HashMap::new(),
             counters,
             line: String::new(),
+            key,
         }
     }
 
@@ -182,8 +201,15 @@ impl AuditLog {
             pending: Vec::new(),
             pending_lines: 0,
             fragment: false,
+            seal: self.opts.seal_key.is_some().then(FileSeal::default),
         });
-        push_line(entry, &self.opts, &self.counters, self.line.as_bytes());
+        push_line(
+            entry,
+            &self.opts,
+            &self.counters,
+            &mut self.key,
+            self.line.as_bytes(),
+        );
     }
 
     fn unrendered(&self) {
@@ -203,7 +229,7 @@ impl AuditLog {
     pub fn flush(&mut self) -> io::Result<()> {
         let mut first_err = None;
         for f in self.files.values_mut() {
-            if let Err(e) = write_pending(f, &self.opts, &self.counters) {
+            if let Err(e) = write_pending(f, &self.opts, &self.counters, &mut self.key) {
                 first_err.get_or_insert(e);
             }
         }
@@ -217,6 +243,9 @@ impl AuditLog {
         for f in self.files.values_mut() {
             f.file = None;
             f.dir = None;
+            if let Some(s) = f.seal.as_mut() {
+                s.close();
+            }
         }
         result
     }
@@ -226,8 +255,10 @@ impl AuditLog {
         let Some(age) = self.opts.max_age else { return };
         let now = SystemTime::now();
         for f in self.files.values_mut() {
-            let result =
-                open_dir(f, &self.opts).map(|(dir, name)| expire_rotations(dir, &name, age, now));
+            let result = open_dir(f, &self.opts).map(|(dir, name)| {
+                expire_rotations(dir, &name, age, now);
+                expire_rotations(dir, &sidecar_name(&name), age, now);
+            });
             if let Err(e) = result {
                 self.counters
                     .failed(Source::Audit, "audit expiry failed", &e);
@@ -262,12 +293,18 @@ fn open(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters) -> io::Resu
     Ok(())
 }
 
-fn push_line(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters, line: &[u8]) {
+fn push_line(
+    f: &mut AuditFile,
+    opts: &AuditOptions,
+    counters: &Counters,
+    key: &mut Option<KeyFile>,
+    line: &[u8],
+) {
     // An open that fails here fails again at the write, which counts and says it.
     if opts.max_bytes > 0 && open(f, opts, counters).is_ok() {
         let queued = f.size + f.pending.len() as u64;
         if queued + line.len() as u64 > opts.max_bytes && queued > 0 {
-            let _ = write_pending(f, opts, counters);
+            let _ = write_pending(f, opts, counters, key);
             if let Err(e) = rotate(f, opts) {
                 // Lines go on to the current file (past max_bytes) rather than be lost.
                 counters.failed(Source::Audit, "audit rotation failed", &e);
@@ -277,20 +314,32 @@ fn push_line(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters, line: 
     f.pending.extend_from_slice(line);
     f.pending_lines += 1;
     if f.pending.len() >= 64 * 1024 {
-        let _ = write_pending(f, opts, counters);
+        let _ = write_pending(f, opts, counters, key);
     }
 }
 
-/// Writes the pending lines; see [`AuditLog`] for what happens when that fails part way.
-fn write_pending(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters) -> io::Result<()> {
+/// Writes the pending lines, then seals them (when a key is configured); see [`AuditLog`]
+/// for what happens when the write fails part way. A seal that fails is counted and said:
+/// the lines stay in the file, and the next seal covers them.
+fn write_pending(
+    f: &mut AuditFile,
+    opts: &AuditOptions,
+    counters: &Counters,
+    key: &mut Option<KeyFile>,
+) -> io::Result<()> {
     if f.pending.is_empty() {
         return Ok(());
     }
     let lines = std::mem::take(&mut f.pending_lines);
     let mut pending = std::mem::take(&mut f.pending);
-    let result = open(f, opts, counters)
-        .map_err(|e| (0, e))
-        .and_then(|()| append_lines(f, &mut pending));
+    let mut sealing = Ok(());
+    let result = open(f, opts, counters).map_err(|e| (0, e)).and_then(|()| {
+        sealing = prepare_seal(f, opts);
+        append_lines(f, &mut pending)
+    });
+    if let Err(e) = sealing.and_then(|()| seal_written(f, &pending, key)) {
+        counters.failed(Source::Audit, "audit sealing failed", &e);
+    }
     pending.clear();
     f.pending = pending; // keep the buffer's capacity
     let written = match &result {
@@ -306,6 +355,37 @@ fn write_pending(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters) ->
         counters.failed(Source::Audit, "audit write failed", &e);
         e
     })
+}
+
+/// Opens the sidecar of the open audit file and starts a segment if needed.
+fn prepare_seal(f: &mut AuditFile, opts: &AuditOptions) -> io::Result<()> {
+    let (Some(seal), Some(dir), Some(file)) = (f.seal.as_mut(), f.dir.as_ref(), f.file.as_ref())
+    else {
+        return Ok(());
+    };
+    let (_, name) = split(&f.path)?;
+    seal.prepare(dir, name, &opts.file, file)
+}
+
+/// Seals what the last append left in the file: the front of `appended` up to the file's
+/// length now.
+fn seal_written(f: &mut AuditFile, appended: &[u8], key: &mut Option<KeyFile>) -> io::Result<()> {
+    let Some(seal) = f.seal.as_mut() else {
+        return Ok(());
+    };
+    let Some(key) = key.as_mut() else {
+        return Err(io::Error::other(
+            "no usable sealing key: lines written unsealed",
+        ));
+    };
+    let Some(from) = seal.end() else {
+        return Ok(());
+    };
+    let n = usize::try_from(f.size.saturating_sub(from)).unwrap_or(usize::MAX);
+    match appended.get(..n) {
+        Some(b) if !b.is_empty() => seal.seal(b, key),
+        _ => Ok(()),
+    }
 }
 
 /// Appends `lines` (whole lines) to the open file, after [`CUT_MARKER`] if the file ends
@@ -381,25 +461,37 @@ fn rotated(name: &std::ffi::OsStr, n: u32) -> OsString {
 /// the file's directory as opened ([`SafeDir`]), never through a link.
 fn rotate(f: &mut AuditFile, opts: &AuditOptions) -> io::Result<()> {
     f.file = None;
+    let sealed = f.seal.as_mut().map(FileSeal::close).is_some();
     let (dir, name) = open_dir(f, opts)?;
-    if opts.max_files == 0 {
-        dir.remove(&name)?;
-    } else {
-        let _ = dir.remove(&rotated(&name, opts.max_files));
-        for n in (1..opts.max_files).rev() {
-            let from = rotated(&name, n);
-            if dir.entry(&from)?.is_some() {
-                dir.rename(&from, &rotated(&name, n + 1))?;
-            }
-        }
-        dir.rename(&name, &rotated(&name, 1))?;
+    shift(dir, &name, opts.max_files)?;
+    // The sidecar the same way (`file.seal.N` beside `file.N`, as logrotate names them).
+    let side = sidecar_name(&name);
+    if sealed && dir.entry(&side)?.is_some() {
+        shift(dir, &side, opts.max_files)?;
     }
     if let Some(age) = opts.max_age {
         expire_rotations(dir, &name, age, SystemTime::now());
+        expire_rotations(dir, &side, age, SystemTime::now());
     }
     f.size = 0;
     f.fragment = false;
     Ok(())
+}
+
+/// `name` → `name.1` → ... → `name.N` in `dir`; the oldest beyond N is deleted (with N = 0,
+/// `name` itself).
+fn shift(dir: &SafeDir, name: &std::ffi::OsStr, max_files: u32) -> io::Result<()> {
+    if max_files == 0 {
+        return dir.remove(name);
+    }
+    let _ = dir.remove(&rotated(name, max_files));
+    for n in (1..max_files).rev() {
+        let from = rotated(name, n);
+        if dir.entry(&from)?.is_some() {
+            dir.rename(&from, &rotated(name, n + 1))?;
+        }
+    }
+    dir.rename(name, &rotated(name, 1))
 }
 
 /// Deletes `name.N` (and logrotate's `name.N.gz`) in `dir`, regular files last modified
@@ -591,6 +683,7 @@ mod tests {
             pending: Vec::new(),
             pending_lines: 0,
             fragment: false,
+            seal: None,
         };
         let line = |i: usize| format!("line {i:05} {}\n", "x".repeat(53));
         let mut lines: Vec<u8> = (0..2000).flat_map(|i| line(i).into_bytes()).collect();

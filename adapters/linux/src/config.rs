@@ -40,6 +40,7 @@
 //! max_bytes = 2097152
 //! max_files = 99
 //! max_age_days = 28
+//! seal_key = "/etc/gw/audit-seal.key"   # optional: seal every line (sidecar <file>.seal)
 //! ```
 //!
 //! Every file is opened by the rules of [`crate::files`]: the whole path without following
@@ -52,7 +53,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use flightrec_audit::LineFormat;
@@ -467,6 +468,9 @@ pub struct AuditSection {
     pub max_age_days: f64,
     /// Most hosts with their own file.
     pub max_hosts: usize,
+    /// The audit stream's sealing key file (`flightrec keygen --audit`, 0600): every write
+    /// is sealed in a sidecar `<file>.seal` (`core/SEALING.md` section 7). None: not sealed.
+    pub seal_key: Option<String>,
 }
 
 impl Default for AuditSection {
@@ -480,6 +484,7 @@ impl Default for AuditSection {
             max_files: d.max_files,
             max_age_days: 28.0,
             max_hosts: d.max_hosts,
+            seal_key: None,
         }
     }
 }
@@ -750,6 +755,7 @@ impl Config {
                         None
                     },
                     max_hosts: a.max_hosts,
+                    seal_key: a.seal_key.as_ref().map(PathBuf::from),
                 })
             }
         };

@@ -372,6 +372,21 @@ impl SafeDir {
     /// Opens (creating if missing) the file `name` in this directory for appending, by the
     /// rules of the [module docs](self). Never blocks: a FIFO, socket or device is refused.
     pub fn open_append(&self, name: &OsStr, policy: &FilePolicy) -> io::Result<Opened> {
+        self.open_appending(name, policy, libc::O_WRONLY)
+    }
+
+    /// As [`open_append`](Self::open_append), and readable too (a file the writer reads
+    /// back when it starts: an audit log's seal sidecar).
+    pub fn open_read_append(&self, name: &OsStr, policy: &FilePolicy) -> io::Result<Opened> {
+        self.open_appending(name, policy, libc::O_RDWR)
+    }
+
+    fn open_appending(
+        &self,
+        name: &OsStr,
+        policy: &FilePolicy,
+        access: libc::c_int,
+    ) -> io::Result<Opened> {
         let path = self.path.join(name);
         let c = self.leaf(name)?;
         // Look before opening: a FIFO or a device is never opened for writing.
@@ -381,7 +396,7 @@ impl SafeDir {
         let fd = open_at(
             self.fd.as_raw_fd(),
             &c,
-            libc::O_WRONLY
+            access
                 | libc::O_APPEND
                 | libc::O_CREAT
                 | libc::O_NOFOLLOW

@@ -46,6 +46,7 @@
 #![deny(missing_docs)]
 
 mod auditlog;
+mod auditseal;
 mod clock;
 mod config;
 mod dumpfile;

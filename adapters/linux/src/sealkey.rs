@@ -14,8 +14,8 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use flightrec_core::seal::{SealKey, Sealer};
-use flightrec_decode::sign::signature_frame;
+use flightrec_core::seal::{Seal, SealKey, Sealer};
+use flightrec_decode::sign::{sign_seal, signature_frame, SignatureBody};
 use flightrec_decode::verify::{key_file_text, parse_key_file};
 
 /// An open sealing key file and the key it holds.
@@ -101,6 +101,22 @@ impl KeyFile {
         let seal = sealer.take_seal(&self.key);
         let mut frames = seal.frame().to_vec();
         frames.extend_from_slice(&signature_frame(&self.key, &seal));
+        self.evolve()?;
+        Ok(frames)
+    }
+
+    /// Seals `len` bytes whose hash the caller made (an audit log's segment hash,
+    /// `SEALING.md` section 7): the seal and its signature. As [`seal`](Self::seal), the key
+    /// has evolved and is durable when this returns; on an error nothing is sealed.
+    pub fn seal_hash(&mut self, len: u64, hash: [u8; 32]) -> io::Result<(Seal, SignatureBody)> {
+        let seal = Seal::new(&self.key, len, hash);
+        let sig = sign_seal(&self.key, &seal);
+        self.evolve()?;
+        Ok((seal, sig))
+    }
+
+    /// Moves to the next epoch, the new key durable on disk first.
+    fn evolve(&mut self) -> io::Result<()> {
         let next = self
             .key
             .at_epoch(self.key.epoch().saturating_add(1))
@@ -108,7 +124,7 @@ impl KeyFile {
         self.persist(&next)?;
         // The old key is erased when it is dropped here.
         self.key = next;
-        Ok(frames)
+        Ok(())
     }
 
     /// Writes `key` over the file in place and makes it durable.
