@@ -60,10 +60,11 @@ pub enum Command {
     /// Show dump headers only: trigger, time, counts, lost, suppressed, build id.
     Info(InfoArgs),
     /// View audit logs (ejabberd / Open-Xchange style lines), escaped for a terminal.
-    Audit(flightrec_audit::viewer::AuditArgs),
-    /// Check sealed dumps: each sealed with its own epoch's key and intact, epochs
-    /// consecutive. Exit 0 all sealed and intact, 1 anything tampered, missing, truncated or
-    /// unsealed, 2 usage or I/O error.
+    Audit(AuditCmd),
+    /// Check sealed dumps (each sealed with its own epoch's key and intact, epochs
+    /// consecutive) and sealed audit logs (every line, across rotated files, against the
+    /// sidecars `<log>.seal*`). Exit 0 all sealed and intact, 1 anything tampered, missing,
+    /// truncated or unsealed, 2 usage or I/O error.
     Verify(seal::VerifyArgs),
     /// Make a sealing key: the device's, and the auditor's verification key.
     Keygen(seal::KeygenArgs),
@@ -98,6 +99,18 @@ pub enum ColorArg {
     Always,
     /// Never.
     Never,
+}
+
+/// Arguments of `flightrec audit`: the viewer's, and the keys for a seal status.
+#[derive(Debug, Args)]
+pub struct AuditCmd {
+    /// The viewer's arguments.
+    #[command(flatten)]
+    pub view: flightrec_audit::viewer::AuditArgs,
+    /// With a key, each file given (and each in a directory given) is also checked against
+    /// its seals (as `flightrec verify` does), and the status said on standard error.
+    #[command(flatten)]
+    pub keys: seal::KeyArgs,
 }
 
 /// Arguments of `flightrec decode`.
@@ -137,6 +150,10 @@ pub struct DecodeArgs {
     /// Colour the text output.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
+    /// With a key, each file given is also checked against its seals (as `flightrec
+    /// verify` does), and the status said on standard error.
+    #[command(flatten)]
+    pub keys: seal::KeyArgs,
 }
 
 /// Arguments of `flightrec info`.
@@ -211,9 +228,29 @@ pub struct Env {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: &Cli, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match &cli.command {
-        Command::Decode(a) => decode(a, env, out, err),
+        Command::Decode(a) => {
+            let code = decode(a, env, out, err);
+            let files: Vec<PathBuf> = a
+                .files
+                .iter()
+                .filter(|f| f.as_os_str() != "-")
+                .cloned()
+                .collect();
+            seal::with_status(code, &a.keys, &files, err)
+        }
         Command::Info(a) => info_cmd(a, env, out, err),
-        Command::Audit(a) => flightrec_audit::viewer::run(a, out, err),
+        Command::Audit(a) => {
+            let code = flightrec_audit::viewer::run(&a.view, out, err);
+            // Host or account selectors and glob patterns are not paths to check.
+            let files: Vec<PathBuf> = a
+                .view
+                .args
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| p.exists())
+                .collect();
+            seal::with_status(code, &a.keys, &files, err)
+        }
         Command::Verify(a) => seal::verify(a, out, err),
         Command::Keygen(a) => seal::keygen(a, out, err),
     }

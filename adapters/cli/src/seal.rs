@@ -19,8 +19,9 @@ use crate::{sealed_audit, shown, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
 /// Arguments of `flightrec verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Files of dumps, flash-store images, directories (searched recursively; files there
-    /// holding no dump are skipped).
+    /// Files of dumps, flash-store images, audit logs with their sidecars (`<log>.seal`),
+    /// directories (searched recursively; files there holding no dump are skipped, but an
+    /// audit log, `*.log` or `*.log.N`, without a sidecar fails).
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The verification key (`flightrec keygen`'s verify key): checks every seal's MAC.
@@ -34,6 +35,50 @@ pub struct VerifyArgs {
     /// dumps missing up to it fail. Without it, deleting the newest dumps goes unseen.
     #[arg(long, value_name = "EPOCH")]
     pub last_epoch: Option<u64>,
+}
+
+/// The keys `decode` and `audit` take to show a seal status.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The verification key: show each file's seal status (as `flightrec verify`); damage
+    /// or a missing seal makes the exit status 1.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The public key: as --key, checking signatures.
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: Option<PathBuf>,
+}
+
+/// After `decode` or `audit` exited with `code`: with a key, verifies `files` (as `flightrec
+/// verify`), says each line of its report on `err` after `seal: `, and returns the exit
+/// status of both (the worse).
+pub(crate) fn with_status(code: u8, keys: &KeyArgs, files: &[PathBuf], err: &mut dyn Write) -> u8 {
+    if keys.key.is_none() && keys.pubkey.is_none() {
+        return code;
+    }
+    if files.is_empty() {
+        let _ = writeln!(
+            err,
+            "seal: no file given to check (standard input is not checked)"
+        );
+        return code.max(EXIT_DAMAGED);
+    }
+    let args = VerifyArgs {
+        paths: files.to_vec(),
+        key: keys.key.clone(),
+        pubkey: keys.pubkey.clone(),
+        last_epoch: None,
+    };
+    let mut report = Vec::new();
+    let mut notes = Vec::new();
+    let status = verify(&args, &mut report, &mut notes);
+    for line in String::from_utf8_lossy(&report)
+        .lines()
+        .chain(String::from_utf8_lossy(&notes).lines())
+    {
+        let _ = writeln!(err, "seal: {line}");
+    }
+    code.max(status)
 }
 
 /// Arguments of `flightrec keygen`.
@@ -183,20 +228,22 @@ fn verifier(a: &VerifyArgs) -> Result<(Verifier, Option<AuditVerifier>), String>
     };
     Ok(match (key, public) {
         (Some(k), None) => {
-            let audit = Verifier::new(audit_key(&k));
-            (Verifier::new(k), Some(AuditVerifier::new(audit)))
+            let audit = AuditVerifier::new(Verifier::new(audit_key(&k)), k.epoch());
+            (Verifier::new(k), Some(audit))
         }
         (key, Some(((epoch, public), audit_pub))) => {
             let mut v = Verifier::with_public_key(epoch, public);
             let mut audit = audit_pub.map(|p| Verifier::with_public_key(epoch, p));
+            let mut first = epoch;
             if let Some(k) = key {
                 match audit.as_mut() {
                     Some(av) => av.add_key(audit_key(&k)),
                     None => audit = Some(Verifier::new(audit_key(&k))),
                 }
+                first = first.min(k.epoch());
                 v.add_key(k);
             }
-            (v, audit.map(AuditVerifier::new))
+            (v, audit.map(|a| AuditVerifier::new(a, first)))
         }
         (None, None) => return Err("give --key or --pubkey".to_owned()),
     })
@@ -280,7 +327,7 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
             }
         };
         if !verdicts.iter().any(DumpVerdict::is_dump) && !damaged {
-            if input.from_dir && looks_like_log(&input.path) {
+            if looks_like_log(&input.path) {
                 bad += 1;
                 let _ = writeln!(
                     out,

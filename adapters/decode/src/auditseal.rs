@@ -283,6 +283,11 @@ impl<R: Read> Stream<R> {
 /// with the audit stream's verification key or public key.
 pub struct AuditVerifier {
     verifier: Verifier,
+    /// The audit stream's first epoch (the verification key's).
+    first_epoch: u64,
+    /// The newest first epoch of a family whose older segments are gone (rotated away):
+    /// epochs missing below it may be theirs.
+    rotated_below: Option<u64>,
     /// Epochs seen across families, with where.
     epochs: HashMap<u64, String>,
     /// Seals whose MAC (or contents, with a public key) checked, for the signature chain:
@@ -294,10 +299,12 @@ pub struct AuditVerifier {
 
 impl AuditVerifier {
     /// A verifier of audit seals with `verifier`, made for the audit stream's key
-    /// ([`audit_key`]) or its public key.
-    pub fn new(verifier: Verifier) -> Self {
+    /// ([`audit_key`]) or its public key of epoch `first_epoch`.
+    pub fn new(verifier: Verifier, first_epoch: u64) -> Self {
         AuditVerifier {
             verifier,
+            first_epoch,
+            rotated_below: None,
             epochs: HashMap::new(),
             signed: Vec::new(),
             files: Vec::new(),
@@ -329,6 +336,10 @@ impl AuditVerifier {
         }
         segments.sort_by_key(|s| s.number);
         self.check_links(&segments);
+        let first = segments.first().filter(|s| s.number > 0);
+        if let Some(e) = first.and_then(|s| s.seals.first()).map(|e| e.seal.epoch) {
+            self.rotated_below = self.rotated_below.max(Some(e));
+        }
         // Runs of segments in one file: a run begins at a segment starting at byte 0 (or at
         // the first segment given).
         let mut runs: Vec<Vec<&Segment>> = Vec::new();
@@ -340,6 +351,7 @@ impl AuditVerifier {
         }
         let mut taken = vec![false; logs.len()];
         let mut order: Vec<(usize, usize)> = Vec::new(); // (run, log)
+        let mut unmatched = Vec::new();
         for (r, run) in runs.iter().enumerate() {
             let mut found = None;
             for (i, _) in logs.iter().enumerate() {
@@ -348,15 +360,46 @@ impl AuditVerifier {
                     break;
                 }
             }
-            let (Some(i), Some(name)) = (found, found.and_then(|i| logs.get(i))) else {
-                self.fail(describe_missing(run));
-                continue;
-            };
-            if let Some(t) = taken.get_mut(i) {
-                *t = true;
+            match found {
+                Some(i) => {
+                    if let Some(t) = taken.get_mut(i) {
+                        *t = true;
+                    }
+                    order.push((r, i));
+                }
+                None => unmatched.push(r),
             }
-            order.push((r, i));
-            self.check_file(name, open(i)?, run)?;
+        }
+        // As many runs as files left unmatched: files edited in their first lines. Paired
+        // oldest first, each is checked, to name the line.
+        let mut left: Vec<usize> = (0..logs.len())
+            .filter(|&i| taken.get(i) == Some(&false))
+            .collect();
+        if !unmatched.is_empty() && left.len() == unmatched.len() {
+            let base = logs
+                .iter()
+                .min_by_key(|n| n.len())
+                .cloned()
+                .unwrap_or_default();
+            left.sort_by_key(|&i| std::cmp::Reverse(logs.get(i).and_then(|n| age(n, &base))));
+            for (&r, &i) in unmatched.iter().zip(&left) {
+                if let Some(t) = taken.get_mut(i) {
+                    *t = true;
+                }
+                order.push((r, i));
+            }
+            unmatched.clear();
+        }
+        order.sort_unstable();
+        for &(r, i) in &order {
+            if let (Some(run), Some(name)) = (runs.get(r), logs.get(i)) {
+                self.check_file(name, open(i)?, run)?;
+            }
+        }
+        for r in unmatched {
+            if let Some(run) = runs.get(r) {
+                self.fail(describe_missing(run));
+            }
         }
         for (i, name) in logs.iter().enumerate() {
             if taken.get(i) == Some(&false) {
@@ -489,12 +532,18 @@ impl AuditVerifier {
                     dump: usize::try_from(entry.line).unwrap_or(usize::MAX),
                     offset: seal.dump_len,
                 };
-                let what = format!(
-                    "lines {line}..{} (bytes {from}..{}), epoch {}",
-                    s.line().saturating_sub(1).max(line),
-                    seal.dump_len,
-                    seal.epoch
-                );
+                let last = s.line().saturating_sub(1).max(line);
+                let what = if last == line {
+                    format!(
+                        "line {line} (bytes {from}..{}), epoch {}",
+                        seal.dump_len, seal.epoch
+                    )
+                } else {
+                    format!(
+                        "lines {line}..{last} (bytes {from}..{}), epoch {}",
+                        seal.dump_len, seal.epoch
+                    )
+                };
                 let checked = self.verifier.check_detached(
                     seal,
                     seal.dump_len,
@@ -572,16 +621,10 @@ impl AuditVerifier {
         let Some(base) = logs.iter().min_by_key(|n| n.len()) else {
             return;
         };
-        let age = |name: &str| -> Option<u64> {
-            if name == base.as_str() {
-                return Some(0);
-            }
-            parse_u64(name.strip_prefix(base.as_str())?.strip_prefix('.'))
-        };
         let mut before: Option<(&str, u64)> = None;
         for &(_, i) in order {
             let Some(name) = logs.get(i) else { continue };
-            let Some(a) = age(name) else { continue };
+            let Some(a) = age(name, base) else { continue };
             if let Some((older, oa)) = before {
                 if oa <= a {
                     self.fail(format!(
@@ -596,6 +639,7 @@ impl AuditVerifier {
     /// Checks the signature chain (with a public key) and returns the report: one line per
     /// log file, then every failure across files.
     pub fn finish(mut self) -> Vec<ReportLine> {
+        self.check_epochs();
         let mut verdicts: Vec<DumpVerdict> = self.signed.iter().map(|(v, _)| v.clone()).collect();
         let _ = self.verifier.finish(&mut verdicts);
         for (v, (_, report)) in verdicts.iter().zip(&self.signed) {
@@ -634,6 +678,51 @@ impl AuditVerifier {
         }));
         out
     }
+}
+
+impl AuditVerifier {
+    /// Every epoch of the audit stream, from the key's first to the newest seen, is in some
+    /// file given: the writer consumes one per seal, whatever the file. A gap is a seal
+    /// deleted, or seals replaced by ones made with a stolen later key; below the first
+    /// epoch of a family whose older segments are gone, it may be theirs (a note).
+    fn check_epochs(&mut self) {
+        let mut epochs: Vec<u64> = self.epochs.keys().copied().collect();
+        epochs.sort_unstable();
+        let mut expected = self.first_epoch;
+        let mut gaps = Vec::new();
+        for e in epochs {
+            if e > expected {
+                gaps.push((expected, e - 1, e));
+            }
+            expected = expected.max(e.saturating_add(1));
+        }
+        for (from, to, next) in gaps {
+            let rotated = self.rotated_below.is_some_and(|r| to < r);
+            let where_ = self
+                .epochs
+                .get(&next)
+                .map(|w| format!(" (before {w})"))
+                .unwrap_or_default();
+            let text = if rotated {
+                format!("note audit epochs {from}..={to} not given: sealed lines rotated away with their sidecars{where_}")
+            } else {
+                format!("audit epochs {from}..={to} missing{where_}: seals deleted or replaced by seals of a later (stolen) key, or an audit file of another host not given")
+            };
+            self.lines.push(ReportLine {
+                failed: !rotated,
+                text,
+            });
+        }
+    }
+}
+
+/// How many rotations old the file `name` of the log `base` is by its name: 0 for `base`,
+/// `N` for `base.N`; `None` for other names.
+fn age(name: &str, base: &str) -> Option<u64> {
+    if name == base {
+        return Some(0);
+    }
+    parse_u64(name.strip_prefix(base)?.strip_prefix('.'))
 }
 
 /// Whether the file `input` holds the first seal of `run`.
@@ -686,7 +775,7 @@ mod tests {
     }
 
     fn run(file: &[u8], side: &[u8]) -> Vec<ReportLine> {
-        let mut v = AuditVerifier::new(Verifier::new(SealKey::new([1; 32], 0)));
+        let mut v = AuditVerifier::new(Verifier::new(SealKey::new([1; 32], 0)), 0);
         v.verify_family(
             &[("a.log.seal".into(), side.to_vec())],
             &["a.log".into()],
@@ -706,7 +795,7 @@ mod tests {
         edited[5] = b'X';
         let r = run(&edited, &side);
         assert!(
-            r.iter().any(|l| l.failed && l.text.contains("lines 2..2")),
+            r.iter().any(|l| l.failed && l.text.contains("line 2 ")),
             "{r:?}"
         );
         let r = run(&file[..8], &side);

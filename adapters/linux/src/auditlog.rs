@@ -289,6 +289,15 @@ fn open(f: &mut AuditFile, opts: &AuditOptions, counters: &Counters) -> io::Resu
         }
         f.size = opened.file.metadata()?.len();
         f.file = Some(opened.file);
+        // The sidecar with its log: the chain is read back before anything (a rotation
+        // included) moves it.
+        if let Some(seal) = f.seal.as_mut() {
+            if let Some(dir) = f.dir.as_ref() {
+                if let Err(e) = seal.open_sidecar(dir, &name, &opts.file) {
+                    counters.failed(Source::Audit, "audit sealing failed", &e);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -461,7 +470,10 @@ fn rotated(name: &std::ffi::OsStr, n: u32) -> OsString {
 /// the file's directory as opened ([`SafeDir`]), never through a link.
 fn rotate(f: &mut AuditFile, opts: &AuditOptions) -> io::Result<()> {
     f.file = None;
-    let sealed = f.seal.as_mut().map(FileSeal::close).is_some();
+    let sealed = f.seal.is_some();
+    if let Some(s) = f.seal.as_mut() {
+        s.close();
+    }
     let (dir, name) = open_dir(f, opts)?;
     shift(dir, &name, opts.max_files)?;
     // The sidecar the same way (`file.seal.N` beside `file.N`, as logrotate names them).

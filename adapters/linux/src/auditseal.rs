@@ -59,6 +59,9 @@ pub(crate) struct FileSeal {
     last: Option<(u64, [u8; 32])>,
     /// The sidecars were read back (once per process).
     recovered: bool,
+    /// The sidecar open now is not the one the current segment was announced in (rotated,
+    /// or cut to nothing by `copytruncate`).
+    other_sidecar: bool,
     current: Option<Current>,
 }
 
@@ -78,7 +81,8 @@ impl FileSeal {
         policy: &FilePolicy,
         log: &File,
     ) -> io::Result<()> {
-        let other_sidecar = self.open_sidecar(dir, name, policy)?;
+        self.open_sidecar(dir, name, policy)?;
+        let other_sidecar = std::mem::take(&mut self.other_sidecar);
         let (file, len) = identify(log)?;
         let keep = self
             .current
@@ -104,15 +108,14 @@ impl FileSeal {
     }
 
     /// Opens the sidecar if it is not open (reading back the chain the first time) and
-    /// writes its first line if it is empty; whether it is another file than the one the
-    /// current segment was announced in (rotated, or cut to nothing by `copytruncate`).
-    fn open_sidecar(
+    /// writes its first line if it is empty; notes whether it is another file than the one
+    /// the current segment was announced in.
+    pub(crate) fn open_sidecar(
         &mut self,
         dir: &SafeDir,
         name: &OsStr,
         policy: &FilePolicy,
-    ) -> io::Result<bool> {
-        let mut other = false;
+    ) -> io::Result<()> {
         if self.sidecar.is_none() {
             let opened = dir.open_read_append(&sidecar_name(name), policy)?;
             let (id, _) = identify(&opened.file)?;
@@ -120,7 +123,7 @@ impl FileSeal {
                 self.recover(&opened.file, &dir.path().join(sidecar_name(name)))?;
                 self.recovered = true;
             }
-            other = self.sidecar_id != Some(id);
+            self.other_sidecar |= self.sidecar_id != Some(id);
             self.sidecar = Some(opened.file);
             self.sidecar_id = Some(id);
         }
@@ -128,10 +131,11 @@ impl FileSeal {
             return Err(io::Error::other("sidecar not open"));
         };
         if sidecar.metadata()?.len() > 0 {
-            return Ok(other);
+            return Ok(());
         }
         append_whole(sidecar, |out| writeln!(out, "{SIDECAR_TAG}")).map_err(|f| f.error)?;
-        Ok(true)
+        self.other_sidecar = true;
+        Ok(())
     }
 
     /// Reads the chain back from the sidecar (a restart continues it); a line cut by a crash
