@@ -78,6 +78,11 @@ pub use ox::OxFormat;
 pub use record::{AuditEvent, AuditRecord};
 pub use zone::UtcOffset;
 
+/// First line of an audit log's seal sidecar (`<log>.seal`, `core/SEALING.md` section 7):
+/// the viewer skips such files in directories (the same text as
+/// `flightrec_decode::auditseal::SIDECAR_TAG`; a test of the CLI checks they agree).
+pub const SEAL_SIDECAR_TAG: &str = "flightrec-audit-seal 1";
+
 /// How audit lines are written: one of the two styles with its settings.
 ///
 /// In TOML the style is the `style` key beside the style's own settings:

@@ -2,7 +2,7 @@
 //! log's family (its sidecars and its rotated files, in its directory) among the paths
 //! given, and verifying it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -51,41 +51,47 @@ pub(crate) struct Family {
 /// log given whose directory holds a sidecar for it. Returns the families and the paths
 /// they took (not to be read as dumps).
 pub(crate) fn families(paths: &[PathBuf]) -> io::Result<(Vec<Family>, Vec<PathBuf>)> {
-    let mut keys: BTreeMap<(PathBuf, String), ()> = BTreeMap::new();
+    let mut keys: BTreeSet<(PathBuf, String)> = BTreeSet::new();
+    // The sidecar bases of each directory looked at, listed once.
+    let mut bases: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for p in paths {
         let (Some(dir), Some(name)) = (p.parent(), p.file_name().and_then(|n| n.to_str())) else {
             continue;
         };
         if let Some(base) = sidecar_base(name) {
             if starts_as_sidecar(p)? {
-                keys.insert((dir.to_owned(), base.to_owned()), ());
+                keys.insert((dir.to_owned(), base.to_owned()));
                 continue;
             }
         }
         // A log given: its sidecar is `<base>.seal` for the longest base it is in.
-        let mut best: Option<String> = None;
-        for e in fs::read_dir(if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        })? {
-            let e = e?;
-            let Some(n) = e.file_name().to_str().map(str::to_owned) else {
-                continue;
+        if !bases.contains_key(dir) {
+            let listing = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
             };
-            if let Some(b) = sidecar_base(&n) {
-                if in_family(name, b) && best.as_ref().is_none_or(|x| x.len() < b.len()) {
-                    best = Some(b.to_owned());
+            let mut found = Vec::new();
+            for e in fs::read_dir(listing)? {
+                if let Some(b) = e?.file_name().to_str().and_then(sidecar_base) {
+                    found.push(b.to_owned());
                 }
             }
+            bases.insert(dir.to_owned(), found);
         }
+        let best = bases
+            .get(dir)
+            .into_iter()
+            .flatten()
+            .filter(|b| in_family(name, b))
+            .max_by_key(|b| b.len());
         if let Some(b) = best {
-            keys.insert((dir.to_owned(), b), ());
+            keys.insert((dir.to_owned(), b.clone()));
         }
     }
     let mut out = Vec::new();
     let mut taken = Vec::new();
-    for (dir, base) in keys.into_keys() {
+    for (dir, base) in keys {
         let listing = if dir.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {

@@ -565,6 +565,15 @@ fn audit_and_decode_show_the_seal_status() {
             .any(|l| l.starts_with("seal: ok") && l.contains("audit.log:")),
         "{out}"
     );
+    // A directory: the viewer reads the logs and skips the sidecars.
+    assert_eq!(
+        flightrec_audit::SEAL_SIDECAR_TAG,
+        flightrec_decode::auditseal::SIDECAR_TAG
+    );
+    let (code, out) = cli(&["audit", "--key", key, dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{LINES} records displayed")), "{out}");
+    assert!(!out.contains("unreadable"), "{out}");
     let (code, out) = cli(&[
         "audit",
         "--pubkey",

@@ -99,6 +99,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
             let path = entry.path();
             match entry.file_type() {
                 Ok(t) if t.is_dir() => pending.push(path),
+                Ok(t) if t.is_file() && is_seal_sidecar(&path) => {}
                 Ok(t) if t.is_file() => files.push(path),
                 Ok(t) if t.is_symlink() => {
                     if path.is_file() {
@@ -115,6 +116,16 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
             }
         }
     }
+}
+
+/// Whether `path` is an audit log's seal sidecar (`audit.log.seal`, `core/SEALING.md`
+/// section 7): seals, not lines; `flightrec verify` reads them.
+fn is_seal_sidecar(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; crate::SEAL_SIDECAR_TAG.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == crate::SEAL_SIDECAR_TAG.as_bytes())
 }
 
 /// Sort key putting a rotated set oldest first: `x.log.2.gz`, `x.log.1`, `x.log`.
