@@ -31,13 +31,16 @@
 //! boot id in their messages).
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flightrec_core::crc::crc32;
+
+use crate::files::{FilePolicy, Opened, SafeDir};
 
 const MAGIC: &[u8; 8] = b"FRSPOOL1";
 /// Frame head: length, CRC, sequence number.
@@ -115,10 +118,12 @@ struct Inner {
 /// forwarder's sending thread ([`Reader`], [`Spool::ack`]).
 #[derive(Debug)]
 pub struct Spool {
-    dir: PathBuf,
+    /// The spool's directory, opened once by its checked walk: every file is opened,
+    /// created and removed relative to it.
+    dir: SafeDir,
+    policy: FilePolicy,
     max_bytes: u64,
     segment_bytes: u64,
-    mode: u32,
     boot: String,
     inner: Mutex<Inner>,
 }
@@ -134,32 +139,15 @@ fn seg_index(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Opens a segment for appending through `files::open_append` (the whole path checked, no
-/// link followed, only a regular file, never blocking).
-fn append(path: &Path, mode: u32) -> io::Result<File> {
-    crate::files::open_append(path, &crate::files::FilePolicy::with_mode(mode)).map(|o| o.file)
-}
-
-/// Opens a spool file for reading and writing, never through a symlink, 0600 (or `mode`).
-/// The directory's path was checked by `SafeDir::open` when the spool was opened.
-// TODO(files): files.rs has no read-write or read-only open relative to a `SafeDir` yet;
-// once it has, open the cursor and the segments for reading through it.
-fn open_rw(path: &Path, mode: u32, create: bool) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file: refused", path.display()),
-        ));
+/// A spool file opened through the spool's [`SafeDir`] (no link followed, only a regular
+/// file, never blocking); a mode found looser than configured was tightened, and said.
+fn opened(dir: &SafeDir, name: &str, result: io::Result<Opened>) -> io::Result<File> {
+    let o = result?;
+    if let Some((old, new)) = o.tightened {
+        tracing::warn!(target: "flightrec::forward", file = %dir.path().join(name).display(),
+            "spool file mode 0{old:o} tightened to 0{new:o}");
     }
-    Ok(file)
+    Ok(o.file)
 }
 
 fn header(first_seq: u64, boot: &str) -> Vec<u8> {
@@ -213,22 +201,22 @@ impl Spool {
     /// this boot's id.
     pub fn open(opts: &SpoolOptions, boot: &str) -> io::Result<Arc<Spool>> {
         // The directory's whole path checked (no link followed, no unsafe directory on it),
-        // created at 0700 if missing.
-        crate::files::SafeDir::open(&opts.dir, &crate::files::FilePolicy::with_mode(opts.mode))?;
+        // created at 0700 if missing; everything below is opened relative to it.
+        let policy = FilePolicy::with_mode(opts.mode);
+        let dir = SafeDir::open(&opts.dir, &policy)?;
         let max_bytes = opts.max_bytes.max(MIN_BYTES);
         let segment_bytes = max_bytes / 8;
-        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(&opts.dir)?
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name();
-                seg_index(name.to_str()?).map(|i| (i, e.path()))
-            })
+        let mut names: Vec<u64> = dir
+            .names()?
+            .iter()
+            .filter_map(|name| seg_index(name.to_str()?))
             .collect();
         names.sort_unstable();
         let mut stats = SpoolStats::default();
         let mut segments = VecDeque::new();
-        for (index, path) in names {
-            let file = open_rw(&path, opts.mode, false)?;
+        for index in names {
+            let name = seg_name(index);
+            let file = opened(&dir, &name, dir.open_rw(name.as_ref(), &policy, false))?;
             let mut bytes = Vec::new();
             io::Read::read_to_end(&mut &file, &mut bytes)?;
             let Some((first_seq, seg_boot, data_start)) = parse_header(&bytes) else {
@@ -237,7 +225,7 @@ impl Spool {
                 if bytes.len() > MAGIC.len() + 8 + 1 {
                     stats.torn += 1;
                 }
-                std::fs::remove_file(&path)?;
+                dir.remove(name.as_ref())?;
                 continue;
             };
             let mut seg = Segment {
@@ -268,8 +256,11 @@ impl Spool {
             seg.bytes = at as u64;
             segments.push_back(seg);
         }
-        let cursor_path = opts.dir.join("cursor");
-        let cursor_file = open_rw(&cursor_path, opts.mode, true)?;
+        let cursor_file = opened(
+            &dir,
+            "cursor",
+            dir.open_rw("cursor".as_ref(), &policy, true),
+        )?;
         let mut acked = read_cursor(&cursor_file)
             .filter(|c| {
                 segments
@@ -286,7 +277,7 @@ impl Spool {
         // Segments wholly acknowledged (not the newest: it fixes the next number).
         while segments.len() > 1 && segments.front().is_some_and(|s| s.index < acked.seg) {
             if let Some(s) = segments.pop_front() {
-                std::fs::remove_file(opts.dir.join(seg_name(s.index)))?;
+                dir.remove(seg_name(s.index).as_ref())?;
             }
         }
         if segments.front().is_some_and(|s| s.index > acked.seg) {
@@ -299,19 +290,23 @@ impl Spool {
             }
         }
         let (next_seq, file) = match segments.back() {
-            Some(s) if s.current_boot => (
-                s.last_seq.map_or(s.first_seq, |l| l.wrapping_add(1)),
-                Some(append(&opts.dir.join(seg_name(s.index)), opts.mode)?),
-            ),
+            Some(s) if s.current_boot => {
+                let name = seg_name(s.index);
+                let file = opened(&dir, &name, dir.open_append(name.as_ref(), &policy))?;
+                (
+                    s.last_seq.map_or(s.first_seq, |l| l.wrapping_add(1)),
+                    Some(file),
+                )
+            }
             _ => (0, None),
         };
         stats.bytes = segments.iter().map(|s| s.bytes).sum();
         stats.pending = pending(&segments, acked);
         Ok(Arc::new(Spool {
-            dir: opts.dir.clone(),
+            dir,
+            policy,
             max_bytes,
             segment_bytes,
-            mode: opts.mode,
             boot: boot.to_owned(),
             inner: Mutex::new(Inner {
                 segments,
@@ -414,7 +409,7 @@ impl Spool {
             if inner.segments.is_empty() {
                 inner.file = None;
             }
-            std::fs::remove_file(self.dir.join(seg_name(old.index)))?;
+            self.dir.remove(seg_name(old.index).as_ref())?;
             if old.index >= inner.acked.seg {
                 inner.acked = match inner.segments.front() {
                     Some(s) => Cursor {
@@ -435,8 +430,8 @@ impl Spool {
                 .segments
                 .back()
                 .map_or(inner.acked.seg, |s| s.index + 1);
-            let path = self.dir.join(seg_name(index));
-            let mut file = append(&path, self.mode)?;
+            let name = seg_name(index);
+            let mut file = self.open_segment(&name, |d, p| d.open_append(name.as_ref(), p))?;
             // A leftover of this index (a crash between deleting and creating) is emptied.
             file.set_len(0)?;
             file.write_all(&head)?;
@@ -475,10 +470,19 @@ impl Spool {
         while inner.segments.len() > 1 && inner.segments.front().is_some_and(|s| s.index < to.seg) {
             if let Some(s) = inner.segments.pop_front() {
                 inner.stats.bytes = inner.stats.bytes.saturating_sub(s.bytes);
-                std::fs::remove_file(self.dir.join(seg_name(s.index)))?;
+                self.dir.remove(seg_name(s.index).as_ref())?;
             }
         }
         write_cursor(&inner.cursor_file, to)
+    }
+
+    /// Opens a spool file through the spool's directory.
+    fn open_segment(
+        &self,
+        name: &str,
+        open: impl FnOnce(&SafeDir, &FilePolicy) -> io::Result<Opened>,
+    ) -> io::Result<File> {
+        opened(&self.dir, name, open(&self.dir, &self.policy))
     }
 
     /// Where reading resumes after a reconnect: the acknowledged position.
@@ -626,11 +630,10 @@ impl Reader {
                 return Ok(None);
             }
             if self.file.as_ref().is_none_or(|(i, _)| *i != at.seg) {
-                let path = self.spool.dir.join(seg_name(at.seg));
-                match OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&path)
+                let name = seg_name(at.seg);
+                match self
+                    .spool
+                    .open_segment(&name, |d, p| d.open_read(OsStr::new(&name), p))
                 {
                     Ok(f) => self.file = Some((at.seg, f)),
                     // Deleted since (dropped while full): look again.
@@ -689,6 +692,8 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::path::Path;
 
     fn opts(dir: &Path, max_bytes: u64) -> SpoolOptions {
         SpoolOptions {
@@ -834,5 +839,38 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(got, [0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn links_and_special_files_are_refused_without_blocking() {
+        use crate::files::{refusal, Refusal};
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path(), 1 << 20);
+        let spool = Spool::open(&o, "b").unwrap();
+        spool.append(msg(0)).unwrap();
+        drop(spool);
+        // The cursor replaced by a link to a file elsewhere: refused, the target untouched.
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        std::fs::remove_file(o.dir.join("cursor")).unwrap();
+        std::os::unix::fs::symlink(&target, o.dir.join("cursor")).unwrap();
+        let e = Spool::open(&o, "b").unwrap_err();
+        assert_eq!(refusal(&e), Some(Refusal::Symlink), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        std::fs::remove_file(o.dir.join("cursor")).unwrap();
+        // A FIFO where a segment should be: refused, never opened (nothing waits).
+        let fifo = o.dir.join(seg_name(7));
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = Spool::open(&o, "b").unwrap_err();
+        assert_eq!(refusal(&e), Some(Refusal::NotRegular), "{e}");
+        std::fs::remove_file(&fifo).unwrap();
+        // The spool directory itself a link: refused.
+        let real = dir.path().join("real");
+        std::fs::rename(&o.dir, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &o.dir).unwrap();
+        let e = Spool::open(&o, "b").unwrap_err();
+        assert_eq!(refusal(&e), Some(Refusal::Symlink), "{e}");
     }
 }
