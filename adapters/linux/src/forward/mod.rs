@@ -29,7 +29,7 @@ use flightrec_core::event::{decode, Decoded};
 use flightrec_core::trigger::DumpOrder;
 use flightrec_core::{Level, SessionId};
 
-pub use message::{DumpNotice, MessageBuilder, Origin};
+pub use message::{DumpNotice, ForwardedSeal, MessageBuilder, Origin};
 pub use spool::{SpoolOptions, SpoolStats};
 pub use transport::Target;
 
@@ -122,7 +122,17 @@ impl Shared {
     }
 
     fn notify(&self) {
-        let _guard = self.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // A dying thread does not wait for the lock: the sender looks again within
+        // `IDLE_CHECK` anyway.
+        let _guard = if std::thread::panicking() {
+            match self.wake_lock.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            }
+        } else {
+            self.wake_lock.lock().unwrap_or_else(|e| e.into_inner())
+        };
         self.wake.notify_all();
     }
 }

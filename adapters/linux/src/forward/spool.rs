@@ -36,7 +36,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use flightrec_core::crc::crc32;
 
@@ -48,6 +48,8 @@ const FRAME_HEAD: usize = 16;
 /// Longest message stored; longer ones are refused (and counted by the caller).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 const CURSOR_LEN: usize = 28;
+/// Longest a panicking thread waits for the spool's lock.
+const PANIC_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// Smallest bound: room for the largest message beside a few segments' worth.
 pub const MIN_BYTES: u64 = 4 * MAX_MESSAGE as u64;
 
@@ -330,7 +332,7 @@ impl Spool {
         build: impl FnOnce(u64, &mut String) -> io::Result<()>,
     ) -> io::Result<u64> {
         let mut msg = String::new();
-        let mut inner = lock(&self.inner);
+        let mut inner = self.lock_to_append()?;
         let seq = inner.next_seq;
         build(seq, &mut msg)?;
         if msg.len() > MAX_MESSAGE {
@@ -375,6 +377,31 @@ impl Spool {
         inner.stats.pending += 1;
         inner.stats.bytes += frame_len;
         Ok(seq)
+    }
+
+    /// The lock, for an append. A panicking thread (the panic hook's dump notice) waits
+    /// at most [`PANIC_WAIT`] for it: another thread holds it for one `write`, and this
+    /// thread may hold it itself (it panicked inside an append), which never frees it.
+    fn lock_to_append(&self) -> io::Result<MutexGuard<'_, Inner>> {
+        if !std::thread::panicking() {
+            return Ok(lock(&self.inner));
+        }
+        let end = std::time::Instant::now() + PANIC_WAIT;
+        loop {
+            match self.inner.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < end => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "spool held by another thread while this one panics",
+                    ))
+                }
+            }
+        }
     }
 
     /// Rotates to a new segment when the current one is full (or of another boot), and
