@@ -275,4 +275,24 @@ fn the_panic_hooks_dump_is_noticed_with_its_seal() {
         (seal_hex, sig_hex),
         (frames[1].as_str(), frames[0].as_str())
     );
+    // The verifier checks the forwarded seal against the dump (`flightrec verify
+    // --forwarded` reads it from the collector's file the same way).
+    use flightrec_decode::verify::{parse_hex, Verifier};
+    let forwarded = |v: &mut Verifier| {
+        v.add_forwarded(
+            "collector".into(),
+            &parse_hex::<81>(seal_hex).unwrap(),
+            Some(&parse_hex::<105>(sig_hex).unwrap()),
+        )
+        .unwrap()
+    };
+    let mut v = Verifier::new(SealKey::new([7; 32], 0));
+    forwarded(&mut v);
+    let mut verdicts = v.verify_input("d.flr", &dump[..]).unwrap();
+    assert!(v.finish(&mut verdicts).is_empty());
+    assert!(verdicts.iter().all(|d| d.fault.is_none()), "{verdicts:?}");
+    // Deleted, the dump is missed.
+    let mut v = Verifier::new(SealKey::new([7; 32], 0));
+    forwarded(&mut v);
+    assert!(!v.finish(&mut []).is_empty());
 }

@@ -4,7 +4,11 @@
 //! - [`message`]: each record becomes an RFC 5424 message carrying (host, boot, sequence
 //!   number) in its structured data, its MSG the audit line itself.
 //! - [`spool`]: a bounded on-disk spool. [`Forwarder::audit`] and the notices return once
-//!   the message is in it; producers never wait on the network.
+//!   the message is in it; producers never wait on the network. Through the service, the
+//!   record call spools its audit event and trigger notice itself, and every dump's notice
+//!   (the panic hook's too) is spooled by the dump's write, with the dump's seal and
+//!   signature when sealing is on (`core/SEALING.md` section 7; `flightrec verify
+//!   --forwarded` checks them against the dumps).
 //! - [`transport`]: plain TCP and TLS with octet-counting framing, and RELP, where a
 //!   message leaves the spool only once the collector acknowledged it.
 //!
