@@ -428,6 +428,7 @@ impl Sender {
         let mut out = Vec::with_capacity(BATCH_BYTES + spool::MAX_MESSAGE);
         let mut inbuf = Vec::new();
         let mut waiting_since: Option<Instant> = None;
+        let mut timeout = None;
         while !self.stopping() {
             out.clear();
             let mut n = 0u64;
@@ -455,11 +456,12 @@ impl Sender {
             }
             // Answers: wait briefly if more could be sent, longer if the window is full.
             let room = inflight.len() < self.window;
-            stream.set_read_timeout(if room {
+            let wait = if room {
                 Duration::from_millis(2)
             } else {
                 IDLE_CHECK
-            })?;
+            };
+            read_timeout(stream, &mut timeout, wait)?;
             let mut acked = None;
             let mut k = 0u64;
             while let Some(f) = transport::relp_read(stream, &mut inbuf)? {
@@ -502,7 +504,7 @@ impl Sender {
                 if inflight.len() <= self.window / 2 {
                     break;
                 }
-                stream.set_read_timeout(Duration::from_millis(1))?;
+                read_timeout(stream, &mut timeout, Duration::from_millis(1))?;
             }
             if let Some(end) = acked {
                 self.ack(end, k)?;
@@ -542,6 +544,16 @@ impl Sender {
             None => Ok(()),
         }
     }
+}
+
+/// Sets the stream's read timeout unless it is set to `t` already (a system call saved per
+/// answer read).
+fn read_timeout(stream: &Stream, current: &mut Option<Duration>, t: Duration) -> io::Result<()> {
+    if *current != Some(t) {
+        stream.set_read_timeout(t)?;
+        *current = Some(t);
+    }
+    Ok(())
 }
 
 fn relp_error(text: String) -> io::Error {

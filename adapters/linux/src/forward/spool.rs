@@ -38,9 +38,12 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use flightrec_core::crc::crc32;
-
 use crate::files::{FilePolicy, Opened, SafeDir};
+
+/// CRC-32 of the spool's frames, header and cursor (the core's CRC, `flightrec_core::crc`).
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
 
 const MAGIC: &[u8; 8] = b"FRSPOOL1";
 /// Frame head: length, CRC, sequence number.
@@ -617,7 +620,9 @@ pub struct Reader {
     pos: Cursor,
     file: Option<(u64, File)>,
     buf: Vec<u8>,
-    /// `buf` holds the segment's bytes from this offset.
+    /// `buf` holds this segment's bytes...
+    buf_seg: u64,
+    /// ...from this offset.
     buf_at: u64,
     /// Damaged records skipped while reading (only after a disk error).
     pub damaged: u64,
@@ -632,6 +637,7 @@ impl Reader {
             pos,
             file: None,
             buf: Vec::new(),
+            buf_seg: 0,
             buf_at: 0,
             damaged: 0,
         }
@@ -643,15 +649,36 @@ impl Reader {
         self.buf.clear();
     }
 
+    /// The message at the position from what was read before, if it holds it whole
+    /// (read when it was whole; its CRC is checked again): no lock taken.
+    fn buffered(&mut self) -> Option<Entry> {
+        if self.buf_seg != self.pos.seg {
+            return None;
+        }
+        let skip = usize::try_from(self.pos.offset.checked_sub(self.buf_at)?).ok()?;
+        let (seq, message, len) = self.buf.get(skip..).and_then(parse_frame)?;
+        let entry = Entry {
+            seq,
+            message: message.to_vec(),
+            end: Cursor {
+                seg: self.pos.seg,
+                offset: self.pos.offset + len as u64,
+                records: self.pos.records + 1,
+            },
+        };
+        self.pos = entry.end;
+        Some(entry)
+    }
+
     /// The next message, or `None` when everything stored has been read.
     pub fn next_entry(&mut self) -> io::Result<Option<Entry>> {
+        if let Some(entry) = self.buffered() {
+            return Ok(Some(entry));
+        }
         loop {
             let Some((at, end)) = self.spool.locate(self.pos) else {
                 return Ok(None);
             };
-            if at.seg != self.pos.seg {
-                self.buf.clear();
-            }
             self.pos = at;
             if at.offset >= end {
                 return Ok(None);
@@ -672,19 +699,7 @@ impl Reader {
                     Err(e) => return Err(e),
                 }
             }
-            let skip = at.offset.checked_sub(self.buf_at).map(|s| s as usize);
-            let have = skip.and_then(|s| self.buf.get(s..)).and_then(parse_frame);
-            if let Some((seq, message, len)) = have {
-                let entry = Entry {
-                    seq,
-                    message: message.to_vec(),
-                    end: Cursor {
-                        seg: at.seg,
-                        offset: at.offset + len as u64,
-                        records: at.records + 1,
-                    },
-                };
-                self.pos = entry.end;
+            if let Some(entry) = self.buffered() {
                 return Ok(Some(entry));
             }
             // Refill from this position, up to what was whole when we looked.
@@ -693,6 +708,7 @@ impl Reader {
             if let Some((_, f)) = self.file.as_ref() {
                 f.read_exact_at(&mut self.buf, at.offset)?;
             }
+            self.buf_seg = at.seg;
             self.buf_at = at.offset;
             if parse_frame(&self.buf).is_none() {
                 // Only a disk error can damage a record after the open-time check: skip
@@ -866,6 +882,12 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(got, [0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn the_crc_is_the_cores() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        assert_eq!(crc32(&bytes), flightrec_core::crc::crc32(&bytes));
     }
 
     #[test]
