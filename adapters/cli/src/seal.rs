@@ -36,9 +36,10 @@ pub struct VerifyArgs {
     /// dumps missing up to it fail. Without it, deleting the newest dumps goes unseen.
     #[arg(long, value_name = "EPOCH")]
     pub last_epoch: Option<u64>,
-    /// A collector's file of forwarded RFC 5424 messages (repeatable): every dump notice
-    /// carrying a seal must match a dump given, byte for byte, and every epoch up to the
-    /// newest forwarded one must be there (`SEALING.md` section 7).
+    /// A collector's file of this device's forwarded RFC 5424 messages (repeatable; the
+    /// collector's per-gateway file: another device's notices fail as forged): every dump
+    /// notice carrying a seal must match a dump given, byte for byte, and every epoch up to
+    /// the newest forwarded one must be there (`SEALING.md` section 7).
     #[arg(long, value_name = "FILE")]
     pub forwarded: Vec<PathBuf>,
 }
