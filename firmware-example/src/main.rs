@@ -151,10 +151,10 @@ fn main() -> ! {
         Ok(s) => s,
         Err(_) => fail("mount"),
     };
-    let mut keys = match KeySlots::mount(store.flash_mut(), STORE_SIZE as u32..FLASH_SIZE as u32) {
-        Ok(k) => k,
-        Err(_) => fail("mount the key pages"),
-    };
+    let mut keys = KeySlots::new(STORE_SIZE as u32..FLASH_SIZE as u32);
+    if keys.mount(store.flash_mut()).is_err() {
+        fail("mount the key pages");
+    }
     if keys.key().is_none() {
         provision(&mut keys, &mut store);
     }

@@ -29,12 +29,14 @@
 //! let mut mem = [0xFFu8; 10 * 256];
 //! let mut flash: RamFlash<'_, 256, 4> = RamFlash::new(&mut mem);
 //! // Pages 8 and 9 hold the key; the dump store would take 0..8 * 256.
-//! let mut keys = KeySlots::mount(&mut flash, 8 * 256..10 * 256).unwrap();
+//! let mut keys = KeySlots::new(8 * 256..10 * 256);
+//! keys.mount(&mut flash).unwrap();
 //! assert!(keys.key().is_none());
 //! keys.provision(&mut flash, &SealKey::new([7; 32], 0)).unwrap();
 //! keys.evolve(&mut flash).unwrap();
-//! let keys = KeySlots::mount(&mut flash, 8 * 256..10 * 256).unwrap();
-//! assert_eq!(keys.epoch(), Some(1));
+//! let mut after_reset = KeySlots::new(8 * 256..10 * 256);
+//! after_reset.mount(&mut flash).unwrap();
+//! assert_eq!(after_reset.epoch(), Some(1));
 //! ```
 
 use core::marker::PhantomData;
@@ -111,9 +113,10 @@ fn wipe(b: &mut [u8]) {
 /// take the flash driver (the one the dump store uses, or a handle of it); each checks
 /// that the driver has the geometry it was mounted with.
 pub struct KeySlots {
-    /// First byte of the key region (two pages).
+    /// The key region (two pages).
     base: u32,
-    /// Erase page size of the flash it was mounted on.
+    end: u32,
+    /// Erase page size of the flash it was mounted on (0: not mounted).
     page: u32,
     /// The current key (a copy of the current page's), if `present`; zeros if not.
     key: SealKey,
@@ -143,29 +146,39 @@ impl<F: NorFlash> Geometry<F> {
 }
 
 impl KeySlots {
-    /// Reads the key in `region` (two whole erase pages of `flash`): the record of the
-    /// highest epoch. If the other page still holds an older record or any other bytes (a
-    /// power cut during an evolution), it is erased now, so the older key is gone before
-    /// anything is sealed. No key (a new device): [`Self::provision`] installs one.
-    pub fn mount<F: NorFlash>(flash: &mut F, region: Range<u32>) -> Result<Self, Error<F::Error>> {
-        let page = Geometry::<F>::PAGE;
-        if !Geometry::<F>::OK
-            || region.start % page != 0
-            || region.end.checked_sub(region.start) != Some(2 * page)
-            || region.end as usize > flash.capacity()
-        {
-            return Err(Error::Geometry);
-        }
-        let mut slots = KeySlots {
+    /// The key pages at `region` (two whole erase pages of the flash), not read yet:
+    /// [`Self::mount`] them before use. (Two steps, so that the value is built where it
+    /// stays: moving it costs a `memcpy` call on bare metal.)
+    pub const fn new(region: Range<u32>) -> Self {
+        KeySlots {
             base: region.start,
-            page,
+            end: region.end,
+            page: 0,
             key: SealKey::new([0; KEY_LEN], 0),
             present: false,
             current: 0,
             spare_erased: false,
-        };
-        slots.find_key(flash)?;
-        Ok(slots)
+        }
+    }
+
+    /// Reads the key: the record of the highest epoch. If the other page still holds an
+    /// older record or any other bytes (a power cut during an evolution), it is erased
+    /// now, so the older key is gone before anything is sealed. No key (a new device):
+    /// [`Self::provision`] installs one. Until the pages are mounted, sealing, evolving
+    /// and provisioning fail with [`Error::Geometry`].
+    pub fn mount<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), Error<F::Error>> {
+        let page = Geometry::<F>::PAGE;
+        if !Geometry::<F>::OK
+            || self.base % page != 0
+            || self.end.checked_sub(self.base) != Some(2 * page)
+            || self.end as usize > flash.capacity()
+        {
+            return Err(Error::Geometry);
+        }
+        self.page = page;
+        self.present = false;
+        self.spare_erased = false;
+        self.find_key(flash)
     }
 
     /// Loads the key of the higher epoch, and erases the other page if it holds anything.
@@ -189,7 +202,7 @@ impl KeySlots {
 
     /// The key region's bytes in the flash.
     pub fn region(&self) -> Range<u32> {
-        self.base..self.base + 2 * self.page
+        self.base..self.end
     }
 
     /// The key the next dump is sealed with, if there is one.
@@ -255,8 +268,8 @@ impl KeySlots {
 
     // ---- internals ----
 
-    /// `F` has the geometry the pages were mounted with.
-    fn check<F: NorFlash>(&self) -> Result<(), Error<F::Error>> {
+    /// The pages are mounted, and `F` has the geometry they were mounted with.
+    pub(crate) fn check<F: NorFlash>(&self) -> Result<(), Error<F::Error>> {
         if Geometry::<F>::OK && Geometry::<F>::PAGE == self.page {
             Ok(())
         } else {
@@ -357,6 +370,8 @@ impl<F: NorFlash> FlashStore<F> {
             &mut Sealer<&mut DumpWriter<'_, F>>,
         ) -> Result<(), dump::DumpError<Error<F::Error>>>,
     ) -> Result<DumpInfo, Error<F::Error>> {
+        // Key pages never mounted: not silently unsealed.
+        keys.check::<F>()?;
         let mut w = self.begin()?;
         let mut sealer = Sealer::new(&mut w);
         write(&mut sealer)?;

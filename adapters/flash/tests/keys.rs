@@ -46,7 +46,7 @@ fn store_sealed<F: NorFlash>(
 /// A new device with its key provisioned: the flash and the operations that took.
 fn provisioned(seed: u64) -> Flash {
     let mut flash = Flash::new(SIZE, seed);
-    let mut keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+    let mut keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
     keys.provision(&mut flash, &k0()).unwrap();
     flash
 }
@@ -81,7 +81,7 @@ fn power_cut_at_every_write_and_erase_of_sealed_dumps() {
     let start = flash.ops;
     let mut end_ops = Vec::new();
     {
-        let mut keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+        let mut keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
         for i in 0..DUMPS {
             let mut store = FlashStore::mount(&mut flash, STORE.clone()).unwrap();
             let info = store_sealed(&mut store, &mut keys, i).unwrap();
@@ -114,7 +114,7 @@ fn power_cut_at_every_write_and_erase_of_sealed_dumps() {
         // 0..j, so the key is epoch j (old) or j + 1 (new).
         let j = end_ops.iter().position(|&e| e > k).unwrap() as u64;
         {
-            let mut keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+            let mut keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
             for i in 0..DUMPS {
                 let mut store = FlashStore::mount(&mut flash, STORE.clone()).unwrap();
                 if store_sealed(&mut store, &mut keys, i).is_err() {
@@ -126,7 +126,7 @@ fn power_cut_at_every_write_and_erase_of_sealed_dumps() {
         assert!(flash.dead, "cut at op {k} happened");
         flash.power_on();
 
-        let mut keys = KeySlots::mount(&mut flash, KEYS.clone())
+        let mut keys = mount_keys(&mut flash, KEYS.clone())
             .unwrap_or_else(|e| panic!("cut at op {k}: key pages: {e:?}"));
         let epoch = keys
             .epoch()
@@ -170,33 +170,33 @@ fn power_cut_at_every_write_and_erase_of_sealed_dumps() {
 #[test]
 fn provisioning_is_power_fail_safe_and_refuses_a_second_key() {
     let mut probe = Flash::new(SIZE, 3);
-    let mut keys = KeySlots::mount(&mut probe, KEYS.clone()).unwrap();
+    let mut keys = mount_keys(&mut probe, KEYS.clone()).unwrap();
     keys.provision(&mut probe, &k0()).unwrap();
     let total = probe.ops;
     for k in 0..total {
         let mut flash = Flash::new(SIZE, 11 + k);
         flash.cut_at = Some(k);
-        let mut keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+        let mut keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
         assert!(keys.provision(&mut flash, &k0()).is_err());
         flash.power_on();
-        let mut keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+        let mut keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
         match keys.epoch() {
             // Cut before the record was whole: provision again.
             None => keys.provision(&mut flash, &k0()).unwrap(),
             Some(e) => assert_eq!((e, keys.key().unwrap().secret()), (0, k0().secret())),
         }
-        let keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+        let keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
         assert_eq!(keys.epoch(), Some(0), "cut at op {k}");
     }
     // A provisioned key is never replaced (an older one could be put back).
-    let mut keys = KeySlots::mount(&mut probe, KEYS.clone()).unwrap();
+    let mut keys = mount_keys(&mut probe, KEYS.clone()).unwrap();
     keys.evolve(&mut probe).unwrap();
     assert_eq!(
         keys.provision(&mut probe, &k0()).unwrap_err(),
         Error::KeyPresent
     );
     assert_eq!(
-        KeySlots::mount(&mut probe, KEYS.clone()).unwrap().epoch(),
+        mount_keys(&mut probe, KEYS.clone()).unwrap().epoch(),
         Some(1)
     );
 }
@@ -204,7 +204,7 @@ fn provisioning_is_power_fail_safe_and_refuses_a_second_key() {
 #[test]
 fn without_a_key_dumps_are_stored_unsealed() {
     let mut flash = Flash::new(SIZE, 5);
-    let mut keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+    let mut keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
     let mut store = FlashStore::mount(&mut flash, STORE.clone()).unwrap();
     let info = store_sealed(&mut store, &mut keys, 0).unwrap();
     let mut bytes = Vec::new();
@@ -213,9 +213,21 @@ fn without_a_key_dumps_are_stored_unsealed() {
 }
 
 #[test]
+fn key_pages_never_mounted_do_not_let_dumps_go_unsealed() {
+    let mut flash = provisioned(4);
+    let mut keys = KeySlots::new(KEYS.clone());
+    let mut store = FlashStore::mount(&mut flash, STORE.clone()).unwrap();
+    assert_eq!(
+        store_sealed(&mut store, &mut keys, 0).unwrap_err(),
+        Error::Geometry
+    );
+    assert_eq!(store.dumps().count(), 0);
+}
+
+#[test]
 fn key_pages_inside_the_dump_region_are_refused() {
     let mut flash = provisioned(9);
-    let mut keys = KeySlots::mount(&mut flash, KEYS.clone()).unwrap();
+    let mut keys = mount_keys(&mut flash, KEYS.clone()).unwrap();
     let mut store = FlashStore::mount(&mut flash, 0..KEYS.end).unwrap();
     assert_eq!(
         store_sealed(&mut store, &mut keys, 0).unwrap_err(),

@@ -6,7 +6,7 @@ mod common;
 
 use core::mem::MaybeUninit;
 
-use common::Rng;
+use common::{mount_keys, Rng};
 use flightrec_core::event::AuthFailure;
 use flightrec_core::{ClockInfo, Level, Reason, RecorderConfig, RecorderSettings, TriggerConfig};
 use flightrec_flash::persist::{Death, PersistConfig, Persisted, PersistentRecorder};
@@ -313,7 +313,7 @@ fn the_death_dump_is_sealed_at_the_next_boot() {
     let keys_at = 8 * 256..10 * 256;
     {
         let mut flash = RamFlash::<'_, 256, 4>::new(&mut mem);
-        let mut keys = KeySlots::mount(&mut flash, keys_at.clone()).unwrap();
+        let mut keys = mount_keys(&mut flash, keys_at.clone()).unwrap();
         keys.provision(&mut flash, &k0).unwrap();
         let rec = Rec::new();
         let _ = rec.attach(ram.boot(), &CONFIG);
@@ -321,7 +321,7 @@ fn the_death_dump_is_sealed_at_the_next_boot() {
         rec.note_death(Death::Fault);
     }
     let mut flash = RamFlash::<'_, 256, 4>::new(&mut mem);
-    let mut keys = KeySlots::mount(&mut flash, keys_at.clone()).unwrap();
+    let mut keys = mount_keys(&mut flash, keys_at.clone()).unwrap();
     let rec = Rec::new();
     let boot = rec.attach(ram.boot(), &CONFIG);
     let mut store = FlashStore::mount(&mut flash, 0..8 * 256).unwrap();
@@ -342,9 +342,6 @@ fn the_death_dump_is_sealed_at_the_next_boot() {
     assert_eq!(common::sealed_epoch(&bytes, &k0), Some(0));
     // The key moved on, and the one that sealed the dump is gone from the flash.
     assert_eq!(keys.epoch(), Some(1));
-    assert_eq!(
-        KeySlots::mount(&mut flash, keys_at).unwrap().epoch(),
-        Some(1)
-    );
+    assert_eq!(mount_keys(&mut flash, keys_at).unwrap().epoch(), Some(1));
     assert!(!mem.windows(32).any(|w| w == k0.secret()));
 }

@@ -377,3 +377,13 @@ pub fn sealed_epoch(bytes: &[u8], k0: &flightrec_core::seal::SealKey) -> Option<
     let expected = sealer.take_seal(&key);
     (expected == seal && expected.frame()[..] == *frame).then_some(seal.epoch)
 }
+
+/// The key pages at `region`, mounted.
+pub fn mount_keys<F: embedded_storage::nor_flash::NorFlash>(
+    flash: &mut F,
+    region: std::ops::Range<u32>,
+) -> Result<flightrec_flash::keys::KeySlots, flightrec_flash::Error<F::Error>> {
+    let mut keys = flightrec_flash::keys::KeySlots::new(region);
+    keys.mount(flash)?;
+    Ok(keys)
+}

@@ -24,9 +24,8 @@ fn main() -> ! {
             cortex_m::asm::wfi();
         }
     };
-    // Used where it was returned: moving it out costs a `memcpy` call.
-    let mut keys = KeySlots::mount(store.flash_mut(), 8 * 1024..10 * 1024);
-    let Ok(keys) = keys.as_mut() else {
+    let mut keys = KeySlots::new(8 * 1024..10 * 1024);
+    let Ok(()) = keys.mount(store.flash_mut()) else {
         loop {
             cortex_m::asm::wfi();
         }
@@ -50,7 +49,7 @@ fn main() -> ! {
             .then(|| REC.take_order())
             .flatten()
         {
-            let _ = store.write_sealed(keys, |w| {
+            let _ = store.write_sealed(&mut keys, |w| {
                 REC.dump(&order, ClockInfo::BOOT_MILLIS, &BUILD, w, &mut scratch)
                     .map(|_| ())
             });
