@@ -305,7 +305,6 @@ impl StatsForTest for Rec {
 #[test]
 fn the_death_dump_is_sealed_at_the_next_boot() {
     use flightrec_core::seal::SealKey;
-    use flightrec_flash::keys::KeySlots;
     let k0 = SealKey::new([0x5A; 32], 0);
     let ram = Ram::power_on(7);
     // Dumps on pages 0..8, the key on pages 8 and 9.
