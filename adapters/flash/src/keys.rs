@@ -241,7 +241,9 @@ impl KeySlots {
 
     /// Moves to the next epoch (`k[e+1] = SHA-256(k[e] || "evolve")`), committed on flash
     /// in the three steps of the module docs; `k[e]` is erased from RAM and flash when it
-    /// returns `Ok`. On an error the key in RAM is the newest one on flash.
+    /// returns `Ok`. On an error the key in RAM is the newest one on flash, or there is
+    /// none until the next mount (dumps are then stored unsealed, which a verifier
+    /// reports).
     pub fn evolve<F: NorFlash>(&mut self, flash: &mut F) -> Result<(), Error<F::Error>> {
         self.check::<F>()?;
         if !self.present {
@@ -255,8 +257,9 @@ impl KeySlots {
         // In place: `k[e]` is overwritten in RAM (the flash still holds it).
         self.key.evolve();
         if let Err(e) = self.write_key(flash, spare, &self.key) {
-            // Not durable: back to the key on flash.
-            self.present = self.load(flash, old)?;
+            // Not durable: back to the key on flash, or none (never seal with a key that
+            // is not on the flash).
+            self.present = self.load(flash, old).unwrap_or(false);
             return Err(e);
         }
         // `k[e+1]` is durable: from here on it is the key, and `k[e]` leaves the flash.
