@@ -78,7 +78,7 @@ pub use ox::OxFormat;
 pub use record::{AuditEvent, AuditRecord};
 pub use zone::UtcOffset;
 
-/// First line of an audit log's seal sidecar (`<log>.seal`, `core/SEALING.md` section 7):
+/// First line of an audit log's seal sidecar (`<log>.seal`, `core/SEALING.md` section 9):
 /// the viewer skips such files in directories (the same text as
 /// `flightrec_decode::auditseal::SIDECAR_TAG`; a test of the CLI checks they agree).
 pub const SEAL_SIDECAR_TAG: &str = "flightrec-audit-seal 1";

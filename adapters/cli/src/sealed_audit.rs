@@ -1,4 +1,4 @@
-//! Sealed audit logs for `flightrec verify` (`core/SEALING.md` section 7): finding each
+//! Sealed audit logs for `flightrec verify` (`core/SEALING.md` section 9): finding each
 //! log's family (its sidecars and its rotated files, in its directory) among the paths
 //! given, and verifying it.
 

@@ -1,4 +1,4 @@
-//! Sealed audit logs (`core/SEALING.md` section 7): written by the real writer
+//! Sealed audit logs (`core/SEALING.md` section 9): written by the real writer
 //! (`flightrec_linux::AuditLog`, rotated by itself and by real logrotate), then checked by
 //! `flightrec verify` against a mutation corpus: every mutation exits 1 and names the file
 //! and the line or epoch; untouched files exit 0, and the lines are byte-identical to
@@ -364,7 +364,7 @@ fn deleted_swapped_and_stripped_files_fail() {
         &["audit.log.2", "not sealed"],
     );
     // The oldest file and its sidecar deleted: what rotation does; said, not failed
-    // (`SEALING.md` section 7, not detected).
+    // (`SEALING.md` section 9, not detected).
     let dir = copy(&c, "oldest");
     std::fs::remove_file(dir.join("audit.log.3")).unwrap();
     std::fs::remove_file(dir.join("audit.log.seal.3")).unwrap();

@@ -147,7 +147,7 @@ pub fn parse_pub_file(text: &str) -> Result<(u64, VerifyingKey), String> {
 }
 
 /// The public key of the audit stream's first epoch in a public key file (its `audit-pub`
-/// line; `core/SEALING.md` section 7), `None` if the file has none.
+/// line; `core/SEALING.md` section 9), `None` if the file has none.
 pub fn parse_audit_pub(text: &str) -> Result<Option<VerifyingKey>, String> {
     let Some(hex) = text.lines().find_map(|l| l.strip_prefix("audit-pub ")) else {
         return Ok(None);

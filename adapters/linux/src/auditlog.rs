@@ -39,7 +39,7 @@ pub struct AuditOptions {
     /// fallback host's file (a peer cannot make us open unbounded files).
     pub max_hosts: usize,
     /// The audit stream's sealing key file (`flightrec keygen --audit`): every write is
-    /// sealed in a sidecar `<file>.seal` (`core/SEALING.md` section 7). None: not sealed.
+    /// sealed in a sidecar `<file>.seal` (`core/SEALING.md` section 9). None: not sealed.
     pub seal_key: Option<PathBuf>,
 }
 

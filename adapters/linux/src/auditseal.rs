@@ -1,4 +1,4 @@
-//! Sealing one audit file (`core/SEALING.md` section 7): the lines stay byte for byte as
+//! Sealing one audit file (`core/SEALING.md` section 9): the lines stay byte for byte as
 //! rendered; each write is followed by a seal line in the sidecar `<file>.seal` beside it.
 //!
 //! The sidecar holds *segments* (bytes this writer appended to one file from an offset, in a

@@ -469,7 +469,7 @@ pub struct AuditSection {
     /// Most hosts with their own file.
     pub max_hosts: usize,
     /// The audit stream's sealing key file (`flightrec keygen --audit`, 0600): every write
-    /// is sealed in a sidecar `<file>.seal` (`core/SEALING.md` section 7). None: not sealed.
+    /// is sealed in a sidecar `<file>.seal` (`core/SEALING.md` section 9). None: not sealed.
     pub seal_key: Option<String>,
 }
 

@@ -106,7 +106,7 @@ impl KeyFile {
     }
 
     /// Seals `len` bytes whose hash the caller made (an audit log's segment hash,
-    /// `SEALING.md` section 7): the seal and its signature. As [`seal`](Self::seal), the key
+    /// `SEALING.md` section 9): the seal and its signature. As [`seal`](Self::seal), the key
     /// has evolved and is durable when this returns; on an error nothing is sealed.
     pub fn seal_hash(&mut self, len: u64, hash: [u8; 32]) -> io::Result<(Seal, SignatureBody)> {
         let seal = Seal::new(&self.key, len, hash);

@@ -119,7 +119,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
 }
 
 /// Whether `path` is an audit log's seal sidecar (`audit.log.seal`, `core/SEALING.md`
-/// section 7): seals, not lines; `flightrec verify` reads them.
+/// section 9): seals, not lines; `flightrec verify` reads them.
 fn is_seal_sidecar(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; crate::SEAL_SIDECAR_TAG.len()];

@@ -1,4 +1,4 @@
-//! The verifier of a family of sealed audit files (`core/SEALING.md` section 7, "Verifying").
+//! The verifier of a family of sealed audit files (`core/SEALING.md` section 9, "Verifying").
 
 use std::collections::HashMap;
 use std::io::{self, Read};

@@ -1,4 +1,4 @@
-//! Sealed audit logs (`core/SEALING.md` section 7): the sidecar that seals every line of an
+//! Sealed audit logs (`core/SEALING.md` section 9): the sidecar that seals every line of an
 //! audit log without changing the log, and its verifier.
 //!
 //! The log's bytes stay exactly as the line renderers made them (fail2ban reads them). Its
