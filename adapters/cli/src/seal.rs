@@ -464,9 +464,15 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
         }
         let _ = writeln!(out, "{}", line.text);
     }
+    // Audit files are counted when there are any (dump-only runs read as before).
+    let audit_count = if audit_lines.is_empty() {
+        String::new()
+    } else {
+        format!("{audit_good} audit files sealed and intact, ")
+    };
     let _ = writeln!(
         out,
-        "{good} dumps sealed and intact, {audit_good} audit files sealed and intact, {bad} failures{}",
+        "{good} dumps sealed and intact, {audit_count}{bad} failures{}",
         if bad == 0 { "" } else { ": NOT INTACT" }
     );
     if bad == 0 {
