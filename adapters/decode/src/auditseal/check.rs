@@ -93,7 +93,7 @@ pub struct AuditVerifier {
 
 impl AuditVerifier {
     /// A verifier of audit seals with `verifier`, made for the audit stream's key
-    /// ([`audit_key`]) or its public key of epoch `first_epoch`.
+    /// ([`audit_key`](super::audit_key)) or its public key of epoch `first_epoch`.
     pub fn new(verifier: Verifier, first_epoch: u64) -> Self {
         AuditVerifier {
             verifier,
