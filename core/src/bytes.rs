@@ -1,10 +1,12 @@
 //! Byte copies and fills: the one copy routine of the core and the adapters.
 //!
-//! Every copy of a record's bytes (the ring's, the encoder's [`Writer`], the flash store's,
-//! the Linux adapter's per-thread payload buffer) goes through here, so that the choice is
-//! made once, for a reason that holds for all of them: the copies are short (a header, a
-//! name, a value, a whole typical payload of a few dozen bytes) and of a length known only
-//! at run time.
+//! Every copy of a record's bytes (the ring's, the encoder's [`Writer`], sealing's, the flash
+//! store's, the Linux adapter's per-thread payload buffer) goes through here, so that the
+//! choice is made once, for a reason that holds for all of them: the copies are short (a
+//! header, a name, a value, a whole typical payload of a few dozen bytes) and of a length
+//! known only at run time. Code that only runs on a host and is not on the capture path
+//! (files, spools, the decoder) uses the standard library's copies, which is what [`copy`]
+//! does there for long copies anyway.
 //!
 //! - **Bare metal** (`target_os = "none"`): byte loops. `copy_from_slice` and `fill` call
 //!   the compiler's `memcpy`/`memset` there, whose code with their `__aeabi_*` entry points
