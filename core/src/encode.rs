@@ -63,7 +63,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Raw bytes, nothing before them.
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn bytes(&mut self, src: &[u8]) {
         let at = self.at;
         self.at = at.saturating_add(src.len());
@@ -71,18 +71,46 @@ impl<'a> Writer<'a> {
     }
 
     /// One byte (postcard's `u8`, `bool`, and the tag of an `Option`).
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn u8(&mut self, v: u8) {
+        #[cfg(not(target_os = "none"))]
+        if let Some(d) = self.a.get_mut(self.at) {
+            *d = v;
+            self.at += 1;
+            return;
+        }
         self.bytes(&[v]);
     }
 
     /// An unsigned varint (postcard's `u16`, `u32`, `u64`, `usize`, enum variant indices).
-    #[inline]
-    pub fn varint(&mut self, mut v: u64) {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    pub fn varint(&mut self, v: u64) {
         if v < 0x80 {
             // Most lengths and counts: one byte.
             return self.u8(v as u8);
         }
+        #[cfg(not(target_os = "none"))]
+        {
+            let n = varint_len(v);
+            if let Some((last, rest)) = self.room(n).and_then(|d| d.split_last_mut()) {
+                let mut v = v;
+                for slot in rest {
+                    *slot = v as u8 | 0x80;
+                    v >>= 7;
+                }
+                *last = v as u8;
+                self.at += n;
+                return;
+            }
+        }
+        self.varint_buffered(v);
+    }
+
+    /// [`varint`](Self::varint) built in a buffer, then stored: the bare-metal way (one
+    /// store routine), and a host's when the bytes may not all be in the first slice.
+    #[cfg_attr(not(target_os = "none"), cold, inline(never))]
+    #[cfg_attr(target_os = "none", inline(always))]
+    fn varint_buffered(&mut self, mut v: u64) {
         let mut buf = [0u8; 10];
         let mut n = 0;
         for slot in buf.iter_mut() {
@@ -95,6 +123,14 @@ impl<'a> Writer<'a> {
             v >>= 7;
         }
         self.bytes(buf.get(..n).unwrap_or(&buf));
+    }
+
+    /// On a host, the next `n` bytes when they are all in the first slice (nearly always):
+    /// a short encoding is then stored after one bounds check.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.a.get_mut(self.at..)?.get_mut(..n)
     }
 
     /// Length-prefixed bytes (postcard's `[u8]`).
@@ -112,8 +148,26 @@ impl<'a> Writer<'a> {
 
     /// A `str` of at most `max` bytes of its own: a longer one is cut at a character
     /// boundary and marked `…[+N]`, `N` the bytes cut (`WIRE-FORMAT.md` section 6).
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn str_bounded(&mut self, s: &str, max: usize) {
+        // On a host, a short string that is not cut: its one-byte length and its bytes.
+        #[cfg(not(target_os = "none"))]
+        if s.len() <= max && s.len() < 0x80 {
+            let n = s.len();
+            if let Some((len, rest)) = self.room(1 + n).and_then(|d| d.split_first_mut()) {
+                *len = n as u8;
+                crate::bytes::copy(rest, s.as_bytes());
+                self.at += 1 + n;
+                return;
+            }
+        }
+        self.str_bounded_any(s, max);
+    }
+
+    /// [`str_bounded`](Self::str_bounded) for any string, cut or not.
+    #[cfg_attr(not(target_os = "none"), inline(never))]
+    #[cfg_attr(target_os = "none", inline(always))]
+    fn str_bounded_any(&mut self, s: &str, max: usize) {
         let end = cut_point(s, max);
         if end == s.len() {
             return self.str(s);
@@ -140,7 +194,11 @@ impl<'a> Writer<'a> {
 /// Bytes [`Writer::varint`] writes for `v`: seven bits a byte.
 #[inline]
 pub const fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    if v < 0x80 {
+        // Most lengths and counts.
+        return 1;
+    }
+    (64 - v.leading_zeros() as usize).div_ceil(7)
 }
 
 /// The end of the part of `s` kept when it is cut to at most `max` bytes: `s.len()` if it
@@ -295,6 +353,35 @@ mod tests {
             let mut got = a.to_vec();
             got.extend_from_slice(b);
             assert_eq!(got, src);
+        }
+    }
+
+    /// Varints and strings written across every split of two pieces (a wrapping ring slot:
+    /// the host's in-place paths do not apply) are the bytes written into one.
+    #[test]
+    fn encodings_split_across_the_two_pieces() {
+        let long = "é".repeat(40);
+        let write = |w: &mut Writer<'_>| {
+            w.varint(300);
+            w.str_bounded("short", 10);
+            w.varint(u64::MAX);
+            w.str_bounded(&long, 50);
+            w.varint(5);
+        };
+        let mut count = Writer::counter();
+        write(&mut count);
+        let n = count.len();
+        let mut whole = std::vec![0u8; n];
+        let mut w = Writer::new(&mut whole, &mut []);
+        write(&mut w);
+        assert!(!w.overflowed());
+        for split in 0..=n {
+            let (mut a, mut b) = (std::vec![0u8; split], std::vec![0u8; n - split]);
+            let mut w = Writer::new(&mut a, &mut b);
+            write(&mut w);
+            assert!(!w.overflowed());
+            a.extend_from_slice(&b);
+            assert_eq!(a, whole, "split {split}");
         }
     }
 

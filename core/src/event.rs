@@ -286,7 +286,7 @@ impl Value<'_> {
 }
 
 impl Encode for Value<'_> {
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn encode(&self, w: &mut Writer<'_>) {
         // The tag is written once (the compiler reads it as it is).
         w.u8(self.tag());
@@ -343,7 +343,7 @@ impl Field<'_> {
 }
 
 impl Encode for Field<'_> {
-    #[inline]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn encode(&self, w: &mut Writer<'_>) {
         w.str_bounded(self.name, NAME_MAX);
         self.value.encode(w);

@@ -296,13 +296,26 @@ impl Encoder {
         }
     }
 
-    /// A field with a plain value: core's encoding of it.
-    #[inline]
+    /// A field with a plain value: core's encoding of it (inlined, so that each value type
+    /// has its own copy with its tag and encoding known).
+    #[inline(always)]
     fn field(&mut self, field: Field<'_>) {
-        if self.field_room() {
-            let mark = self.end;
-            let ok = self.encode(|w| field.encode(w));
-            self.field_end(mark, ok);
+        if !self.field_room() {
+            return;
+        }
+        // Not through `encode`'s closure: the compiler keeps a closure out of line, shared
+        // by every value type.
+        let Some(room) = self.buf.get_mut(self.end..) else {
+            self.dropped += 1;
+            return;
+        };
+        let mut w = Writer::new(room, &mut []);
+        field.encode(&mut w);
+        if w.overflowed() {
+            self.dropped += 1;
+        } else {
+            self.end += w.len();
+            self.count += 1;
         }
     }
 
