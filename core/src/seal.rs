@@ -75,6 +75,13 @@ impl SealKey {
         SealKey { key, epoch }
     }
 
+    /// Replaces this key with `key` of `epoch`, in place (copied by the core's byte loop:
+    /// no `memcpy` on bare metal, no copy of the old key left behind).
+    pub fn load(&mut self, key: &[u8; KEY_LEN], epoch: u64) {
+        crate::bytes::copy(&mut self.key, key);
+        self.epoch = epoch;
+    }
+
     /// The epoch this key seals: the next sealed dump gets this number.
     pub fn epoch(&self) -> u64 {
         self.epoch
@@ -282,10 +289,11 @@ impl<W: Write> Sealer<W> {
         })
     }
 
-    /// The seal frame of the bytes written since the previous seal, built in place (no
-    /// `Seal` moved around: each copy of it is a `memcpy` on bare metal); hashing starts
-    /// afresh.
-    fn seal_frame(&mut self, key: &SealKey, frame: &mut [u8; SEAL_FRAME_LEN]) {
+    /// The seal frame of the bytes written since the previous seal, under `key`, built in
+    /// place (no `Seal` moved around: each copy of it is a `memcpy` on bare metal); hashing
+    /// starts afresh, nothing is written, the key is unchanged. For a writer that must make
+    /// the evolved key durable before the frame goes out (a flash store).
+    pub fn seal_frame(&mut self, key: &SealKey, frame: &mut [u8; SEAL_FRAME_LEN]) {
         let (_, rest) = frame.split_at_mut(4);
         let (signed, rest) = rest.split_at_mut(SEAL_SIGNED_LEN);
         let (mac, _) = rest.split_at_mut(HASH_LEN);

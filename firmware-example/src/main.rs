@@ -6,6 +6,12 @@
 //! Boot 2: the ring survived in `.uninit` RAM; it is validated, salvaged and dumped as an
 //! untimely death. The dumps are read out to `dumps.bin` and the raw flash image written to
 //! `flash.img` on the host (semihosting); the exit status says whether all went as planned.
+//!
+//! Every dump is sealed (`core/SEALING.md`): the sealing key lives in two erase pages after
+//! the dump store's and evolves there before each dump is committed. At the cold boot the
+//! device is provisioned with the key file `device.key` that `flightrec keygen` wrote on the
+//! host (read over semihosting); `run.sh` then checks the dumps with the auditor's
+//! `verify.key`.
 #![no_std]
 #![no_main]
 
@@ -22,6 +28,7 @@ use flightrec_core::{
     RecorderConfig, RecorderSettings, SessionId, Threshold, TriggerConfig,
 };
 use flightrec_flash::frame::RecorderSink;
+use flightrec_flash::keys::{parse_key_file, KeySlots};
 use flightrec_flash::persist::{Death, PersistConfig, Persisted, PersistentRecorder};
 use flightrec_flash::{DumpInfo, Error, FlashStore, RamFlash, Status};
 
@@ -29,7 +36,9 @@ mod semihosting;
 
 const RING: usize = 4096;
 const PAGE: usize = 1024;
-const FLASH_SIZE: usize = 16 * PAGE;
+/// The dump store's pages, then the two pages of the sealing key.
+const STORE_SIZE: usize = 16 * PAGE;
+const FLASH_SIZE: usize = STORE_SIZE + 2 * PAGE;
 
 /// Milliseconds since boot, advanced by the script (a simulated clock).
 static NOW_MS: AtomicU32 = AtomicU32::new(0);
@@ -138,18 +147,26 @@ fn main() -> ! {
             fail("erase");
         }
     }
-    let mut store = match FlashStore::mount(flash, 0..FLASH_SIZE as u32) {
+    let mut store = match FlashStore::mount(flash, 0..STORE_SIZE as u32) {
         Ok(s) => s,
         Err(_) => fail("mount"),
     };
+    let mut keys = KeySlots::new(STORE_SIZE as u32..FLASH_SIZE as u32);
+    if keys.mount(store.flash_mut()).is_err() {
+        fail("mount the key pages");
+    }
+    if keys.key().is_none() {
+        provision(&mut keys, &mut store);
+    }
     let mut scratch = [0u8; 256];
-    match REC.dump_death(
+    match REC.dump_death_sealed(
         &boot,
         now(),
         ClockInfo::BOOT_MILLIS,
         &build(),
         &mut store,
         &mut scratch,
+        &mut keys,
     ) {
         Ok(Some(info)) => defmt::warn!("untimely death dumped as dump {=u32}", info.id),
         Ok(None) => {}
@@ -165,7 +182,7 @@ fn main() -> ! {
         boot.deaths_in_a_row
     );
     match boot.death {
-        None => console(&mut store, &mut scratch),
+        None => console(&mut store, &mut keys, &mut scratch),
         Some(death) => {
             defmt::info!("back from {=str}: reading the dumps out", death.as_str());
             REC.shutdown_clean();
@@ -182,8 +199,27 @@ fn main() -> ! {
     }
 }
 
+/// Installs the sealing key of the host's `device.key` (`flightrec keygen --device`): the
+/// factory step. Without it the demo fails: its dumps must be sealed.
+fn provision(keys: &mut KeySlots, store: &mut FlashStore<Flash>) {
+    let mut text = [0u8; 160];
+    let n = match semihosting::File::open_read("device.key") {
+        Some(mut f) => f.read(&mut text),
+        None => fail("no device.key to provision the sealing key from"),
+    };
+    let key = text.get(..n).and_then(parse_key_file);
+    text.fill(0);
+    let Some(key) = key else {
+        fail("device.key is not a flightrec sealing key file")
+    };
+    if keys.provision(store.flash_mut(), &key).is_err() {
+        fail("provision the sealing key");
+    }
+    defmt::info!("sealing key installed, epoch {=u64}", key.epoch());
+}
+
 /// The scripted login console of the first boot. Ends in a panic.
-fn console(store: &mut FlashStore<Flash>, scratch: &mut [u8]) -> ! {
+fn console(store: &mut FlashStore<Flash>, keys: &mut KeySlots, scratch: &mut [u8]) -> ! {
     defmt::info!("login console up");
     let session = Some(SessionId(1));
     // A few wrong PINs, spread out: recorded, below the threshold.
@@ -192,7 +228,7 @@ fn console(store: &mut FlashStore<Flash>, scratch: &mut [u8]) -> ! {
         defmt::debug!("pin prompt for admin (attempt {=usize})", i + 1);
         defmt::debug!("pin entered: {=usize} digits", pin.len());
         let action = attempt(session, "admin", "wrong pin");
-        handle(action, store, scratch);
+        handle(action, store, keys, scratch);
         defmt::info!("wrong pin for admin, try again");
     }
     REC.log(
@@ -211,9 +247,9 @@ fn console(store: &mut FlashStore<Flash>, scratch: &mut [u8]) -> ! {
         advance(200);
         defmt::debug!("pairing pin attempt {=u32}", i);
         let action = attempt(Some(SessionId(2)), "pairing", "wrong pairing pin");
-        handle(action, store, scratch);
+        handle(action, store, keys, scratch);
         // A defmt frame can close a window too: the dump waits in the recorder.
-        store_due(store, scratch);
+        store_due(store, keys, scratch);
     }
     defmt::debug!("lockout table update");
     advance(500);
@@ -240,23 +276,23 @@ fn attempt(session: Option<SessionId>, user: &str, reason: &str) -> Action {
     REC.record(now(), session, &event).unwrap_or(Action::None)
 }
 
-fn handle(action: Action, store: &mut FlashStore<Flash>, scratch: &mut [u8]) {
+fn handle(action: Action, store: &mut FlashStore<Flash>, keys: &mut KeySlots, scratch: &mut [u8]) {
     match action {
         Action::None => {}
         Action::Start(reason) => defmt::warn!("trigger fired: {}", reason),
         Action::Suppressed(reason) => {
             defmt::warn!("trigger refused by the rate limit: {}", reason)
         }
-        Action::Dump(_) => store_due(store, scratch),
+        Action::Dump(_) => store_due(store, keys, scratch),
     }
 }
 
-/// Stores the dump that is due, if one is.
-fn store_due(store: &mut FlashStore<Flash>, scratch: &mut [u8]) {
+/// Stores the dump that is due, if one is, sealed.
+fn store_due(store: &mut FlashStore<Flash>, keys: &mut KeySlots, scratch: &mut [u8]) {
     let Some(order) = SINK.take_order() else {
         return;
     };
-    match dump_to(&order, store, scratch) {
+    match dump_to(&order, store, keys, scratch) {
         Ok(info) => defmt::warn!(
             "dump {=u32} stored: {=u32} bytes on {=u32} pages",
             info.id,
@@ -267,15 +303,18 @@ fn store_due(store: &mut FlashStore<Flash>, scratch: &mut [u8]) {
     }
 }
 
-/// Writes the dump `order` asks for to a new dump of `store`, committed if written whole.
+/// Writes the dump `order` asks for to a new dump of `store`, sealed (the key evolves on
+/// flash first) and committed if written whole.
 fn dump_to(
     order: &DumpOrder,
     store: &mut FlashStore<Flash>,
+    keys: &mut KeySlots,
     scratch: &mut [u8],
 ) -> Result<DumpInfo, Error<<Flash as embedded_storage::nor_flash::ErrorType>::Error>> {
-    let mut w = store.begin()?;
-    REC.dump(order, ClockInfo::BOOT_MILLIS, &build(), &mut w, scratch)?;
-    w.commit()
+    store.write_sealed(keys, |w| {
+        REC.dump(order, ClockInfo::BOOT_MILLIS, &build(), w, scratch)
+            .map(|_| ())
+    })
 }
 
 /// Boot 2: lists the dumps, reads each out to `dumps.bin` (the wire format, as a UART would
@@ -320,7 +359,9 @@ fn report(store: &mut FlashStore<Flash>) -> bool {
         None => fail("open flash.img"),
     };
     use embedded_io::Write as _;
-    if image.write_all(store.flash_mut().image()).is_err() {
+    // The dump store's pages: the key pages stay on the device.
+    let region = store.flash_mut().image().get(..STORE_SIZE).unwrap_or(&[]);
+    if image.write_all(region).is_err() {
         fail("write flash.img");
     }
     threshold && death

@@ -1,5 +1,5 @@
-//! Host files over semihosting (`SYS_OPEN`/`SYS_WRITE`/`SYS_CLOSE`), paths relative to
-//! QEMU's working directory.
+//! Host files over semihosting (`SYS_OPEN`/`SYS_READ`/`SYS_WRITE`/`SYS_CLOSE`), paths
+//! relative to QEMU's working directory.
 
 use cortex_m_semihosting::{nr, syscall};
 
@@ -9,13 +9,30 @@ pub struct File(usize);
 impl File {
     /// Creates (truncates) `name` on the host.
     pub fn create(name: &str) -> Option<File> {
+        Self::open(name, nr::open::W_TRUNC_BINARY)
+    }
+
+    /// Opens `name` on the host for reading; `None` if it is not there.
+    pub fn open_read(name: &str) -> Option<File> {
+        Self::open(name, nr::open::R_BINARY)
+    }
+
+    fn open(name: &str, mode: usize) -> Option<File> {
         let mut path = [0u8; 64];
         let bytes = name.as_bytes();
         path.get_mut(..bytes.len())?.copy_from_slice(bytes);
         // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length (the buffer is
         // zeroed past it) and returns a handle or -1.
-        let fd = unsafe { syscall!(OPEN, path.as_ptr(), nr::open::W_TRUNC_BINARY, bytes.len()) };
+        let fd = unsafe { syscall!(OPEN, path.as_ptr(), mode, bytes.len()) };
         (fd != usize::MAX).then_some(File(fd))
+    }
+
+    /// Reads up to `buf.len()` bytes; the count read.
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        // SAFETY: SYS_READ writes at most `buf.len()` bytes to `buf`; returns the count not
+        // read.
+        let left = unsafe { syscall!(READ, self.0, buf.as_mut_ptr(), buf.len()) };
+        buf.len().saturating_sub(left)
     }
 }
 

@@ -1,14 +1,17 @@
 //! `flightrec verify` and `flightrec keygen`: sealed dumps (`core/SEALING.md`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use flightrec_audit::rfc5424;
 use flightrec_core::seal::SealKey;
+use flightrec_core::seal::SEAL_BODY_LEN;
+use flightrec_decode::sign::SIGNATURE_BODY_LEN;
 use flightrec_decode::sign::{parse_pub_file, pub_file_text};
-use flightrec_decode::verify::{key_file_text, parse_key_file, DumpVerdict, Verifier};
+use flightrec_decode::verify::{key_file_text, parse_hex, parse_key_file, DumpVerdict, Verifier};
 
 use flightrec_core::dump::MAGIC;
 use flightrec_decode::flash::FlashImage;
@@ -33,6 +36,12 @@ pub struct VerifyArgs {
     /// dumps missing up to it fail. Without it, deleting the newest dumps goes unseen.
     #[arg(long, value_name = "EPOCH")]
     pub last_epoch: Option<u64>,
+    /// A collector's file of this device's forwarded RFC 5424 messages (repeatable; the
+    /// collector's per-gateway file: another device's notices fail as forged): every dump
+    /// notice carrying a seal must match a dump given, byte for byte, and every epoch up to
+    /// the newest forwarded one must be there (`SEALING.md` section 7).
+    #[arg(long, value_name = "FILE")]
+    pub forwarded: Vec<PathBuf>,
 }
 
 /// Arguments of `flightrec keygen`.
@@ -130,6 +139,70 @@ fn verify_file(
     Ok((verifier.verify_input(&name, File::open(path)?)?, false))
 }
 
+/// Longest line of a collector's file looked at; longer ones are skipped (a dump notice is
+/// well under it).
+const MAX_NOTICE_LINE: u64 = 64 * 1024;
+
+/// Adds the seals of the dump notices in the collector's file at `path` to `verifier`:
+/// how many, and the notices whose seal is unreadable (failures).
+fn add_forwarded(verifier: &mut Verifier, path: &Path) -> io::Result<(u64, Vec<String>)> {
+    let mut input = io::BufReader::new(File::open(path)?);
+    let (mut found, mut bad) = (0u64, Vec::new());
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        let n = (&mut input)
+            .take(MAX_NOTICE_LINE)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        number += 1;
+        if !line.ends_with(b"\n") && n as u64 == MAX_NOTICE_LINE {
+            // Too long for a notice: skip the rest of it, within the same bound.
+            while !line.ends_with(b"\n") {
+                line.clear();
+                if (&mut input)
+                    .take(MAX_NOTICE_LINE)
+                    .read_until(b'\n', &mut line)?
+                    == 0
+                {
+                    break;
+                }
+            }
+            continue;
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            continue;
+        };
+        let Ok(m) = rfc5424::parse(text.trim_end_matches(['\n', '\r'])) else {
+            continue;
+        };
+        let Some(sd) = m.sd.iter().find(|e| e.param("seal").is_some()) else {
+            continue;
+        };
+        if m.msgid.as_deref() != Some("dump") {
+            continue;
+        }
+        let place = format!("{} line {number}", shown(path));
+        let seal = sd.param("seal").and_then(parse_hex::<SEAL_BODY_LEN>);
+        let sig = sd.param("sig").map(parse_hex::<SIGNATURE_BODY_LEN>);
+        let added = match (seal, sig) {
+            (Some(seal), None) => verifier.add_forwarded(place.clone(), &seal, None),
+            (Some(seal), Some(Some(sig))) => {
+                verifier.add_forwarded(place.clone(), &seal, Some(&sig))
+            }
+            _ => Err("seal or sig is not hex of a version-1 body".to_owned()),
+        };
+        match added {
+            Ok(()) => found += 1,
+            Err(e) => bad.push(format!("{place}: forwarded seal unreadable: {e}")),
+        }
+    }
+    Ok((found, bad))
+}
+
 /// One input to verify: a path given, or a file found in a directory given.
 struct Input {
     path: PathBuf,
@@ -214,6 +287,21 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
         verifier.expect_last(last);
     }
     let mut bad = 0u64;
+    for path in &a.forwarded {
+        match add_forwarded(&mut verifier, path) {
+            Ok((found, unreadable)) => {
+                let _ = writeln!(out, "{found} forwarded seals read from {}", shown(path));
+                for u in unreadable {
+                    bad += 1;
+                    let _ = writeln!(out, "FAIL {u}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(err, "flightrec: {}: {e}", shown(path));
+                return EXIT_ERROR;
+            }
+        }
+    }
     let mut all = Vec::new();
     for input in &inputs {
         let name = shown(&input.path);

@@ -347,3 +347,105 @@ fn the_rest_of_a_reclaimed_dump_is_a_note_not_damage() {
         assert_eq!(shown(&out, l.id as usize, 60), 60, "dump {}: {out}", l.id);
     }
 }
+
+/// `flightrec ARGS` run in process: exit code, standard output, standard error.
+fn run_in_process(args: &[&str]) -> (u8, String, String) {
+    use clap::Parser;
+    let cli = flightrec_cli::Cli::try_parse_from(
+        std::iter::once("flightrec").chain(args.iter().copied()),
+    )
+    .unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = flightrec_cli::run(&cli, &flightrec_cli::Env::default(), &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+/// The flash image a power cut leaves while the store wrote dump `info` (committed in
+/// `image`): its data from byte `k` on and its commit never reached the flash, nor the
+/// pages the writer had not opened yet; with `opened`, the page that byte `k` starts was
+/// opened (erased, header written) just before power went.
+fn power_cut(image: &[u8], info: &DumpInfo, k: usize, opened: bool) -> Vec<u8> {
+    // The layout of the flash crate's docs with 4-byte words: 16-byte slots.
+    const SLOT: usize = 16;
+    const PER_PAGE: usize = PAGE - SLOT;
+    let mut img = image.to_vec();
+    let first = info.first_page as usize;
+    let page_of = |j: usize| (first + (j + SLOT) / PER_PAGE) % PAGES;
+    let at = |j: usize| page_of(j) * PAGE + SLOT + (j + SLOT) % PER_PAGE;
+    img[first * PAGE + SLOT..first * PAGE + 2 * SLOT].fill(0xFF);
+    for j in k..info.len as usize {
+        img[at(j)] = 0xFF;
+    }
+    // Pages reached: those holding bytes before `k` (the first page always).
+    let reached = if k == 0 {
+        1
+    } else {
+        (k - 1 + SLOT) / PER_PAGE + 1
+    };
+    let reached = reached + usize::from(opened && k > 0 && (k + SLOT) % PER_PAGE == 0);
+    for p in reached..info.pages as usize {
+        let p = (first + p) % PAGES;
+        img[p * PAGE..(p + 1) * PAGE].fill(0xFF);
+    }
+    img
+}
+
+#[test]
+fn a_power_cut_while_a_dump_is_written_is_reported_at_every_byte() {
+    let (image, infos) = flash_image(&[3, 40]);
+    let cut = &infos[1];
+    assert!(cut.pages > 2, "{infos:?}");
+    let mut mem = image.clone();
+    let mut store =
+        FlashStore::mount(RamFlash::<PAGE, 4>::new(&mut mem), 0..(PAGES * PAGE) as u32).unwrap();
+    let mut whole = Vec::new();
+    store.read_out(&infos[0], &mut whole).unwrap();
+    let mut cut_bytes = Vec::new();
+    store.read_out(cut, &mut cut_bytes).unwrap();
+    let (img_path, file_path) = (file("power-cut.img", &[]), file("power-cut.bin", &[]));
+    // Every byte of the dump's start and of each page boundary, the end, and a stride.
+    let len = cut.len as usize;
+    let per_page = PAGE - 16;
+    let ks = (0..len).filter(|&k| {
+        let boundary = (k + 16) % per_page;
+        k <= 40 || !(3..per_page - 3).contains(&boundary) || k + 3 >= len || k % 29 == 0
+    });
+    for k in ks {
+        for opened in [false, true] {
+            let img = power_cut(&image, cut, k, opened);
+            std::fs::write(&img_path, &img).unwrap();
+            for cmd in ["decode", "info"] {
+                let (code, out, err) = run_in_process(&[cmd, img_path.to_str().unwrap()]);
+                assert_eq!(code, 1, "{cmd}, image cut at data byte {k}:\n{out}\n{err}");
+                assert!(
+                    err.contains(&format!("flash dump {}", cut.id)),
+                    "{cmd}, cut at {k}: {err}"
+                );
+                if cmd == "decode" {
+                    assert_eq!(shown(&out, 0, 3), 3, "cut at {k}: {out}");
+                }
+            }
+        }
+        // The same dump read out of the device as far as it got, after a whole one.
+        if k > 0 {
+            let mut bytes = whole.clone();
+            bytes.extend_from_slice(&cut_bytes[..k]);
+            std::fs::write(&file_path, &bytes).unwrap();
+            let (code, out, err) = run_in_process(&["decode", file_path.to_str().unwrap()]);
+            assert_eq!(code, 1, "dump file cut at byte {k}:\n{out}\n{err}");
+            assert!(!err.is_empty(), "dump file cut at {k}");
+            assert_eq!(shown(&out, 0, 3), 3, "dump file cut at {k}: {out}");
+        }
+    }
+    // The seed the fuzz campaign left: nothing of the dump but its first page header.
+    let img = power_cut(&image, cut, 0, false);
+    let p = file("power-cut-before-data.img", &img);
+    let o = run(&["decode", p.to_str().unwrap()]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
+    assert!(err.contains("holds no dump start"), "{err}");
+}

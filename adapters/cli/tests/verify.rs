@@ -591,3 +591,82 @@ fn flash_store_image() {
     m[at] ^= 0x01;
     assert_fails_at_a_place("flash byte", verify_bytes(&verify_key, &m, &[]));
 }
+
+/// A collector's file (rsyslog's RFC 5424 lines) of the dump notices the forwarder sent
+/// for the sealed dumps of `dumps`, each seal body passed through `edit` first.
+fn notices(dumps: &[u8], edit: impl Fn(usize, &mut Vec<u8>)) -> String {
+    let mut text = String::from("<13>1 2026-12-07T12:00:00+00:00 gw other 1 - - not a notice\n");
+    for (i, &(s, e, _)) in frames(dumps)
+        .iter()
+        .filter(|f| f.2 == FRAME_SEAL)
+        .enumerate()
+    {
+        let mut body = dumps[s + 4..e - 4].to_vec();
+        edit(i, &mut body);
+        text.push_str(&format!(
+            "<84>1 2026-12-07T12:00:0{i}.000000+00:00 gw flightrec 42 dump [flightrec@32473 \
+             host=\"gw\" boot=\"b\" seq=\"{i}\" reason=\"manual\" records=\"3\" epoch=\"{i}\" \
+             seal=\"{}\"] dump written: d.flr (manual, 3 records), sealed epoch {i}\n",
+            flightrec_decode::verify::hex(&body)
+        ));
+    }
+    text
+}
+
+/// `SEALING.md` section 7: forwarded seals close the "newest dumps deleted" gap and tell a
+/// re-sealed dump from the one the device wrote.
+#[test]
+fn forwarded_seals_are_checked_against_the_dumps() {
+    let (dumps, key) = corpus();
+    let notes = temp(notices(&dumps, |_, _| {}).as_bytes());
+    let notes = notes.to_str().unwrap();
+    let (code, out) = verify_bytes(&key, &dumps, &["--forwarded", notes]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 forwarded seals read from"), "{out}");
+    // The newest dump deleted: unseen without the notices, a failure with them.
+    let spans = dump_spans(&dumps);
+    let without_newest = &dumps[..spans[2].0];
+    assert_eq!(verify_bytes(&key, without_newest, &[]).0, 0);
+    let (code, out) = verify_bytes(&key, without_newest, &["--forwarded", notes]);
+    assert_fails_at_a_place("newest deleted", (code, out.clone()));
+    assert!(
+        out.contains("epoch 2: its seal was forwarded") && out.contains("line 4"),
+        "{out}"
+    );
+    // The dump of epoch 2 replaced by another sealed with k[2] (stolen after epoch 1):
+    // its MAC checks, but it is not the dump the device forwarded the seal of.
+    let other = sealed_dumps(&mut SealKey::new(DEVICE_A, 0).at_epoch(2).unwrap(), 1);
+    let replaced = [without_newest, &other[..]].concat();
+    assert_eq!(
+        verify_bytes(&key, &replaced, &[]).0,
+        0,
+        "undetectable alone"
+    );
+    let (code, out) = verify_bytes(&key, &replaced, &["--forwarded", notes]);
+    assert_fails_at_a_place("replaced", (code, out.clone()));
+    assert!(out.contains("differs from the one forwarded"), "{out}");
+    // A notice whose seal this key did not make.
+    let forged = temp(
+        notices(&dumps, |i, b| {
+            if i == 1 {
+                b[80] ^= 1
+            }
+        })
+        .as_bytes(),
+    );
+    let (code, out) = verify_bytes(&key, &dumps, &["--forwarded", forged.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("forged notice"), "{out}");
+    // A notice whose seal is not a seal body.
+    let cut = temp(
+        notices(&dumps, |i, b| {
+            if i == 0 {
+                b.pop();
+            }
+        })
+        .as_bytes(),
+    );
+    let (code, out) = verify_bytes(&key, &dumps, &["--forwarded", cut.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("line 2: forwarded seal unreadable"), "{out}");
+}

@@ -14,7 +14,10 @@
 //!   shown under an unknown dump), and reported;
 //! - a committed dump whose data no longer matches its commit CRC is read all the same: the
 //!   wire decoder shows every frame whose own CRC holds and reports the others;
-//! - an image that ends inside a page is reported, and that page read as far as it goes.
+//! - an image that ends inside a page is reported, and that page read as far as it goes;
+//! - an uncommitted dump whose data does not even start with a dump's magic (a power cut
+//!   right after its first page header was written) is reported: the wire decoder would
+//!   find nothing to report in it.
 //!
 //! What remains of a dump whose first pages a newer dump reclaimed (the store's normal
 //! round robin) is not damage: it is noted and not decoded.
@@ -22,6 +25,7 @@
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom};
 
+use flightrec_core::dump::MAGIC;
 use flightrec_flash::{page_header_at, Commit, PageHeader, Status, RECORD_LEN};
 
 /// Smallest page the layout allows.
@@ -56,6 +60,11 @@ pub enum Trouble {
     Cut,
     /// Its commit record is neither blank nor valid: read as an uncommitted dump.
     CommitDamaged,
+    /// An uncommitted dump whose data does not start with a dump's magic (no data at all,
+    /// or fewer bytes than the magic): a power cut (or damage) right after its first page
+    /// header was written. The dump being written is lost, and nothing in its data would
+    /// tell the wire decoder so.
+    NoDumpStart,
     /// Pages left of a dump whose first pages a newer dump reclaimed. Not damage; not
     /// decoded.
     Reclaimed,
@@ -77,6 +86,7 @@ impl fmt::Display for Trouble {
             Trouble::Unreadable => "the page has no valid header and is not erased: its bytes are decoded as far as they go",
             Trouble::Cut => "the image ends inside it: read as far as it goes",
             Trouble::CommitDamaged => "its commit record is damaged: read as far as its data goes",
+            Trouble::NoDumpStart => "a dump was begun here but its data holds no dump start (a power cut or damage before its first bytes reached the flash): the dump being written is lost",
             Trouble::Reclaimed => "the rest of a dump whose first pages a newer dump reclaimed: not shown",
         })
     }
@@ -103,7 +113,8 @@ pub struct FlashDump {
 
 impl FlashDump {
     /// Whether anything about it is damage. (A dump the store calls incomplete is not
-    /// damage of the image: the wire decoder reports its missing end frame.)
+    /// damage of the image when its data starts a dump: the wire decoder reports its
+    /// missing end frame; when it does not, [`Trouble::NoDumpStart`] is.)
     pub fn damaged(&self) -> bool {
         self.trouble.iter().any(|t| t.is_damage())
     }
@@ -348,6 +359,9 @@ impl<R: Read + Seek> FlashImage<R> {
                     d.trouble.push(Trouble::CommitDamaged);
                 }
                 d.len = self.written_len(&d)?;
+                if !self.starts_with_magic(&d)? {
+                    d.trouble.push(Trouble::NoDumpStart);
+                }
             }
         }
         Ok(d)
@@ -368,6 +382,15 @@ impl<R: Read + Seek> FlashImage<R> {
             crc.update(&buf[..n]);
         }
         Ok((total == d.len).then(|| crc.finalize()))
+    }
+
+    /// Whether a dump's data starts with the wire format's magic.
+    fn starts_with_magic(&mut self, d: &FlashDump) -> io::Result<bool> {
+        let mut start = Vec::with_capacity(MAGIC.len());
+        self.data(d)
+            .take(MAGIC.len() as u64)
+            .read_to_end(&mut start)?;
+        Ok(start == MAGIC)
     }
 
     /// Data bytes of an uncommitted stretch: up to its last byte that is not `FF`.

@@ -258,6 +258,31 @@ pub enum EpochProblem {
         /// The other.
         again: Place,
     },
+    /// A seal forwarded off the device (a collector's dump notice, `SEALING.md` section 7)
+    /// whose dump is not among the dumps given: deleted.
+    ForwardedWithoutDump {
+        /// The seal's epoch.
+        epoch: u64,
+        /// Where the notice is.
+        notice: String,
+    },
+    /// A dump whose seal is not the one forwarded for its epoch: replaced or re-sealed.
+    ForwardedDiffers {
+        /// The epoch.
+        epoch: u64,
+        /// Where the notice is.
+        notice: String,
+        /// The dump.
+        place: Place,
+    },
+    /// A forwarded seal whose MAC does not check with the verification key: the notice is
+    /// forged (or of another device).
+    ForwardedForged {
+        /// The epoch it claims.
+        epoch: u64,
+        /// Where the notice is.
+        notice: String,
+    },
     /// A dump whose epoch is below the previous dump's in the same input.
     OutOfOrder {
         /// The dump.
@@ -299,6 +324,22 @@ impl fmt::Display for EpochProblem {
                 f,
                 "epoch {epoch} sealed twice (duplicated or re-sealed dump): {first} and {again}"
             ),
+            EpochProblem::ForwardedWithoutDump { epoch, notice } => write!(
+                f,
+                "epoch {epoch}: its seal was forwarded ({notice}) but no dump given carries it (dump deleted)"
+            ),
+            EpochProblem::ForwardedDiffers {
+                epoch,
+                notice,
+                place,
+            } => write!(
+                f,
+                "{place}: epoch {epoch}: its seal differs from the one forwarded ({notice}): dump replaced or re-sealed"
+            ),
+            EpochProblem::ForwardedForged { epoch, notice } => write!(
+                f,
+                "{notice}: the forwarded seal of epoch {epoch} was not made by this key (forged notice, or another device's)"
+            ),
             EpochProblem::OutOfOrder {
                 place,
                 epoch,
@@ -330,6 +371,10 @@ pub struct Verifier {
     out_of_order: Vec<EpochProblem>,
     /// The newest epoch the auditor knows was sealed.
     last: Option<u64>,
+    /// Every readable seal of the dumps given (intact or not), with where.
+    seals: Vec<(Seal, Option<SignatureBody>, Place)>,
+    /// Seals forwarded off the device, with where their notice is.
+    forwarded: Vec<(Seal, Option<SignatureBody>, String)>,
 }
 
 /// Distance between remembered derived keys.
@@ -367,7 +412,63 @@ impl Verifier {
             epochs: Vec::new(),
             out_of_order: Vec::new(),
             last: None,
+            seals: Vec::new(),
+            forwarded: Vec::new(),
         }
+    }
+
+    /// Adds a seal forwarded off the device: a dump notice's `seal` and `sig` bodies
+    /// (`SEALING.md` section 7), `notice` saying where it was read. [`finish`](Self::finish)
+    /// then fails unless a dump given carries exactly this seal (and signature), and
+    /// expects every epoch up to the newest forwarded one (as
+    /// [`expect_last`](Self::expect_last)). With the verification key, the forwarded
+    /// seal's own MAC is checked too. `Err` if the bodies are not version-1 bodies.
+    pub fn add_forwarded(
+        &mut self,
+        notice: String,
+        seal: &[u8],
+        signature: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let parsed = Seal::parse(seal).ok_or("not a version-1 seal body")?;
+        let sig = match signature {
+            Some(b) => Some(SignatureBody::parse(b).ok_or("not a version-1 signature body")?),
+            None => None,
+        };
+        self.last = self.last.max(Some(parsed.epoch));
+        self.forwarded.push((parsed, sig, notice));
+        Ok(())
+    }
+
+    /// The problems of the forwarded seals (see [`add_forwarded`](Self::add_forwarded)).
+    fn check_forwarded(&mut self) -> Vec<EpochProblem> {
+        let mut problems = Vec::new();
+        for (seal, sig, notice) in std::mem::take(&mut self.forwarded) {
+            let epoch = seal.epoch;
+            // Without the verification key a forwarded seal is judged by the dump's (whose
+            // signature chain is checked) being the same bytes.
+            let forged = self.base.is_some() && !self.key(epoch).is_some_and(|k| seal.check(&k));
+            if forged {
+                problems.push(EpochProblem::ForwardedForged { epoch, notice });
+                continue;
+            }
+            let mut found = false;
+            for (s, dump_sig, place) in self.seals.iter().filter(|(s, _, _)| s.epoch == epoch) {
+                found = true;
+                // A signature is compared where both have one (a stripped one fails the
+                // signature check, with a public key).
+                if *s != seal || (sig.is_some() && dump_sig.is_some() && *dump_sig != sig) {
+                    problems.push(EpochProblem::ForwardedDiffers {
+                        epoch,
+                        notice: notice.clone(),
+                        place: place.clone(),
+                    });
+                }
+            }
+            if !found {
+                problems.push(EpochProblem::ForwardedWithoutDump { epoch, notice });
+            }
+        }
+        problems
     }
 
     /// Tells the verifier that epoch `last` was sealed (the auditor saw its seal elsewhere,
@@ -414,6 +515,9 @@ impl Verifier {
                         offset,
                     };
                     let epoch = seal.map(|s| s.epoch);
+                    if let Some(s) = seal {
+                        self.seals.push((s, None, place.clone()));
+                    }
                     if let Some(e) = epoch {
                         // A dump whose magic is damaged: its epoch is not missing.
                         self.epochs.push((e, place.clone()));
@@ -442,6 +546,9 @@ impl Verifier {
                                 self.signed.push((*seal, d.sig, place.clone()));
                             }
                         }
+                    }
+                    if let Some(seal) = d.seal {
+                        self.seals.push((seal, d.sig, place.clone()));
                     }
                     if let Some(epoch) = d.seal.as_ref().map(|s| s.epoch) {
                         // Reported by `finish`, with the problems across inputs.
@@ -536,6 +643,7 @@ impl Verifier {
     pub fn finish(mut self, verdicts: &mut [DumpVerdict]) -> Vec<EpochProblem> {
         self.check_signatures(verdicts);
         let mut problems = std::mem::take(&mut self.out_of_order);
+        problems.extend(self.check_forwarded());
         let mut by_epoch: Vec<(u64, Place)> = std::mem::take(&mut self.epochs);
         by_epoch.sort_by_key(|(e, _)| *e);
         let mut expected = self.first_epoch;

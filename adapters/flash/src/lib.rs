@@ -10,6 +10,10 @@
 //!   [`FlashStore::erase_all`] erase.
 //! - [`persist`]: a recorder whose ring lives in `.uninit` RAM, survives a reset, is
 //!   validated at boot and dumped as an untimely death; crash loops are bounded.
+//! - `keys` (feature `seal`): the device's sealing key in two erase pages, evolved
+//!   power-fail safely before each sealed dump is committed (`FlashStore::store_sealed`,
+//!   `FlashStore::write_sealed`, `PersistentRecorder::dump_death_sealed`); the format and
+//!   the order of writes are `core/SEALING.md` section 8.
 //! - [`frame`] and `defmt_logger` (feature `defmt-logger`): a `#[defmt::global_logger]`
 //!   recording defmt frames into the ring.
 //! - [`RamFlash`] (NOR semantics in RAM, for demos) and [`ImageFlash`] (a raw image read
@@ -161,6 +165,8 @@ pub mod defmt_logger;
 mod format;
 pub mod frame;
 mod image;
+#[cfg(feature = "seal")]
+pub mod keys;
 pub mod persist;
 mod ram;
 mod store;

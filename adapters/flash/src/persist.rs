@@ -291,23 +291,8 @@ impl<const N: usize, C: RecorderSettings, const SLOTS: usize, const DEPTH: usize
         store: &mut FlashStore<F>,
         scratch: &mut [u8],
     ) -> Result<Option<DumpInfo>, Error<F::Error>> {
-        let (Some(death), true) = (boot.death, boot.dump_due) else {
+        let Some(header) = death_header(boot, now, clock, build) else {
             return Ok(None);
-        };
-        let header = DumpHeader {
-            reason: Reason::UntimelyDeath,
-            detail: death.as_str(),
-            trigger_time: now,
-            trigger_seq: None,
-            clock,
-            first_seq: 0,
-            next_seq: 0,
-            lost: boot.dropped as u64,
-            suppressed: 0,
-            scope: None,
-            index: 0,
-            capacity: 0,
-            build: *build,
         };
         let mut w = store.begin()?;
         self.recorder.dump_with_header(header, &mut w, scratch)?;
@@ -315,6 +300,60 @@ impl<const N: usize, C: RecorderSettings, const SLOTS: usize, const DEPTH: usize
         let _ = self.recorder.clear();
         Ok(Some(info))
     }
+
+    /// As [`Self::dump_death`], the dump sealed with `keys`' key if there is one (the key
+    /// evolves on flash before the dump is committed: [`crate::keys`]). Call at boot, once
+    /// the key pages are mounted.
+    #[cfg(feature = "seal")]
+    #[allow(clippy::too_many_arguments)] // dump_death's, and the keys
+    pub fn dump_death_sealed<F: NorFlash>(
+        &self,
+        boot: &Boot,
+        now: u64,
+        clock: ClockInfo,
+        build: &Build<'_>,
+        store: &mut FlashStore<F>,
+        scratch: &mut [u8],
+        keys: &mut crate::keys::KeySlots,
+    ) -> Result<Option<DumpInfo>, Error<F::Error>> {
+        let Some(header) = death_header(boot, now, clock, build) else {
+            return Ok(None);
+        };
+        let info = store.write_sealed(keys, |w| {
+            self.recorder
+                .dump_with_header(header, w, scratch)
+                .map(|_| ())
+        })?;
+        let _ = self.recorder.clear();
+        Ok(Some(info))
+    }
+}
+
+/// The header of the death dump `boot` calls for, if one is due.
+fn death_header<'b>(
+    boot: &Boot,
+    now: u64,
+    clock: ClockInfo,
+    build: &Build<'b>,
+) -> Option<DumpHeader<'b>> {
+    let (Some(death), true) = (boot.death, boot.dump_due) else {
+        return None;
+    };
+    Some(DumpHeader {
+        reason: Reason::UntimelyDeath,
+        detail: death.as_str(),
+        trigger_time: now,
+        trigger_seq: None,
+        clock,
+        first_seq: 0,
+        next_seq: 0,
+        lost: boot.dropped as u64,
+        suppressed: 0,
+        scope: None,
+        index: 0,
+        capacity: 0,
+        build: *build,
+    })
 }
 
 impl<const N: usize, C: RecorderSettings, const SLOTS: usize, const DEPTH: usize> Default

@@ -41,6 +41,10 @@ pub enum Error<E> {
     Ring(RingError),
     /// The scratch buffer cannot hold the dump header.
     ScratchTooSmall,
+    /// No sealing key (none provisioned), or a seal made with another epoch's key.
+    NoKey,
+    /// A sealing key is installed already: it is only ever evolved, never replaced.
+    KeyPresent,
 }
 
 impl<E: fmt::Debug> fmt::Display for Error<E> {
@@ -55,6 +59,8 @@ impl<E: fmt::Debug> fmt::Display for Error<E> {
             Error::Exhausted => f.write_str("dump ids exhausted"),
             Error::Ring(e) => write!(f, "ring not readable: {e:?}"),
             Error::ScratchTooSmall => f.write_str("scratch buffer too small for the dump header"),
+            Error::NoKey => f.write_str("no sealing key for this seal"),
+            Error::KeyPresent => f.write_str("a sealing key is installed already"),
         }
     }
 }
@@ -441,8 +447,12 @@ impl<F: NorFlash> FlashStore<F> {
         Self::read_from(&mut self.flash, addr, out)
     }
 
-    /// [`Self::read`] before there is a store (`mount`).
-    fn read_from(flash: &mut F, addr: u32, out: &mut [u8]) -> Result<(), Error<F::Error>> {
+    /// [`Self::read`] before there is a store (`mount`), and for the key pages.
+    pub(crate) fn read_from(
+        flash: &mut F,
+        addr: u32,
+        out: &mut [u8],
+    ) -> Result<(), Error<F::Error>> {
         if F::READ_SIZE == 1 {
             return flash.read(addr, out).map_err(Error::Flash);
         }
@@ -711,7 +721,20 @@ impl<F: NorFlash> DumpWriter<'_, F> {
         Ok(())
     }
 
-    fn push(&mut self, mut data: &[u8]) -> Result<(), Error<F::Error>> {
+    /// The flash driver (the key pages share it).
+    #[cfg(feature = "seal")]
+    pub(crate) fn flash(&mut self) -> &mut F {
+        &mut self.store.flash
+    }
+
+    /// The store's region in the flash.
+    #[cfg(feature = "seal")]
+    pub(crate) fn region(&self) -> Range<u32> {
+        let s = &*self.store;
+        s.base..s.base + s.pages * FlashStore::<F>::PAGE
+    }
+
+    pub(crate) fn push(&mut self, mut data: &[u8]) -> Result<(), Error<F::Error>> {
         if self.store.w.failed {
             return Err(Error::Aborted);
         }

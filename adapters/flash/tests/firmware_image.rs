@@ -1,10 +1,11 @@
 //! Checks the flash image the firmware example wrote in QEMU (`firmware-example/run.sh`
 //! runs this with `FLIGHTREC_FLASH_IMAGE` and `FLIGHTREC_DUMPS` set), using this crate's
-//! own reader: the events, triggers and reasons of the demo are there.
+//! own reader: the events, triggers and reasons of the demo are there, and every dump is
+//! sealed (checked with the auditor's key when `FLIGHTREC_VERIFY_KEY` names it).
 
 mod common;
 
-use common::{parse_dump, Parsed};
+use common::{parse_dump, sealed_epoch, Parsed};
 use flightrec_core::event::{decode, Decoded};
 use flightrec_core::{Kind, Level, Reason};
 use flightrec_flash::{geometry, FlashStore, ImageFlash, Status};
@@ -40,6 +41,11 @@ fn the_firmware_image_holds_the_demo_dumps() {
     let mut store =
         FlashStore::mount(ImageFlash::<1024, 4>::new(&image), 0..image.len() as u32).unwrap();
     let infos: Vec<_> = store.dumps().map(Result::unwrap).collect();
+    let verify_key = std::env::var("FLIGHTREC_VERIFY_KEY").ok().map(|p| {
+        let text = std::fs::read(&p).expect("read the verification key");
+        flightrec_flash::keys::parse_key_file(&text).expect("a key file")
+    });
+    let mut epochs = Vec::new();
     let mut read_out = Vec::new();
     let mut dumps = Vec::new();
     for info in &infos {
@@ -49,8 +55,26 @@ fn the_firmware_image_holds_the_demo_dumps() {
         read_out.extend_from_slice(&bytes);
         let d = parse_dump(&bytes);
         assert!(d.complete, "dump {} has its end frame", info.id);
-        assert_eq!(d.len, bytes.len());
+        // Sealed: the seal frame follows the end frame, and nothing else.
+        let seal = &bytes[d.len..];
+        assert_eq!(
+            seal.len(),
+            flightrec_core::seal::SEAL_FRAME_LEN,
+            "dump {}",
+            info.id
+        );
+        assert_eq!(seal[1], flightrec_core::seal::FRAME_SEAL);
+        if let Some(k) = &verify_key {
+            epochs.push(sealed_epoch(&bytes, k).expect("the seal checks"));
+        }
         dumps.push(d);
+    }
+    if verify_key.is_some() {
+        assert_eq!(
+            epochs,
+            [0, 1],
+            "one epoch per dump, from the provisioned one"
+        );
     }
     let reasons: Vec<Reason> = dumps.iter().map(|d| d.reason).collect();
     assert_eq!(

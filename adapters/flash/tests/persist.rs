@@ -6,7 +6,7 @@ mod common;
 
 use core::mem::MaybeUninit;
 
-use common::Rng;
+use common::{mount_keys, Rng};
 use flightrec_core::event::AuthFailure;
 use flightrec_core::{ClockInfo, Level, Reason, RecorderConfig, RecorderSettings, TriggerConfig};
 use flightrec_flash::persist::{Death, PersistConfig, Persisted, PersistentRecorder};
@@ -300,4 +300,47 @@ impl StatsForTest for Rec {
         let s = self.stats().unwrap().ring;
         (s.records, s.next_seq)
     }
+}
+
+#[test]
+fn the_death_dump_is_sealed_at_the_next_boot() {
+    use flightrec_core::seal::SealKey;
+    let k0 = SealKey::new([0x5A; 32], 0);
+    let ram = Ram::power_on(7);
+    // Dumps on pages 0..8, the key on pages 8 and 9.
+    let mut mem = vec![0xFF; 10 * 256];
+    let keys_at = 8 * 256..10 * 256;
+    {
+        let mut flash = RamFlash::<'_, 256, 4>::new(&mut mem);
+        let mut keys = mount_keys(&mut flash, keys_at.clone()).unwrap();
+        keys.provision(&mut flash, &k0).unwrap();
+        let rec = Rec::new();
+        let _ = rec.attach(ram.boot(), &CONFIG);
+        rec.record(10, None, &failure("mallory")).unwrap();
+        rec.note_death(Death::Fault);
+    }
+    let mut flash = RamFlash::<'_, 256, 4>::new(&mut mem);
+    let mut keys = mount_keys(&mut flash, keys_at.clone()).unwrap();
+    let rec = Rec::new();
+    let boot = rec.attach(ram.boot(), &CONFIG);
+    let mut store = FlashStore::mount(&mut flash, 0..8 * 256).unwrap();
+    let info = rec
+        .dump_death_sealed(
+            &boot,
+            5,
+            ClockInfo::BOOT_MILLIS,
+            &BUILD,
+            &mut store,
+            &mut [0u8; 256],
+            &mut keys,
+        )
+        .unwrap()
+        .unwrap();
+    let mut bytes = Vec::new();
+    store.read_out(&info, &mut bytes).unwrap();
+    assert_eq!(common::sealed_epoch(&bytes, &k0), Some(0));
+    // The key moved on, and the one that sealed the dump is gone from the flash.
+    assert_eq!(keys.epoch(), Some(1));
+    assert_eq!(mount_keys(&mut flash, keys_at).unwrap().epoch(), Some(1));
+    assert!(!mem.windows(32).any(|w| w == k0.secret()));
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use flightrec_core::trigger::DumpOrder;
 
 use crate::files::{append_whole, open_append, refusal, FilePolicy, Template, TemplateVars};
+use crate::forward::{DumpNotice, ForwardedSeal, Forwarder};
 use crate::recorder::FlightRecorder;
 use crate::stats::{Counters, Source};
 
@@ -70,6 +71,8 @@ pub struct DumpFiles {
     panic_files: AtomicU64,
     /// Sealing key (`SEALING.md`): binary dumps are sealed when one is set.
     seal: OnceLock<Mutex<crate::sealkey::KeyFile>>,
+    /// The forwarder every dump's notice goes to (with its seal), if any.
+    forward: OnceLock<Arc<Forwarder>>,
 }
 
 /// Where a dump's bytes come from: streamed from the recorder's shards, or already built.
@@ -93,6 +96,7 @@ impl DumpFiles {
             lock: Mutex::new(Cut::default()),
             panic_files: AtomicU64::new(0),
             seal: OnceLock::new(),
+            forward: OnceLock::new(),
         }
     }
 
@@ -132,30 +136,37 @@ impl DumpFiles {
         now.dumps_lost
     }
 
+    /// Sends every dump's notice to `forward` from now on (see [`write`](Self::write)).
+    /// `false` if a forwarder was set already.
+    pub fn forward_to(&self, forward: Arc<Forwarder>) -> bool {
+        self.forward.set(forward).is_ok()
+    }
+
     /// Builds the dump `order` asks for and writes it. On an error the dump is abandoned
     /// (cut back out of the file, counted in [`errors`](Self::errors), said once per cause):
     /// never retried in a loop, never blocking the next one.
+    ///
+    /// With a forwarder ([`forward_to`](Self::forward_to)), the dump's notice (its facts
+    /// read from the dump's own bytes, its seal and signature when sealed) is in the
+    /// forwarder's spool when this returns: such a dump is built in memory, others stream
+    /// from the shards. This holds on the panic hook's path too.
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
-        self.write_body(rec, Body::Streamed(rec, order))
-    }
-
-    /// As [`write`](Self::write), then, once the dump is in its file, gives `written` the
-    /// dump's wire-format bytes and the file (for the forwarder's dump notice, which reads
-    /// its facts from them: this path holds the dump in memory, [`write`](Self::write)
-    /// streams it).
-    pub fn write_noting(
-        &self,
-        rec: &FlightRecorder,
-        order: &DumpOrder,
-        written: impl FnOnce(&[u8], &Path),
-    ) -> io::Result<PathBuf> {
+        let Some(forward) = self.forward.get() else {
+            return self
+                .write_body(rec, Body::Streamed(rec, order))
+                .map(|(path, _)| path);
+        };
         let wire = rec.dump_bytes(order);
-        let path = self.write_body(rec, Body::Wire(&wire))?;
-        written(&wire, &path);
+        let (path, seal) = self.write_body(rec, Body::Wire(&wire))?;
+        let mut notice = DumpNotice::of_dump(order, &wire, &path.to_string_lossy());
+        notice.seal = ForwardedSeal::of_frames(&seal);
+        // The forwarder counts and says its own failures.
+        let _ = forward.dump(&notice);
         Ok(path)
     }
 
-    fn write_body(&self, rec: &FlightRecorder, body: Body<'_>) -> io::Result<PathBuf> {
+    /// Writes the dump; its path and its seal and signature frames (empty if unsealed).
+    fn write_body(&self, rec: &FlightRecorder, body: Body<'_>) -> io::Result<(PathBuf, Vec<u8>)> {
         let mut guard = self.guard();
         let mut path = PathBuf::from(self.opts.path.expand(&TemplateVars {
             pid: std::process::id(),
@@ -169,8 +180,9 @@ impl DumpFiles {
             name.push(format!(".panic-{n}"));
             path = PathBuf::from(name);
         }
+        let mut seal = Vec::new();
         let result = self
-            .write_at(&path, &body, guard.as_deref_mut())
+            .write_at(&path, &body, guard.as_deref_mut(), &mut seal)
             .map_err(|e| {
                 // A refusal names the path and keeps its cause; other errors get the path.
                 if refusal(&e).is_some() {
@@ -182,7 +194,7 @@ impl DumpFiles {
         match result {
             Ok(()) => {
                 self.counters.written(Source::Dump, 1);
-                Ok(path)
+                Ok((path, seal))
             }
             Err(e) => {
                 self.counters.lost(Source::Dump, 1);
@@ -205,8 +217,15 @@ impl DumpFiles {
     }
 
     /// Writes the dump to `path`, whole or not at all. `cut` is `None` for a `.panic-N`
-    /// file (its own name: nobody else writes it).
-    fn write_at(&self, path: &Path, body: &Body<'_>, cut: Option<&mut Cut>) -> io::Result<()> {
+    /// file (its own name: nobody else writes it). `seal` gets the seal and signature
+    /// frames written after the dump.
+    fn write_at(
+        &self,
+        path: &Path,
+        body: &Body<'_>,
+        cut: Option<&mut Cut>,
+        seal: &mut Vec<u8>,
+    ) -> io::Result<()> {
         let opened = open_append(path, &self.opts.file)?;
         if let Some(t) = opened.tightened {
             self.counters.tightened(path, t);
@@ -217,7 +236,7 @@ impl DumpFiles {
             if marked {
                 out.write_all(CUT_MARKER)?;
             }
-            self.emit(body, out)
+            self.emit(body, out, seal)
         });
         match (result, cut) {
             (Ok(_), Some(cut)) => {
@@ -245,23 +264,23 @@ impl DumpFiles {
 
     /// Writes the dump to `out` in the configured format. A sealed dump is built in memory
     /// (its seal covers every byte); others stream from the shards.
-    fn emit(&self, body: &Body<'_>, out: &mut dyn Write) -> io::Result<()> {
+    fn emit(&self, body: &Body<'_>, out: &mut dyn Write, seal: &mut Vec<u8>) -> io::Result<()> {
         match (*body, self.opts.format) {
             (Body::Streamed(rec, order), DumpFormat::Binary) if self.seal.get().is_some() => {
-                self.emit_wire(&rec.dump_bytes(order), out)
+                self.emit_wire(&rec.dump_bytes(order), out, seal)
             }
             (Body::Streamed(rec, order), format) => rec.write_dump(order, format, out).map(drop),
-            (Body::Wire(wire), _) => self.emit_wire(wire, out),
+            (Body::Wire(wire), _) => self.emit_wire(wire, out, seal),
         }
     }
 
-    fn emit_wire(&self, wire: &[u8], out: &mut dyn Write) -> io::Result<()> {
+    fn emit_wire(&self, wire: &[u8], out: &mut dyn Write, seal: &mut Vec<u8>) -> io::Result<()> {
         match self.opts.format {
             DumpFormat::Binary => {
                 // Sealed (the key evolved on disk) before the dump is written.
-                let seal = self.seal(wire)?;
+                *seal = self.seal(wire)?;
                 out.write_all(wire)?;
-                out.write_all(&seal)
+                out.write_all(seal)
             }
             DumpFormat::Forensic => forensic_to(wire, out),
         }

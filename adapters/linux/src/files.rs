@@ -43,8 +43,9 @@
 //! that the next one is glued to.
 //!
 //! For a new kind of file: [`open_append`] (or [`SafeDir::open`] then
-//! [`SafeDir::open_append`] / [`SafeDir::create_new`], renames and removals in that
-//! directory), with a [`FilePolicy`], then [`append_whole`].
+//! [`SafeDir::open_append`] / [`SafeDir::open_read`] / [`SafeDir::open_rw`] /
+//! [`SafeDir::create_new`], renames and removals in that directory), with a [`FilePolicy`],
+//! then [`append_whole`]. The forwarder's spool opens every file this way.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
@@ -324,7 +325,7 @@ pub struct SafeDir {
     path: PathBuf,
 }
 
-/// A file opened by [`SafeDir::open_append`].
+/// A file opened by [`SafeDir::open_append`], [`SafeDir::open_read`] or [`SafeDir::open_rw`].
 #[derive(Debug)]
 pub struct Opened {
     /// The file, open for appending.
@@ -372,22 +373,44 @@ impl SafeDir {
     /// Opens (creating if missing) the file `name` in this directory for appending, by the
     /// rules of the [module docs](self). Never blocks: a FIFO, socket or device is refused.
     pub fn open_append(&self, name: &OsStr, policy: &FilePolicy) -> io::Result<Opened> {
+        self.open_checked(
+            name,
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT,
+            policy,
+        )
+    }
+
+    /// Opens the existing file `name` in this directory for reading, by the rules of the
+    /// [module docs](self) (no link, only a regular file, never blocking; the mode is
+    /// tightened to `policy`'s).
+    pub fn open_read(&self, name: &OsStr, policy: &FilePolicy) -> io::Result<Opened> {
+        self.open_checked(name, libc::O_RDONLY, policy)
+    }
+
+    /// Opens the file `name` in this directory for reading and writing (in place, not
+    /// appending), creating it if `create`, by the rules of the [module docs](self).
+    pub fn open_rw(&self, name: &OsStr, policy: &FilePolicy, create: bool) -> io::Result<Opened> {
+        let create = if create { libc::O_CREAT } else { 0 };
+        self.open_checked(name, libc::O_RDWR | create, policy)
+    }
+
+    /// Looks at `name` first (a FIFO or a device is never opened), opens it with `access`
+    /// and the safe flags, checks and tightens it.
+    fn open_checked(
+        &self,
+        name: &OsStr,
+        access: libc::c_int,
+        policy: &FilePolicy,
+    ) -> io::Result<Opened> {
         let path = self.path.join(name);
         let c = self.leaf(name)?;
-        // Look before opening: a FIFO or a device is never opened for writing.
         if let Some(st) = stat_at(self.fd.as_raw_fd(), &c).map_err(|e| at(&path, e))? {
             check_kind(&st, &path)?;
         }
         let fd = open_at(
             self.fd.as_raw_fd(),
             &c,
-            libc::O_WRONLY
-                | libc::O_APPEND
-                | libc::O_CREAT
-                | libc::O_NOFOLLOW
-                | libc::O_NONBLOCK
-                | libc::O_NOCTTY
-                | libc::O_CLOEXEC,
+            access | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
             policy.mode & 0o777,
         )
         .map_err(|e| self.classify(&c, &path, e))?;

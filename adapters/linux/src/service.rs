@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::auditlog::{AuditLog, AuditOptions};
 use crate::dumpfile::{DumpFiles, DumpOptions};
-use crate::forward::{DumpNotice, ForwardStats, Forwarder};
+use crate::forward::{ForwardStats, Forwarder};
 use crate::recorder::{Command, FlightRecorder};
 use crate::stats::{Counters, Lost, ServiceStats};
 
@@ -61,7 +61,9 @@ impl Service {
     }
 
     /// As [`start`](Self::start), and hands audit events, trigger firings and dump
-    /// notices to `forward` as well ([`crate::Config::forwarder`] builds it).
+    /// notices to `forward` as well ([`crate::Config::forwarder`] builds it): each is in
+    /// the forwarder's spool before the call that made it returns (the record call, the
+    /// dump's write, the panic hook's dump).
     pub fn start_with(
         rec: Arc<FlightRecorder>,
         opts: ServiceOptions,
@@ -84,7 +86,10 @@ impl Service {
         } else {
             None
         };
-        if !rec.attach(tx.clone(), dumper.clone()) {
+        if let Some(f) = &forward {
+            dumper.forward_to(f.clone());
+        }
+        if !rec.attach(tx.clone(), dumper.clone(), forward.clone()) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "this recorder already has a writer task",
@@ -101,7 +106,6 @@ impl Service {
             dump_sig,
             hup,
             counters.clone(),
-            forward.clone(),
         ));
         Ok(Service {
             rec,
@@ -203,7 +207,6 @@ async fn next_hup(s: &mut Option<Signal>) {
 const EXPIRY_EVERY: Duration = Duration::from_secs(3600);
 
 // The task's whole state, handed over once at spawn.
-#[allow(clippy::too_many_arguments)]
 async fn run(
     rec: Arc<FlightRecorder>,
     mut rx: mpsc::Receiver<Command>,
@@ -212,7 +215,6 @@ async fn run(
     mut dump_sig: Option<(i32, Signal)>,
     mut hup: Option<Signal>,
     counters: Arc<Counters>,
-    forward: Option<Arc<Forwarder>>,
 ) {
     if let Some(a) = audit.as_mut() {
         a.expire();
@@ -233,7 +235,7 @@ async fn run(
                 // Take what is queued in one go: audit lines of a burst share one write.
                 let mut taken = 0;
                 while let Some(cmd) = pending.take() {
-                    handle(&rec, &dumper, &mut audit, &counters, forward.as_deref(), cmd);
+                    handle(&rec, &dumper, &mut audit, &counters, cmd);
                     taken += 1;
                     if taken < 4096 {
                         pending = rx.try_recv().ok();
@@ -304,26 +306,15 @@ fn handle(
     dumper: &DumpFiles,
     audit: &mut Option<AuditLog>,
     counters: &Counters,
-    forward: Option<&Forwarder>,
     cmd: Command,
 ) {
     match cmd {
         Command::Dump(order) => {
-            // The forwarder counts and logs its own failures; the dump files theirs.
-            if let Some(f) = forward {
-                let _ = f.trigger(&order);
-            }
-            let _ = dumper.write_noting(rec, &order, |bytes, path| {
-                if let Some(f) = forward {
-                    let _ = f.dump(&DumpNotice::of_dump(&order, bytes, &path.to_string_lossy()));
-                }
-            });
+            // Counted and said by the dump files (its notice, if forwarded, by the forwarder).
+            let _ = dumper.write(rec, &order);
         }
         Command::Wake => {}
         Command::Audit(item) => {
-            if let Some(f) = forward {
-                let _ = f.audit_item(&item);
-            }
             if let Some(a) = audit.as_mut() {
                 a.add(&item);
             }

@@ -92,6 +92,7 @@ fn delivery_in_order(input: Input) {
         lost: 0,
         suppressed: 0,
         file: "dumps/d-1.flr".into(),
+        seal: None,
     };
     assert_eq!(fwd.dump(&notice).unwrap(), n);
     assert!(fwd.drain(Duration::from_secs(30)), "{:?}", fwd.stats());

@@ -363,3 +363,27 @@ pub fn parse_dump(b: &[u8]) -> Parsed {
     parsed.len = at;
     parsed
 }
+
+/// The epoch of a sealed dump (`bytes`: the dump and its seal frame, as read out of the
+/// store) if its seal is the one `k0` (the provisioned key, epoch 0) derives for that
+/// epoch over exactly the bytes before it; `None` if unsealed or the seal does not check.
+pub fn sealed_epoch(bytes: &[u8], k0: &flightrec_core::seal::SealKey) -> Option<u64> {
+    use flightrec_core::seal::{Seal, Sealer, SEAL_BODY_LEN, SEAL_FRAME_LEN};
+    let (dump, frame) = bytes.split_at(bytes.len().checked_sub(SEAL_FRAME_LEN)?);
+    let seal = Seal::parse(&frame[4..4 + SEAL_BODY_LEN])?;
+    let key = k0.at_epoch(seal.epoch)?;
+    let mut sealer = Sealer::new(Vec::new());
+    embedded_io::Write::write_all(&mut sealer, dump).ok()?;
+    let expected = sealer.take_seal(&key);
+    (expected == seal && expected.frame()[..] == *frame).then_some(seal.epoch)
+}
+
+/// The key pages at `region`, mounted.
+pub fn mount_keys<F: embedded_storage::nor_flash::NorFlash>(
+    flash: &mut F,
+    region: std::ops::Range<u32>,
+) -> Result<flightrec_flash::keys::KeySlots, flightrec_flash::Error<F::Error>> {
+    let mut keys = flightrec_flash::keys::KeySlots::new(region);
+    keys.mount(flash)?;
+    Ok(keys)
+}

@@ -20,9 +20,12 @@ use std::fmt::{self, Write as _};
 
 use flightrec_audit::LineFormat;
 use flightrec_core::event::{Decoded, Peer};
+use flightrec_core::seal::SEAL_BODY_LEN;
 use flightrec_core::text::Escaped;
 use flightrec_core::trigger::{DumpOrder, Reason};
 use flightrec_core::{Level, SessionId};
+use flightrec_decode::sign::SIGNATURE_BODY_LEN;
+use flightrec_decode::verify::hex;
 
 /// The documentation enterprise number of RFC 5612, as the default SD-ID.
 pub const DEFAULT_SD_ID: &str = "flightrec@32473";
@@ -223,6 +226,20 @@ pub struct DumpNotice {
     pub suppressed: u32,
     /// The file it went to.
     pub file: String,
+    /// Its seal (and signature), when sealing is on.
+    pub seal: Option<ForwardedSeal>,
+}
+
+/// A sealed dump's seal as its notice carries it (`core/SEALING.md` section 7): the seal
+/// frame's body, and the signature frame's body when the host signs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForwardedSeal {
+    /// The seal's epoch (also inside `seal`; said apart for readers of the collector's files).
+    pub epoch: u64,
+    /// The seal body, version 1 (`SEALING.md` section 2).
+    pub seal: [u8; SEAL_BODY_LEN],
+    /// The signature body, version 1 (`SEALING.md` section 6), if signed.
+    pub signature: Option<[u8; SIGNATURE_BODY_LEN]>,
 }
 
 /// Builds RFC 5424 messages from one [`Origin`] and audit-line layout.
@@ -359,6 +376,13 @@ impl MessageBuilder {
         p.add("lost", d.lost);
         p.add("suppressed", d.suppressed);
         p.text("file", &d.file);
+        if let Some(s) = &d.seal {
+            p.add("epoch", s.epoch);
+            p.add("seal", hex(&s.seal));
+            if let Some(sig) = &s.signature {
+                p.add("sig", hex(sig));
+            }
+        }
         let _ = write!(
             out,
             "] dump written: {} ({}, {} records",
@@ -370,6 +394,9 @@ impl MessageBuilder {
             let _ = write!(out, " {first}..={last}");
         }
         let _ = write!(out, ", {} lost, {} suppressed)", d.lost, d.suppressed);
+        if let Some(s) = &d.seal {
+            let _ = write!(out, ", sealed epoch {}", s.epoch);
+        }
     }
 }
 
@@ -482,6 +509,7 @@ mod tests {
                 lost: 1,
                 suppressed: 2,
                 file: "dumps/d 1\n.flr".into(),
+                seal: None,
             },
         );
         let m = parse(&out);

@@ -4,7 +4,11 @@
 //! - [`message`]: each record becomes an RFC 5424 message carrying (host, boot, sequence
 //!   number) in its structured data, its MSG the audit line itself.
 //! - [`spool`]: a bounded on-disk spool. [`Forwarder::audit`] and the notices return once
-//!   the message is in it; producers never wait on the network.
+//!   the message is in it; producers never wait on the network. Through the service, the
+//!   record call spools its audit event and trigger notice itself, and every dump's notice
+//!   (the panic hook's too) is spooled by the dump's write, with the dump's seal and
+//!   signature when sealing is on (`core/SEALING.md` section 7; `flightrec verify
+//!   --forwarded` checks them against the dumps).
 //! - [`transport`]: plain TCP and TLS with octet-counting framing, and RELP, where a
 //!   message leaves the spool only once the collector acknowledged it.
 //!
@@ -29,7 +33,7 @@ use flightrec_core::event::{decode, Decoded};
 use flightrec_core::trigger::DumpOrder;
 use flightrec_core::{Level, SessionId};
 
-pub use message::{DumpNotice, MessageBuilder, Origin};
+pub use message::{DumpNotice, ForwardedSeal, MessageBuilder, Origin};
 pub use spool::{SpoolOptions, SpoolStats};
 pub use transport::Target;
 
@@ -122,7 +126,17 @@ impl Shared {
     }
 
     fn notify(&self) {
-        let _guard = self.wake_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // A dying thread does not wait for the lock: the sender looks again within
+        // `IDLE_CHECK` anyway.
+        let _guard = if std::thread::panicking() {
+            match self.wake_lock.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            }
+        } else {
+            self.wake_lock.lock().unwrap_or_else(|e| e.into_inner())
+        };
         self.wake.notify_all();
     }
 }
@@ -414,6 +428,7 @@ impl Sender {
         let mut out = Vec::with_capacity(BATCH_BYTES + spool::MAX_MESSAGE);
         let mut inbuf = Vec::new();
         let mut waiting_since: Option<Instant> = None;
+        let mut timeout = None;
         while !self.stopping() {
             out.clear();
             let mut n = 0u64;
@@ -441,11 +456,12 @@ impl Sender {
             }
             // Answers: wait briefly if more could be sent, longer if the window is full.
             let room = inflight.len() < self.window;
-            stream.set_read_timeout(if room {
+            let wait = if room {
                 Duration::from_millis(2)
             } else {
                 IDLE_CHECK
-            })?;
+            };
+            read_timeout(stream, &mut timeout, wait)?;
             let mut acked = None;
             let mut k = 0u64;
             while let Some(f) = transport::relp_read(stream, &mut inbuf)? {
@@ -488,7 +504,7 @@ impl Sender {
                 if inflight.len() <= self.window / 2 {
                     break;
                 }
-                stream.set_read_timeout(Duration::from_millis(1))?;
+                read_timeout(stream, &mut timeout, Duration::from_millis(1))?;
             }
             if let Some(end) = acked {
                 self.ack(end, k)?;
@@ -528,6 +544,16 @@ impl Sender {
             None => Ok(()),
         }
     }
+}
+
+/// Sets the stream's read timeout unless it is set to `t` already (a system call saved per
+/// answer read).
+fn read_timeout(stream: &Stream, current: &mut Option<Duration>, t: Duration) -> io::Result<()> {
+    if *current != Some(t) {
+        stream.set_read_timeout(t)?;
+        *current = Some(t);
+    }
+    Ok(())
 }
 
 fn relp_error(text: String) -> io::Error {

@@ -6,7 +6,39 @@ use flightrec_core::trigger::DumpOrder;
 use flightrec_core::Level;
 use flightrec_decode::decoder::{Decoder, Item};
 
-use super::message::DumpNotice;
+use flightrec_core::frame::Parsed;
+use flightrec_core::seal::{Seal, FRAME_SEAL, FRAME_SIGNATURE, SEAL_BODY_LEN};
+use flightrec_decode::sign::SIGNATURE_BODY_LEN;
+
+use super::message::{DumpNotice, ForwardedSeal};
+
+/// The body of the frame of type `ty` at the front of `bytes` (core's frame parser), and
+/// the bytes after it.
+fn frame_body(bytes: &[u8], ty: u8) -> Option<(&[u8], &[u8])> {
+    match flightrec_core::frame::parse(bytes) {
+        Parsed::Whole { ty: t, body, len } if t == ty => {
+            Some((bytes.get(body)?, bytes.get(len..)?))
+        }
+        _ => None,
+    }
+}
+
+impl ForwardedSeal {
+    /// The seal (and signature) of the frames written after a sealed dump; `None` if
+    /// `frames` does not start with a version-1 seal frame (an unsealed dump: empty).
+    pub fn of_frames(frames: &[u8]) -> Option<ForwardedSeal> {
+        let (body, rest) = frame_body(frames, FRAME_SEAL)?;
+        let parsed = Seal::parse(body)?;
+        let seal: [u8; SEAL_BODY_LEN] = body.try_into().ok()?;
+        let signature = frame_body(rest, FRAME_SIGNATURE)
+            .and_then(|(b, _)| <[u8; SIGNATURE_BODY_LEN]>::try_from(b).ok());
+        Some(ForwardedSeal {
+            epoch: parsed.epoch,
+            seal,
+            signature,
+        })
+    }
+}
 
 fn peer_of(event: &Decoded<'_>) -> Option<Peer> {
     match event {
@@ -33,6 +65,7 @@ impl DumpNotice {
             lost: 0,
             suppressed: order.suppressed,
             file: file.to_owned(),
+            seal: None,
         };
         let mut decoder = Decoder::new(bytes);
         let mut trigger_seq = None;

@@ -31,13 +31,19 @@
 //! boot id in their messages).
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use flightrec_core::crc::crc32;
+use crate::files::{FilePolicy, Opened, SafeDir};
+
+/// CRC-32 of the spool's frames, header and cursor (the core's CRC, `flightrec_core::crc`).
+fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
 
 const MAGIC: &[u8; 8] = b"FRSPOOL1";
 /// Frame head: length, CRC, sequence number.
@@ -45,6 +51,8 @@ const FRAME_HEAD: usize = 16;
 /// Longest message stored; longer ones are refused (and counted by the caller).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 const CURSOR_LEN: usize = 28;
+/// Longest a panicking thread waits for the spool's lock.
+const PANIC_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// Smallest bound: room for the largest message beside a few segments' worth.
 pub const MIN_BYTES: u64 = 4 * MAX_MESSAGE as u64;
 
@@ -115,10 +123,12 @@ struct Inner {
 /// forwarder's sending thread ([`Reader`], [`Spool::ack`]).
 #[derive(Debug)]
 pub struct Spool {
-    dir: PathBuf,
+    /// The spool's directory, opened once by its checked walk: every file is opened,
+    /// created and removed relative to it.
+    dir: SafeDir,
+    policy: FilePolicy,
     max_bytes: u64,
     segment_bytes: u64,
-    mode: u32,
     boot: String,
     inner: Mutex<Inner>,
 }
@@ -134,32 +144,15 @@ fn seg_index(name: &str) -> Option<u64> {
         .flatten()
 }
 
-/// Opens a segment for appending through `files::open_append` (the whole path checked, no
-/// link followed, only a regular file, never blocking).
-fn append(path: &Path, mode: u32) -> io::Result<File> {
-    crate::files::open_append(path, &crate::files::FilePolicy::with_mode(mode)).map(|o| o.file)
-}
-
-/// Opens a spool file for reading and writing, never through a symlink, 0600 (or `mode`).
-/// The directory's path was checked by `SafeDir::open` when the spool was opened.
-// TODO(files): files.rs has no read-write or read-only open relative to a `SafeDir` yet;
-// once it has, open the cursor and the segments for reading through it.
-fn open_rw(path: &Path, mode: u32, create: bool) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file: refused", path.display()),
-        ));
+/// A spool file opened through the spool's [`SafeDir`] (no link followed, only a regular
+/// file, never blocking); a mode found looser than configured was tightened, and said.
+fn opened(dir: &SafeDir, name: &str, result: io::Result<Opened>) -> io::Result<File> {
+    let o = result?;
+    if let Some((old, new)) = o.tightened {
+        tracing::warn!(target: "flightrec::forward", file = %dir.path().join(name).display(),
+            "spool file mode 0{old:o} tightened to 0{new:o}");
     }
-    Ok(file)
+    Ok(o.file)
 }
 
 fn header(first_seq: u64, boot: &str) -> Vec<u8> {
@@ -213,22 +206,22 @@ impl Spool {
     /// this boot's id.
     pub fn open(opts: &SpoolOptions, boot: &str) -> io::Result<Arc<Spool>> {
         // The directory's whole path checked (no link followed, no unsafe directory on it),
-        // created at 0700 if missing.
-        crate::files::SafeDir::open(&opts.dir, &crate::files::FilePolicy::with_mode(opts.mode))?;
+        // created at 0700 if missing; everything below is opened relative to it.
+        let policy = FilePolicy::with_mode(opts.mode);
+        let dir = SafeDir::open(&opts.dir, &policy)?;
         let max_bytes = opts.max_bytes.max(MIN_BYTES);
         let segment_bytes = max_bytes / 8;
-        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(&opts.dir)?
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name();
-                seg_index(name.to_str()?).map(|i| (i, e.path()))
-            })
+        let mut names: Vec<u64> = dir
+            .names()?
+            .iter()
+            .filter_map(|name| seg_index(name.to_str()?))
             .collect();
         names.sort_unstable();
         let mut stats = SpoolStats::default();
         let mut segments = VecDeque::new();
-        for (index, path) in names {
-            let file = open_rw(&path, opts.mode, false)?;
+        for index in names {
+            let name = seg_name(index);
+            let file = opened(&dir, &name, dir.open_rw(name.as_ref(), &policy, false))?;
             let mut bytes = Vec::new();
             io::Read::read_to_end(&mut &file, &mut bytes)?;
             let Some((first_seq, seg_boot, data_start)) = parse_header(&bytes) else {
@@ -237,7 +230,7 @@ impl Spool {
                 if bytes.len() > MAGIC.len() + 8 + 1 {
                     stats.torn += 1;
                 }
-                std::fs::remove_file(&path)?;
+                dir.remove(name.as_ref())?;
                 continue;
             };
             let mut seg = Segment {
@@ -268,8 +261,11 @@ impl Spool {
             seg.bytes = at as u64;
             segments.push_back(seg);
         }
-        let cursor_path = opts.dir.join("cursor");
-        let cursor_file = open_rw(&cursor_path, opts.mode, true)?;
+        let cursor_file = opened(
+            &dir,
+            "cursor",
+            dir.open_rw("cursor".as_ref(), &policy, true),
+        )?;
         let mut acked = read_cursor(&cursor_file)
             .filter(|c| {
                 segments
@@ -286,7 +282,7 @@ impl Spool {
         // Segments wholly acknowledged (not the newest: it fixes the next number).
         while segments.len() > 1 && segments.front().is_some_and(|s| s.index < acked.seg) {
             if let Some(s) = segments.pop_front() {
-                std::fs::remove_file(opts.dir.join(seg_name(s.index)))?;
+                dir.remove(seg_name(s.index).as_ref())?;
             }
         }
         if segments.front().is_some_and(|s| s.index > acked.seg) {
@@ -299,19 +295,23 @@ impl Spool {
             }
         }
         let (next_seq, file) = match segments.back() {
-            Some(s) if s.current_boot => (
-                s.last_seq.map_or(s.first_seq, |l| l.wrapping_add(1)),
-                Some(append(&opts.dir.join(seg_name(s.index)), opts.mode)?),
-            ),
+            Some(s) if s.current_boot => {
+                let name = seg_name(s.index);
+                let file = opened(&dir, &name, dir.open_append(name.as_ref(), &policy))?;
+                (
+                    s.last_seq.map_or(s.first_seq, |l| l.wrapping_add(1)),
+                    Some(file),
+                )
+            }
             _ => (0, None),
         };
         stats.bytes = segments.iter().map(|s| s.bytes).sum();
         stats.pending = pending(&segments, acked);
         Ok(Arc::new(Spool {
-            dir: opts.dir.clone(),
+            dir,
+            policy,
             max_bytes,
             segment_bytes,
-            mode: opts.mode,
             boot: boot.to_owned(),
             inner: Mutex::new(Inner {
                 segments,
@@ -335,7 +335,7 @@ impl Spool {
         build: impl FnOnce(u64, &mut String) -> io::Result<()>,
     ) -> io::Result<u64> {
         let mut msg = String::new();
-        let mut inner = lock(&self.inner);
+        let mut inner = self.lock_to_append()?;
         let seq = inner.next_seq;
         build(seq, &mut msg)?;
         if msg.len() > MAX_MESSAGE {
@@ -382,6 +382,31 @@ impl Spool {
         Ok(seq)
     }
 
+    /// The lock, for an append. A panicking thread (the panic hook's dump notice) waits
+    /// at most [`PANIC_WAIT`] for it: another thread holds it for one `write`, and this
+    /// thread may hold it itself (it panicked inside an append), which never frees it.
+    fn lock_to_append(&self) -> io::Result<MutexGuard<'_, Inner>> {
+        if !std::thread::panicking() {
+            return Ok(lock(&self.inner));
+        }
+        let end = std::time::Instant::now() + PANIC_WAIT;
+        loop {
+            match self.inner.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(TryLockError::Poisoned(e)) => return Ok(e.into_inner()),
+                Err(TryLockError::WouldBlock) if std::time::Instant::now() < end => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "spool held by another thread while this one panics",
+                    ))
+                }
+            }
+        }
+    }
+
     /// Rotates to a new segment when the current one is full (or of another boot), and
     /// deletes the oldest while the total would pass the bound.
     fn make_room(&self, inner: &mut Inner, seq: u64, frame_len: u64) -> io::Result<()> {
@@ -414,7 +439,7 @@ impl Spool {
             if inner.segments.is_empty() {
                 inner.file = None;
             }
-            std::fs::remove_file(self.dir.join(seg_name(old.index)))?;
+            self.dir.remove(seg_name(old.index).as_ref())?;
             if old.index >= inner.acked.seg {
                 inner.acked = match inner.segments.front() {
                     Some(s) => Cursor {
@@ -435,8 +460,8 @@ impl Spool {
                 .segments
                 .back()
                 .map_or(inner.acked.seg, |s| s.index + 1);
-            let path = self.dir.join(seg_name(index));
-            let mut file = append(&path, self.mode)?;
+            let name = seg_name(index);
+            let mut file = self.open_segment(&name, |d, p| d.open_append(name.as_ref(), p))?;
             // A leftover of this index (a crash between deleting and creating) is emptied.
             file.set_len(0)?;
             file.write_all(&head)?;
@@ -475,10 +500,19 @@ impl Spool {
         while inner.segments.len() > 1 && inner.segments.front().is_some_and(|s| s.index < to.seg) {
             if let Some(s) = inner.segments.pop_front() {
                 inner.stats.bytes = inner.stats.bytes.saturating_sub(s.bytes);
-                std::fs::remove_file(self.dir.join(seg_name(s.index)))?;
+                self.dir.remove(seg_name(s.index).as_ref())?;
             }
         }
         write_cursor(&inner.cursor_file, to)
+    }
+
+    /// Opens a spool file through the spool's directory.
+    fn open_segment(
+        &self,
+        name: &str,
+        open: impl FnOnce(&SafeDir, &FilePolicy) -> io::Result<Opened>,
+    ) -> io::Result<File> {
+        opened(&self.dir, name, open(&self.dir, &self.policy))
     }
 
     /// Where reading resumes after a reconnect: the acknowledged position.
@@ -586,7 +620,9 @@ pub struct Reader {
     pos: Cursor,
     file: Option<(u64, File)>,
     buf: Vec<u8>,
-    /// `buf` holds the segment's bytes from this offset.
+    /// `buf` holds this segment's bytes...
+    buf_seg: u64,
+    /// ...from this offset.
     buf_at: u64,
     /// Damaged records skipped while reading (only after a disk error).
     pub damaged: u64,
@@ -601,6 +637,7 @@ impl Reader {
             pos,
             file: None,
             buf: Vec::new(),
+            buf_seg: 0,
             buf_at: 0,
             damaged: 0,
         }
@@ -612,25 +649,45 @@ impl Reader {
         self.buf.clear();
     }
 
+    /// The message at the position from what was read before, if it holds it whole
+    /// (read when it was whole; its CRC is checked again): no lock taken.
+    fn buffered(&mut self) -> Option<Entry> {
+        if self.buf_seg != self.pos.seg {
+            return None;
+        }
+        let skip = usize::try_from(self.pos.offset.checked_sub(self.buf_at)?).ok()?;
+        let (seq, message, len) = self.buf.get(skip..).and_then(parse_frame)?;
+        let entry = Entry {
+            seq,
+            message: message.to_vec(),
+            end: Cursor {
+                seg: self.pos.seg,
+                offset: self.pos.offset + len as u64,
+                records: self.pos.records + 1,
+            },
+        };
+        self.pos = entry.end;
+        Some(entry)
+    }
+
     /// The next message, or `None` when everything stored has been read.
     pub fn next_entry(&mut self) -> io::Result<Option<Entry>> {
+        if let Some(entry) = self.buffered() {
+            return Ok(Some(entry));
+        }
         loop {
             let Some((at, end)) = self.spool.locate(self.pos) else {
                 return Ok(None);
             };
-            if at.seg != self.pos.seg {
-                self.buf.clear();
-            }
             self.pos = at;
             if at.offset >= end {
                 return Ok(None);
             }
             if self.file.as_ref().is_none_or(|(i, _)| *i != at.seg) {
-                let path = self.spool.dir.join(seg_name(at.seg));
-                match OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&path)
+                let name = seg_name(at.seg);
+                match self
+                    .spool
+                    .open_segment(&name, |d, p| d.open_read(OsStr::new(&name), p))
                 {
                     Ok(f) => self.file = Some((at.seg, f)),
                     // Deleted since (dropped while full): look again.
@@ -642,19 +699,7 @@ impl Reader {
                     Err(e) => return Err(e),
                 }
             }
-            let skip = at.offset.checked_sub(self.buf_at).map(|s| s as usize);
-            let have = skip.and_then(|s| self.buf.get(s..)).and_then(parse_frame);
-            if let Some((seq, message, len)) = have {
-                let entry = Entry {
-                    seq,
-                    message: message.to_vec(),
-                    end: Cursor {
-                        seg: at.seg,
-                        offset: at.offset + len as u64,
-                        records: at.records + 1,
-                    },
-                };
-                self.pos = entry.end;
+            if let Some(entry) = self.buffered() {
                 return Ok(Some(entry));
             }
             // Refill from this position, up to what was whole when we looked.
@@ -663,6 +708,7 @@ impl Reader {
             if let Some((_, f)) = self.file.as_ref() {
                 f.read_exact_at(&mut self.buf, at.offset)?;
             }
+            self.buf_seg = at.seg;
             self.buf_at = at.offset;
             if parse_frame(&self.buf).is_none() {
                 // Only a disk error can damage a record after the open-time check: skip
@@ -689,6 +735,8 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
+    use std::path::Path;
 
     fn opts(dir: &Path, max_bytes: u64) -> SpoolOptions {
         SpoolOptions {
@@ -834,5 +882,44 @@ mod tests {
             .map(|e| e.seq)
             .collect();
         assert_eq!(got, [0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn the_crc_is_the_cores() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        assert_eq!(crc32(&bytes), flightrec_core::crc::crc32(&bytes));
+    }
+
+    #[test]
+    fn links_and_special_files_are_refused_without_blocking() {
+        use crate::files::{refusal, Refusal};
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(dir.path(), 1 << 20);
+        let spool = Spool::open(&o, "b").unwrap();
+        spool.append(msg(0)).unwrap();
+        drop(spool);
+        // The cursor replaced by a link to a file elsewhere: refused, the target untouched.
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"keep").unwrap();
+        std::fs::remove_file(o.dir.join("cursor")).unwrap();
+        std::os::unix::fs::symlink(&target, o.dir.join("cursor")).unwrap();
+        let e = Spool::open(&o, "b").unwrap_err();
+        assert_eq!(refusal(&e), Some(Refusal::Symlink), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        std::fs::remove_file(o.dir.join("cursor")).unwrap();
+        // A FIFO where a segment should be: refused, never opened (nothing waits).
+        let fifo = o.dir.join(seg_name(7));
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other preconditions.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = Spool::open(&o, "b").unwrap_err();
+        assert_eq!(refusal(&e), Some(Refusal::NotRegular), "{e}");
+        std::fs::remove_file(&fifo).unwrap();
+        // The spool directory itself a link: refused.
+        let real = dir.path().join("real");
+        std::fs::rename(&o.dir, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &o.dir).unwrap();
+        let e = Spool::open(&o, "b").unwrap_err();
+        assert_eq!(refusal(&e), Some(Refusal::Symlink), "{e}");
     }
 }

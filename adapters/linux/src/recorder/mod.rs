@@ -80,6 +80,9 @@ pub struct FlightRecorder {
     threshold_kind: Option<Kind>,
     queue: OnceLock<mpsc::Sender<Command>>,
     dumper: OnceLock<Arc<crate::dumpfile::DumpFiles>>,
+    /// The forwarder, if records go to a collector: audit events and trigger notices are
+    /// in its spool before the call that made them returns.
+    forward: OnceLock<Arc<crate::forward::Forwarder>>,
     queue_dropped: AtomicU64,
     audit_dropped: AtomicU64,
     /// Dump orders dropped since the last dump (reported as suppressed in the next).
@@ -150,6 +153,7 @@ impl FlightRecorder {
             trigger: Mutex::new(TriggerMachine::new(trigger)),
             queue: OnceLock::new(),
             dumper: OnceLock::new(),
+            forward: OnceLock::new(),
             queue_dropped: AtomicU64::new(0),
             audit_dropped: AtomicU64::new(0),
             dumps_dropped: AtomicU32::new(0),

@@ -1,9 +1,12 @@
 //! The writer task's queue: dump orders and audit lines leave the producers here.
 //!
-//! Producers never touch a disk: they `try_send` on a bounded queue; when it is full (or no
+//! Producers do not write files: they `try_send` on a bounded queue; when it is full (or no
 //! writer task is attached) the item is dropped and counted, so memory stays bounded and
 //! nothing is lost silently (dropped dump orders are reported as suppressed in the next
-//! dump; a WARN record in the ring counts dropped items).
+//! dump; a WARN record in the ring counts dropped items). The one exception is the
+//! forwarder's spool: an audit event handed to a forwarder is appended to its on-disk spool
+//! before the producer's call returns (one `write`, never the network), so a process killed
+//! right after the call still forwards it on its next start.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,17 +49,22 @@ pub(crate) enum Command {
 }
 
 impl FlightRecorder {
-    /// Connects the writer task: its queue, and the dump files the panic hook writes to.
-    /// False if a writer task is already attached.
+    /// Connects the writer task: its queue, the dump files the panic hook writes to, and
+    /// the forwarder, if any. False if a writer task is already attached.
     pub(crate) fn attach(
         &self,
         queue: mpsc::Sender<Command>,
         dumper: Arc<crate::dumpfile::DumpFiles>,
+        forward: Option<Arc<crate::forward::Forwarder>>,
     ) -> bool {
-        self.queue.set(queue).is_ok() && self.dumper.set(dumper).is_ok()
+        if self.queue.set(queue).is_err() || self.dumper.set(dumper).is_err() {
+            return false;
+        }
+        forward.is_none_or(|f| self.forward.set(f).is_ok())
     }
 
-    /// Queues a security event's record for the audit log.
+    /// Spools a security event's record for the forwarder (if any: it counts and says its
+    /// own failures), then queues it for the audit log.
     pub(super) fn queue_audit(&self, meta: &RecordMeta, payload: Vec<u8>) {
         let item = AuditItem {
             time: meta.time,
@@ -65,8 +73,19 @@ impl FlightRecorder {
             session: meta.session,
             payload,
         };
+        if let Some(f) = self.forward.get() {
+            let _ = f.audit_item(&item);
+        }
         if !self.send(Command::Audit(item)) {
             self.audit_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Spools the notice of a trigger whose dump is due, if records are forwarded (the
+    /// forwarder counts and says its own failures).
+    pub(super) fn forward_trigger(&self, order: &DumpOrder) {
+        if let Some(f) = self.forward.get() {
+            let _ = f.trigger(order);
         }
     }
 

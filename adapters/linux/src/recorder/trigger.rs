@@ -59,6 +59,7 @@ impl FlightRecorder {
     fn decide(&self, run: impl FnOnce(&mut Machine) -> Action) -> Action {
         let (action, order) = self.run_machine(run);
         if let Some(order) = order {
+            self.forward_trigger(&order);
             self.queue_dump(order);
         }
         if let Action::Start(_) = action {
@@ -94,13 +95,17 @@ impl FlightRecorder {
 
     /// Notes that the process is dying (panic): records `message` (in `session`), fires
     /// untimely death and writes the dump at once, on this thread (the writer task may never
-    /// run again).
+    /// run again). With a forwarder, the trigger and the dump's notice go to its spool
+    /// (never to the network; a spool another thread holds is waited for briefly, bounded).
     pub fn untimely_death(&self, session: Option<SessionId>, message: &str) {
         self.log(Level::Error, session, "panic", message, &[]);
         let now = self.clock.now();
         let (_, order) = self.run_machine(|m| m.fire(Reason::UntimelyDeath, now));
-        if let (Some(order), Some(dumper)) = (order, self.dumper.get()) {
-            let _ = dumper.write(self, &order);
+        if let Some(order) = order {
+            self.forward_trigger(&order);
+            if let Some(dumper) = self.dumper.get() {
+                let _ = dumper.write(self, &order);
+            }
         }
     }
 

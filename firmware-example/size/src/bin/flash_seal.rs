@@ -1,29 +1,36 @@
-//! As `flash`, every dump sealed (core's feature `seal`): the sealing key is held in RAM and
-//! evolved after each dump (where a firmware would persist it before the commit).
+//! As `flash`, every dump sealed (core's feature `seal`): the sealing key lives in two
+//! erase pages of the flash (`flightrec_flash::keys`) and evolves there, power-fail safely,
+//! before each dump is committed.
 #![no_std]
 #![no_main]
 
 use flightrec_core::event::AuthFailure;
-use flightrec_core::seal::{SealKey, Sealer};
 use flightrec_core::{Action, ClockInfo, Level, Recorder};
+use flightrec_flash::keys::KeySlots;
 use flightrec_flash::{FlashStore, RamFlash, Status};
 use flightrec_size::{opaque, Sink, BUILD};
 
 static REC: Recorder<1024> = Recorder::new();
-static mut FLASH: [u8; 8 * 1024] = [0; 8 * 1024];
+static mut FLASH: [u8; 10 * 1024] = [0; 10 * 1024];
 
 #[cortex_m_rt::entry]
 fn main() -> ! {
     // SAFETY: taken once, here.
     let mem = unsafe { &mut *core::ptr::addr_of_mut!(FLASH) };
     let flash: RamFlash<'_, 1024, 4> = RamFlash::new(mem);
+    // Dumps on pages 0..8, the key on pages 8 and 9.
     let Ok(mut store) = FlashStore::mount(flash, 0..8 * 1024) else {
         loop {
             cortex_m::asm::wfi();
         }
     };
+    let mut keys = KeySlots::new(8 * 1024..10 * 1024);
+    let Ok(()) = keys.mount(store.flash_mut()) else {
+        loop {
+            cortex_m::asm::wfi();
+        }
+    };
     let mut scratch = [0u8; 160];
-    let mut key = SealKey::new([0; 32], opaque(0));
     loop {
         let t = opaque(1);
         let _ = REC.log(t, Level::Info, None, "size", "tick", &[]);
@@ -42,18 +49,10 @@ fn main() -> ! {
             .then(|| REC.take_order())
             .flatten()
         {
-            let mut w = match store.begin() {
-                Ok(w) => w,
-                Err(_) => continue,
-            };
-            let mut sealer = Sealer::new(&mut w);
-            if REC
-                .dump(&order, ClockInfo::BOOT_MILLIS, &BUILD, &mut sealer, &mut scratch)
-                .is_ok()
-                && sealer.finish(&mut key).is_ok()
-            {
-                let _ = w.commit();
-            }
+            let _ = store.write_sealed(&mut keys, |w| {
+                REC.dump(&order, ClockInfo::BOOT_MILLIS, &BUILD, w, &mut scratch)
+                    .map(|_| ())
+            });
         }
         if opaque(0) == 1 {
             let mut first = None;
