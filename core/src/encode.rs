@@ -33,16 +33,19 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     /// A writer that only counts (it has nowhere to store: every byte overflows).
+    #[inline]
     pub fn counter() -> Writer<'static> {
         Writer::new(&mut [], &mut [])
     }
 
     /// A writer filling `a`, then `b`.
+    #[inline]
     pub fn new(a: &'a mut [u8], b: &'a mut [u8]) -> Self {
         Writer { a, b, at: 0 }
     }
 
     /// Bytes written (or counted) so far.
+    #[inline]
     pub const fn len(&self) -> usize {
         self.at
     }
@@ -53,73 +56,61 @@ impl<'a> Writer<'a> {
     }
 
     /// Whether bytes were written past the end of the slices (and dropped).
+    #[inline]
     pub const fn overflowed(&self) -> bool {
         // No overflow: two distinct slices are each at most `isize::MAX` bytes.
         self.at > self.a.len() + self.b.len()
     }
 
     /// Raw bytes, nothing before them.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn bytes(&mut self, src: &[u8]) {
         let at = self.at;
         self.at = at.saturating_add(src.len());
-        // On bare metal byte by byte: smaller than splitting `src` and copying the pieces,
-        // and the encodings are a few dozen bytes. Elsewhere the two copies (a host's copy
-        // is a call: a few bytes, a length or a header word, are stored as they are).
-        #[cfg(target_os = "none")]
-        self.store_bytewise(at, src);
-        #[cfg(not(target_os = "none"))]
-        if src.len() <= 8 {
-            self.store_bytewise(at, src);
-        } else {
-            self.store_split(at, src);
-        }
-    }
-
-    /// Stores `src` at `at` one byte at a time, into `a` then `b`, up to the end (past it,
-    /// `at` tells).
-    fn store_bytewise(&mut self, at: usize, src: &[u8]) {
-        for (pos, &v) in (at..).zip(src) {
-            let slot = match pos.checked_sub(self.a.len()) {
-                None => self.a.get_mut(pos),
-                Some(in_b) => self.b.get_mut(in_b),
-            };
-            match slot {
-                Some(d) => *d = v,
-                // Past the end (always, for a counter): `at` says so.
-                None => return,
-            }
-        }
-    }
-
-    /// Stores `src` at `at` as the part landing in `a` and the rest in `b`, two copies (a
-    /// part that does not fit is not stored: `at` tells).
-    #[cfg_attr(target_os = "none", allow(dead_code))]
-    fn store_split(&mut self, at: usize, src: &[u8]) {
-        let in_a = self.a.len().saturating_sub(at).min(src.len());
-        let (sa, sb) = src.split_at(in_a);
-        if let Some(d) = self.a.get_mut(at..at + in_a) {
-            crate::bytes::copy(d, sa);
-        }
-        if sb.is_empty() {
-            return;
-        }
-        let from = (at + in_a).saturating_sub(self.a.len());
-        if let Some(d) = self.b.get_mut(from..from + sb.len()) {
-            crate::bytes::copy(d, sb);
-        }
+        crate::bytes::copy_into_two(self.a, self.b, at, src);
     }
 
     /// One byte (postcard's `u8`, `bool`, and the tag of an `Option`).
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn u8(&mut self, v: u8) {
+        #[cfg(not(target_os = "none"))]
+        if let Some(d) = self.a.get_mut(self.at) {
+            *d = v;
+            self.at += 1;
+            return;
+        }
         self.bytes(&[v]);
     }
 
     /// An unsigned varint (postcard's `u16`, `u32`, `u64`, `usize`, enum variant indices).
-    pub fn varint(&mut self, mut v: u64) {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    pub fn varint(&mut self, v: u64) {
         if v < 0x80 {
             // Most lengths and counts: one byte.
             return self.u8(v as u8);
         }
+        #[cfg(not(target_os = "none"))]
+        {
+            let n = varint_len(v);
+            if let Some((last, rest)) = self.room(n).and_then(|d| d.split_last_mut()) {
+                let mut v = v;
+                for slot in rest {
+                    *slot = v as u8 | 0x80;
+                    v >>= 7;
+                }
+                *last = v as u8;
+                self.at += n;
+                return;
+            }
+        }
+        self.varint_buffered(v);
+    }
+
+    /// [`varint`](Self::varint) built in a buffer, then stored: the bare-metal way (one
+    /// store routine), and a host's when the bytes may not all be in the first slice.
+    #[cfg_attr(not(target_os = "none"), cold, inline(never))]
+    #[cfg_attr(target_os = "none", inline(always))]
+    fn varint_buffered(&mut self, mut v: u64) {
         let mut buf = [0u8; 10];
         let mut n = 0;
         for slot in buf.iter_mut() {
@@ -134,20 +125,49 @@ impl<'a> Writer<'a> {
         self.bytes(buf.get(..n).unwrap_or(&buf));
     }
 
+    /// On a host, the next `n` bytes when they are all in the first slice (nearly always):
+    /// a short encoding is then stored after one bounds check.
+    #[cfg(not(target_os = "none"))]
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.a.get_mut(self.at..)?.get_mut(..n)
+    }
+
     /// Length-prefixed bytes (postcard's `[u8]`).
+    #[inline]
     pub fn prefixed(&mut self, b: &[u8]) {
         self.varint(b.len() as u64);
         self.bytes(b);
     }
 
     /// A `str`: encoded as its bytes, length-prefixed.
+    #[inline]
     pub fn str(&mut self, s: &str) {
         self.prefixed(s.as_bytes());
     }
 
     /// A `str` of at most `max` bytes of its own: a longer one is cut at a character
     /// boundary and marked `…[+N]`, `N` the bytes cut (`WIRE-FORMAT.md` section 6).
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn str_bounded(&mut self, s: &str, max: usize) {
+        // On a host, a short string that is not cut: its one-byte length and its bytes.
+        #[cfg(not(target_os = "none"))]
+        if s.len() <= max && s.len() < 0x80 {
+            let n = s.len();
+            if let Some((len, rest)) = self.room(1 + n).and_then(|d| d.split_first_mut()) {
+                *len = n as u8;
+                crate::bytes::copy(rest, s.as_bytes());
+                self.at += 1 + n;
+                return;
+            }
+        }
+        self.str_bounded_any(s, max);
+    }
+
+    /// [`str_bounded`](Self::str_bounded) for any string, cut or not.
+    #[cfg_attr(not(target_os = "none"), inline(never))]
+    #[cfg_attr(target_os = "none", inline(always))]
+    fn str_bounded_any(&mut self, s: &str, max: usize) {
         let end = cut_point(s, max);
         if end == s.len() {
             return self.str(s);
@@ -171,8 +191,19 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Bytes [`Writer::varint`] writes for `v`: seven bits a byte.
+#[inline]
+pub const fn varint_len(v: u64) -> usize {
+    if v < 0x80 {
+        // Most lengths and counts.
+        return 1;
+    }
+    (64 - v.leading_zeros() as usize).div_ceil(7)
+}
+
 /// The end of the part of `s` kept when it is cut to at most `max` bytes: `s.len()` if it
 /// fits, else the last character boundary at or before `max`.
+#[inline]
 pub fn cut_point(s: &str, max: usize) -> usize {
     if s.len() <= max {
         return s.len();
@@ -304,6 +335,7 @@ mod tests {
             let n = w.len();
             let want = postcard::to_allocvec(&v).unwrap();
             assert_eq!(&out[..n], &want[..], "{v}");
+            assert_eq!(varint_len(v), n, "{v}");
         }
     }
 
@@ -324,23 +356,32 @@ mod tests {
         }
     }
 
-    /// The bare-metal and the host way of storing bytes agree, at every split of the two
-    /// pieces and every fill (the host tests run only one of them through `bytes`).
+    /// Varints and strings written across every split of two pieces (a wrapping ring slot:
+    /// the host's in-place paths do not apply) are the bytes written into one.
     #[test]
-    fn bytewise_and_split_stores_agree() {
-        let src: std::vec::Vec<u8> = (1..=20).collect();
-        for split in 0..=20 {
-            for at in 0..=20 {
-                for n in 0..=20 - at {
-                    let (mut a1, mut b1) = ([0u8; 20], [0u8; 20]);
-                    let (mut a2, mut b2) = ([0u8; 20], [0u8; 20]);
-                    let mut w1 = Writer::new(&mut a1[..split], &mut b1[..20 - split]);
-                    let mut w2 = Writer::new(&mut a2[..split], &mut b2[..20 - split]);
-                    w1.store_bytewise(at, &src[..n]);
-                    w2.store_split(at, &src[..n]);
-                    assert_eq!((a1, b1), (a2, b2), "split {split} at {at} n {n}");
-                }
-            }
+    fn encodings_split_across_the_two_pieces() {
+        let long = "é".repeat(40);
+        let write = |w: &mut Writer<'_>| {
+            w.varint(300);
+            w.str_bounded("short", 10);
+            w.varint(u64::MAX);
+            w.str_bounded(&long, 50);
+            w.varint(5);
+        };
+        let mut count = Writer::counter();
+        write(&mut count);
+        let n = count.len();
+        let mut whole = std::vec![0u8; n];
+        let mut w = Writer::new(&mut whole, &mut []);
+        write(&mut w);
+        assert!(!w.overflowed());
+        for split in 0..=n {
+            let (mut a, mut b) = (std::vec![0u8; split], std::vec![0u8; n - split]);
+            let mut w = Writer::new(&mut a, &mut b);
+            write(&mut w);
+            assert!(!w.overflowed());
+            a.extend_from_slice(&b);
+            assert_eq!(a, whole, "split {split}");
         }
     }
 

@@ -2,8 +2,9 @@
 //!
 //! Each event type is a record [`Kind`]; its payload is the event's postcard encoding (see
 //! `WIRE-FORMAT.md`), except [`Kind::FRAME`], whose payload is opaque bytes (defmt frames).
-//! The ring writes payloads with [`crate::encode`]; the types' `Serialize` impls write the
-//! same bytes through postcard, for hosts that want them (and as the tests' reference).
+//! Payloads are written by one encoder, [`crate::encode`] (the [`Encode`] impls here), on
+//! every platform: into the ring, and through [`crate::encode::Writer`] into any buffer (the
+//! Linux adapter's per-thread one). Decoding goes through postcard's deserializer.
 //! Strings are bounded on the way in: a longer one is cut at a character boundary and marked
 //! visibly, `prefix…[+N]` with `N` the bytes cut, so a log never silently loses the fact
 //! that something was cut. Decoding borrows from the payload and never allocates; a kind this
@@ -11,10 +12,9 @@
 
 use core::fmt;
 
-use serde::ser::{SerializeSeq, SerializeTuple};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::encode::{cut_point, CutMarker, Encode, Writer};
+use crate::encode::{Encode, Writer};
 use crate::{Kind, Level};
 
 /// Longest user name kept (bytes).
@@ -146,47 +146,6 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// A string cut to fit, shown with its visible marker.
-struct Cut<'a> {
-    kept: &'a str,
-    cut: usize,
-}
-
-impl fmt::Display for Cut<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.kept)?;
-        f.write_str(CutMarker::new(self.cut).as_str())
-    }
-}
-
-/// Serialises `s`, cut to at most `max` bytes of its own (plus the marker), as
-/// [`Writer::str_bounded`] writes it.
-fn bounded<S: Serializer>(s: &str, max: usize, ser: S) -> Result<S::Ok, S::Error> {
-    let end = cut_point(s, max);
-    if end == s.len() {
-        return ser.serialize_str(s);
-    }
-    let (kept, rest) = s.split_at(end);
-    ser.collect_str(&Cut {
-        kept,
-        cut: rest.len(),
-    })
-}
-
-macro_rules! bound_fns {
-    ($($name:ident = $max:expr;)*) => {$(
-        fn $name<S: Serializer>(s: &&str, ser: S) -> Result<S::Ok, S::Error> {
-            bounded(s, $max, ser)
-        }
-    )*};
-}
-bound_fns! {
-    user = USER_MAX;
-    host = HOST_MAX;
-    name = NAME_MAX;
-    text = TEXT_MAX;
-}
-
 /// Writes one field of a security event: a `str` cut to its bound, or any other value.
 macro_rules! encode_field {
     ($w:ident, $v:expr, $max:expr) => {
@@ -199,13 +158,12 @@ macro_rules! encode_field {
 
 macro_rules! security_event {
     ($(#[$doc:meta])* $ty:ident, $kind:ident, $level:ident, peer: $peer:expr,
-     { $($(#[$fdoc:meta])* $field:ident : $fty:ty $(=> $bound:literal, $max:expr)?,)* }) => {
+     { $($(#[$fdoc:meta])* $field:ident : $fty:ty $(=> $max:expr)?,)* }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
         pub struct $ty<'a> {
             $(
                 $(#[$fdoc])*
-                $(#[serde(serialize_with = $bound)])?
                 pub $field: $fty,
             )*
         }
@@ -233,15 +191,15 @@ security_event! {
     /// A failed login (ProFTPD's `FailedLogin`, ejabberd's "Failed ... authentication").
     AuthFailure, AUTH_FAILURE, Warn, peer: |e| e.peer.as_ref(), {
         /// The user name the peer sent.
-        user: &'a str => "user", USER_MAX,
+        user: &'a str => USER_MAX,
         /// The (virtual) host it tried to log in to.
-        host: &'a str => "host", HOST_MAX,
+        host: &'a str => HOST_MAX,
         /// Where it came from.
         peer: Option<Peer>,
         /// Authentication mechanism (`PLAIN`, `SCRAM-SHA-1`, `pin`, ...).
-        mechanism: &'a str => "name", NAME_MAX,
+        mechanism: &'a str => NAME_MAX,
         /// Why it failed.
-        reason: &'a str => "text", TEXT_MAX,
+        reason: &'a str => TEXT_MAX,
     }
 }
 
@@ -249,13 +207,13 @@ security_event! {
     /// A successful login.
     AuthSuccess, AUTH_SUCCESS, Info, peer: |e| e.peer.as_ref(), {
         /// The user.
-        user: &'a str => "user", USER_MAX,
+        user: &'a str => USER_MAX,
         /// The (virtual) host.
-        host: &'a str => "host", HOST_MAX,
+        host: &'a str => HOST_MAX,
         /// Where it came from.
         peer: Option<Peer>,
         /// Authentication mechanism.
-        mechanism: &'a str => "name", NAME_MAX,
+        mechanism: &'a str => NAME_MAX,
     }
 }
 
@@ -263,9 +221,9 @@ security_event! {
     /// A logout or closed session.
     Logout, LOGOUT, Info, peer: |e| e.peer.as_ref(), {
         /// The user.
-        user: &'a str => "user", USER_MAX,
+        user: &'a str => USER_MAX,
         /// The (virtual) host.
-        host: &'a str => "host", HOST_MAX,
+        host: &'a str => HOST_MAX,
         /// Where it came from.
         peer: Option<Peer>,
     }
@@ -275,11 +233,11 @@ security_event! {
     /// A session refused by policy (ejabberd's "Forbidden session for user@host/resource").
     SessionForbidden, SESSION_FORBIDDEN, Warn, peer: |_| None, {
         /// The user.
-        user: &'a str => "user", USER_MAX,
+        user: &'a str => USER_MAX,
         /// The (virtual) host.
-        host: &'a str => "host", HOST_MAX,
+        host: &'a str => HOST_MAX,
         /// The resource it asked for.
-        resource: &'a str => "text", TEXT_MAX,
+        resource: &'a str => TEXT_MAX,
     }
 }
 
@@ -287,14 +245,14 @@ security_event! {
     /// A new connection.
     Connect, CONNECT, Info, peer: |e| e.peer.as_ref(), {
         /// Protocol (`ftp`, `xmpp-c2s`, `console`, ...).
-        protocol: &'a str => "name", NAME_MAX,
+        protocol: &'a str => NAME_MAX,
         /// Where it came from.
         peer: Option<Peer>,
     }
 }
 
 /// A field's value.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
 pub enum Value<'a> {
     /// A boolean.
     Bool(bool),
@@ -311,29 +269,27 @@ pub enum Value<'a> {
 }
 
 impl Value<'_> {
-    /// Serialises with strings and bytes bounded.
-    fn serialize_bounded<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        match *self {
-            Value::Str(s) => {
-                ser.serialize_newtype_variant("Value", 4, "Str", &Bounded(s, VALUE_MAX))
-            }
-            Value::Bytes(b) => Value::Bytes(b.get(..VALUE_MAX).unwrap_or(b)).serialize(ser),
-            ref v => v.serialize(ser),
-        }
-    }
-}
-
-impl Encode for Value<'_> {
-    fn encode(&self, w: &mut Writer<'_>) {
-        // The tag is the variant's index, written once (the compiler reads it as it is).
-        w.u8(match self {
+    /// Its tag on the wire: the variant's index (`WIRE-FORMAT.md` section 1), which comes
+    /// first in its encoding. (An encoder writing a text value as it formats it writes
+    /// `Value::Str("").tag()`, then the text.)
+    #[inline]
+    pub const fn tag(&self) -> u8 {
+        match self {
             Value::Bool(_) => 0,
             Value::I64(_) => 1,
             Value::U64(_) => 2,
             Value::F64(_) => 3,
             Value::Str(_) => 4,
             Value::Bytes(_) => 5,
-        });
+        }
+    }
+}
+
+impl Encode for Value<'_> {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn encode(&self, w: &mut Writer<'_>) {
+        // The tag is written once (the compiler reads it as it is).
+        w.u8(self.tag());
         match *self {
             // A `bool` is a one-byte varint (0 or 1).
             Value::Bool(v) => w.varint(u64::from(v)),
@@ -374,25 +330,23 @@ pub struct Field<'a> {
     pub value: Value<'a>,
 }
 
-impl Encode for Field<'_> {
-    fn encode(&self, w: &mut Writer<'_>) {
-        w.str_bounded(self.name, NAME_MAX);
-        self.value.encode(w);
+impl Field<'_> {
+    /// The field that ends a list of fields or attributes of which `dropped` were not kept
+    /// (beyond [`FIELDS_MAX`], or too large for an adapter's buffer): named `…dropped`,
+    /// holding the count (`WIRE-FORMAT.md` section 6).
+    pub const fn dropped(dropped: u64) -> Field<'static> {
+        Field {
+            name: "…dropped",
+            value: Value::U64(dropped),
+        }
     }
 }
 
-impl Serialize for Field<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        struct V<'s, 'v>(&'s Value<'v>);
-        impl Serialize for V<'_, '_> {
-            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-                self.0.serialize_bounded(ser)
-            }
-        }
-        let mut t = ser.serialize_tuple(2)?;
-        t.serialize_element(&Bounded(self.name, NAME_MAX))?;
-        t.serialize_element(&V(&self.value))?;
-        t.end()
+impl Encode for Field<'_> {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn encode(&self, w: &mut Writer<'_>) {
+        w.str_bounded(self.name, NAME_MAX);
+        self.value.encode(w);
     }
 }
 
@@ -441,51 +395,13 @@ impl Encode for Fields<'_> {
                     f.encode(w);
                 }
                 if dropped > 0 {
-                    Field {
-                        name: "…dropped",
-                        value: Value::U64(dropped as u64),
-                    }
-                    .encode(w);
+                    Field::dropped(dropped as u64).encode(w);
                 }
             }
             // Already encoded: copied as they are.
             Fields::Encoded { count, bytes } => {
                 w.varint(count);
                 w.bytes(bytes);
-            }
-        }
-    }
-}
-
-impl Serialize for Fields<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        match *self {
-            Fields::Slice(fields) => {
-                let kept = fields.get(..FIELDS_MAX).unwrap_or(fields);
-                let dropped = fields.len() - kept.len();
-                let mut seq = ser.serialize_seq(Some(kept.len() + usize::from(dropped > 0)))?;
-                for f in kept {
-                    seq.serialize_element(f)?;
-                }
-                if dropped > 0 {
-                    let value = Value::U64(dropped as u64);
-                    seq.serialize_element(&Field {
-                        name: "…dropped",
-                        value,
-                    })?;
-                }
-                seq.end()
-            }
-            Fields::Encoded { count, .. } => {
-                let len = usize::try_from(count).unwrap_or(usize::MAX);
-                let mut seq = ser.serialize_seq(Some(len))?;
-                for f in self.iter() {
-                    match f {
-                        Ok(f) => seq.serialize_element(&f)?,
-                        Err(_) => return Err(serde::ser::Error::custom("malformed field")),
-                    }
-                }
-                seq.end()
             }
         }
     }
@@ -545,30 +461,11 @@ pub struct Log<'a> {
     pub fields: Fields<'a>,
 }
 
-/// A string serialised cut to a bound.
-struct Bounded<'s>(&'s str, usize);
-
-impl Serialize for Bounded<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        bounded(self.0, self.1, ser)
-    }
-}
-
 impl Encode for Log<'_> {
     fn encode(&self, w: &mut Writer<'_>) {
         w.str_bounded(self.target, TARGET_MAX);
         w.str_bounded(self.message, MESSAGE_MAX);
         self.fields.encode(w);
-    }
-}
-
-impl Serialize for Log<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut t = ser.serialize_tuple(3)?;
-        t.serialize_element(&Bounded(self.target, TARGET_MAX))?;
-        t.serialize_element(&Bounded(self.message, MESSAGE_MAX))?;
-        t.serialize_element(&self.fields)?;
-        t.end()
     }
 }
 
@@ -595,15 +492,6 @@ impl Encode for Custom<'_> {
     fn encode(&self, w: &mut Writer<'_>) {
         w.str_bounded(self.name, NAME_MAX);
         self.attributes.encode(w);
-    }
-}
-
-impl Serialize for Custom<'_> {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        let mut t = ser.serialize_tuple(2)?;
-        t.serialize_element(&Bounded(self.name, NAME_MAX))?;
-        t.serialize_element(&self.attributes)?;
-        t.end()
     }
 }
 

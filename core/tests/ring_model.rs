@@ -365,7 +365,7 @@ proptest! {
             a.push(&filler, &vec![7u8; len]).unwrap();
         }
         let mut b = a.clone();
-        let encoded = postcard::to_allocvec(&log).unwrap();
+        let encoded = encoded(&log);
         let ra = a.push_event(&meta, &log);
         let rb = b.push(&meta, &encoded);
         prop_assert_eq!(ra, rb);
@@ -389,7 +389,7 @@ fn push_event_wraps_at_every_offset() {
         message: "wrong password for ünïcödé",
         fields: Fields::Slice(&fields),
     };
-    let encoded = postcard::to_allocvec(&log).unwrap();
+    let encoded = encoded(&log);
     let meta = RecordMeta {
         time: 99,
         level: Level::Warn,
@@ -527,4 +527,15 @@ fn held_cursor_counts_lost_records() {
         Ok(Read::Record { seq: 12, .. })
     ));
     assert_eq!(out, [42; 8]);
+}
+
+/// Core's encoding of `log` into one buffer (the ring writes it into a slot that may wrap).
+fn encoded(log: &Log<'_>) -> Vec<u8> {
+    use flightrec_core::encode::Encode;
+    let mut out = vec![0u8; log.encoded_len()];
+    assert_eq!(
+        flightrec_core::encode::to_slice(log, &mut out),
+        Some(out.len())
+    );
+    out
 }

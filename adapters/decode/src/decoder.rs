@@ -17,8 +17,10 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
+use std::ops::Range;
 
 use flightrec_core::dump::{FRAME_END, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAGIC, SYNC};
+use flightrec_core::frame::{parse_with, Parsed};
 use flightrec_core::{DumpEnd, DumpHeader, RecordHead};
 
 /// Largest frame: sync, type, length, 65 535 body bytes, CRC.
@@ -101,24 +103,6 @@ enum Pending {
         head: RecordHead,
         start: usize,
         end: usize,
-    },
-}
-
-/// What is at a position that should start a frame.
-enum Frame {
-    /// A frame that checks: type, body range in the buffer, whole length.
-    Whole {
-        ty: u8,
-        body: (usize, usize),
-        len: usize,
-    },
-    Truncated {
-        claimed: usize,
-        available: usize,
-    },
-    BadCrc {
-        ty: u8,
-        len: u16,
     },
 }
 
@@ -497,19 +481,19 @@ impl<R: Read> Decoder<R> {
 
     /// Looks at a frame starting at buffer index `at` (whose first byte is `SYNC`). The
     /// caller has filled [`MAX_FRAME`] bytes from `at`, or the input ends sooner.
-    fn frame_at(&self, at: usize) -> Frame {
-        use flightrec_core::frame::{parse_with, Parsed};
+    /// Core's frame parser on the buffered bytes at `at` (a sync byte), with the faster
+    /// CRC; a whole frame's body range is in the buffer.
+    fn frame_at(&self, at: usize) -> Parsed {
         let bytes = self.buf.get(at..self.end).unwrap_or(&[]);
         match parse_with(bytes, crc32fast::hash) {
-            Parsed::Whole { ty, body, len } => Frame::Whole {
+            Parsed::Whole { ty, body, len } => Parsed::Whole {
                 ty,
-                body: (at + body.start, at + body.end),
+                body: at + body.start..at + body.end,
                 len,
             },
-            Parsed::Truncated { claimed, available } => Frame::Truncated { claimed, available },
-            Parsed::BadCrc { ty, len } => Frame::BadCrc { ty, len },
             // The caller found a sync byte at `at`: a frame that does not check.
-            Parsed::NotAFrame => Frame::BadCrc { ty: 0, len: 0 },
+            Parsed::NotAFrame => Parsed::BadCrc { ty: 0, len: 0 },
+            other => other,
         }
     }
 
@@ -524,7 +508,7 @@ impl<R: Read> Decoder<R> {
                 return;
             }
             match self.frame_at(self.start) {
-                Frame::Whole { ty, len, .. } if ty == want => self.start += len,
+                Parsed::Whole { ty, len, .. } if ty == want => self.start += len,
                 _ => return,
             }
         }
@@ -534,13 +518,13 @@ impl<R: Read> Decoder<R> {
         self.fill(MAX_FRAME)?;
         let offset = self.offset();
         if self.byte(self.start) == Some(SYNC) {
-            if let Frame::Whole {
+            if let Parsed::Whole {
                 ty: FRAME_HEADER,
-                body: (b0, b1),
+                body,
                 len,
             } = self.frame_at(self.start)
             {
-                let body = self.bytes(b0, b1 - b0);
+                let body = self.bytes(body.start, body.len());
                 let header = postcard::take_from_bytes::<DumpHeader<'_>>(body)
                     .ok()
                     .map(|(h, _)| Header::from(&h));
@@ -696,26 +680,29 @@ impl<R: Read> Decoder<R> {
             return Ok(());
         }
         match self.frame_at(self.start) {
-            Frame::Truncated { claimed, available } => {
+            Parsed::Truncated { claimed, available } => {
                 self.start += 1;
                 self.state = State::Resync {
                     from: offset,
                     why: Damage::Truncated { claimed, available },
                 };
             }
-            Frame::BadCrc { ty, len } => {
+            Parsed::BadCrc { ty, len } => {
                 self.start += 1;
                 self.state = State::Resync {
                     from: offset,
                     why: Damage::BadCrc { ty, len },
                 };
             }
-            Frame::Whole { ty, body, len } => self.whole_frame(offset, ty, body, len),
+            Parsed::Whole { ty, body, len } => self.whole_frame(offset, ty, body, len),
+            // `frame_at` gives none (it is called at a sync byte).
+            Parsed::NotAFrame => self.start += 1,
         }
         Ok(())
     }
 
-    fn whole_frame(&mut self, offset: u64, ty: u8, (b0, b1): (usize, usize), len: usize) {
+    fn whole_frame(&mut self, offset: u64, ty: u8, body: Range<usize>, len: usize) {
+        let (b0, b1) = (body.start, body.end);
         self.stats.framed += len as u64;
         match ty {
             FRAME_RECORD => {
@@ -840,7 +827,7 @@ impl<R: Read> Decoder<R> {
             FRAME_HEADER => postcard::take_from_bytes::<DumpHeader<'_>>(body).is_ok(),
             _ => false,
         };
-        plausible && matches!(self.frame_at(at), Frame::Whole { .. })
+        plausible && matches!(self.frame_at(at), Parsed::Whole { .. })
     }
 
     fn resync(&mut self, from: u64, why: Damage) -> io::Result<()> {

@@ -286,24 +286,26 @@ fn end(records: u64, lost: u64, oos: u64) -> Vec<u8> {
 
 #[test]
 fn gaps_unknown_kinds_frames_and_appended_fields() {
-    let log = postcard::to_allocvec(&Log {
+    let log = Log {
         level: Level::Info,
         target: "t",
         message: "m",
         fields: flightrec_core::event::Fields::NONE,
-    })
-    .unwrap();
+    };
+    let mut log_bytes = [0u8; 16];
+    let n = flightrec_core::encode::to_slice(&log, &mut log_bytes).unwrap();
+    let log = &log_bytes[..n];
     let mut end_body = end(4, 2, 0);
     end_body.extend_from_slice(&[9, 9, 9]); // a newer writer's fields
     let d = handmade(
         &header(10, 20, None),
         &[0x42, 0x42], // a newer writer's fields
         &[
-            record(12, 0, 2, &log),
+            record(12, 0, 2, log),
             frame(b'Z', b"future"),
             record(13, 9, 7, b"abc"),
             record(17, 0, 2, b"\xff\xff\xff"),
-            record(18, 0, 2, &log),
+            record(18, 0, 2, log),
         ],
         Some(&end_body),
     );

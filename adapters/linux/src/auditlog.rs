@@ -556,7 +556,7 @@ mod tests {
             kind: Kind::AUTH_FAILURE,
             level: Level::Warn,
             session: None,
-            payload: postcard::to_allocvec(&e).unwrap(),
+            payload: crate::recorder::encode_vec(&e).unwrap(),
         }
     }
 

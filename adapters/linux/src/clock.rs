@@ -1,11 +1,11 @@
 //! The clock records are stamped with: nanoseconds since the Unix epoch, monotonic per
 //! thread, one time scale for the whole process (dumps merge shards by time).
 //!
-//! Why not `Instant::now()`: the vDSO's `clock_gettime` costs about 16 ns here (the capture
-//! bench: a layer that only reads it, above one that does nothing), a quarter of a captured
-//! event's budget. Where the kernel itself uses the TSC as its clocksource (and
-//! the CPU says the TSC is invariant), reading it is one `rdtsc` (about 7 ns) plus a
-//! multiplication. The TSC is mapped to nanoseconds by a piecewise linear function that is
+//! Why not `Instant::now()`: the vDSO's `clock_gettime` takes about a quarter of a captured
+//! event's budget, twice what this clock takes (the capture bench's "floor + `Instant::now()`"
+//! and "floor + flightrec's clock" rows in `benches/RESULTS.md`). Where the kernel itself
+//! uses the TSC as its clocksource (and the CPU says the TSC is invariant), reading it is one
+//! `rdtsc` plus a multiplication. The TSC is mapped to nanoseconds by a piecewise linear function that is
 //! continuous and increasing: it starts from a 100 µs calibration against
 //! `CLOCK_MONOTONIC` and is corrected against it again and again (after as long again as the
 //! time measured so far, then every second), each correction changing only the slope of the

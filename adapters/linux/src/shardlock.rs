@@ -1,8 +1,8 @@
 //! The lock of one shard's ring.
 //!
 //! Why not `std::sync::Mutex`: its unlock is an atomic swap (it must learn whether a waiter
-//! sleeps on the futex), so an uncontended lock and unlock cost two locked instructions,
-//! about 9 ns of a captured event. A shard is nearly always uncontended (threads get their
+//! sleeps on the futex), so an uncontended lock and unlock cost two locked instructions, a
+//! visible part of a captured event's time (`benches/RESULTS.md`, capture bench). A shard is nearly always uncontended (threads get their
 //! own shard while there are at least as many shards as busy threads; a dump holds a shard
 //! for one copy of its ring), so this lock takes one compare-and-swap to lock and a plain
 //! release store to unlock. A thread that finds it taken spins briefly, then yields its CPU

@@ -12,7 +12,7 @@ use flightrec_core::{
     write_dump, Build, ClockInfo, DumpHeader, Kind, Level, Reason, RecordHead, RecordMeta, Ring,
     SessionId, TimeBase,
 };
-use serde::Serialize;
+use flightrec_core::encode::Encode;
 
 /// Characters a peer may send to confuse a reader: C0/C1 controls, line and paragraph
 /// separators, bidi controls, Unicode spaces, invisible format characters (Cf), tags,
@@ -234,12 +234,12 @@ fn fields(f: &[(Hostile, FieldValue)]) -> Vec<Field<'_>> {
         .collect()
 }
 
-fn ser<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+fn ser<T: Encode + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    // The writer's encoding: core's encoder, as the ring writes it.
     out.clear();
-    // postcard's encoding is the wire format's (WIRE-FORMAT.md section 1).
-    if let Ok(bytes) = postcard::to_extend(v, std::mem::take(out)) {
-        *out = bytes;
-    }
+    out.resize(v.encoded_len(), 0);
+    let len = flightrec_core::encode::to_slice(v, out).unwrap_or(0);
+    out.truncate(len);
 }
 
 impl Event {

@@ -106,7 +106,7 @@ impl std::fmt::Debug for FlightRecorder {
 
 /// An event's payload bytes, as the ring holds them; `None` if it does not encode to the
 /// length it counted.
-fn encode_vec<E: Event>(event: &E) -> Option<Vec<u8>> {
+pub(crate) fn encode_vec<E: Event>(event: &E) -> Option<Vec<u8>> {
     let mut bytes = vec![0; event.encoded_len()];
     let len = flightrec_core::encode::to_slice(event, &mut bytes)?;
     (len == bytes.len()).then_some(bytes)
