@@ -73,7 +73,13 @@ fn item(n: u64) -> AuditItem {
         kind: Kind::AUTH_FAILURE,
         level: Level::Warn,
         session: None,
-        payload: postcard::to_allocvec(&e).unwrap(),
+        payload: {
+            use flightrec_core::encode::Encode;
+            let mut bytes = vec![0; e.encoded_len()];
+            let len = flightrec_core::encode::to_slice(&e, &mut bytes).unwrap();
+            bytes.truncate(len);
+            bytes
+        },
     }
 }
 
