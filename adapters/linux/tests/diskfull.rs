@@ -92,6 +92,13 @@ fn fill(path: PathBuf) -> (std::thread::JoinHandle<()>, Arc<AtomicBool>) {
     (thread, full)
 }
 
+/// Frees the space `path` holds at once and removes it. Truncating frees its blocks even
+/// while another process holds the file open.
+fn free_space(path: &Path) {
+    empty(path);
+    std::fs::remove_file(path).unwrap();
+}
+
 fn recorder() -> Arc<FlightRecorder> {
     FlightRecorder::new(RecorderOptions {
         shards: 2,
@@ -204,8 +211,10 @@ async fn audit_lines_are_whole_or_counted_lost_on_a_full_disk() {
         let during = service.stats();
         assert!(during.audit_lines_lost > 0, "{during}");
         assert!(during.errors > 0, "{during}");
-        // Space again: the next lines are whole, on their own lines.
-        std::fs::remove_file(fs.dir.join("filler")).unwrap();
+        // Space again: the next lines are whole, on their own lines. Truncated before it is
+        // removed: a child that another test forks (mount, umount) may hold a copy of the
+        // filler's descriptor until it execs, and unlinking alone frees nothing until then.
+        free_space(&fs.dir.join("filler"));
         after_space.extend(submitted..submitted + 100);
         burst(100, &mut submitted);
         service.flush().await.unwrap();
@@ -264,7 +273,7 @@ fn dumps_are_whole_or_counted_lost(format: DumpFormat) {
             assert!(submitted < 100_000, "the disk never filled");
         }
         filler.join().unwrap();
-        std::fs::remove_file(fs.dir.join("filler")).unwrap();
+        free_space(&fs.dir.join("filler"));
         // Space again: the next dump is written, whole.
         files.write(&rec, &rec.manual_order()).unwrap();
         submitted += 1;
