@@ -39,9 +39,11 @@ use flightrec_core::Kind;
 use crate::{AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
 
 mod files;
+mod scan;
 mod table;
 
-use files::{expand, has_glob_chars, open, read_line};
+use files::{expand, has_glob_chars, open};
+use scan::{for_each_line, Line, Prefilter};
 
 /// Longest line read; longer ones are counted unreadable (and not kept in memory).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -427,118 +429,45 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         io_errors: 0,
     };
     let files = expand(paths, &mut problems);
-    let mut tally = Tally::default();
-    let mut collector = match args.limit {
-        Some(limit) => Collector::Newest {
-            heap: BinaryHeap::new(),
-            limit,
-        },
-        None => Collector::All(Vec::new()),
+    let reading = Reading {
+        args,
+        ejabberd: &ejabberd,
+        ox: &ox,
+        filter: &filter,
     };
-    let mut seq = 0u64;
-    let mut buf = Vec::new();
-    let mut forwarded = crate::rfc5424::SeqCheck::new();
-    for path in &files {
-        let mut reader = match open(path) {
-            Ok(r) => r,
-            Err(e) => {
-                problems.io(format_args!("{}: {e}", shown_path(path)));
-                continue;
-            }
-        };
-        let mut line_no = 0u64;
-        loop {
-            let too_long = match read_line(&mut *reader, &mut buf, MAX_LINE) {
-                Ok(None) => break,
-                Ok(Some(too_long)) => too_long,
-                Err(e) => {
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::InvalidData
-                            | io::ErrorKind::InvalidInput
-                            | io::ErrorKind::UnexpectedEof
-                    ) {
-                        // A cut or corrupt .gz: what came before was shown.
-                        problems.bad_line(path, line_no + 1, &format!("corrupt data: {e}"));
-                    } else {
-                        problems.io(format_args!(
-                            "{}: read error after line {line_no}: {e}",
-                            shown_path(path)
-                        ));
-                    }
-                    break;
-                }
+    // With an account asked for (and not `--gaps`, which needs every forwarded line), only
+    // the lines that can be its own are parsed. When none is found, the files are read
+    // again in full, so that the message saying why tells the records and hosts seen.
+    let prefilter = match (&filter.user, args.gaps) {
+        (Some(user), false) => Prefilter::for_user(user, args.delimiter),
+        _ => None,
+    };
+    let read = match prefilter {
+        Some(prefilter) => {
+            let mut said = Vec::new();
+            let mut first = Problems {
+                err: &mut said,
+                unreadable: 0,
+                io_errors: 0,
             };
-            line_no += 1;
-            if too_long {
-                problems.bad_line(path, line_no, "longer than 64 KiB");
-                continue;
-            }
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            if buf.is_empty() {
-                continue;
-            }
-            let Ok(text) = std::str::from_utf8(&buf) else {
-                problems.bad_line(path, line_no, "not UTF-8");
-                continue;
-            };
-            let line = text;
-            // A collector's RFC 5424 line: its MSG is the audit line; notices are skipped.
-            let msg;
-            let text = if line.starts_with('<') {
-                match crate::rfc5424::forwarded(line, &args.sd_id, &mut forwarded) {
-                    Ok(Some(m)) => {
-                        msg = m;
-                        msg.as_str()
-                    }
-                    Ok(None) => continue,
-                    Err(e) => {
-                        problems.bad_line(path, line_no, e.reason);
-                        continue;
-                    }
-                }
+            let read = reading.read(&files, Some(&prefilter), &mut first);
+            if read.tally.of_target > 0 {
+                problems.unreadable += first.unreadable;
+                problems.io_errors += first.io_errors;
+                let _ = problems.err.write_all(&said);
+                read
             } else {
-                line
-            };
-            if args.gaps {
-                continue;
-            }
-            let parsed = if text.starts_with(|c: char| c.is_ascii_digit()) {
-                ejabberd.parse(text)
-            } else {
-                ox.parse(text)
-            };
-            let record = match parsed {
-                Ok(record) => record,
-                Err(e) => {
-                    problems.bad_line(path, line_no, e.reason);
-                    continue;
-                }
-            };
-            tally.records += 1;
-            if !filter.is_of_target(&record) {
-                if let Some((_, host)) = record.event.account() {
-                    if tally.hosts.len() < 8 {
-                        tally.hosts.insert(host.to_owned());
-                    }
-                }
-                continue;
-            }
-            tally.of_target += 1;
-            if filter.passes_options(&record) {
-                tally.matching += 1;
-                seq += 1;
-                collector.push(Entry {
-                    unix_secs: record.unix_secs,
-                    seq,
-                    record,
-                    line: line.to_owned(),
-                });
+                drop(read);
+                reading.read(&files, None, &mut problems)
             }
         }
-    }
+        None => reading.read(&files, None, &mut problems),
+    };
+    let Read {
+        tally,
+        collector,
+        forwarded,
+    } = read;
 
     let entries = collector.finish();
     let mut gaps_found = false;
@@ -587,6 +516,146 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         exit::GAPS
     } else {
         exit::OK
+    }
+}
+
+/// What [`run`] reads with: the arguments, formats and filter.
+struct Reading<'a> {
+    args: &'a AuditArgs,
+    ejabberd: &'a EjabberdFormat,
+    ox: &'a OxFormat,
+    filter: &'a Filter,
+}
+
+/// What reading the files gave.
+struct Read {
+    tally: Tally,
+    collector: Collector,
+    forwarded: crate::rfc5424::SeqCheck,
+}
+
+impl Reading<'_> {
+    /// Reads `files` in order, parsing the lines `prefilter` lets through (every line
+    /// without one), and collects the records to show.
+    fn read(
+        &self,
+        files: &[std::path::PathBuf],
+        prefilter: Option<&Prefilter>,
+        problems: &mut Problems<'_>,
+    ) -> Read {
+        let mut read = Read {
+            tally: Tally::default(),
+            collector: match self.args.limit {
+                Some(limit) => Collector::Newest {
+                    heap: BinaryHeap::new(),
+                    limit,
+                },
+                None => Collector::All(Vec::new()),
+            },
+            forwarded: crate::rfc5424::SeqCheck::new(),
+        };
+        let mut seq = 0u64;
+        let mut buf = Vec::new();
+        for path in files {
+            let mut reader = match open(path) {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.io(format_args!("{}: {e}", shown_path(path)));
+                    continue;
+                }
+            };
+            let result = for_each_line(&mut *reader, &mut buf, prefilter, |line_no, line| {
+                let bytes = match line {
+                    Line::Candidate(bytes) => bytes,
+                    Line::NotUtf8 => return problems.bad_line(path, line_no, "not UTF-8"),
+                    Line::TooLong => return problems.bad_line(path, line_no, "longer than 64 KiB"),
+                };
+                self.line(bytes, path, line_no, &mut seq, &mut read, problems);
+            });
+            if let Err((e, line_no)) = result {
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::InvalidData
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::UnexpectedEof
+                ) {
+                    // A cut or corrupt .gz: what came before was shown.
+                    problems.bad_line(path, line_no + 1, &format!("corrupt data: {e}"));
+                } else {
+                    problems.io(format_args!(
+                        "{}: read error after line {line_no}: {e}",
+                        shown_path(path)
+                    ));
+                }
+            }
+        }
+        read
+    }
+
+    /// Parses one line (without its `\n`) and collects its record if it is to be shown.
+    fn line(
+        &self,
+        bytes: &[u8],
+        path: &Path,
+        line_no: u64,
+        seq: &mut u64,
+        read: &mut Read,
+        problems: &mut Problems<'_>,
+    ) {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        if bytes.is_empty() {
+            return;
+        }
+        let Ok(line) = std::str::from_utf8(bytes) else {
+            return problems.bad_line(path, line_no, "not UTF-8");
+        };
+        // A collector's RFC 5424 line: its MSG is the audit line; notices are skipped.
+        let msg;
+        let text = if line.starts_with('<') {
+            match crate::rfc5424::forwarded(line, &self.args.sd_id, &mut read.forwarded) {
+                Ok(Some(m)) => {
+                    msg = m;
+                    msg.as_str()
+                }
+                Ok(None) => return,
+                Err(e) => return problems.bad_line(path, line_no, e.reason),
+            }
+        } else {
+            line
+        };
+        if self.args.gaps {
+            return;
+        }
+        let parsed = if text.starts_with(|c: char| c.is_ascii_digit()) {
+            self.ejabberd.parse(text)
+        } else {
+            self.ox.parse(text)
+        };
+        let record = match parsed {
+            Ok(record) => record,
+            Err(e) => return problems.bad_line(path, line_no, e.reason),
+        };
+        let tally = &mut read.tally;
+        tally.records += 1;
+        if !self.filter.is_of_target(&record) {
+            if let Some((_, host)) = record.event.account() {
+                if tally.hosts.len() < 8 {
+                    tally.hosts.insert(host.to_owned());
+                }
+            }
+            return;
+        }
+        tally.of_target += 1;
+        if self.filter.passes_options(&record) {
+            tally.matching += 1;
+            *seq += 1;
+            read.collector.push(Entry {
+                unix_secs: record.unix_secs,
+                seq: *seq,
+                record,
+                line: line.to_owned(),
+            });
+        }
     }
 }
 
