@@ -27,8 +27,6 @@
 //! With `--limit N` only the N newest records are kept while reading (a bounded heap),
 //! so a large log does not have to fit in memory.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -38,10 +36,12 @@ use flightrec_core::Kind;
 
 use crate::{AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
 
+mod collect;
 mod files;
 mod scan;
 mod table;
 
+use collect::{Collector, Entry};
 use files::{expand, has_glob_chars, open};
 use scan::{for_each_line, Line, Prefilter};
 
@@ -265,66 +265,6 @@ struct Tally {
     hosts: std::collections::BTreeSet<String>,
 }
 
-/// A kept record; ordered by time, then by reading order (later lines are newer).
-struct Entry {
-    unix_secs: i64,
-    seq: u64,
-    record: AuditRecord,
-    line: String,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.unix_secs, self.seq).cmp(&(other.unix_secs, other.seq))
-    }
-}
-
-/// Keeps every record, or only the newest `limit` ones.
-enum Collector {
-    All(Vec<Entry>),
-    Newest {
-        heap: BinaryHeap<Reverse<Entry>>,
-        limit: usize,
-    },
-}
-
-impl Collector {
-    fn push(&mut self, e: Entry) {
-        match self {
-            Collector::All(v) => v.push(e),
-            Collector::Newest { heap, limit } => {
-                if heap.len() < *limit {
-                    heap.push(Reverse(e));
-                } else if heap.peek().is_some_and(|Reverse(oldest)| *oldest < e) {
-                    heap.pop();
-                    heap.push(Reverse(e));
-                }
-            }
-        }
-    }
-
-    /// Newest first.
-    fn finish(self) -> Vec<Entry> {
-        let mut v = match self {
-            Collector::All(v) => v,
-            Collector::Newest { heap, .. } => heap.into_iter().map(|Reverse(e)| e).collect(),
-        };
-        v.sort_unstable_by(|a, b| b.cmp(a));
-        v
-    }
-}
-
 /// Counts and reports what went wrong, without stopping.
 struct Problems<'w> {
     err: &'w mut dyn Write,
@@ -467,24 +407,23 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         tally,
         collector,
         forwarded,
+        ..
     } = read;
 
-    let entries = collector.finish();
+    // The records kept: the newest `--limit` of those matching.
+    let shown = args
+        .limit
+        .map_or(tally.matching, |l| tally.matching.min(l as u64));
     let mut gaps_found = false;
-    let written = match args.output {
-        _ if args.gaps => crate::rfc5424::write_gaps(out, &forwarded).map(|clean| {
+    let written = if args.gaps {
+        crate::rfc5424::write_gaps(out, &forwarded).map(|clean| {
             gaps_found = !clean;
-        }),
-        Output::Table => table::write_table(out, &entries),
-        Output::Lines => entries.iter().try_for_each(|e| writeln!(out, "{}", e.line)),
+        })
+    } else {
+        collector
+            .write(out, args.output)
+            .and_then(|n| writeln!(out, "{n} records displayed"))
     }
-    .and_then(|()| {
-        if args.gaps {
-            Ok(())
-        } else {
-            writeln!(out, "{} records displayed", entries.len())
-        }
-    })
     .and_then(|()| out.flush());
     if let Err(e) = written {
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -498,7 +437,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             problems.unreadable
         );
     }
-    if entries.is_empty() && !args.gaps {
+    if shown == 0 && !args.gaps {
         explain_nothing_shown(
             &mut problems,
             &files,
@@ -532,6 +471,8 @@ struct Read {
     tally: Tally,
     collector: Collector,
     forwarded: crate::rfc5424::SeqCheck,
+    /// Whether the temporary file failed (said once).
+    spill_failed: bool,
 }
 
 impl Reading<'_> {
@@ -545,14 +486,9 @@ impl Reading<'_> {
     ) -> Read {
         let mut read = Read {
             tally: Tally::default(),
-            collector: match self.args.limit {
-                Some(limit) => Collector::Newest {
-                    heap: BinaryHeap::new(),
-                    limit,
-                },
-                None => Collector::All(Vec::new()),
-            },
+            collector: Collector::new(self.args.limit, self.args.output),
             forwarded: crate::rfc5424::SeqCheck::new(),
+            spill_failed: false,
         };
         let mut seq = 0u64;
         let mut buf = Vec::new();
@@ -649,12 +585,20 @@ impl Reading<'_> {
         if self.filter.passes_options(&record) {
             tally.matching += 1;
             *seq += 1;
-            read.collector.push(Entry {
+            let kept = read.collector.push(Entry {
                 unix_secs: record.unix_secs,
                 seq: *seq,
                 record,
                 line: line.to_owned(),
             });
+            if let Err(e) = kept {
+                if !read.spill_failed {
+                    read.spill_failed = true;
+                    problems.note(format_args!(
+                        "temporary file for the records to show: {e}; holding them in memory"
+                    ));
+                }
+            }
         }
     }
 }
