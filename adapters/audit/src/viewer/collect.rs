@@ -19,7 +19,7 @@ use super::Output;
 use crate::AuditRecord;
 
 /// Bytes of records (an estimate) held in memory before they are written out as a run.
-pub(super) const HOLD: usize = 4 << 20;
+pub(super) const HOLD: usize = 2 << 20;
 
 /// Runs merged at once.
 const FAN_IN: usize = 16;
