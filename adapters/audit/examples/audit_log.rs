@@ -9,7 +9,7 @@
 //! standard output). The accounts are `user0@example.org` .. `user4999@...` on three hosts
 //! spelled in several cases; `user42@example.org` (the timed account) appears in one line
 //! in five thousand, and names that hold `user42` (`user420`, `user4299`, ...) in about one
-//! in fifty, so a substring prefilter has candidates to throw away. A few lines carry
+//! in sixty, so a substring prefilter has candidates to throw away. A few lines carry
 //! escaped peer-controlled text. Times increase by one second every few lines.
 
 use std::io::{BufWriter, Write};

@@ -24,8 +24,17 @@
 //! `--global` shows only them, `--no-global` hides them, and a `user@host` target never
 //! matches them.
 //!
-//! With `--limit N` only the N newest records are kept while reading (a bounded heap),
-//! so a large log does not have to fit in memory.
+//! Memory does not grow with the logs: lines are read in fixed-size blocks, and the
+//! records to show are held up to a bound, beyond which they go to sorted runs in an
+//! unnamed temporary file (mode 0600) merged when shown. With `--limit N` only the N
+//! newest records are kept while reading (a heap of N).
+//!
+//! Asking for an account (`user@host`) parses only the lines that can be its own: those
+//! holding the user name as the line's style escapes it (see `scan::Prefilter`). The
+//! other lines are checked to be UTF-8 and not too long, not parsed, so a damaged line
+//! that cannot be the account's is not counted. When no record of the account is found,
+//! every line is read again in full, so the message saying why, the damaged lines counted
+//! and the exit status are those of a full read.
 
 use std::io::{self, Write};
 use std::path::Path;
