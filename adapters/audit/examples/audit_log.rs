@@ -7,10 +7,10 @@
 //!
 //! Arguments: the number of lines (default one million) and the output path (default
 //! standard output). The accounts are `user0@example.org` .. `user4999@...` on three hosts
-//! spelled in several cases; `user42@example.org` (the timed account) appears in one line
-//! in five thousand, and names that hold `user42` (`user420`, `user4299`, ...) in about one
-//! in sixty, so a substring prefilter has candidates to throw away. A few lines carry
-//! escaped peer-controlled text. Times increase by one second every few lines.
+//! spelled in several cases; `user42@example.org` (the timed account) has about one line
+//! in three thousand, and names that hold `user42` (`user420`, `user4299`, ...) about one
+//! in sixty, so a substring prefilter has candidates to throw away. One line in seven
+//! carries escaped peer-controlled text. Times increase by one second every four lines.
 
 use std::io::{BufWriter, Write};
 
