@@ -136,7 +136,9 @@ fn for_each_line_in(
             }
             continue;
         };
-        let (whole, rest) = data.split_at(last_newline + 1);
+        let (whole, rest) = data
+            .split_at_checked(last_newline + 1)
+            .unwrap_or((data, &[]));
         let whole = if skipping {
             // The end of the long line is the first newline.
             skipping = false;
