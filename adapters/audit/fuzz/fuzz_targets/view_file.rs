@@ -41,8 +41,7 @@ fn shown(args: &AuditArgs) -> (u8, Vec<String>) {
 /// The account a listed line is about, as the viewer parses it.
 fn account(line: &str) -> Option<(String, String)> {
     let text = if line.starts_with('<') {
-        rfc5424::forwarded(line, rfc5424::DEFAULT_SD_ID, &mut rfc5424::SeqCheck::new())
-            .ok()??
+        rfc5424::forwarded(line, rfc5424::DEFAULT_SD_ID, &mut rfc5424::SeqCheck::new()).ok()??
     } else {
         line.to_owned()
     };
@@ -73,9 +72,7 @@ fuzz_target!(|data: &[u8]| {
     let bare = |h: &str| h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase();
     let want: Vec<String> = all
         .into_iter()
-        .filter(|l| {
-            account(l).is_some_and(|(u, h)| u == user && bare(&h) == bare(host))
-        })
+        .filter(|l| account(l).is_some_and(|(u, h)| u == user && bare(&h) == bare(host)))
         .collect();
     assert_eq!(one, want);
 });
