@@ -738,3 +738,139 @@ fn table_shows_spaces_at_the_ends_of_a_field_escaped() {
         );
     }
 }
+
+/// `--output lines` lines (without the closing line).
+fn listed(out: &str) -> Vec<&str> {
+    let lines: Vec<&str> = out.lines().collect();
+    lines[..lines.len() - 1].to_vec()
+}
+
+/// The model is the viewer reading every line: asking for an account (which parses only
+/// the lines that can be its own) shows exactly the lines of the full listing that parse
+/// as that account's, in the same order, whatever look-alike, hostile or case-varied
+/// names the file holds, in both styles.
+#[test]
+fn an_account_shows_what_the_full_listing_shows_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let users = [
+        "alice",
+        "alicex",
+        "xalice",
+        "Alice",
+        "al ice",
+        "alice@evil",
+        "alice\u{202e}",
+        "a|b=c",
+        "a/b",
+        "\\",
+        "x",
+    ];
+    let hosts = [
+        "example.org",
+        "EXAMPLE.org",
+        "example.org.",
+        "other.example",
+    ];
+    let ox_semicolon = LineFormat::OpenXchange(OxFormat {
+        delimiter: ';',
+        ..OxFormat::default()
+    });
+    let mut lines = Vec::new();
+    let mut n = 0i64;
+    for user in users {
+        for host in hosts {
+            for format in [ej(), ox(), ox_semicolon.clone()] {
+                n += 1;
+                // Times not in file order: the newest-first sort is exercised too.
+                let secs = DAY + (n * 7919) % 500;
+                lines.push(line(&format, secs, &fail(user, host, (n % 200) as u8)));
+            }
+        }
+    }
+    write_plain(&path, &lines);
+    let p = path.to_str().unwrap();
+    let mut found = 0;
+    for delimiter in ["|", ";"] {
+        let all = run(&["--output", "lines", "--delimiter", delimiter, p]);
+        assert_eq!(all.code, 1, "the other delimiter's lines do not parse");
+        for user in users {
+            for host in ["example.org", "EXAMPLE.ORG", "other.example."] {
+                let target = format!("{user}@{host}");
+                // As the viewer splits a target: at the first `@`.
+                let (user, host) = target.split_once('@').unwrap();
+                let want: Vec<&str> = listed(&all.out)
+                    .into_iter()
+                    .filter(|l| {
+                        let parsed = if l.starts_with(|c: char| c.is_ascii_digit()) {
+                            ej().parse(l)
+                        } else if delimiter == "|" {
+                            ox().parse(l)
+                        } else {
+                            ox_semicolon.parse(l)
+                        };
+                        parsed.unwrap().event.account().is_some_and(|(u, h)| {
+                            u == user
+                                && h.trim_end_matches('.')
+                                    .eq_ignore_ascii_case(host.trim_end_matches('.'))
+                        })
+                    })
+                    .collect();
+                found += want.len();
+                let one = run(&[
+                    "--target",
+                    &target,
+                    "--output",
+                    "lines",
+                    "--delimiter",
+                    delimiter,
+                    p,
+                ]);
+                assert_eq!(listed(&one.out), want, "{target} with {delimiter}");
+                assert_eq!(
+                    closing(&one.out),
+                    format!("{} records displayed", want.len())
+                );
+            }
+        }
+    }
+    assert!(found > 100, "{found} lines compared");
+}
+
+/// With an account asked for, only lines that can be its own are parsed: a damaged line
+/// that cannot be its own (it does not hold the user's name) is not looked at, but one
+/// that holds it, a line that is not UTF-8 or too long is counted as ever; when nothing
+/// is found, every line is read to say why, and every damaged one counted.
+#[test]
+fn an_account_counts_the_damaged_lines_that_can_be_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"garbage\n");
+    bytes.extend_from_slice(line(&ej(), DAY, &fail("alice", "h", 1)).as_bytes());
+    bytes.extend_from_slice(
+        b"\n2026-11-23 00:00:00 Failed PLAIN authentication for alice@h from 1.2.3.04 port 1\n",
+    );
+    bytes.extend_from_slice(b"\xff\xfe not utf-8\n");
+    std::fs::write(&path, bytes).unwrap();
+    let p = path.to_str().unwrap();
+    let r = run(&["alice@h", p]);
+    assert_eq!((r.code, closing(&r.out)), (1, "1 records displayed"));
+    assert!(!r.err.contains(":1: unreadable line"), "{}", r.err);
+    assert!(r.err.contains(":3: unreadable line"), "{}", r.err);
+    assert!(
+        r.err.contains(":4: unreadable line: not UTF-8"),
+        "{}",
+        r.err
+    );
+    assert!(r.err.contains("2 unreadable line(s) skipped"), "{}", r.err);
+    let r = run(&["bob@h", p]);
+    assert_eq!((r.code, closing(&r.out)), (1, "0 records displayed"));
+    assert!(r.err.contains(":1: unreadable line"), "{}", r.err);
+    assert!(r.err.contains("3 unreadable line(s) skipped"), "{}", r.err);
+    assert!(
+        r.err.contains("1 record(s) in 1 file(s), none for bob@h"),
+        "{}",
+        r.err
+    );
+}

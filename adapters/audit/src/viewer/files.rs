@@ -3,7 +3,7 @@
 
 use std::cmp::Reverse;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
@@ -153,52 +153,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Opens a log, gunzipping it if it starts with the gzip magic (whatever its name).
-pub(super) fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
+pub(super) fn open(path: &Path) -> io::Result<Box<dyn Read>> {
     let mut reader = BufReader::new(File::open(path)?);
     let gz = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     Ok(if gz {
-        Box::new(BufReader::new(MultiGzDecoder::new(reader)))
+        Box::new(MultiGzDecoder::new(reader))
     } else {
         Box::new(reader)
     })
-}
-
-/// Reads one line without its `\n` into `buf`: `None` at the end, `Some(true)` if it was
-/// longer than `max` (then `buf` is empty and the rest of the line skipped).
-pub(super) fn read_line(
-    r: &mut dyn BufRead,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<Option<bool>> {
-    buf.clear();
-    let mut too_long = false;
-    let mut any = false;
-    loop {
-        let available = match r.fill_buf() {
-            Ok(a) => a,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(any.then_some(too_long));
-        }
-        any = true;
-        let newline = available.iter().position(|&b| b == b'\n');
-        let chunk = available
-            .get(..newline.unwrap_or(available.len()))
-            .unwrap_or_default();
-        if !too_long {
-            if buf.len() + chunk.len() > max {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        let used = newline.map_or(available.len(), |i| i + 1);
-        r.consume(used);
-        if newline.is_some() {
-            return Ok(Some(too_long));
-        }
-    }
 }

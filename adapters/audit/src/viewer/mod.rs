@@ -24,11 +24,18 @@
 //! `--global` shows only them, `--no-global` hides them, and a `user@host` target never
 //! matches them.
 //!
-//! With `--limit N` only the N newest records are kept while reading (a bounded heap),
-//! so a large log does not have to fit in memory.
+//! Memory does not grow with the logs: lines are read in fixed-size blocks, and the
+//! records to show are held up to a bound, beyond which they go to sorted runs in an
+//! unnamed temporary file (mode 0600) merged when shown. With `--limit N` only the N
+//! newest records are kept while reading (a heap of N).
+//!
+//! Asking for an account (`user@host`) parses only the lines that can be its own: those
+//! holding the user name as the line's style escapes it (see `scan::Prefilter`). The
+//! other lines are checked to be UTF-8 and not too long, not parsed, so a damaged line
+//! that cannot be the account's is not counted. When no record of the account is found,
+//! every line is read again in full, so the message saying why, the damaged lines counted
+//! and the exit status are those of a full read.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -38,10 +45,15 @@ use flightrec_core::Kind;
 
 use crate::{AuditRecord, EjabberdFormat, OxFormat, UtcOffset};
 
+mod collect;
 mod files;
+mod read;
+mod scan;
 mod table;
 
-use files::{expand, has_glob_chars, open, read_line};
+use files::{expand, has_glob_chars};
+use read::{Read, Reading};
+use scan::Prefilter;
 
 /// Longest line read; longer ones are counted unreadable (and not kept in memory).
 pub const MAX_LINE: usize = 64 * 1024;
@@ -263,66 +275,6 @@ struct Tally {
     hosts: std::collections::BTreeSet<String>,
 }
 
-/// A kept record; ordered by time, then by reading order (later lines are newer).
-struct Entry {
-    unix_secs: i64,
-    seq: u64,
-    record: AuditRecord,
-    line: String,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.unix_secs, self.seq).cmp(&(other.unix_secs, other.seq))
-    }
-}
-
-/// Keeps every record, or only the newest `limit` ones.
-enum Collector {
-    All(Vec<Entry>),
-    Newest {
-        heap: BinaryHeap<Reverse<Entry>>,
-        limit: usize,
-    },
-}
-
-impl Collector {
-    fn push(&mut self, e: Entry) {
-        match self {
-            Collector::All(v) => v.push(e),
-            Collector::Newest { heap, limit } => {
-                if heap.len() < *limit {
-                    heap.push(Reverse(e));
-                } else if heap.peek().is_some_and(|Reverse(oldest)| *oldest < e) {
-                    heap.pop();
-                    heap.push(Reverse(e));
-                }
-            }
-        }
-    }
-
-    /// Newest first.
-    fn finish(self) -> Vec<Entry> {
-        let mut v = match self {
-            Collector::All(v) => v,
-            Collector::Newest { heap, .. } => heap.into_iter().map(|Reverse(e)| e).collect(),
-        };
-        v.sort_unstable_by(|a, b| b.cmp(a));
-        v
-    }
-}
-
 /// Counts and reports what went wrong, without stopping.
 struct Problems<'w> {
     err: &'w mut dyn Write,
@@ -427,135 +379,61 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         io_errors: 0,
     };
     let files = expand(paths, &mut problems);
-    let mut tally = Tally::default();
-    let mut collector = match args.limit {
-        Some(limit) => Collector::Newest {
-            heap: BinaryHeap::new(),
-            limit,
-        },
-        None => Collector::All(Vec::new()),
+    let reading = Reading {
+        args,
+        ejabberd: &ejabberd,
+        ox: &ox,
+        filter: &filter,
     };
-    let mut seq = 0u64;
-    let mut buf = Vec::new();
-    let mut forwarded = crate::rfc5424::SeqCheck::new();
-    for path in &files {
-        let mut reader = match open(path) {
-            Ok(r) => r,
-            Err(e) => {
-                problems.io(format_args!("{}: {e}", shown_path(path)));
-                continue;
-            }
-        };
-        let mut line_no = 0u64;
-        loop {
-            let too_long = match read_line(&mut *reader, &mut buf, MAX_LINE) {
-                Ok(None) => break,
-                Ok(Some(too_long)) => too_long,
-                Err(e) => {
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::InvalidData
-                            | io::ErrorKind::InvalidInput
-                            | io::ErrorKind::UnexpectedEof
-                    ) {
-                        // A cut or corrupt .gz: what came before was shown.
-                        problems.bad_line(path, line_no + 1, &format!("corrupt data: {e}"));
-                    } else {
-                        problems.io(format_args!(
-                            "{}: read error after line {line_no}: {e}",
-                            shown_path(path)
-                        ));
-                    }
-                    break;
-                }
+    // With an account asked for (and not `--gaps`, which needs every forwarded line), only
+    // the lines that can be its own are parsed. When none is found, the files are read
+    // again in full, so that the message saying why tells the records and hosts seen.
+    let prefilter = match (&filter.user, args.gaps) {
+        (Some(user), false) => Prefilter::for_user(user, args.delimiter),
+        _ => None,
+    };
+    let read = match prefilter {
+        Some(prefilter) => {
+            let mut said = Vec::new();
+            let mut first = Problems {
+                err: &mut said,
+                unreadable: 0,
+                io_errors: 0,
             };
-            line_no += 1;
-            if too_long {
-                problems.bad_line(path, line_no, "longer than 64 KiB");
-                continue;
-            }
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            if buf.is_empty() {
-                continue;
-            }
-            let Ok(text) = std::str::from_utf8(&buf) else {
-                problems.bad_line(path, line_no, "not UTF-8");
-                continue;
-            };
-            let line = text;
-            // A collector's RFC 5424 line: its MSG is the audit line; notices are skipped.
-            let msg;
-            let text = if line.starts_with('<') {
-                match crate::rfc5424::forwarded(line, &args.sd_id, &mut forwarded) {
-                    Ok(Some(m)) => {
-                        msg = m;
-                        msg.as_str()
-                    }
-                    Ok(None) => continue,
-                    Err(e) => {
-                        problems.bad_line(path, line_no, e.reason);
-                        continue;
-                    }
-                }
+            let read = reading.read(&files, Some(&prefilter), &mut first);
+            if read.tally.of_target > 0 {
+                problems.unreadable += first.unreadable;
+                problems.io_errors += first.io_errors;
+                let _ = problems.err.write_all(&said);
+                read
             } else {
-                line
-            };
-            if args.gaps {
-                continue;
-            }
-            let parsed = if text.starts_with(|c: char| c.is_ascii_digit()) {
-                ejabberd.parse(text)
-            } else {
-                ox.parse(text)
-            };
-            let record = match parsed {
-                Ok(record) => record,
-                Err(e) => {
-                    problems.bad_line(path, line_no, e.reason);
-                    continue;
-                }
-            };
-            tally.records += 1;
-            if !filter.is_of_target(&record) {
-                if let Some((_, host)) = record.event.account() {
-                    if tally.hosts.len() < 8 {
-                        tally.hosts.insert(host.to_owned());
-                    }
-                }
-                continue;
-            }
-            tally.of_target += 1;
-            if filter.passes_options(&record) {
-                tally.matching += 1;
-                seq += 1;
-                collector.push(Entry {
-                    unix_secs: record.unix_secs,
-                    seq,
-                    record,
-                    line: line.to_owned(),
-                });
+                drop(read);
+                reading.read(&files, None, &mut problems)
             }
         }
-    }
+        None => reading.read(&files, None, &mut problems),
+    };
+    let Read {
+        tally,
+        collector,
+        forwarded,
+        ..
+    } = read;
 
-    let entries = collector.finish();
+    // The records kept: the newest `--limit` of those matching.
+    let shown = args
+        .limit
+        .map_or(tally.matching, |l| tally.matching.min(l as u64));
     let mut gaps_found = false;
-    let written = match args.output {
-        _ if args.gaps => crate::rfc5424::write_gaps(out, &forwarded).map(|clean| {
+    let written = if args.gaps {
+        crate::rfc5424::write_gaps(out, &forwarded).map(|clean| {
             gaps_found = !clean;
-        }),
-        Output::Table => table::write_table(out, &entries),
-        Output::Lines => entries.iter().try_for_each(|e| writeln!(out, "{}", e.line)),
+        })
+    } else {
+        collector
+            .write(out, args.output)
+            .and_then(|n| writeln!(out, "{n} records displayed"))
     }
-    .and_then(|()| {
-        if args.gaps {
-            Ok(())
-        } else {
-            writeln!(out, "{} records displayed", entries.len())
-        }
-    })
     .and_then(|()| out.flush());
     if let Err(e) = written {
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -569,7 +447,7 @@ pub fn run(args: &AuditArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             problems.unreadable
         );
     }
-    if entries.is_empty() && !args.gaps {
+    if shown == 0 && !args.gaps {
         explain_nothing_shown(
             &mut problems,
             &files,

@@ -6,12 +6,12 @@ use std::io::{self, Write};
 use chrono::DateTime;
 use flightrec_core::text::Escaped;
 
-use super::Entry;
+use super::collect::Entry;
 use crate::ejabberd::EJABBERD_DELIMITERS;
 use crate::AuditEvent;
 
 /// The table's cells for one record; peer-controlled text is escaped.
-fn cells(e: &Entry) -> [String; 5] {
+pub(super) fn cells(e: &Entry) -> [String; 5] {
     let date = DateTime::from_timestamp(e.unix_secs, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_else(|| e.unix_secs.to_string());
@@ -69,27 +69,40 @@ fn visible_edges(escaped: &str) -> String {
     format!("{}{inner}{}", "\\x20".repeat(start), "\\x20".repeat(end))
 }
 
-/// Writes the header and a row per entry: columns padded with spaces to a common width
-/// (at most 48 characters), the last one not padded; nothing of a cell is trimmed.
-pub(super) fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
-    const HEADERS: [&str; 5] = ["Date (UTC)", "Event", "Account", "Peer", "Details"];
-    const MAX_WIDTH: usize = 48;
-    let rows: Vec<[String; 5]> = entries.iter().map(cells).collect();
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+/// The header row.
+pub(super) const HEADERS: [&str; 5] = ["Date (UTC)", "Event", "Account", "Peer", "Details"];
+
+/// Widest cell of a column counted (in characters).
+const MAX_WIDTH: usize = 48;
+
+/// The columns' widths: the widest cell of each (headers included), at most
+/// [`MAX_WIDTH`].
+pub(super) struct Widths([usize; 5]);
+
+impl Default for Widths {
+    fn default() -> Self {
+        Widths(HEADERS.map(|h| h.chars().count()))
+    }
+}
+
+impl Widths {
+    /// Widens the columns for `row`.
+    pub(super) fn measure(&mut self, row: &[&str; 5]) {
+        for (w, cell) in self.0.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count().min(MAX_WIDTH));
         }
     }
-    let mut line = String::new();
-    let mut emit = |cells: [&str; 5], out: &mut dyn Write| -> io::Result<()> {
-        line.clear();
+
+    /// Writes `cells` padded with spaces to the widths, the last one not padded;
+    /// nothing of a cell is trimmed.
+    pub(super) fn write_row(&self, out: &mut dyn Write, cells: &[&str; 5]) -> io::Result<()> {
+        let mut line = String::new();
         // Trailing empty cells are left out rather than padded.
         let used = cells
             .iter()
             .rposition(|c| !c.is_empty())
             .map_or(0, |i| i + 1);
-        for (i, (cell, w)) in cells.iter().zip(widths).take(used).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(self.0).take(used).enumerate() {
             if i > 0 {
                 line.push_str("  ");
             }
@@ -100,10 +113,19 @@ pub(super) fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<
             }
         }
         writeln!(out, "{line}")
-    };
-    emit(HEADERS, out)?;
+    }
+}
+
+/// Writes the header and a row per entry.
+pub(super) fn write_table(out: &mut dyn Write, entries: &[Entry]) -> io::Result<()> {
+    let rows: Vec<[String; 5]> = entries.iter().map(cells).collect();
+    let mut widths = Widths::default();
     for row in &rows {
-        emit(row.each_ref().map(String::as_str), out)?;
+        widths.measure(&row.each_ref().map(String::as_str));
+    }
+    widths.write_row(out, &HEADERS)?;
+    for row in &rows {
+        widths.write_row(out, &row.each_ref().map(String::as_str))?;
     }
     Ok(())
 }
