@@ -4,10 +4,11 @@
 use std::io::{self, Write};
 
 use flightrec_core::event::{self, Decoded, Fields, Peer, Value};
-use flightrec_core::{ClockInfo, DumpEnd, Level, RecordHead, TimeBase};
+use flightrec_core::{DumpEnd, Level, RecordHead};
 
 use super::escape::{push_bare, push_quoted, Quoted};
-use super::{Hex, KindName, LevelName, PeerText, Shared};
+use super::push::{self, push_hex, push_i64, push_u64};
+use super::{Hex, KindName, LevelName, Shared};
 use crate::decoder::{Header, Item};
 use crate::time::Time;
 
@@ -58,45 +59,6 @@ impl Text {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(i..).unwrap_or(&[]));
-}
-
-/// Appends a record's time as [`Time`] shows it, by hand for the common boot clock.
-fn push_time(out: &mut Vec<u8>, ticks: u64, clock: Option<ClockInfo>) {
-    if let Some(ClockInfo {
-        rate_hz: rate @ 1..,
-        base: TimeBase::Boot,
-    }) = clock
-    {
-        if let Some(scaled) = (ticks % rate).checked_mul(1000) {
-            let ms = scaled / rate;
-            out.push(b'+');
-            push_u64(out, ticks / rate);
-            out.extend_from_slice(&[
-                b'.',
-                b'0' + (ms / 100 % 10) as u8,
-                b'0' + (ms / 10 % 10) as u8,
-                b'0' + (ms % 10) as u8,
-                b's',
-            ]);
-            return;
-        }
-    }
-    let _ = write!(out, "{}", Time { ticks, clock });
-}
-
 /// Appends ` key="value"` pairs (no leading space for the first at the start of a body).
 fn push_pairs(out: &mut Vec<u8>, pairs: &[(&str, &str)]) {
     for (k, v) in pairs {
@@ -111,7 +73,8 @@ fn push_pairs(out: &mut Vec<u8>, pairs: &[(&str, &str)]) {
 
 /// Appends ` peer=ADDR:PORT` (or `peer=-`).
 fn push_peer(out: &mut Vec<u8>, peer: Option<Peer>) {
-    let _ = write!(out, " peer={}", PeerText(peer));
+    out.extend_from_slice(b" peer=");
+    push::push_peer(out, peer);
 }
 
 /// Appends one record's line.
@@ -123,7 +86,7 @@ pub(crate) fn record(
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     // The line's fixed columns are pushed by hand: this is the hot path of `decode`.
-    push_time(out, head.time, sh.clock());
+    sh.push_time(out, head.time);
     out.push(b' ');
     if color {
         out.extend_from_slice(level_color(head.level).as_bytes());
@@ -187,7 +150,12 @@ pub(crate) fn record(
                 Hex(bytes),
                 Quoted(&e)
             )?,
-            None => write!(out, "len={} hex={}", bytes.len(), Hex(bytes))?,
+            None => {
+                out.extend_from_slice(b"len=");
+                push_u64(out, bytes.len() as u64);
+                out.extend_from_slice(b" hex=");
+                push_hex(out, bytes);
+            }
         },
         Ok(Decoded::AuthFailure(e)) => {
             push_pairs(out, &[("user", e.user), ("host", e.host)]);
@@ -230,14 +198,12 @@ fn fields(sh: &mut Shared, fields: &Fields<'_>, out: &mut Vec<u8>) -> io::Result
                 out.push(b'=');
                 match f.value {
                     Value::Str(s) => push_quoted(out, s),
-                    Value::Bytes(b) => write!(out, "0x{}", Hex(b))?,
-                    Value::U64(n) => push_u64(out, n),
-                    Value::I64(n) => {
-                        if n < 0 {
-                            out.push(b'-');
-                        }
-                        push_u64(out, n.unsigned_abs());
+                    Value::Bytes(b) => {
+                        out.extend_from_slice(b"0x");
+                        push_hex(out, b);
                     }
+                    Value::U64(n) => push_u64(out, n),
+                    Value::I64(n) => push_i64(out, n),
                     v => write!(out, "{v}")?,
                 }
             }
