@@ -5,20 +5,23 @@
 # CPU time (user + system, from /usr/bin/time), records per second for each, and the peak
 # RSS; the load average before and after.
 #
-#   benches/decode-cli.sh [RUNS]        (from the workspace root; RUNS defaults to 7)
+#   benches/decode-cli.sh [RUNS] [gateway|bench]   (from the workspace root; 7 runs)
 #
 # The dump is made by `adapters/decode/examples/gen_dump.rs` (deterministic) into
-# target/decode-1m.dump, once.
+# target/decode-1m-MIX.dump, once: `gateway` (the default) is the Linux recorder's dumps
+# (Unix clock in nanoseconds) of a gateway's records, `bench` the decode bench's records
+# (boot clock in milliseconds, shorter). FLIGHTREC=path times another build.
 set -euo pipefail
 runs=${1:-7}
+mix=${2:-gateway}
 records=1000000
-dump=target/decode-1m.dump
+dump=target/decode-1m-$mix.dump
 export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-1}
 [ -n "${FLIGHTREC:-}" ] || cargo build --quiet --release -p flightrec-cli
 if [ ! -s "$dump" ]; then
-  cargo run --quiet --release -p flightrec-decode --example gen_dump -- "$dump" "$records"
+  cargo run --quiet --release -p flightrec-decode --example gen_dump -- "$dump" "$records" "$mix"
 fi
-bin=${FLIGHTREC:-target/release/flightrec}   # FLIGHTREC=other/binary to time another build
+bin=${FLIGHTREC:-target/release/flightrec}
 echo "input: $dump, $(stat -c %s "$dump") bytes, $records records"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -1,9 +1,11 @@
 //! Writes the input of the end-to-end `flightrec decode` timing (`benches/decode-cli.sh`):
 //! dumps back to back as the Linux recorder writes them (a Unix clock in nanoseconds), of
 //! a gateway's mix: `debug!(user = "alice", attempt = i, "login attempt")` log records and
-//! auth failures with a peer. Deterministic: the same arguments give the same bytes.
+//! auth failures with a peer. With `bench`, the records of the decode bench's workload
+//! instead (`benches/workload`: a boot clock in milliseconds, shorter records).
+//! Deterministic: the same arguments give the same bytes.
 //!
-//! `cargo run --release -p flightrec-decode --example gen_dump -- OUT [RECORDS]`
+//! `cargo run --release -p flightrec-decode --example gen_dump -- OUT [RECORDS] [gateway|bench]`
 //! (RECORDS defaults to one million).
 
 use std::io::{BufWriter, Write};
@@ -22,10 +24,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .expect("usage: gen_dump OUT [RECORDS] (RECORDS defaults to 1000000)");
+        .expect("usage: gen_dump OUT [RECORDS] [gateway|bench]");
     let total: u64 = args
         .next()
         .map_or(1_000_000, |n| n.parse().expect("RECORDS"));
+    let bench_mix = match args.next().as_deref() {
+        None | Some("gateway") => false,
+        Some("bench") => true,
+        Some(other) => panic!("unknown mix {other:?}: gateway or bench"),
+    };
     let mut out = BufWriter::new(std::fs::File::create(&path).expect("create OUT"));
     let mut scratch = vec![0u8; 1024];
     let mut one = Vec::new();
@@ -35,15 +42,27 @@ fn main() {
         let mut ring: Box<Ring<{ 1 << 17 }>> = Box::new(Ring::new());
         let end = (i + PER_DUMP).min(total);
         for n in i..end {
-            push(&mut ring, n);
+            if bench_mix {
+                push_bench(&mut ring, n);
+            } else {
+                push(&mut ring, n);
+            }
         }
         assert_eq!(ring.stats().first_seq, 0, "a dump's records fit its ring");
         let header = DumpHeader {
             reason: Reason::Manual,
             detail: "",
-            trigger_time: START_NS + end * 1_234_567,
+            trigger_time: if bench_mix {
+                1000 + end
+            } else {
+                START_NS + end * 1_234_567
+            },
             trigger_seq: None,
-            clock: ClockInfo::UNIX_NANOS,
+            clock: if bench_mix {
+                ClockInfo::BOOT_MILLIS
+            } else {
+                ClockInfo::UNIX_NANOS
+            },
             first_seq: 0,
             next_seq: 0,
             lost: 0,
@@ -112,6 +131,48 @@ fn push<const N: usize>(ring: &mut Ring<N>, n: u64) {
                 level: Level::Debug,
                 target: "gateway::auth",
                 message: "login attempt",
+                fields: Fields::Slice(&fields),
+            },
+        )
+    };
+    pushed.expect("a record fits");
+}
+
+/// Record `n` of the decode bench's workload: three log records, then an auth failure.
+fn push_bench<const N: usize>(ring: &mut Ring<N>, n: u64) {
+    let meta = RecordMeta {
+        time: 1000 + n,
+        level: Level::Info,
+        kind: Kind::LOG,
+        session: Some(SessionId((n % 50) as u32)),
+    };
+    let pushed = if n % 4 == 3 {
+        let meta = RecordMeta {
+            kind: Kind::AUTH_FAILURE,
+            level: Level::Warn,
+            ..meta
+        };
+        ring.push_event(
+            &meta,
+            &AuthFailure {
+                user: "admin",
+                host: "gw1",
+                peer: None,
+                mechanism: "PLAIN",
+                reason: "bad password",
+            },
+        )
+    } else {
+        let fields = [Field {
+            name: "n",
+            value: Value::U64(n),
+        }];
+        ring.push_event(
+            &meta,
+            &Log {
+                level: Level::Info,
+                target: "app",
+                message: "request served",
                 fields: Fields::Slice(&fields),
             },
         )

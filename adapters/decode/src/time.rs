@@ -114,13 +114,16 @@ fn fraction(f: &mut fmt::Formatter<'_>, frac_nanos: u128, digits: usize) -> fmt:
 
 /// Writes [`Time`]s into a line buffer exactly as its `Display` does, for the hot path of
 /// `decode`: integer arithmetic on `u64` where it is exact, digits written by hand, and the
-/// date of a Unix time kept from one record to the next (records come in time order, so
-/// the calendar is worked out about once a day of records).
+/// date of a Unix time (the second of a boot time) kept from one record to the next:
+/// records come in time order, so the calendar is worked out about once a day of records.
 #[derive(Default)]
 pub(crate) struct TimeText {
     /// The day (since 1970-01-01) whose `YYYY-MM-DDT` is in `date`.
     day: Option<u64>,
     date: Vec<u8>,
+    /// The second (and whether of a boot clock) whose `+SECS.` or `?+SECS.` is in `since`.
+    second: Option<(u64, bool)>,
+    since: Vec<u8>,
 }
 
 /// The nanoseconds of `frac` ticks (`frac < rate`, `rate > 0`) within their second:
@@ -139,7 +142,7 @@ fn frac_nanos(frac: u64, rate: u64) -> u64 {
 impl TimeText {
     /// Appends `Time { ticks, clock }` as it displays.
     pub(crate) fn push(&mut self, out: &mut Vec<u8>, ticks: u64, clock: Option<ClockInfo>) {
-        use crate::render::push::{push_2, push_u64, push_u64_padded};
+        use crate::render::push::{push_2, push_u64, push_u64_padded, POW10};
         let Some(ClockInfo {
             rate_hz: rate @ 1..,
             base,
@@ -173,15 +176,22 @@ impl TimeText {
                 let digits = precision(rate);
                 if digits > 0 {
                     out.push(b'.');
-                    let scale = 10u64.pow(9 - digits as u32);
+                    let scale = POW10.get(9 - digits).copied().unwrap_or(1);
                     push_u64_padded(out, frac / scale, digits);
                 }
                 out.push(b'Z');
             }
             TimeBase::Boot | TimeBase::Unknown(_) => {
-                out.extend_from_slice(if base == TimeBase::Boot { b"+" } else { b"?+" });
-                push_u64(out, secs);
-                out.push(b'.');
+                let boot = base == TimeBase::Boot;
+                if self.second != Some((secs, boot)) {
+                    self.since.clear();
+                    self.since
+                        .extend_from_slice(if boot { b"+" } else { b"?+" });
+                    push_u64(&mut self.since, secs);
+                    self.since.push(b'.');
+                    self.second = Some((secs, boot));
+                }
+                out.extend_from_slice(&self.since);
                 push_u64_padded(out, frac / 1_000_000, 3);
                 out.push(b's');
             }

@@ -135,7 +135,16 @@ fn object(sh: &mut Shared, item: &Item<'_>, line: &mut Vec<u8>) -> io::Result<()
     Ok(())
 }
 
+/// Appends a string member, `,"KEY":"VALUE"` (the key a literal, copied as one piece).
+macro_rules! kv {
+    ($line:expr, $key:literal, $value:expr) => {{
+        $line.extend_from_slice(concat!(",\"", $key, "\":").as_bytes());
+        push_json_str($line, $value);
+    }};
+}
+
 /// Opens an object: `{"type":TY,"source":...,"offset":N`.
+#[inline(always)] // the type is a literal: copied as one piece
 fn open(sh: &Shared, line: &mut Vec<u8>, ty: &str, offset: u64) -> io::Result<()> {
     line.extend_from_slice(b"{\"type\":\"");
     line.extend_from_slice(ty.as_bytes());
@@ -181,13 +190,6 @@ fn record(
         None => line.extend_from_slice(b",\"session\":null"),
     }
     let level = Level::from_u8(head.level).unwrap_or(Level::Trace);
-    let kv = |line: &mut Vec<u8>, k: &str, v: &str| -> io::Result<()> {
-        line.extend_from_slice(b",\"");
-        line.extend_from_slice(k.as_bytes());
-        line.extend_from_slice(b"\":");
-        push_json_str(line, v);
-        Ok(())
-    };
     match event::decode(head.kind, level, payload) {
         Err(_) => {
             sh.summary.malformed += 1;
@@ -199,48 +201,48 @@ fn record(
             )?;
         }
         Ok(Decoded::Log(l)) => {
-            kv(line, "target", l.target)?;
-            kv(line, "message", l.message)?;
+            kv!(line, "target", l.target);
+            kv!(line, "message", l.message);
             line.extend_from_slice(b",\"fields\":");
             fields(sh, &l.fields, line)?;
         }
         Ok(Decoded::Frame(bytes)) => {
             write!(line, ",\"len\":{},\"hex\":\"{}\"", bytes.len(), Hex(bytes))?;
             match sh.decode_frame(head, bytes) {
-                Some(Ok(text)) => kv(line, "message", &text)?,
-                Some(Err(e)) => kv(line, "undecodable", &e)?,
+                Some(Ok(text)) => kv!(line, "message", &text),
+                Some(Err(e)) => kv!(line, "undecodable", &e),
                 None => {}
             }
         }
         Ok(Decoded::AuthFailure(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
             peer(line, e.peer)?;
-            kv(line, "mechanism", e.mechanism)?;
-            kv(line, "reason", e.reason)?;
+            kv!(line, "mechanism", e.mechanism);
+            kv!(line, "reason", e.reason);
         }
         Ok(Decoded::AuthSuccess(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
             peer(line, e.peer)?;
-            kv(line, "mechanism", e.mechanism)?;
+            kv!(line, "mechanism", e.mechanism);
         }
         Ok(Decoded::Logout(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
             peer(line, e.peer)?;
         }
         Ok(Decoded::SessionForbidden(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
-            kv(line, "resource", e.resource)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
+            kv!(line, "resource", e.resource);
         }
         Ok(Decoded::Connect(e)) => {
-            kv(line, "protocol", e.protocol)?;
+            kv!(line, "protocol", e.protocol);
             peer(line, e.peer)?;
         }
         Ok(Decoded::Custom(c)) => {
-            kv(line, "name", c.name)?;
+            kv!(line, "name", c.name);
             line.extend_from_slice(b",\"attributes\":");
             fields(sh, &c.attributes, line)?;
         }

@@ -14,6 +14,17 @@ const PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
+/// 10^0 ..= 10^19.
+pub(crate) const POW10: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// The two digits of `n % 100`.
 fn pair(n: u64) -> [u8; 2] {
     let i = (n % 100) as usize * 2;
@@ -59,7 +70,9 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, n: i64) {
 /// Appends `n` as `{n:0width$}` shows it (zero-padded to at least `width` digits).
 pub(crate) fn push_u64_padded(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut buf = [b'0'; 20];
-    if width == 0 || width > buf.len() || n >= 10u64.saturating_pow(width as u32) {
+    // 10^width (0 past 10^19, where every u64 fits): whether `n` has more digits.
+    let limit = POW10.get(width).copied().unwrap_or(0);
+    if width == 0 || width > buf.len() || (limit > 0 && n >= limit) {
         // Wider than asked (never on the hot path, whose widths fit their numbers).
         use std::io::Write;
         let _ = write!(out, "{n:0width$}");

@@ -60,6 +60,7 @@ impl Text {
 }
 
 /// Appends ` key="value"` pairs (no leading space for the first at the start of a body).
+#[inline(always)] // the keys are literals: each copied as one piece
 fn push_pairs(out: &mut Vec<u8>, pairs: &[(&str, &str)]) {
     for (k, v) in pairs {
         if out.last().is_some_and(|&b| b != b' ') {
