@@ -25,6 +25,12 @@ fn level_color(level: u8) -> &'static str {
     }
 }
 
+/// A known level's name in its five columns, as `{:<5}` shows it (a fixed-size copy).
+fn level_column(l: Level) -> [u8; 5] {
+    const COLUMNS: [[u8; 5]; 5] = [*b"TRACE", *b"DEBUG", *b"INFO ", *b"WARN ", *b"ERROR"];
+    COLUMNS.get(l as usize).copied().unwrap_or(*b"?????")
+}
+
 /// The text renderer's state: a line buffer reused for each record.
 #[derive(Default)]
 pub(crate) struct Text {
@@ -93,10 +99,7 @@ pub(crate) fn record(
         out.extend_from_slice(level_color(head.level).as_bytes());
     }
     match Level::from_u8(head.level) {
-        Some(l) => {
-            out.extend_from_slice(l.as_str().as_bytes());
-            out.extend_from_slice(&b"     "[l.as_str().len().min(5)..]);
-        }
+        Some(l) => out.extend_from_slice(&level_column(l)),
         None => write!(out, "{:<5}", LevelName(head.level))?,
     }
     if color {
@@ -392,4 +395,19 @@ pub(crate) fn diag_line<W: Write + ?Sized>(
         out.write_all(RESET.as_bytes())?;
     }
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_columns_as_fmt() {
+        for l in Level::ALL {
+            assert_eq!(
+                level_column(l).as_slice(),
+                format!("{:<5}", l.as_str()).as_bytes()
+            );
+        }
+    }
 }
