@@ -3,7 +3,9 @@
 # release binary, text, JSON and forensic in one run, output to /dev/null (and the text
 # also through a pipe to `wc -c`). Prints, per format, the best of RUNS of wall time and of
 # CPU time (user + system, from /usr/bin/time), records per second for each, and the peak
-# RSS; the load average before and after.
+# RSS; the load average before and after. `flightrec info` over the same dump (every frame
+# decoded and checked, nothing rendered) is the control: on a loaded machine its rate
+# says how much the machine gave at that moment.
 #
 #   benches/decode-cli.sh [RUNS] [gateway|bench]   (from the workspace root; 7 runs)
 #
@@ -46,6 +48,7 @@ best_of() {
     "$best_cpu" "$(echo "$records / $best_cpu / 1000000" | bc -l)" "$rss"
 }
 
+best_of "info (control: no render)" "$bin info $dump > /dev/null"
 best_of "text > /dev/null" "$bin decode --format text $dump > /dev/null"
 best_of "json > /dev/null" "$bin decode --format json $dump > /dev/null"
 best_of "forensic > /dev/null" "$bin decode --format forensic $dump > /dev/null"
