@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # End-to-end `flightrec decode` of a 1-million-record dump, from the command line: the
-# release binary, text, JSON and forensic in one run, output to /dev/null (and the text
+# release binary, text, JSON and forensic in one run, output to /dev/null (text and JSON
 # also through a pipe to `wc -c`). Prints, per format, the best of RUNS of wall time and of
 # CPU time (user + system, from /usr/bin/time), records per second for each, and the peak
 # RSS; the load average before and after. `flightrec info` over the same dump (every frame
-# decoded and checked, nothing rendered) is the control: on a loaded machine its rate
-# says how much the machine gave at that moment.
+# and payload decoded and checked, nothing rendered) is the control: on a loaded machine
+# its rate says how much the machine gave at that moment.
 #
 #   benches/decode-cli.sh [RUNS] [gateway|bench]   (from the workspace root; 7 runs)
 #
