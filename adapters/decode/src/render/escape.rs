@@ -56,24 +56,29 @@ pub fn json_str<W: Write + ?Sized>(w: &mut W, s: &str) -> io::Result<()> {
     write!(w, "{}", JsonStr(s))
 }
 
-/// Which bytes go out as they are in a quoted value and in a JSON string: printable ASCII
-/// but the quote and the backslash. Every other byte starts a character that is looked at
-/// on its own.
-const SAFE_QUOTED: [bool; 256] = safe_ascii(b"\"\\");
-/// Which bytes go out as they are in a bare word: also not a space nor `=`.
-const SAFE_BARE: [bool; 256] = safe_ascii(b"\" =\\");
+/// Which bytes go out as they are in a quoted value (and in a JSON string, whose specials
+/// are the same two): printable ASCII but the backslash and the delimiters. Every other
+/// byte starts a character that is looked at on its own.
+const SAFE_QUOTED: [bool; 256] = safe_ascii(QUOTED);
+/// Which bytes go out as they are in a bare word.
+const SAFE_BARE: [bool; 256] = safe_ascii(BARE);
 
-/// Printable ASCII (`is_dangerous` flags none of it but `\\`) without `excluded`.
-const fn safe_ascii(excluded: &[u8]) -> [bool; 256] {
+/// Printable ASCII (`is_dangerous` flags none of it but the backslash) without the
+/// backslash and `delimiters`.
+const fn safe_ascii(delimiters: &[char]) -> [bool; 256] {
     let mut t = [false; 256];
     let mut b = 0x20;
     while b < 0x7f {
         t[b] = true;
         b += 1;
     }
+    t[b'\\' as usize] = false;
     let mut i = 0;
-    while i < excluded.len() {
-        t[excluded[i] as usize] = false;
+    while i < delimiters.len() {
+        let d = delimiters[i] as usize;
+        if d < 256 {
+            t[d] = false;
+        }
         i += 1;
     }
     t
