@@ -220,7 +220,8 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
 }
 
 /// Where the output goes: standard output's file descriptor itself (a duplicate), as std's
-/// own stdout would copy every buffer again through its line buffer.
+/// own stdout passes every write through its line writer (a search for the last newline,
+/// and a copy of what follows it).
 #[cfg(unix)]
 fn stdout_sink(stdout: &io::Stdout) -> Box<dyn Write + '_> {
     use std::os::fd::AsFd;
