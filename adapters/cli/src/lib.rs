@@ -31,6 +31,9 @@ mod sealed_audit;
 
 use input::Stop;
 
+/// Bytes of output buffered before a write to standard output.
+const OUTPUT_BUFFER: usize = 256 << 10;
+
 /// Exit code: all well.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: data damaged, decoded what could be.
@@ -199,7 +202,7 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
     let stdout = io::stdout();
     let tty = stdout.is_terminal();
     let progress = io::stderr().is_terminal();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER, stdout_sink(&stdout));
     let mut err = io::stderr();
     let env = Env {
         color_ok: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
@@ -214,6 +217,24 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> u8 {
             EXIT_ERROR
         }
     }
+}
+
+/// Where the output goes: standard output's file descriptor itself (a duplicate), as std's
+/// own stdout passes every write through its line writer (a search for the last newline,
+/// and a copy of what follows it).
+#[cfg(unix)]
+fn stdout_sink(stdout: &io::Stdout) -> Box<dyn Write + '_> {
+    use std::os::fd::AsFd;
+    match stdout.as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(stdout.lock()),
+    }
+}
+
+/// Where the output goes: standard output.
+#[cfg(not(unix))]
+fn stdout_sink(stdout: &io::Stdout) -> Box<dyn Write + '_> {
+    Box::new(stdout.lock())
 }
 
 /// What the process's surroundings allow.

@@ -215,6 +215,8 @@ pub struct Decoder<R> {
     stats: Stats,
     /// Since a dump of an unknown version, until the next magic.
     after_unsupported: bool,
+    /// A fresh CRC state, cloned for each frame (so the CPU's features are looked up once).
+    crc: crc32fast::Hasher,
 }
 
 impl<R: Read> Decoder<R> {
@@ -233,6 +235,7 @@ impl<R: Read> Decoder<R> {
             queue: VecDeque::new(),
             stats: Stats::default(),
             after_unsupported: false,
+            crc: crc32fast::Hasher::new(),
         }
     }
 
@@ -485,7 +488,12 @@ impl<R: Read> Decoder<R> {
     /// CRC; a whole frame's body range is in the buffer.
     fn frame_at(&self, at: usize) -> Parsed {
         let bytes = self.buf.get(at..self.end).unwrap_or(&[]);
-        match parse_with(bytes, crc32fast::hash) {
+        let crc = |b: &[u8]| {
+            let mut h = self.crc.clone();
+            h.update(b);
+            h.finalize()
+        };
+        match parse_with(bytes, crc) {
             Parsed::Whole { ty, body, len } => Parsed::Whole {
                 ty,
                 body: at + body.start..at + body.end,

@@ -112,6 +112,93 @@ fn fraction(f: &mut fmt::Formatter<'_>, frac_nanos: u128, digits: usize) -> fmt:
     write!(f, ".{scaled:0digits$}")
 }
 
+/// Writes [`Time`]s into a line buffer exactly as its `Display` does, for the hot path of
+/// `decode`: integer arithmetic on `u64` where it is exact, digits written by hand, and the
+/// date of a Unix time (the second of a boot time) kept from one record to the next:
+/// records come in time order, so the calendar is worked out about once a day of records.
+#[derive(Default)]
+pub(crate) struct TimeText {
+    /// The day (since 1970-01-01) whose `YYYY-MM-DDT` is in `date`.
+    day: Option<u64>,
+    date: Vec<u8>,
+    /// The second (and whether of a boot clock) whose `+SECS.` or `?+SECS.` is in `since`.
+    second: Option<(u64, bool)>,
+    since: Vec<u8>,
+}
+
+/// The nanoseconds of `frac` ticks (`frac < rate`, `rate > 0`) within their second:
+/// `floor(frac * 10^9 / rate)`, as [`ticks_to_nanos`] gives it modulo a second.
+fn frac_nanos(frac: u64, rate: u64) -> u64 {
+    const NANOS64: u64 = NANOS as u64;
+    if rate == NANOS64 {
+        frac
+    } else if let Some(n) = frac.checked_mul(NANOS64) {
+        n / rate
+    } else {
+        (u128::from(frac) * NANOS / u128::from(rate)) as u64 // below 10^9: frac < rate
+    }
+}
+
+impl TimeText {
+    /// Appends `Time { ticks, clock }` as it displays.
+    pub(crate) fn push(&mut self, out: &mut Vec<u8>, ticks: u64, clock: Option<ClockInfo>) {
+        use crate::render::push::{push_2, push_u64, push_u64_padded, POW10};
+        let Some(ClockInfo {
+            rate_hz: rate @ 1..,
+            base,
+        }) = clock
+        else {
+            out.extend_from_slice(b"tick:");
+            push_u64(out, ticks);
+            return;
+        };
+        // Whole seconds and their fraction: what `ticks_to_nanos` splits, without `u128`.
+        let (secs, frac) = (ticks / rate, frac_nanos(ticks % rate, rate));
+        match base {
+            TimeBase::Unix => {
+                let day = secs / 86_400;
+                if self.day != Some(day) {
+                    let (y, mo, d) = civil_from_days(day as i64); // at most 2.2e14 days
+                    self.date.clear();
+                    let _ = std::io::Write::write_fmt(
+                        &mut self.date,
+                        format_args!("{y:04}-{mo:02}-{d:02}T"),
+                    );
+                    self.day = Some(day);
+                }
+                out.extend_from_slice(&self.date);
+                let rem = secs % 86_400;
+                push_2(out, rem / 3600);
+                out.push(b':');
+                push_2(out, rem / 60 % 60);
+                out.push(b':');
+                push_2(out, rem % 60);
+                let digits = precision(rate);
+                if digits > 0 {
+                    out.push(b'.');
+                    let scale = POW10.get(9 - digits).copied().unwrap_or(1);
+                    push_u64_padded(out, frac / scale, digits);
+                }
+                out.push(b'Z');
+            }
+            TimeBase::Boot | TimeBase::Unknown(_) => {
+                let boot = base == TimeBase::Boot;
+                if self.second != Some((secs, boot)) {
+                    self.since.clear();
+                    self.since
+                        .extend_from_slice(if boot { b"+" } else { b"?+" });
+                    push_u64(&mut self.since, secs);
+                    self.since.push(b'.');
+                    self.second = Some((secs, boot));
+                }
+                out.extend_from_slice(&self.since);
+                push_u64_padded(out, frac / 1_000_000, 3);
+                out.push(b's');
+            }
+        }
+    }
+}
+
 /// A point in time given on the command line, for `--since` / `--until`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeBound {
@@ -296,5 +383,61 @@ mod tests {
             TimeBound::Ticks(5).cmp_ticks(6, None),
             Some(std::cmp::Ordering::Greater)
         );
+    }
+
+    /// The writer gives what `Display` gives, for any ticks and clock, one after another
+    /// (so that the kept date and second are checked when they change, and when they do
+    /// not).
+    mod writer_as_display {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn clock() -> impl Strategy<Value = Option<ClockInfo>> {
+            let rate = prop_oneof![
+                Just(0u64),
+                Just(1),
+                Just(1000),
+                Just(1_000_000),
+                Just(1_000_000_000),
+                Just(32_768),
+                Just(u64::MAX),
+                any::<u64>(),
+                1u64..5000,
+            ];
+            let base = prop_oneof![
+                Just(TimeBase::Unix),
+                Just(TimeBase::Boot),
+                any::<u8>().prop_map(TimeBase::Unknown),
+            ];
+            prop::option::weighted(
+                0.9,
+                (rate, base).prop_map(|(rate_hz, base)| ClockInfo { rate_hz, base }),
+            )
+        }
+
+        /// Ticks to the next record: as often within the same second as beyond.
+        fn step() -> impl Strategy<Value = u64> {
+            prop_oneof![0u64..2000, 0u64..200_000_000_000]
+        }
+
+        proptest! {
+            #[test]
+            fn any_ticks(
+                clock in clock(),
+                start in any::<u64>(),
+                shift in 0u32..64,
+                steps in prop::collection::vec(step(), 1..8),
+            ) {
+                let mut w = TimeText::default();
+                let mut ticks = start >> shift;
+                for step in steps {
+                    let mut out = b"x".to_vec();
+                    w.push(&mut out, ticks, clock);
+                    let shown = format!("x{}", Time { ticks, clock });
+                    prop_assert_eq!(String::from_utf8(out).unwrap(), shown);
+                    ticks = ticks.saturating_add(step);
+                }
+            }
+        }
     }
 }

@@ -283,8 +283,8 @@ fn gather(f: &mut Facts, h: Option<&Header>, head: &RecordHead, payload: &[u8]) 
             f.session = head.session.map(|s| s.0);
         }
         if user.is_some() || is_trigger {
-            f.user = user.map(str::to_owned);
-            f.host = host.map(str::to_owned);
+            keep(&mut f.user, user);
+            keep(&mut f.host, host);
         }
         if peer.is_some() || is_trigger {
             f.peer = peer.or(f.peer.filter(|_| !is_trigger));
@@ -292,5 +292,13 @@ fn gather(f: &mut Facts, h: Option<&Header>, head: &RecordHead, payload: &[u8]) 
         if !is_trigger && f.session.is_none() {
             f.session = head.session.map(|s| s.0);
         }
+    }
+}
+
+/// Sets `slot` to `value`, allocating only when it changes (the same user fails again and
+/// again).
+fn keep(slot: &mut Option<String>, value: Option<&str>) {
+    if slot.as_deref() != value {
+        *slot = value.map(str::to_owned);
     }
 }

@@ -6,17 +6,38 @@ use std::io::{self, Write};
 use flightrec_core::event::{self, Decoded, Fields, Peer, Value};
 use flightrec_core::{Level, RecordHead, TimeBase};
 
-use super::escape::{json_str, JsonStr};
-use super::{Hex, KindName, LevelName, PeerText, Shared};
+use super::escape::{json_str, push_json_str};
+use super::push::{self, push_hex, push_i64, push_u64};
+use super::{Hex, KindName, LevelName, Shared};
 use crate::decoder::{Header, Item};
 use crate::time::Time;
 
-pub(crate) fn render<W: Write + ?Sized>(
-    sh: &mut Shared,
-    item: &Item<'_>,
-    out: &mut W,
-) -> io::Result<()> {
-    let mut line = Vec::with_capacity(256);
+/// The JSON renderer's state: a line buffer reused for each object.
+#[derive(Default)]
+pub(crate) struct Json {
+    /// One write per line.
+    line: Vec<u8>,
+}
+
+impl Json {
+    pub(crate) fn render<W: Write + ?Sized>(
+        &mut self,
+        sh: &mut Shared,
+        item: &Item<'_>,
+        out: &mut W,
+    ) -> io::Result<()> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        let r = object(sh, item, &mut line).and_then(|()| out.write_all(&line));
+        if line.capacity() <= 1 << 20 {
+            self.line = line; // (a huge record's buffer is dropped)
+        }
+        r
+    }
+}
+
+/// Appends the object of one item, and its line end.
+fn object(sh: &mut Shared, item: &Item<'_>, line: &mut Vec<u8>) -> io::Result<()> {
     match item {
         Item::Record {
             offset,
@@ -26,12 +47,12 @@ pub(crate) fn render<W: Write + ?Sized>(
             if !sh.keep(head) {
                 return Ok(());
             }
-            open(sh, &mut line, "record", *offset)?;
-            record(sh, head, payload, &mut line)?;
+            open(sh, line, "record", *offset)?;
+            record(sh, head, payload, line)?;
         }
         Item::DumpStart { offset, header: h } => {
-            open(sh, &mut line, "dump", *offset)?;
-            header(&mut line, h)?;
+            open(sh, line, "dump", *offset)?;
+            header(line, h)?;
         }
         Item::Gap {
             offset,
@@ -39,7 +60,7 @@ pub(crate) fn render<W: Write + ?Sized>(
             to,
             scoped,
         } => {
-            open(sh, &mut line, "gap", *offset)?;
+            open(sh, line, "gap", *offset)?;
             write!(
                 line,
                 ",\"from\":{from},\"to\":{to},\"lost\":{},\"scoped\":{scoped}",
@@ -47,16 +68,16 @@ pub(crate) fn render<W: Write + ?Sized>(
             )?;
         }
         Item::Damaged { offset, len, why } => {
-            open(sh, &mut line, "damaged", *offset)?;
+            open(sh, line, "damaged", *offset)?;
             write!(line, ",\"len\":{len},\"why\":")?;
-            json_str(&mut line, &why.to_string())?;
+            json_str(line, &why.to_string())?;
         }
         Item::UnknownFrame { offset, ty, len } => {
-            open(sh, &mut line, "unknown_frame", *offset)?;
+            open(sh, line, "unknown_frame", *offset)?;
             write!(line, ",\"frame_type\":{ty},\"len\":{len}")?;
         }
         Item::DumpEnd { offset, end, seen } => {
-            open(sh, &mut line, "end", *offset)?;
+            open(sh, line, "end", *offset)?;
             write!(
                 line,
                 ",\"records\":{},\"lost\":{},\"out_of_scope\":{},\"decoded\":{seen}",
@@ -69,28 +90,28 @@ pub(crate) fn render<W: Write + ?Sized>(
             seen,
             why,
         } => {
-            open(sh, &mut line, "incomplete", *offset)?;
+            open(sh, line, "incomplete", *offset)?;
             write!(
                 line,
                 ",\"dump_offset\":{dump_offset},\"decoded\":{seen},\"why\":"
             )?;
-            json_str(&mut line, &why.to_string())?;
+            json_str(line, &why.to_string())?;
         }
         Item::Unsupported { offset, version } => {
-            open(sh, &mut line, "unsupported", *offset)?;
+            open(sh, line, "unsupported", *offset)?;
             write!(line, ",\"version\":{version}")?;
         }
-        Item::UnknownDump { offset } => open(sh, &mut line, "unknown_dump", *offset)?,
+        Item::UnknownDump { offset } => open(sh, line, "unknown_dump", *offset)?,
         Item::Wrap {
             offset,
             newest,
             oldest,
         } => {
-            open(sh, &mut line, "wrap", *offset)?;
+            open(sh, line, "wrap", *offset)?;
             write!(line, ",\"newest\":{newest},\"oldest\":{oldest}")?;
         }
         Item::RingHead { offset, len } => {
-            open(sh, &mut line, "ring_head", *offset)?;
+            open(sh, line, "ring_head", *offset)?;
             write!(line, ",\"len\":{len}")?;
         }
         Item::RegionEnd {
@@ -98,7 +119,7 @@ pub(crate) fn render<W: Write + ?Sized>(
             offset,
             seen,
         } => {
-            open(sh, &mut line, "region_end", *offset)?;
+            open(sh, line, "region_end", *offset)?;
             write!(line, ",\"dump_offset\":{dump_offset},\"decoded\":{seen}")?;
         }
         Item::Skipped {
@@ -106,22 +127,35 @@ pub(crate) fn render<W: Write + ?Sized>(
             len,
             erased,
         } => {
-            open(sh, &mut line, "skipped", *offset)?;
+            open(sh, line, "skipped", *offset)?;
             write!(line, ",\"len\":{len},\"erased\":{erased}")?;
         }
     }
     line.extend_from_slice(b"}\n");
-    out.write_all(&line)
+    Ok(())
+}
+
+/// Appends a string member, `,"KEY":"VALUE"` (the key a literal, copied as one piece).
+macro_rules! kv {
+    ($line:expr, $key:literal, $value:expr) => {{
+        $line.extend_from_slice(concat!(",\"", $key, "\":").as_bytes());
+        push_json_str($line, $value);
+    }};
 }
 
 /// Opens an object: `{"type":TY,"source":...,"offset":N`.
+#[inline(always)] // the type is a literal: copied as one piece
 fn open(sh: &Shared, line: &mut Vec<u8>, ty: &str, offset: u64) -> io::Result<()> {
-    write!(line, "{{\"type\":\"{ty}\"")?;
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(ty.as_bytes());
+    line.push(b'"');
     if let Some(s) = &sh.source {
         line.extend_from_slice(b",\"source\":");
-        json_str(line, s)?;
+        push_json_str(line, s);
     }
-    write!(line, ",\"offset\":{offset}")
+    line.extend_from_slice(b",\"offset\":");
+    push_u64(line, offset);
+    Ok(())
 }
 
 fn record(
@@ -130,26 +164,32 @@ fn record(
     payload: &[u8],
     line: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let time = Time {
-        ticks: head.time,
-        clock: sh.clock(),
-    };
-    write!(
-        line,
-        ",\"seq\":{},\"time\":\"{time}\",\"ticks\":{},\"level\":\"{}\",\"kind\":\"{}\"",
-        head.seq,
-        head.time,
-        LevelName(head.level),
-        KindName(head.kind)
-    )?;
+    // The fixed members are pushed by hand: this is the hot path of `decode`.
+    line.extend_from_slice(b",\"seq\":");
+    push_u64(line, head.seq);
+    line.extend_from_slice(b",\"time\":\"");
+    sh.push_time(line, head.time);
+    line.extend_from_slice(b"\",\"ticks\":");
+    push_u64(line, head.time);
+    line.extend_from_slice(b",\"level\":\"");
+    match Level::from_u8(head.level) {
+        Some(l) => line.extend_from_slice(l.as_str().as_bytes()),
+        None => write!(line, "{}", LevelName(head.level))?,
+    }
+    line.extend_from_slice(b"\",\"kind\":\"");
+    match head.kind.name() {
+        Some(n) => line.extend_from_slice(n.as_bytes()),
+        None => write!(line, "{}", KindName(head.kind))?,
+    }
+    line.push(b'"');
     match head.session {
-        Some(s) => write!(line, ",\"session\":{}", s.0)?,
+        Some(s) => {
+            line.extend_from_slice(b",\"session\":");
+            push_u64(line, u64::from(s.0));
+        }
         None => line.extend_from_slice(b",\"session\":null"),
     }
     let level = Level::from_u8(head.level).unwrap_or(Level::Trace);
-    let kv = |line: &mut Vec<u8>, k: &str, v: &str| -> io::Result<()> {
-        write!(line, ",\"{k}\":{}", JsonStr(v))
-    };
     match event::decode(head.kind, level, payload) {
         Err(_) => {
             sh.summary.malformed += 1;
@@ -161,48 +201,48 @@ fn record(
             )?;
         }
         Ok(Decoded::Log(l)) => {
-            kv(line, "target", l.target)?;
-            kv(line, "message", l.message)?;
+            kv!(line, "target", l.target);
+            kv!(line, "message", l.message);
             line.extend_from_slice(b",\"fields\":");
             fields(sh, &l.fields, line)?;
         }
         Ok(Decoded::Frame(bytes)) => {
             write!(line, ",\"len\":{},\"hex\":\"{}\"", bytes.len(), Hex(bytes))?;
             match sh.decode_frame(head, bytes) {
-                Some(Ok(text)) => kv(line, "message", &text)?,
-                Some(Err(e)) => kv(line, "undecodable", &e)?,
+                Some(Ok(text)) => kv!(line, "message", &text),
+                Some(Err(e)) => kv!(line, "undecodable", &e),
                 None => {}
             }
         }
         Ok(Decoded::AuthFailure(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
             peer(line, e.peer)?;
-            kv(line, "mechanism", e.mechanism)?;
-            kv(line, "reason", e.reason)?;
+            kv!(line, "mechanism", e.mechanism);
+            kv!(line, "reason", e.reason);
         }
         Ok(Decoded::AuthSuccess(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
             peer(line, e.peer)?;
-            kv(line, "mechanism", e.mechanism)?;
+            kv!(line, "mechanism", e.mechanism);
         }
         Ok(Decoded::Logout(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
             peer(line, e.peer)?;
         }
         Ok(Decoded::SessionForbidden(e)) => {
-            kv(line, "user", e.user)?;
-            kv(line, "host", e.host)?;
-            kv(line, "resource", e.resource)?;
+            kv!(line, "user", e.user);
+            kv!(line, "host", e.host);
+            kv!(line, "resource", e.resource);
         }
         Ok(Decoded::Connect(e)) => {
-            kv(line, "protocol", e.protocol)?;
+            kv!(line, "protocol", e.protocol);
             peer(line, e.peer)?;
         }
         Ok(Decoded::Custom(c)) => {
-            kv(line, "name", c.name)?;
+            kv!(line, "name", c.name);
             line.extend_from_slice(b",\"attributes\":");
             fields(sh, &c.attributes, line)?;
         }
@@ -229,16 +269,20 @@ fn fields(sh: &mut Shared, fields: &Fields<'_>, line: &mut Vec<u8>) -> io::Resul
             line.push(b',');
         }
         first = false;
-        json_str(line, f.name)?;
+        push_json_str(line, f.name);
         line.push(b':');
         match f.value {
-            Value::Bool(b) => write!(line, "{b}")?,
-            Value::I64(n) => write!(line, "{n}")?,
-            Value::U64(n) => write!(line, "{n}")?,
+            Value::Bool(b) => line.extend_from_slice(if b { b"true" } else { b"false" }),
+            Value::I64(n) => push_i64(line, n),
+            Value::U64(n) => push_u64(line, n),
             Value::F64(x) if x.is_finite() => write!(line, "{x}")?,
             Value::F64(x) => write!(line, "\"{x}\"")?,
-            Value::Str(s) => json_str(line, s)?,
-            Value::Bytes(b) => write!(line, "\"0x{}\"", Hex(b))?,
+            Value::Str(s) => push_json_str(line, s),
+            Value::Bytes(b) => {
+                line.extend_from_slice(b"\"0x");
+                push_hex(line, b);
+                line.push(b'"');
+            }
         }
     }
     line.push(b'}');
@@ -247,12 +291,14 @@ fn fields(sh: &mut Shared, fields: &Fields<'_>, line: &mut Vec<u8>) -> io::Resul
 
 fn peer(line: &mut Vec<u8>, peer: Option<Peer>) -> io::Result<()> {
     match peer {
-        Some(p) => write!(line, ",\"peer\":\"{}\"", PeerText(Some(p))),
-        None => {
-            line.extend_from_slice(b",\"peer\":null");
-            Ok(())
+        Some(p) => {
+            line.extend_from_slice(b",\"peer\":\"");
+            push::push_peer(line, Some(p));
+            line.push(b'"');
         }
+        None => line.extend_from_slice(b",\"peer\":null"),
     }
+    Ok(())
 }
 
 /// Appends a dump header's members (`,"reason":...,"build":{...}`) to an open object.

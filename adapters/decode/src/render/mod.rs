@@ -14,11 +14,12 @@ use flightrec_core::event::Peer;
 use flightrec_core::{ClockInfo, Kind, Level, RecordHead};
 
 use crate::decoder::{Header, Item};
-use crate::time::TimeBound;
+use crate::time::{TimeBound, TimeText};
 
 pub mod escape;
 mod forensic;
 pub mod json;
+pub(crate) mod push;
 mod text;
 
 pub use escape::{json_str, JsonStr};
@@ -135,12 +136,20 @@ pub(crate) struct Shared {
     frames: Option<Box<dyn FrameDecoder>>,
     source: Option<String>,
     summary: Summary,
+    /// Record times, written as [`crate::time::Time`] shows them.
+    time: TimeText,
 }
 
 impl Shared {
     /// The current dump's clock, if its header is known.
     fn clock(&self) -> Option<ClockInfo> {
         self.header.as_ref().map(|h| h.clock)
+    }
+
+    /// Appends a record's time as [`crate::time::Time`] shows it in this dump's clock.
+    fn push_time(&mut self, out: &mut Vec<u8>, ticks: u64) {
+        let clock = self.clock();
+        self.time.push(out, ticks, clock);
     }
 
     /// Whether the filter lets `head` through; counts it either way.
@@ -180,7 +189,7 @@ impl Shared {
 /// The state one format keeps between items.
 enum Style {
     Text(text::Text),
-    Json,
+    Json(json::Json),
     Forensic(Box<forensic::Forensic>),
 }
 
@@ -195,7 +204,7 @@ impl Renderer {
     pub fn new(opts: Options) -> Self {
         let style = match opts.format {
             Format::Text => Style::Text(text::Text::default()),
-            Format::Json => Style::Json,
+            Format::Json => Style::Json(json::Json::default()),
             Format::Forensic => Style::Forensic(Box::default()),
         };
         Renderer {
@@ -205,6 +214,7 @@ impl Renderer {
                 frames: None,
                 source: None,
                 summary: Summary::default(),
+                time: TimeText::default(),
             },
             style,
         }
@@ -236,7 +246,7 @@ impl Renderer {
         self.shared.check_end(item);
         match &mut self.style {
             Style::Text(t) => t.render(&mut self.shared, item, out),
-            Style::Json => json::render(&mut self.shared, item, out),
+            Style::Json(j) => j.render(&mut self.shared, item, out),
             Style::Forensic(f) => f.render(&mut self.shared, item, out),
         }?;
         if item.ends_dump() {

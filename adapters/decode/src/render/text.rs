@@ -4,10 +4,11 @@
 use std::io::{self, Write};
 
 use flightrec_core::event::{self, Decoded, Fields, Peer, Value};
-use flightrec_core::{ClockInfo, DumpEnd, Level, RecordHead, TimeBase};
+use flightrec_core::{DumpEnd, Level, RecordHead};
 
 use super::escape::{push_bare, push_quoted, Quoted};
-use super::{Hex, KindName, LevelName, PeerText, Shared};
+use super::push::{self, push_hex, push_i64, push_u64};
+use super::{Hex, KindName, LevelName, Shared};
 use crate::decoder::{Header, Item};
 use crate::time::Time;
 
@@ -22,6 +23,12 @@ fn level_color(level: u8) -> &'static str {
         3 => "\x1b[33m",
         _ => "\x1b[1;31m",
     }
+}
+
+/// A known level's name in its five columns, as `{:<5}` shows it (a fixed-size copy).
+fn level_column(l: Level) -> [u8; 5] {
+    const COLUMNS: [[u8; 5]; 5] = [*b"TRACE", *b"DEBUG", *b"INFO ", *b"WARN ", *b"ERROR"];
+    COLUMNS.get(l as usize).copied().unwrap_or(*b"?????")
 }
 
 /// The text renderer's state: a line buffer reused for each record.
@@ -58,46 +65,8 @@ impl Text {
     }
 }
 
-/// Appends `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(i..).unwrap_or(&[]));
-}
-
-/// Appends a record's time as [`Time`] shows it, by hand for the common boot clock.
-fn push_time(out: &mut Vec<u8>, ticks: u64, clock: Option<ClockInfo>) {
-    if let Some(ClockInfo {
-        rate_hz: rate @ 1..,
-        base: TimeBase::Boot,
-    }) = clock
-    {
-        if let Some(scaled) = (ticks % rate).checked_mul(1000) {
-            let ms = scaled / rate;
-            out.push(b'+');
-            push_u64(out, ticks / rate);
-            out.extend_from_slice(&[
-                b'.',
-                b'0' + (ms / 100 % 10) as u8,
-                b'0' + (ms / 10 % 10) as u8,
-                b'0' + (ms % 10) as u8,
-                b's',
-            ]);
-            return;
-        }
-    }
-    let _ = write!(out, "{}", Time { ticks, clock });
-}
-
 /// Appends ` key="value"` pairs (no leading space for the first at the start of a body).
+#[inline(always)] // the keys are literals: each copied as one piece
 fn push_pairs(out: &mut Vec<u8>, pairs: &[(&str, &str)]) {
     for (k, v) in pairs {
         if out.last().is_some_and(|&b| b != b' ') {
@@ -111,7 +80,8 @@ fn push_pairs(out: &mut Vec<u8>, pairs: &[(&str, &str)]) {
 
 /// Appends ` peer=ADDR:PORT` (or `peer=-`).
 fn push_peer(out: &mut Vec<u8>, peer: Option<Peer>) {
-    let _ = write!(out, " peer={}", PeerText(peer));
+    out.extend_from_slice(b" peer=");
+    push::push_peer(out, peer);
 }
 
 /// Appends one record's line.
@@ -123,16 +93,13 @@ pub(crate) fn record(
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
     // The line's fixed columns are pushed by hand: this is the hot path of `decode`.
-    push_time(out, head.time, sh.clock());
+    sh.push_time(out, head.time);
     out.push(b' ');
     if color {
         out.extend_from_slice(level_color(head.level).as_bytes());
     }
     match Level::from_u8(head.level) {
-        Some(l) => {
-            out.extend_from_slice(l.as_str().as_bytes());
-            out.extend_from_slice(&b"     "[l.as_str().len().min(5)..]);
-        }
+        Some(l) => out.extend_from_slice(&level_column(l)),
         None => write!(out, "{:<5}", LevelName(head.level))?,
     }
     if color {
@@ -187,7 +154,12 @@ pub(crate) fn record(
                 Hex(bytes),
                 Quoted(&e)
             )?,
-            None => write!(out, "len={} hex={}", bytes.len(), Hex(bytes))?,
+            None => {
+                out.extend_from_slice(b"len=");
+                push_u64(out, bytes.len() as u64);
+                out.extend_from_slice(b" hex=");
+                push_hex(out, bytes);
+            }
         },
         Ok(Decoded::AuthFailure(e)) => {
             push_pairs(out, &[("user", e.user), ("host", e.host)]);
@@ -230,14 +202,12 @@ fn fields(sh: &mut Shared, fields: &Fields<'_>, out: &mut Vec<u8>) -> io::Result
                 out.push(b'=');
                 match f.value {
                     Value::Str(s) => push_quoted(out, s),
-                    Value::Bytes(b) => write!(out, "0x{}", Hex(b))?,
-                    Value::U64(n) => push_u64(out, n),
-                    Value::I64(n) => {
-                        if n < 0 {
-                            out.push(b'-');
-                        }
-                        push_u64(out, n.unsigned_abs());
+                    Value::Bytes(b) => {
+                        out.extend_from_slice(b"0x");
+                        push_hex(out, b);
                     }
+                    Value::U64(n) => push_u64(out, n),
+                    Value::I64(n) => push_i64(out, n),
                     v => write!(out, "{v}")?,
                 }
             }
@@ -425,4 +395,19 @@ pub(crate) fn diag_line<W: Write + ?Sized>(
         out.write_all(RESET.as_bytes())?;
     }
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_columns_as_fmt() {
+        for l in Level::ALL {
+            assert_eq!(
+                level_column(l).as_slice(),
+                format!("{:<5}", l.as_str()).as_bytes()
+            );
+        }
+    }
 }
