@@ -345,6 +345,7 @@ fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
         let mut on_item = |item: &Item<'_>, err: &mut dyn Write| -> Result<(), Stop> {
             if let Item::DumpStart { offset, header } = item {
                 if filter.time_incompatible(header.clock) {
+                    let _ = out.flush();
                     let _ = writeln!(
                         err,
                         "flightrec: {}: dump at offset {offset}: --since/--until cannot be compared with its clock ({} Hz, {:?}); no record of it passes",
@@ -377,6 +378,9 @@ fn decode(a: &DecodeArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
             return output_error(e, err, code);
         }
         let rendered = since(renderer.summary(), before);
+        // The file's output first, so that with both streams on one terminal or file the
+        // summary follows what it sums up.
+        let _ = out.flush();
         code = code.max(outcome_code(path, &outcome, &rendered, err));
     }
     code
@@ -527,6 +531,7 @@ fn info_cmd(a: &InfoArgs, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -
                 return output_error(e, err, code);
             }
         }
+        let _ = out.flush();
         code = code.max(outcome_code(path, &outcome, &found, err));
     }
     code
