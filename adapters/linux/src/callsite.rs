@@ -1,8 +1,8 @@
 //! This process's callsite table (core's [`flightrec_core::callsite`]): each `tracing`
 //! callsite and each `log` callsite (level, target, file, line) gets an id the first time
 //! one of its records is captured, and its target, level, literal message, file, line and
-//! field names go once into the table, which is written into every dump. (A recorder with a
-//! ring file records the full form: its regions have no table yet.) Its records then hold the id and the raw values only.
+//! field names go once into the table, which is written into every dump (and every region of
+//! the ring file). Its records then hold the id and the raw values only.
 //!
 //! Why ids on first sight, and a per-thread cache in front of the table:
 //! - On first sight, not in `Layer::register_callsite`: a literal message is not in a
@@ -20,7 +20,7 @@
 //!   their message unless it is that same text. The output is the same either way.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use flightrec_core::callsite::{Callsite, Names, NAMES_MAX};
 use flightrec_core::encode::{to_slice, Encode};
@@ -61,6 +61,8 @@ struct Table {
     /// The callsites' encodings, back to back, and where each ends.
     bytes: Vec<u8>,
     ends: Vec<usize>,
+    /// The ring files being written: each callsite also goes into their table areas.
+    ring_files: Vec<Weak<crate::ringfile::Tables>>,
 }
 
 impl Table {
@@ -68,6 +70,15 @@ impl Table {
         let mut out = vec![0u8; site.encoded_len()];
         match to_slice(site, &mut out) {
             Some(n) if n == out.len() && n <= MAX_BODY => {
+                self.ring_files.retain(|f| f.strong_count() > 0);
+                let files: Vec<_> = self.ring_files.iter().filter_map(Weak::upgrade).collect();
+                if !files.iter().all(|f| f.room(n)) {
+                    // Its records keep the full form, readable from the ring file too.
+                    return false;
+                }
+                for f in &files {
+                    f.append(&out);
+                }
                 self.bytes.extend_from_slice(&out);
                 self.ends.push(self.bytes.len());
                 true
@@ -91,6 +102,18 @@ fn table() -> MutexGuard<'static, Table> {
 /// Keeps a literal for the life of the process (callsites are finite and static).
 fn keep(text: &str) -> &'static str {
     Box::leak(text.to_owned().into_boxed_str())
+}
+
+/// Writes every callsite of the table into a new ring file's table areas, and the later
+/// ones as they come, while the file is written.
+pub(crate) fn attach(file: &Arc<crate::ringfile::Tables>) {
+    let mut t = table();
+    let mut start = 0;
+    for &end in &t.ends {
+        file.append(t.bytes.get(start..end).unwrap_or(&[]));
+        start = end;
+    }
+    t.ring_files.push(Arc::downgrade(file));
 }
 
 /// The table as bodies of callsite table frames, each at most one frame long.

@@ -309,7 +309,7 @@ where
             None
         };
         with_encoders(|enc| {
-            let lookup = if self.callsites && !self.rec.has_ring_file() {
+            let lookup = if self.callsites {
                 enc.cache.tracing(meta)
             } else {
                 Lookup::Full
@@ -407,10 +407,7 @@ impl log::Log for FlightLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         let level = level_of_log(record.level());
-        match record
-            .file_static()
-            .filter(|_| self.callsites && !self.rec.has_ring_file())
-        {
+        match record.file_static().filter(|_| self.callsites) {
             Some(file) => self.rec.log_site(
                 level,
                 record.target(),
