@@ -103,19 +103,29 @@ impl SiteEncoder {
         value: impl FnOnce(&mut Window<'_>),
     ) -> Option<(usize, bool)> {
         let start = self.end;
-        let mut w = Writer::new(self.buf.get_mut(start..)?, &mut []);
-        w.varint(head);
-        if w.overflowed() {
-            return None;
-        }
+        let head_len = if head < 0x80 {
+            // Nearly always (field indices below 16): one byte, stored directly.
+            *self.buf.get_mut(start)? = head as u8;
+            1
+        } else {
+            let mut w = Writer::new(self.buf.get_mut(start..)?, &mut []);
+            w.varint(head);
+            if w.overflowed() {
+                return None;
+            }
+            w.len()
+        };
         // Room for a one-byte length; moved on in the rare case it takes more.
-        let at = start + w.len() + 1;
+        let at = start + head_len + 1;
         let f = format_at(&mut self.buf, at, max, value)?;
-        let more = varint_len(f.len as u64) - 1;
-        if more > 0 {
-            self.buf.get(at + f.len + more..)?;
-            self.buf.copy_within(at..at + f.len, at + more);
+        if f.len < 0x80 {
+            *self.buf.get_mut(at - 1)? = f.len as u8;
+            self.end = at + f.len;
+            return Some((at, f.whole_piece));
         }
+        let more = varint_len(f.len as u64) - 1;
+        self.buf.get(at + f.len + more..)?;
+        self.buf.copy_within(at..at + f.len, at + more);
         let mut w = Writer::new(self.buf.get_mut(at - 1..at + more)?, &mut []);
         w.varint(f.len as u64);
         if w.overflowed() {
