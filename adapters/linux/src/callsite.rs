@@ -314,8 +314,11 @@ impl SiteCache {
                 };
             }
             None => {
+                let Some(id) = t.next_id() else {
+                    return Lookup::Full;
+                };
                 let target = keep(target);
-                let site = t.next_id().and_then(|id| {
+                let site = Some(id).and_then(|id| {
                     let literal = literal.filter(|l| l.len() <= MESSAGE_MAX).map(keep);
                     let entry = Callsite {
                         id,
