@@ -335,10 +335,38 @@ pub fn write_dump<W: Write, S: Source + ?Sized>(
 pub fn write_dump_from<W: Write, S: Source + ?Sized>(
     w: &mut W,
     source: &S,
+    header: DumpHeader<'_>,
+    stats: RingStats,
+    cursor: Cursor,
+    scratch: &mut [u8],
+) -> Result<DumpSummary, DumpError<W::Error>> {
+    write_dump_impl::<W, S, false>(w, source, header, stats, cursor, scratch, &[])
+}
+
+/// [`write_dump_from`] for a writer of callsite records: `callsites` are the bodies of the
+/// dump's callsite table frames ([`crate::callsite`]), written after the header.
+pub fn write_dump_with_callsites<W: Write, S: Source + ?Sized>(
+    w: &mut W,
+    source: &S,
+    header: DumpHeader<'_>,
+    stats: RingStats,
+    cursor: Cursor,
+    scratch: &mut [u8],
+    callsites: &[&[u8]],
+) -> Result<DumpSummary, DumpError<W::Error>> {
+    write_dump_impl::<W, S, true>(w, source, header, stats, cursor, scratch, callsites)
+}
+
+/// The dump writer; `TABLES` false leaves the callsite table's code out of a build that
+/// writes none (a microcontroller's).
+fn write_dump_impl<W: Write, S: Source + ?Sized, const TABLES: bool>(
+    w: &mut W,
+    source: &S,
     mut header: DumpHeader<'_>,
     stats: RingStats,
     mut cursor: Cursor,
     scratch: &mut [u8],
+    callsites: &[&[u8]],
 ) -> Result<DumpSummary, DumpError<W::Error>> {
     header.first_seq = stats.first_seq;
     header.next_seq = stats.next_seq;
@@ -346,6 +374,11 @@ pub fn write_dump_from<W: Write, S: Source + ?Sized>(
     let mut out = FrameWriter::new(w);
     out.preamble()?;
     out.frame(FRAME_HEADER, &header, scratch, &[])?;
+    if TABLES {
+        for body in callsites {
+            out.frame_bytes(crate::callsite::FRAME_CALLSITES, body, &[])?;
+        }
+    }
 
     // Counted in locals, the end frame built from them last: a `DumpEnd` zeroed up front
     // would live on the stack the whole time (and be cleared through `memclr8`).

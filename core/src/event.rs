@@ -285,11 +285,11 @@ impl Value<'_> {
     }
 }
 
-impl Encode for Value<'_> {
+impl Value<'_> {
+    /// Its encoding after the tag: what follows the tag in a field, and the body of a
+    /// callsite record's item ([`crate::callsite`]).
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn encode(&self, w: &mut Writer<'_>) {
-        // The tag is written once (the compiler reads it as it is).
-        w.u8(self.tag());
+    pub fn encode_body(&self, w: &mut Writer<'_>) {
         match *self {
             // A `bool` is a one-byte varint (0 or 1).
             Value::Bool(v) => w.varint(u64::from(v)),
@@ -300,6 +300,15 @@ impl Encode for Value<'_> {
             Value::Str(v) => w.str_bounded(v, VALUE_MAX),
             Value::Bytes(v) => w.prefixed(v.get(..VALUE_MAX).unwrap_or(v)),
         }
+    }
+}
+
+impl Encode for Value<'_> {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn encode(&self, w: &mut Writer<'_>) {
+        // The tag is written once (the compiler reads it as it is).
+        w.u8(self.tag());
+        self.encode_body(w);
     }
 }
 

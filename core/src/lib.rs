@@ -51,6 +51,7 @@
 extern crate std;
 
 pub mod bytes;
+pub mod callsite;
 pub mod crc;
 pub mod dump;
 pub mod encode;
@@ -156,6 +157,10 @@ impl Kind {
     pub const CONNECT: Kind = Kind(6);
     /// [`event::Custom`].
     pub const CUSTOM: Kind = Kind(7);
+    /// A log line in its callsite form ([`callsite`]): a callsite id and raw values, read
+    /// with the dump's callsite table. Not a kind of its own for users: a decoder resolves
+    /// it into a [`Kind::LOG`] record, so it has no name and is not in [`Kind::KNOWN`].
+    pub const CALLSITE: Kind = Kind(8);
 
     /// Every kind this version knows, in code order.
     pub const KNOWN: [Kind; 8] = [

@@ -19,9 +19,12 @@ use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::ops::Range;
 
+use flightrec_core::callsite::{Callsite, FRAME_CALLSITES};
 use flightrec_core::dump::{FRAME_END, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAGIC, SYNC};
 use flightrec_core::frame::{parse_with, Parsed};
-use flightrec_core::{DumpEnd, DumpHeader, RecordHead};
+use flightrec_core::{DumpEnd, DumpHeader, Kind, RecordHead};
+
+use crate::callsite::Resolved;
 
 /// Largest frame: sync, type, length, 65 535 body bytes, CRC.
 pub const MAX_FRAME: usize = FRAME_OVERHEAD + u16::MAX as usize;
@@ -49,6 +52,8 @@ struct DumpCtx {
     seen: u64,
     /// Set for a ring region.
     ring: Option<RingCtx>,
+    /// The dump's callsite table, as read so far.
+    callsites: crate::callsite::Table,
 }
 
 impl DumpCtx {
@@ -60,6 +65,7 @@ impl DumpCtx {
             last: None,
             seen: 0,
             ring: None,
+            callsites: Default::default(),
         }
     }
 }
@@ -103,6 +109,9 @@ enum Pending {
         head: RecordHead,
         start: usize,
         end: usize,
+        /// The payload is the decoder's `resolved` buffer (a callsite record resolved into a
+        /// log record), not `start..end` of the input buffer.
+        resolved: bool,
     },
 }
 
@@ -217,6 +226,9 @@ pub struct Decoder<R> {
     after_unsupported: bool,
     /// A fresh CRC state, cloned for each frame (so the CPU's features are looked up once).
     crc: crc32fast::Hasher,
+    /// The payload of the callsite record being handed out, resolved (at most one record
+    /// is queued at a time: the state machine stops at the first).
+    resolved: Vec<u8>,
 }
 
 impl<R: Read> Decoder<R> {
@@ -236,6 +248,7 @@ impl<R: Read> Decoder<R> {
             stats: Stats::default(),
             after_unsupported: false,
             crc: crc32fast::Hasher::new(),
+            resolved: Vec::new(),
         }
     }
 
@@ -320,10 +333,15 @@ impl<R: Read> Decoder<R> {
                 head,
                 start,
                 end,
+                resolved,
             }) => Some(Item::Record {
                 offset,
                 head,
-                payload: self.buf.get(start..end).unwrap_or(&[]),
+                payload: if resolved {
+                    &self.resolved
+                } else {
+                    self.buf.get(start..end).unwrap_or(&[])
+                },
             }),
         })
     }
@@ -772,6 +790,18 @@ impl<R: Read> Decoder<R> {
                     }),
                 }
             }
+            FRAME_CALLSITES => {
+                self.start += len;
+                let body = self.buf.get(b0..b1).unwrap_or(&[]);
+                let read = self.dump.as_mut().map(|d| d.callsites.add_frame(body));
+                if read == Some(false) {
+                    self.push(Item::Damaged {
+                        offset,
+                        len: len as u64,
+                        why: Damage::BadCallsiteTable,
+                    });
+                }
+            }
             FRAME_HEADER => {
                 // A header that checks but follows no magic: the previous dump was cut off
                 // and this one's magic is damaged. Start a dump here.
@@ -792,11 +822,30 @@ impl<R: Read> Decoder<R> {
         }
     }
 
-    fn record(&mut self, offset: u64, head: RecordHead, start: usize, end: usize) {
+    fn record(&mut self, offset: u64, mut head: RecordHead, start: usize, end: usize) {
         let mut notes = Vec::new();
         if let Some(ctx) = self.dump.as_mut() {
             ctx.seen += 1;
             check_seq(ctx, offset, head.seq, &mut notes);
+        }
+        let resolved = head.kind == Kind::CALLSITE;
+        if resolved {
+            let payload = self.buf.get(start..end).unwrap_or(&[]);
+            let empty = crate::callsite::Table::default();
+            let table = self.dump.as_ref().map_or(&empty, |d| &d.callsites);
+            let why = match table.resolve(payload, &mut self.resolved) {
+                Resolved::Whole => None,
+                Resolved::UnknownCallsite(id) => Some(Damage::UnknownCallsite { id }),
+                Resolved::Malformed => Some(Damage::BadCallsiteRecord),
+            };
+            if let Some(why) = why {
+                notes.push(Item::Damaged {
+                    offset,
+                    len: 0,
+                    why,
+                });
+            }
+            head.kind = crate::callsite::RESOLVED_KIND;
         }
         for n in notes {
             self.push(n);
@@ -807,6 +856,7 @@ impl<R: Read> Decoder<R> {
             head,
             start,
             end,
+            resolved,
         });
     }
 
@@ -832,6 +882,7 @@ impl<R: Read> Decoder<R> {
                 Err(_) => false,
             },
             FRAME_END => len <= END_PLAUSIBLE_MAX,
+            FRAME_CALLSITES => Callsite::decode(body).is_ok(),
             FRAME_HEADER => postcard::take_from_bytes::<DumpHeader<'_>>(body).is_ok(),
             _ => false,
         };

@@ -118,6 +118,17 @@ pub enum Damage {
         /// The header's `next_seq`.
         next: u64,
     },
+    /// A callsite table frame that checks but whose callsites do not all decode (or go
+    /// beyond what a decoder keeps of a table).
+    BadCallsiteTable,
+    /// A callsite record whose callsite is not in its dump's table: shown as `callsite N`
+    /// with its raw values.
+    UnknownCallsite {
+        /// The callsite's id.
+        id: u32,
+    },
+    /// A callsite record whose values do not all decode: those that do are shown.
+    BadCallsiteRecord,
 }
 
 impl fmt::Display for Damage {
@@ -148,6 +159,16 @@ impl fmt::Display for Damage {
                 "record {seq} out of order (expected {expected} or later)"
             ),
             Damage::Duplicate { seq } => write!(f, "record {seq} appears twice"),
+            Damage::BadCallsiteTable => {
+                f.write_str("callsite table frame checks but does not decode")
+            }
+            Damage::UnknownCallsite { id } => write!(
+                f,
+                "record of callsite {id}, which is not in its dump's callsite table"
+            ),
+            Damage::BadCallsiteRecord => {
+                f.write_str("callsite record checks but its values do not all decode")
+            }
             Damage::OutOfRange { seq, first, next } => write!(
                 f,
                 "record {seq} lies outside its dump's range {first}..{next}: it belongs to another dump"

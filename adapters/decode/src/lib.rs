@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auditseal;
+mod callsite;
 pub mod decoder;
 pub mod flash;
 pub mod info;

@@ -66,6 +66,8 @@ pub(crate) struct Window<'a> {
     /// Bytes that may be kept: the window's length, then, once something was cut, what
     /// was kept (nothing after a cut may follow it).
     limit: usize,
+    /// Pieces written: a literal message (`format_args!` without arguments) comes as one.
+    pieces: u32,
 }
 
 impl<'a> Window<'a> {
@@ -76,6 +78,7 @@ impl<'a> Window<'a> {
             len: 0,
             cut: 0,
             limit,
+            pieces: 0,
         }
     }
 
@@ -104,6 +107,7 @@ impl<'a> Window<'a> {
 impl fmt::Write for Window<'_> {
     #[inline]
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.pieces = self.pieces.wrapping_add(1);
         let end = self.len + s.len();
         if end <= self.limit {
             if let Some(dst) = self.buf.get_mut(self.len..end) {
@@ -115,6 +119,44 @@ impl fmt::Write for Window<'_> {
         }
         Ok(()) // never fail: what is cut still has to be counted
     }
+}
+
+/// What [`format_at`] wrote.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Formatted {
+    /// The text's length, cut marker included.
+    pub(crate) len: usize,
+    /// Whether the text is exactly what was formatted (not cut) and came in one piece:
+    /// a literal message.
+    pub(crate) whole_piece: bool,
+}
+
+/// Formats `value` into the `max` bytes of `buf` at `at`, followed by core's cut marker if
+/// it was cut (`None` if the buffer cannot hold them).
+#[inline]
+pub(crate) fn format_at(
+    buf: &mut [u8],
+    at: usize,
+    max: usize,
+    value: impl FnOnce(&mut Window<'_>),
+) -> Option<Formatted> {
+    let room = buf.get_mut(at..at + max)?;
+    let mut w = Window::new(room);
+    value(&mut w);
+    let (kept, cut, pieces) = (w.len, w.cut, w.pieces);
+    if cut == 0 {
+        return Some(Formatted {
+            len: kept,
+            whole_piece: pieces == 1,
+        });
+    }
+    let mark = CutMarker::new(cut);
+    let dst = buf.get_mut(at + kept..)?.get_mut(..mark.as_bytes().len())?;
+    copy(dst, mark.as_bytes());
+    Some(Formatted {
+        len: kept + mark.as_bytes().len(),
+        whole_piece: false,
+    })
 }
 
 /// Builds one log payload (see the module's documentation for the layout). One per
@@ -129,6 +171,9 @@ pub(crate) struct Encoder {
     end: usize,
     count: usize,
     dropped: u64,
+    /// Messages given, and whether the last one was literal (see [`Formatted`]).
+    messages: u8,
+    literal: bool,
 }
 
 impl Encoder {
@@ -142,6 +187,8 @@ impl Encoder {
             end: 0,
             count: 0,
             dropped: 0,
+            messages: 0,
+            literal: false,
         }
     }
 
@@ -153,6 +200,17 @@ impl Encoder {
         self.end = 0;
         self.count = 0;
         self.dropped = 0;
+        self.messages = 0;
+        self.literal = false;
+    }
+
+    /// The message, if the record had exactly one and it was a literal (one piece, not
+    /// cut): what its callsite's records say when they carry no message.
+    pub(crate) fn literal_message(&self) -> Option<&str> {
+        let len = self
+            .message
+            .filter(|_| self.messages == 1 && self.literal)?;
+        std::str::from_utf8(self.buf.get(HEAD..HEAD + len)?).ok()
     }
 
     /// Appends what `f` writes through core's [`Writer`]; false if it does not fit (then
@@ -224,8 +282,10 @@ impl Encoder {
                 return;
             }
         }
-        if let Some(len) = self.format_at(HEAD, MESSAGE_MAX, value) {
-            self.message = Some(len);
+        if let Some(f) = format_at(&mut self.buf, HEAD, MESSAGE_MAX, value) {
+            self.message = Some(f.len);
+            self.messages = self.messages.saturating_add(1);
+            self.literal = f.whole_piece;
         }
     }
 
@@ -241,8 +301,7 @@ impl Encoder {
         true
     }
 
-    /// Formats `value` into the `max` bytes at `at`, followed by core's cut marker if it
-    /// was cut; the text's length, marker included (`None` if the buffer cannot hold them).
+    /// Formats `value` into the `max` bytes at `at` ([`format_at`]).
     #[inline]
     fn format_at(
         &mut self,
@@ -250,20 +309,7 @@ impl Encoder {
         max: usize,
         value: impl FnOnce(&mut Window<'_>),
     ) -> Option<usize> {
-        let room = self.buf.get_mut(at..at + max)?;
-        let mut w = Window::new(room);
-        value(&mut w);
-        let (kept, cut) = (w.len, w.cut);
-        if cut == 0 {
-            return Some(kept);
-        }
-        let mark = CutMarker::new(cut);
-        let dst = self
-            .buf
-            .get_mut(at + kept..)?
-            .get_mut(..mark.as_bytes().len())?;
-        copy(dst, mark.as_bytes());
-        Some(kept + mark.as_bytes().len())
+        format_at(&mut self.buf, at, max, value).map(|f| f.len)
     }
 
     /// Whether one more field is kept (if not, it is counted as dropped); places the
@@ -455,36 +501,65 @@ impl Encoder {
     }
 }
 
-thread_local! {
-    static ENCODER: std::cell::RefCell<Option<Encoder>> = const { std::cell::RefCell::new(None) };
+/// A thread's encoders: the full form, the callsite form and its callsite cache.
+pub(crate) struct Encoders {
+    /// The full form (target, message, names).
+    pub(crate) full: Encoder,
+    /// The callsite form.
+    pub(crate) site: crate::callsite_encode::SiteEncoder,
+    /// This thread's view of the callsite table.
+    pub(crate) cache: crate::callsite::SiteCache,
 }
 
-/// Runs `f` with this thread's encoder, emptied. Allocates it on a thread's first record
-/// only; a re-entrant record (a `Debug` impl that logs) or one during thread exit gets a
-/// fresh one instead.
+impl Encoders {
+    #[cold]
+    #[inline(never)]
+    fn new() -> Box<Self> {
+        Box::new(Encoders {
+            full: Encoder::new(),
+            site: crate::callsite_encode::SiteEncoder::new(),
+            cache: crate::callsite::SiteCache::new(),
+        })
+    }
+}
+
+thread_local! {
+    static ENCODERS: std::cell::RefCell<Option<Box<Encoders>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's encoders. Allocates them on a thread's first record only; a
+/// re-entrant record (a `Debug` impl that logs) or one during thread exit gets fresh ones
+/// instead.
 #[inline]
-pub(crate) fn with_encoder(f: impl FnOnce(&mut Encoder)) {
+pub(crate) fn with_encoders(f: impl FnOnce(&mut Encoders)) {
     let mut f = Some(f);
-    let _ = ENCODER.try_with(|cell| {
+    let _ = ENCODERS.try_with(|cell| {
         if let Ok(mut slot) = cell.try_borrow_mut() {
             if let Some(f) = f.take() {
-                let enc = slot.get_or_insert_with(Encoder::new);
-                enc.clear();
-                f(enc);
+                f(slot.get_or_insert_with(Encoders::new));
             }
         }
     });
     if let Some(f) = f {
-        with_fresh_encoder(f);
+        with_fresh_encoders(f);
     }
 }
 
-/// [`with_encoder`] for a re-entrant record or one during thread exit: out of line, so that
-/// the common case stays short.
+/// [`with_encoders`] for a re-entrant record or one during thread exit: out of line, so
+/// that the common case stays short.
 #[cold]
 #[inline(never)]
-fn with_fresh_encoder(f: impl FnOnce(&mut Encoder)) {
-    f(&mut Encoder::new());
+fn with_fresh_encoders(f: impl FnOnce(&mut Encoders)) {
+    f(&mut Encoders::new());
+}
+
+/// Runs `f` with this thread's full-form encoder, emptied.
+#[inline]
+pub(crate) fn with_encoder(f: impl FnOnce(&mut Encoder)) {
+    with_encoders(|e| {
+        e.full.clear();
+        f(&mut e.full)
+    });
 }
 
 #[cfg(test)]

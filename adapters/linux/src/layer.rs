@@ -4,6 +4,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
+use flightrec_core::event::Value;
 use flightrec_core::{Level, SessionId};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -12,7 +13,9 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::encode::{with_encoder, Encoder, Window};
+use crate::callsite::Lookup;
+use crate::callsite_encode::SiteEncoder;
+use crate::encode::{with_encoders, Encoder, Window};
 use crate::recorder::FlightRecorder;
 
 /// A `tracing_subscriber` layer recording every event it sees into the ring, whatever the
@@ -54,6 +57,7 @@ use crate::recorder::FlightRecorder;
 pub struct FlightLayer {
     rec: Arc<FlightRecorder>,
     session_field: &'static str,
+    callsites: bool,
 }
 
 impl FlightLayer {
@@ -62,7 +66,18 @@ impl FlightLayer {
         FlightLayer {
             rec,
             session_field: "session",
+            callsites: true,
         }
+    }
+
+    /// Whether records take the callsite form (the default: a callsite id and the raw
+    /// values; the target, literal message and field names go once into the callsite
+    /// table every dump carries) or the full form (each record holds its target, its
+    /// formatted message and its field names: the encoding before callsite tables, kept to
+    /// compare them). A decoder shows both the same.
+    pub fn with_callsites(mut self, on: bool) -> Self {
+        self.callsites = on;
+        self
     }
 
     /// Reads the session id from span field `name` instead.
@@ -194,6 +209,58 @@ impl Visit for EventVisitor<'_> {
     }
 }
 
+/// Encodes an event's values in the callsite form: each by its field's index.
+struct SiteVisitor<'e> {
+    enc: &'e mut SiteEncoder,
+}
+
+impl Visit for SiteVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.enc.field(field.index(), Value::F64(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.enc.field(field.index(), Value::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.enc.field(field.index(), Value::U64(value));
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match i64::try_from(value) {
+            Ok(v) => self.enc.field(field.index(), Value::I64(v)),
+            Err(_) => self.enc.debug(field.index(), &value),
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match u64::try_from(value) {
+            Ok(v) => self.enc.field(field.index(), Value::U64(v)),
+            Err(_) => self.enc.debug(field.index(), &value),
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.enc.field(field.index(), Value::Bool(value));
+    }
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.enc.field(field.index(), Value::Bytes(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.enc.message_str(value);
+        } else {
+            self.enc.field(field.index(), Value::Str(value));
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.enc.display(field.index(), &value);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.enc.message_debug(value);
+        } else {
+            self.enc.debug(field.index(), value);
+        }
+    }
+}
+
 impl<S> Layer<S> for FlightLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -241,10 +308,27 @@ where
         } else {
             None
         };
-        with_encoder(|enc| {
-            event.record(&mut EventVisitor { enc: &mut *enc });
-            if let Some(payload) = enc.finish(meta.target()) {
+        with_encoders(|enc| {
+            let lookup = if self.callsites {
+                enc.cache.tracing(meta)
+            } else {
+                Lookup::Full
+            };
+            if let Lookup::Site(site) = lookup {
+                enc.site.clear();
+                event.record(&mut SiteVisitor { enc: &mut enc.site });
+                if let Some(payload) = enc.site.finish(site) {
+                    self.rec.callsite_payload(level, session, payload);
+                }
+                return;
+            }
+            enc.full.clear();
+            event.record(&mut EventVisitor { enc: &mut enc.full });
+            if let Some(payload) = enc.full.finish(meta.target()) {
                 self.rec.log_payload(level, session, payload);
+            }
+            if lookup == Lookup::New {
+                enc.cache.learn_tracing(meta, enc.full.literal_message());
             }
         });
     }
@@ -270,6 +354,7 @@ where
 pub struct FlightLogger {
     rec: Arc<FlightRecorder>,
     inner: Option<Box<dyn log::Log>>,
+    callsites: bool,
 }
 
 impl fmt::Debug for FlightLogger {
@@ -283,7 +368,18 @@ impl fmt::Debug for FlightLogger {
 impl FlightLogger {
     /// Records into `rec`, then passes each record to `inner` if it wants it.
     pub fn new(rec: Arc<FlightRecorder>, inner: Option<Box<dyn log::Log>>) -> Self {
-        FlightLogger { rec, inner }
+        FlightLogger {
+            rec,
+            inner,
+            callsites: true,
+        }
+    }
+
+    /// Whether records take the callsite form (the default, for records whose file name is
+    /// static) or the full form; see [`FlightLayer::with_callsites`].
+    pub fn with_callsites(mut self, on: bool) -> Self {
+        self.callsites = on;
+        self
     }
 
     /// Installs this as the global `log` logger and lets every level through to it.
@@ -310,12 +406,19 @@ impl log::Log for FlightLogger {
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        self.rec.log_fmt(
-            level_of_log(record.level()),
-            None,
-            record.target(),
-            record.args(),
-        );
+        let level = level_of_log(record.level());
+        match record.file_static().filter(|_| self.callsites) {
+            Some(file) => self.rec.log_site(
+                level,
+                record.target(),
+                file,
+                record.line().unwrap_or(0),
+                record.args(),
+            ),
+            None => self
+                .rec
+                .log_fmt(level, None, record.target(), record.args()),
+        }
         if let Some(inner) = &self.inner {
             if inner.enabled(record.metadata()) {
                 inner.log(record);

@@ -47,6 +47,8 @@
 
 mod auditlog;
 mod auditseal;
+mod callsite;
+mod callsite_encode;
 mod clock;
 mod config;
 mod dumpfile;

@@ -2,9 +2,12 @@
 //! record frames, into a memory-mapped file (`MAP_SHARED`), so a process killed by
 //! SIGKILL, the OOM killer or a segfault leaves them in the page cache and on disk.
 //!
-//! Layout: one region per shard, each `HEADER_AREA + SHARD_BYTES` bytes. A region starts
-//! with a dump's magic, version and header frame (reason "untimely death", detail naming the
-//! shard), then a circular area of record frames: a frame that does not fit before the end
+//! Layout: one region per shard, each `HEADER_AREA + TABLE_AREA + SHARD_BYTES` bytes. A
+//! region starts with a dump's magic, version and header frame (reason "untimely death",
+//! detail naming the shard), then the callsite table area: one callsite table frame per
+//! callsite (`WIRE-FORMAT.md` section 9), written when the callsite enters this process's
+//! table, before any record of it, so that each region reads without the program that wrote
+//! it. Then a circular area of record frames: a frame that does not fit before the end
 //! of the area zeroes the rest and starts again at its beginning. No end frame: a decoder
 //! (`flightrec decode FILE`) shows each region as an incomplete dump, skips the frame that
 //! was being written when the process died and the oldest frame a newer one partly
@@ -17,6 +20,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
 
+use flightrec_core::callsite::FRAME_CALLSITES;
 use flightrec_core::dump::{Build, ClockInfo, DumpHeader, RecordHead};
 use flightrec_core::frame::{FrameWriter, FRAME_HEADER, FRAME_OVERHEAD, FRAME_RECORD, MAX_BODY};
 use flightrec_core::trigger::Reason;
@@ -24,10 +28,15 @@ use flightrec_core::trigger::Reason;
 use crate::files::{FilePolicy, SafeDir};
 use crate::SHARD_BYTES;
 
-/// Bytes before each shard's circular area (magic, version, header frame, zero padding).
+/// Bytes before each shard's callsite table area (magic, version, header frame, zero
+/// padding).
 pub const HEADER_AREA: usize = 512;
+/// Bytes of each shard's callsite table area (zero padding after its frames). A callsite
+/// that would not fit is not given an id while the file is open: its records keep the full
+/// form, readable without a table.
+pub const TABLE_AREA: usize = 32 * 1024;
 /// Bytes of one shard's region.
-pub const REGION: usize = HEADER_AREA + SHARD_BYTES;
+pub const REGION: usize = HEADER_AREA + TABLE_AREA + SHARD_BYTES;
 
 /// The ring file's shared mapping: unmapped when the last [`Region`] holding it is dropped,
 /// so no region can outlive the memory it writes to, whatever order things are dropped in.
@@ -61,6 +70,53 @@ pub(crate) struct Region {
     head: usize,
     /// Keeps the mapping `area` points into alive as long as this region.
     _map: Arc<Mapping>,
+    /// Keeps the file's callsite tables attached to the process's table while the file is
+    /// written.
+    _tables: Arc<Tables>,
+}
+
+/// The callsite table areas of a ring file's regions: written by the process's callsite
+/// table (under its lock, the only writer), frame by frame.
+pub(crate) struct Tables {
+    map: Arc<Mapping>,
+    /// Per region: where its table area starts in the mapping, and how much is used; only
+    /// touched under the callsite table's lock.
+    areas: std::sync::Mutex<Vec<(usize, usize)>>,
+}
+
+impl Tables {
+    /// Whether a table frame of `body` bytes fits every region.
+    pub(crate) fn room(&self, body: usize) -> bool {
+        let areas = self.areas.lock().unwrap_or_else(|e| e.into_inner());
+        areas
+            .iter()
+            .all(|&(_, used)| used + FRAME_OVERHEAD + body <= TABLE_AREA)
+    }
+
+    /// Appends a table frame holding `body` (one encoded callsite) to every region's table
+    /// area that has room.
+    pub(crate) fn append(&self, body: &[u8]) {
+        let mut areas = self.areas.lock().unwrap_or_else(|e| e.into_inner());
+        for (start, used) in areas.iter_mut() {
+            let frame = FRAME_OVERHEAD + body.len();
+            if *used + frame > TABLE_AREA {
+                continue;
+            }
+            // SAFETY: the table area `start..start + TABLE_AREA` lies inside the mapping
+            // (checked when the areas were made), which `map` keeps alive; only this
+            // value writes it, under its lock.
+            let area =
+                unsafe { std::slice::from_raw_parts_mut(self.map.ptr.add(*start), TABLE_AREA) };
+            if let Some(dst) = area.get_mut(*used..*used + frame) {
+                if FrameWriter::new(dst)
+                    .frame_bytes(FRAME_CALLSITES, body, &[])
+                    .is_ok()
+                {
+                    *used += frame;
+                }
+            }
+        }
+    }
 }
 
 // SAFETY: a region is used only under its shard's lock, it is the only writer of its area,
@@ -111,6 +167,12 @@ pub(crate) fn create(
         len,
         _file: file,
     });
+    let tables = Arc::new(Tables {
+        map: map.clone(),
+        areas: std::sync::Mutex::new((0..shards).map(|i| (i * REGION + HEADER_AREA, 0)).collect()),
+    });
+    // Every callsite already in the process's table goes in now; later ones as they come.
+    crate::callsite::attach(&tables);
     let mut regions = Vec::with_capacity(shards);
     for i in 0..shards {
         let detail = format!("ring file, shard {} of {shards}", i + 1);
@@ -123,11 +185,12 @@ pub(crate) fn create(
             .ok_or_else(|| io::Error::other("ring file header too large"))?;
         dst.copy_from_slice(&header);
         // SAFETY: inside the same region.
-        let area = unsafe { map.ptr.add(i * REGION + HEADER_AREA) };
+        let area = unsafe { map.ptr.add(i * REGION + HEADER_AREA + TABLE_AREA) };
         regions.push(Region {
             area,
             head: 0,
             _map: map.clone(),
+            _tables: tables.clone(),
         });
     }
     Ok(regions)

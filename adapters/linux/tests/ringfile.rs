@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use flightrec_core::event::{decode, Decoded};
 use flightrec_core::Level;
-use flightrec_decode::{Decoder, Item};
+use flightrec_decode::{Damage, Decoder, Item};
 
 const CONFIG: &str = r#"
 host = "gw"
@@ -77,6 +77,16 @@ fn sigkill_leaves_a_decodable_ring_file() {
                     }
                     seqs.entry(shard).or_default().push(head.seq);
                 }
+                // Each region carries the callsite table of its records.
+                Item::Damaged { why, .. } => assert!(
+                    !matches!(
+                        why,
+                        Damage::UnknownCallsite { .. }
+                            | Damage::BadCallsiteTable
+                            | Damage::BadCallsiteRecord
+                    ),
+                    "round {round}: {why}"
+                ),
                 _ => {}
             }
         }

@@ -203,7 +203,7 @@ pub enum Event {
     },
     /// A kind this version does not know (from a newer writer): any bytes.
     Unknown {
-        /// Kind, taken into 8..=255.
+        /// Kind, taken into 9..=255.
         kind: u8,
         /// Payload.
         bytes: Vec<u8>,
@@ -352,7 +352,8 @@ impl Event {
                 out.clear();
                 out.extend_from_slice(bytes);
                 (
-                    Kind(kind.saturating_add(8).max(8)),
+                    // Past the callsite form (kind 8, read with the dump's table).
+                    Kind(kind.saturating_add(9).max(9)),
                     level(bytes.len() as u8),
                 )
             }

@@ -1,5 +1,5 @@
 //! Writing a dump: **one wire-format dump, records in time order, numbered `0..n` within
-//! it**, streamed from the shards' merge (`merge.rs`) through core's `write_dump_from`
+//! it**, streamed from the shards' merge (`merge.rs`) through core's `write_dump_with_callsites`
 //! straight to the writer.
 //!
 //! Memory per dump, whatever the rings' size: one buffer holding a shard's largest record
@@ -9,10 +9,11 @@
 use std::cell::RefCell;
 use std::io::{self, Write};
 
+use flightrec_core::dump::write_dump_with_callsites;
 use flightrec_core::dump::{DumpError, DumpSummary, Source};
 use flightrec_core::ring::{Cursor, Read, RingStats};
 use flightrec_core::trigger::DumpOrder;
-use flightrec_core::{write_dump_from, Build, Clock, DumpHeader, RingError};
+use flightrec_core::{Build, Clock, DumpHeader, RingError};
 
 use super::merge::{Merge, Step};
 use super::shards::{ShardSeq, SHARD_BYTES};
@@ -81,13 +82,18 @@ impl FlightRecorder {
         let source = MergedShards {
             merge: RefCell::new(merge),
         };
-        write_dump_from(
+        // The callsite table as it is now: every callsite of the records dumped is in it
+        // (a callsite enters the table before its first record in the callsite form).
+        let table = crate::callsite::frames();
+        let table: Vec<&[u8]> = table.iter().map(Vec::as_slice).collect();
+        write_dump_with_callsites(
             &mut StdWrite(out),
             &source,
             header,
             stats,
             Cursor::at(0),
             &mut scratch,
+            &table,
         )
         .map_err(|e| match e {
             DumpError::Io(e) => e,

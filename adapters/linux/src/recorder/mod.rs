@@ -201,6 +201,75 @@ impl FlightRecorder {
         }
     }
 
+    /// Records a log line in the callsite form (the `tracing` layer's path): stored as
+    /// [`Kind::CALLSITE`], a log line for the triggers.
+    #[inline]
+    pub(crate) fn callsite_payload(
+        &self,
+        level: Level,
+        session: Option<SessionId>,
+        payload: &[u8],
+    ) {
+        let meta = RecordMeta {
+            time: self.clock.now(),
+            level,
+            kind: Kind::CALLSITE,
+            session,
+        };
+        let seq = self
+            .shards
+            .push(&meta, |ring| ring.push(&meta, payload), payload);
+        if self.can_fire(Kind::LOG, level) {
+            let meta = RecordMeta {
+                kind: Kind::LOG,
+                ..meta
+            };
+            self.feed(&meta, seq, None, None);
+        }
+    }
+
+    /// Records a `log` record from a callsite with a static file name: in the callsite
+    /// form once the callsite is in the table (its first record, in the full form, puts it
+    /// there).
+    pub(crate) fn log_site(
+        &self,
+        level: Level,
+        target: &str,
+        file: &'static str,
+        line: u32,
+        message: &std::fmt::Arguments<'_>,
+    ) {
+        if level < self.min_level {
+            return;
+        }
+        crate::encode::with_encoders(|enc| {
+            let lookup = enc.cache.log(level, target, file, line);
+            if let crate::callsite::Lookup::Site(site) = lookup {
+                enc.site.clear();
+                match message.as_str() {
+                    Some(text) => enc.site.message_str(text),
+                    None => enc.site.message_display(message),
+                }
+                if let Some(payload) = enc.site.finish(site) {
+                    self.callsite_payload(level, None, payload);
+                }
+                return;
+            }
+            enc.full.clear();
+            match message.as_str() {
+                Some(text) => enc.full.message_str(text),
+                None => enc.full.message_display(message),
+            }
+            if let Some(payload) = enc.full.finish(target) {
+                self.log_payload(level, None, payload);
+            }
+            if lookup == crate::callsite::Lookup::New {
+                enc.cache
+                    .learn_log(level, target, file, line, message.as_str());
+            }
+        });
+    }
+
     /// Records a log line whose message is given as `fmt::Arguments` or text (the `log`
     /// bridge's path).
     pub(crate) fn log_fmt(

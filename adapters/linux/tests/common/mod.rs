@@ -2,7 +2,9 @@
 //! not depend on the host decoder.
 #![allow(dead_code)]
 
+use flightrec_core::callsite::{self, Callsite, Item};
 use flightrec_core::dump::{DumpEnd, DumpHeader, RecordHead, MAGIC};
+use flightrec_core::encode::Writer;
 use flightrec_core::event::{decode, Decoded, Fields, Value};
 use flightrec_core::trigger::Reason;
 use flightrec_core::{Kind, Level, SessionId};
@@ -76,6 +78,7 @@ pub fn parse(bytes: &[u8]) -> Vec<Dump> {
     let mut dumps = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
+        let mut table = Table::new();
         assert_eq!(&bytes[at..at + 8], &MAGIC, "magic at {at}");
         assert_eq!(bytes[at + 8], 1, "version");
         at += 9;
@@ -108,12 +111,33 @@ pub fn parse(bytes: &[u8]) -> Vec<Dump> {
                         bad_frames: 0,
                     });
                 }
+                b'C' => {
+                    let mut rest = body;
+                    while !rest.is_empty() {
+                        let (site, r) = Callsite::decode(rest).unwrap();
+                        rest = r;
+                        let names = site.names.iter().map(|n| n.unwrap().to_owned()).collect();
+                        let entry = (
+                            site.target.to_owned(),
+                            site.message.map(str::to_owned),
+                            names,
+                        );
+                        table.insert(site.id, entry);
+                    }
+                }
                 b'R' => {
-                    let (head, payload): (RecordHead, _) = postcard::take_from_bytes(body).unwrap();
-                    dump.as_mut().unwrap().records.push(Record {
-                        head,
-                        payload: payload.to_vec(),
-                    });
+                    let (mut head, payload): (RecordHead, &[u8]) =
+                        postcard::take_from_bytes(body).unwrap();
+                    let payload = if head.kind == Kind::CALLSITE {
+                        head.kind = Kind::LOG;
+                        resolve(&table, payload)
+                    } else {
+                        payload.to_vec()
+                    };
+                    dump.as_mut()
+                        .unwrap()
+                        .records
+                        .push(Record { head, payload });
                 }
                 b'E' => {
                     let e: DumpEnd = postcard::take_from_bytes(body).unwrap().0;
@@ -126,6 +150,49 @@ pub fn parse(bytes: &[u8]) -> Vec<Dump> {
         dumps.push(dump.unwrap());
     }
     dumps
+}
+
+/// A dump's callsite table: id to target, literal message, names.
+type Table = std::collections::HashMap<u32, (String, Option<String>, Vec<String>)>;
+
+/// A callsite record as the log record's payload it stands for (`WIRE-FORMAT.md` section
+/// 9), texts as recorded. Panics on a callsite missing from the table.
+fn resolve(table: &Table, payload: &[u8]) -> Vec<u8> {
+    let (id, items) = callsite::record(payload).unwrap();
+    let (target, literal, names) = table.get(&id).expect("callsite in the dump's table");
+    let items: Vec<Item<'_>> = items.map(Result::unwrap).collect();
+    let mut message = literal.as_deref().unwrap_or("");
+    let mut fields = Vec::new();
+    let mut dropped = 0;
+    for item in &items {
+        match *item {
+            Item::Message(m) => message = m,
+            Item::Field { index, value } => fields.push((names[index as usize].as_str(), value)),
+            Item::Dropped(n) => dropped += n,
+        }
+    }
+    if dropped > 0 {
+        let f = flightrec_core::event::Field::dropped(dropped);
+        fields.push((f.name, f.value));
+    }
+    let mut out = vec![0u8; 4 * payload.len() + 1024 + target.len() + message.len()];
+    let mut w = Writer::new(&mut out, &mut []);
+    w.str(target);
+    w.str(message);
+    w.varint(fields.len() as u64);
+    for (name, value) in fields {
+        w.str(name);
+        w.u8(value.tag());
+        match value {
+            Value::Str(s) => w.str(s),
+            Value::Bytes(b) => w.prefixed(b),
+            v => v.encode_body(&mut w),
+        }
+    }
+    assert!(!w.overflowed());
+    let n = w.len();
+    out.truncate(n);
+    out
 }
 
 pub fn kinds(d: &Dump) -> Vec<Kind> {
