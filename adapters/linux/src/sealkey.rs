@@ -117,9 +117,15 @@ impl KeyFile {
     }
 
     /// Writes the next epoch's key over the file in place and makes it durable; the key in
-    /// use does not change (see [`NextKey`]). Takes `&self`: it may run on another thread
-    /// while the dump it will seal is written.
+    /// use does not change (see [`NextKey`]). [`evolution`](Self::evolution) and
+    /// [`Evolution::run`] in one.
     pub fn evolve_on_disk(&self) -> io::Result<NextKey> {
+        self.evolution()?.run()
+    }
+
+    /// The next epoch's key with a descriptor of the key file: [`Evolution::run`] makes it
+    /// durable, on any thread, while the dump it will seal is written.
+    pub fn evolution(&self) -> io::Result<Evolution> {
         let epoch = self
             .key
             .epoch()
@@ -129,9 +135,8 @@ impl KeyFile {
             .key
             .at_epoch(epoch)
             .ok_or_else(|| io::Error::other("sealing key epoch exhausted"))?;
-        self.persist(&key)?;
-        Ok(NextKey {
-            signing: signing_key(&key),
+        Ok(Evolution {
+            file: self.file.try_clone()?,
             key,
         })
     }
@@ -159,19 +164,31 @@ impl KeyFile {
         self.signing = next.signing;
         Ok((seal, sig))
     }
+}
 
-    /// Writes `key` over the file in place and makes it durable. The text only grows (its
-    /// epoch's digits): in the common case the file's length is unchanged and `fdatasync`
-    /// writes the data block alone.
-    fn persist(&self, key: &SealKey) -> io::Result<()> {
-        let text = key_file_text(key).into_bytes();
+/// The next epoch's key, to be written over the key file ([`KeyFile::evolution`]).
+pub struct Evolution {
+    file: File,
+    key: SealKey,
+}
+
+impl Evolution {
+    /// Writes the key over the file in place and makes it durable (`fdatasync`: the text
+    /// only grows, by its epoch's digits, so the file's length is mostly unchanged and only
+    /// its data block is written), then derives the key's signing key.
+    pub fn run(self) -> io::Result<NextKey> {
+        let text = key_file_text(&self.key).into_bytes();
         let result = self
             .file
             .write_all_at(&text, 0)
             .and_then(|()| self.file.set_len(text.len() as u64))
             .and_then(|()| self.file.sync_data());
         wipe(text);
-        result
+        result?;
+        Ok(NextKey {
+            signing: signing_key(&self.key),
+            key: self.key,
+        })
     }
 }
 
