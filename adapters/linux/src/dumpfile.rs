@@ -12,8 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use flightrec_core::trigger::DumpOrder;
 
-use sha2::{Digest, Sha256};
-
 use crate::files::{
     append_whole, refusal, split, FilePolicy, Opened, SafeDir, Template, TemplateVars,
 };
@@ -362,13 +360,8 @@ impl DumpFiles {
         }
     }
 
-    /// Writes a sealed dump (`core/SEALING.md`): the dump streams to `out` through its hash
-    /// while another thread evolves the key on disk (`k[e+1]` written and `fdatasync`ed);
-    /// once both are done, the seal is made with `k[e]`, `k[e+1]` put in use (`k[e]`
-    /// erased), and only then are the seal and signature frames written, which release the
-    /// dump: a sealed dump never reaches the file before its epoch's key is gone from it.
-    /// If the dump fails before its seal is made, its epoch is not used (the next dump gets
-    /// it).
+    /// Writes a sealed dump (`core/SEALING.md`, section 5 for the order): see
+    /// [`crate::dumpseal`].
     fn emit_sealed(
         &self,
         key: &Mutex<KeyFile>,
@@ -377,132 +370,13 @@ impl DumpFiles {
         seal: &mut Vec<u8>,
     ) -> io::Result<()> {
         let mut key = self.key(key)?;
-        let job = Arc::new(Evolving::new(key.evolution()?));
-        let helper = job.clone();
-        // Not joined: if the thread has not started by the time the dump is out, this
-        // thread evolves the key itself, and the helper finds nothing left to do.
-        let _ = std::thread::Builder::new()
-            .name("flightrec-seal-key".into())
-            .spawn(move || helper.run_here());
-        // Small writes (a record goes out in several) gather in a buffer and are hashed a
-        // buffer at a time.
-        let mut hashed = io::BufWriter::with_capacity(
-            HASH_CHUNK,
-            Hashing {
-                out,
-                hash: Sha256::new(),
-                len: 0,
-            },
-        );
-        let streamed = match *body {
-            Body::Streamed(rec, order) => rec
-                .write_dump(order, DumpFormat::Binary, &mut hashed)
-                .map(drop),
+        *seal = crate::dumpseal::write_sealed(&mut key, out, |hashed| match *body {
+            Body::Streamed(rec, order) => {
+                rec.write_dump(order, DumpFormat::Binary, hashed).map(drop)
+            }
             Body::Wire(wire) => hashed.write_all(wire),
-        };
-        // The dump's bytes go to the file now: a failure past this point (writing the
-        // frames) leaves its epoch used, and missing (`SEALING.md` section 5).
-        let streamed = streamed.and_then(|()| hashed.flush());
-        let next = job.finish();
-        streamed?;
-        let (Hashing { out, hash, len }, _) = hashed.into_parts();
-        let (sealed, signed) = key.seal_with(next?, len, hash.finalize().into())?;
-        *seal = crate::sealkey::frames(&sealed, &signed);
-        out.write_all(seal)
-    }
-}
-
-/// Bytes a sealed dump's hash takes at a time.
-const HASH_CHUNK: usize = 64 * 1024;
-
-/// A key's evolution on disk, run by whichever thread gets to it first: the helper spawned
-/// for it, or the dump's own thread once the dump is out (so a helper that a loaded machine
-/// has not scheduled yet costs the dump nothing but the work itself).
-struct Evolving {
-    state: Mutex<EvolvingState>,
-    done: std::sync::Condvar,
-}
-
-// One per sealed dump, never in a collection: boxing the key would only leave a copy of it
-// in freed memory.
-#[allow(clippy::large_enum_variant)]
-enum EvolvingState {
-    Waiting(crate::sealkey::Evolution),
-    Running,
-    Done(io::Result<crate::sealkey::NextKey>),
-}
-
-impl Evolving {
-    fn new(evolution: crate::sealkey::Evolution) -> Self {
-        Evolving {
-            state: Mutex::new(EvolvingState::Waiting(evolution)),
-            done: std::sync::Condvar::new(),
-        }
-    }
-
-    fn state(&self) -> MutexGuard<'_, EvolvingState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The evolution, if no thread has taken it yet.
-    fn claim(&self) -> Option<crate::sealkey::Evolution> {
-        let mut state = self.state();
-        match std::mem::replace(&mut *state, EvolvingState::Running) {
-            EvolvingState::Waiting(e) => Some(e),
-            other => {
-                *state = other;
-                None
-            }
-        }
-    }
-
-    /// The helper thread: runs the evolution unless the dump's thread took it.
-    fn run_here(&self) {
-        let Some(evolution) = self.claim() else {
-            return;
-        };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| evolution.run()))
-            .unwrap_or_else(|_| Err(io::Error::other("sealing key thread panicked")));
-        *self.state() = EvolvingState::Done(result);
-        self.done.notify_all();
-    }
-
-    /// The dump's thread: the result, running the evolution here if the helper has not
-    /// started it, waiting for the helper otherwise.
-    fn finish(&self) -> io::Result<crate::sealkey::NextKey> {
-        if let Some(evolution) = self.claim() {
-            return evolution.run();
-        }
-        let mut state = self.state();
-        loop {
-            match std::mem::replace(&mut *state, EvolvingState::Running) {
-                EvolvingState::Done(result) => return result,
-                other => *state = other,
-            }
-            state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-/// Passes a dump's bytes on to its file and hashes (SHA-256) those the file took: the
-/// sealed dump streams through its hash, nothing of it kept.
-struct Hashing<'a> {
-    out: &'a mut dyn Write,
-    hash: Sha256,
-    len: u64,
-}
-
-impl Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        let taken = buf.get(..n).unwrap_or(buf);
-        self.hash.update(taken);
-        self.len += taken.len() as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+        })?;
+        Ok(())
     }
 }
 

@@ -50,6 +50,7 @@ mod auditseal;
 mod clock;
 mod config;
 mod dumpfile;
+mod dumpseal;
 mod encode;
 pub mod files;
 pub mod forward;
