@@ -756,6 +756,23 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
+    fn files_and_directories_made_are_said_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = FilePolicy::default();
+        let made = SafeDir::open(&dir.path().join("a/b"), &policy).unwrap();
+        assert_eq!(made.made_in.len(), 2);
+        let first = made.open_append(OsStr::new("d.flr"), &policy).unwrap();
+        assert!(first.created);
+        made.sync_created(first.created).unwrap();
+        let again = SafeDir::open(&dir.path().join("a/b"), &policy).unwrap();
+        assert!(again.made_in.is_empty());
+        let second = again.open_append(OsStr::new("d.flr"), &policy).unwrap();
+        assert!(!second.created);
+        assert!(!again.open_read(OsStr::new("d.flr"), &policy).unwrap().created);
+        again.sync_created(second.created).unwrap();
+    }
+
+    #[test]
     fn secure_open() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/dir/f.log");
