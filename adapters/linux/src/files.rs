@@ -768,7 +768,12 @@ mod tests {
         assert!(again.made_in.is_empty());
         let second = again.open_append(OsStr::new("d.flr"), &policy).unwrap();
         assert!(!second.created);
-        assert!(!again.open_read(OsStr::new("d.flr"), &policy).unwrap().created);
+        assert!(
+            !again
+                .open_read(OsStr::new("d.flr"), &policy)
+                .unwrap()
+                .created
+        );
         again.sync_created(second.created).unwrap();
     }
 
