@@ -612,6 +612,7 @@ fn audit_and_decode_show_the_seal_status() {
                 .unwrap(),
             file: flightrec_linux::files::FilePolicy::default(),
             format: flightrec_linux::DumpFormat::Binary,
+            durable: true,
         },
         "gw",
     );

@@ -85,27 +85,47 @@ impl SignatureBody {
 /// The signature frame over `seal`, made with `key` (the key that made the seal, before it
 /// evolves): sync, type, length, body, CRC.
 pub fn signature_frame(key: &SealKey, seal: &Seal) -> Vec<u8> {
-    let body = sign_seal(key, seal);
-    let mut frame = vec![SYNC, FRAME_SIGNATURE];
-    frame.extend_from_slice(&(SIGNATURE_BODY_LEN as u16).to_le_bytes());
-    frame.extend_from_slice(&body.signed_part());
-    frame.extend_from_slice(&body.signature);
-    let crc = crc32(&frame[1..]);
-    frame.extend_from_slice(&crc.to_le_bytes());
-    frame
+    sign_seal(key, seal).frame()
 }
 
 /// The signature body over `seal`, made with `key` (the key that made the seal, before it
 /// evolves); it announces the public key of the next epoch.
 pub fn sign_seal(key: &SealKey, seal: &Seal) -> SignatureBody {
-    let next = key.at_epoch(key.epoch().saturating_add(1));
+    let next_pub = key
+        .at_epoch(key.epoch().saturating_add(1))
+        .map_or([0; 32], |k| public_key(&k).to_bytes());
+    sign_seal_by(&signing_key(key), key.epoch(), next_pub, seal)
+}
+
+/// The signature body over `seal` of `epoch`, made with that epoch's `signing` key and
+/// announcing `next_pub`: for a writer that keeps each epoch's signing key (derived once,
+/// as the public key the epoch before announced) rather than deriving it again.
+pub fn sign_seal_by(
+    signing: &SigningKey,
+    epoch: u64,
+    next_pub: [u8; 32],
+    seal: &Seal,
+) -> SignatureBody {
     let mut body = SignatureBody {
-        epoch: key.epoch(),
-        next_pub: next.map_or([0; 32], |k| public_key(&k).to_bytes()),
+        epoch,
+        next_pub,
         signature: [0; 64],
     };
-    body.signature = signing_key(key).sign(&body.message(seal)).to_bytes();
+    body.signature = signing.sign(&body.message(seal)).to_bytes();
     body
+}
+
+impl SignatureBody {
+    /// The whole signature frame of this body: sync, type, length, body, CRC.
+    pub fn frame(&self) -> Vec<u8> {
+        let mut frame = vec![SYNC, FRAME_SIGNATURE];
+        frame.extend_from_slice(&(SIGNATURE_BODY_LEN as u16).to_le_bytes());
+        frame.extend_from_slice(&self.signed_part());
+        frame.extend_from_slice(&self.signature);
+        let crc = crc32(&frame[1..]);
+        frame.extend_from_slice(&crc.to_le_bytes());
+        frame
+    }
 }
 
 /// A public key file's text: the public key of `key`'s epoch.

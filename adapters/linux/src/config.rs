@@ -33,6 +33,8 @@
 //! path = "/var/log/gw/dump-{pid}-{count}-{time|yyyymmdd}.flr"
 //! mode = "0600"
 //! signal = "SIGUSR2"
+//! durable = true               # fsync each dump before it counts as written (default)
+//! seal_key = "/etc/gw/seal.key" # optional: seal every binary dump (core/SEALING.md)
 //!
 //! [audit]
 //! path = "/var/log/gw/@HOST@/audit.log"
@@ -435,6 +437,9 @@ pub struct DumpSection {
     /// Sealing key file (`flightrec keygen`, 0600): binary dumps are sealed with it
     /// (`core/SEALING.md`). None: dumps are not sealed.
     pub seal_key: Option<String>,
+    /// Make each dump durable (`fdatasync`, and the directory's `fsync` when the file is
+    /// new) before it is reported written or forwarded: see [`DumpOptions::durable`].
+    pub durable: bool,
 }
 
 impl Default for DumpSection {
@@ -446,6 +451,7 @@ impl Default for DumpSection {
             reopen_on_hup: true,
             format: "binary".into(),
             seal_key: None,
+            durable: true,
         }
     }
 }
@@ -730,6 +736,7 @@ impl Config {
             path: Template::parse(&d.path).map_err(|p| err("dump.path", p))?,
             file: self.file_policy(&d.mode, "dump.mode")?,
             format,
+            durable: d.durable,
         };
         let audit = match &self.audit {
             None => None,
@@ -841,7 +848,12 @@ mod tests {
 
         let e = error_of("[dump]\npath = \"x-{pdi}\"\n");
         assert_eq!(e.key, "dump.path");
+
         assert!(e.problem.contains("{pdi}"), "{e}");
+
+        let e = error_of("[dump]\ndurable = \"yes\"\n");
+        assert_eq!(e.key, "dump.durable");
+        assert!(e.problem.contains("boolean"), "{e}");
 
         let e = error_of("[audit]\npath = \"a.log\"\nmax_files = \"many\"\n");
         assert_eq!(e.key, "audit.max_files");

@@ -2,16 +2,22 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use flightrec_core::trigger::DumpOrder;
 
-use crate::files::{append_whole, open_append, refusal, FilePolicy, Template, TemplateVars};
+use crate::files::{
+    append_whole, refusal, split, FilePolicy, Opened, SafeDir, Template, TemplateVars,
+};
 use crate::forward::{DumpNotice, ForwardedSeal, Forwarder};
 use crate::recorder::FlightRecorder;
+use crate::sealkey::KeyFile;
 use crate::stats::{Counters, Source};
 
 /// How dumps are written.
@@ -34,6 +40,13 @@ pub struct DumpOptions {
     pub file: FilePolicy,
     /// Format.
     pub format: DumpFormat,
+    /// Make each dump durable before it is reported written (`[dump] durable`, on by
+    /// default): the file's data is `fdatasync`ed and, when the file (or a directory on its
+    /// path) was created for the dump, its directory `fsync`ed, so that a dump reported
+    /// written, or forwarded, is still there after a power cut or a crash of the system.
+    /// Off, a dump reported written is in the kernel's page cache, written back to disk
+    /// within seconds, and lost if the system goes down before.
+    pub durable: bool,
 }
 
 /// Starts the next forensic dump in a file whose last dump was cut and could not be cut
@@ -70,7 +83,7 @@ pub struct DumpFiles {
     lock: Mutex<Cut>,
     panic_files: AtomicU64,
     /// Sealing key (`SEALING.md`): binary dumps are sealed when one is set.
-    seal: OnceLock<Mutex<crate::sealkey::KeyFile>>,
+    seal: OnceLock<Mutex<KeyFile>>,
     /// The forwarder every dump's notice goes to (with its seal), if any.
     forward: OnceLock<Arc<Forwarder>>,
 }
@@ -80,6 +93,34 @@ pub struct DumpFiles {
 enum Body<'a> {
     Streamed(&'a FlightRecorder, &'a DumpOrder),
     Wire(&'a [u8]),
+}
+
+/// A dump just written.
+struct Written {
+    path: PathBuf,
+    /// Its seal and signature frames (empty if unsealed).
+    seal: Vec<u8>,
+    /// Its file (readable when a forwarder is set) and the bytes the dump took in it.
+    file: File,
+    at: Range<u64>,
+}
+
+/// Reads a range of a file (a dump read back for its notice).
+struct ReadAt<'a> {
+    file: &'a File,
+    at: Range<u64>,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.at.end.saturating_sub(self.at.start)).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        let n = self
+            .file
+            .read_at(buf.get_mut(..want).unwrap_or(&mut []), self.at.start)?;
+        self.at.start += n as u64;
+        Ok(n)
+    }
 }
 
 impl DumpFiles {
@@ -101,28 +142,23 @@ impl DumpFiles {
     }
 
     /// Seals every binary dump from now on with `key` (each dump's seal and signature
-    /// frames follow it; the key evolves on disk before the dump is written). `false` if a
-    /// key was set already.
-    pub fn seal_with(&self, key: crate::sealkey::KeyFile) -> bool {
+    /// frames follow it; the key evolves on disk, durably, before they are written). `false`
+    /// if a key was set already.
+    pub fn seal_with(&self, key: KeyFile) -> bool {
         self.seal.set(Mutex::new(key)).is_ok()
     }
 
-    /// The seal and signature frames of `dump`, the key evolved and durable; none without a
-    /// key. On a panicking thread a key another thread is using is not waited for (that
-    /// thread may be the one that panicked inside it): the dump fails.
-    fn seal(&self, dump: &[u8]) -> io::Result<Vec<u8>> {
-        let Some(key) = self.seal.get() else {
-            return Ok(Vec::new());
-        };
-        let mut key = match key.try_lock() {
-            Ok(k) => k,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+    /// The sealing key, locked. On a panicking thread a key another thread is using is not
+    /// waited for (that thread may be the one that panicked inside it): the dump fails.
+    fn key<'k>(&self, key: &'k Mutex<KeyFile>) -> io::Result<MutexGuard<'k, KeyFile>> {
+        match key.try_lock() {
+            Ok(k) => Ok(k),
+            Err(TryLockError::Poisoned(e)) => Ok(e.into_inner()),
             Err(TryLockError::WouldBlock) if std::thread::panicking() => {
-                return Err(io::Error::other("sealing key in use by another thread"))
+                Err(io::Error::other("sealing key in use by another thread"))
             }
-            Err(TryLockError::WouldBlock) => key.lock().unwrap_or_else(|e| e.into_inner()),
-        };
-        key.seal(dump)
+            Err(TryLockError::WouldBlock) => Ok(key.lock().unwrap_or_else(|e| e.into_inner())),
+        }
     }
 
     /// Dumps written so far.
@@ -142,31 +178,53 @@ impl DumpFiles {
         self.forward.set(forward).is_ok()
     }
 
-    /// Builds the dump `order` asks for and writes it. On an error the dump is abandoned
-    /// (cut back out of the file, counted in [`errors`](Self::errors), said once per cause):
-    /// never retried in a loop, never blocking the next one.
+    /// Builds the dump `order` asks for and writes it; when this returns `Ok`, the dump is
+    /// whole in its file, sealed if a key is set, and durable if
+    /// [`DumpOptions::durable`]. On an error the dump is abandoned (cut back out of the
+    /// file, counted in [`errors`](Self::errors), said once per cause): never retried in a
+    /// loop, never blocking the next one. (If only making it durable failed, its bytes stay
+    /// in the file: cutting them back would make nothing more durable.)
     ///
     /// With a forwarder ([`forward_to`](Self::forward_to)), the dump's notice (its facts
     /// read from the dump's own bytes, its seal and signature when sealed) is in the
-    /// forwarder's spool when this returns: such a dump is built in memory, others stream
-    /// from the shards. This holds on the panic hook's path too.
+    /// forwarder's spool when this returns, the panic hook's path included. A binary dump
+    /// streams from the shards to its file and is read back from there for its notice; a
+    /// forensic dump is built in memory first (its text is not the wire format the notice
+    /// is read from).
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
-        let Some(forward) = self.forward.get() else {
-            return self
-                .write_body(rec, Body::Streamed(rec, order))
-                .map(|(path, _)| path);
+        let forward = self.forward.get();
+        let wire;
+        let body = match (forward, self.opts.format) {
+            (Some(_), DumpFormat::Forensic) => {
+                wire = rec.dump_bytes(order);
+                Body::Wire(&wire)
+            }
+            _ => Body::Streamed(rec, order),
         };
-        let wire = rec.dump_bytes(order);
-        let (path, seal) = self.write_body(rec, Body::Wire(&wire))?;
-        let mut notice = DumpNotice::of_dump(order, &wire, &path.to_string_lossy());
-        notice.seal = ForwardedSeal::of_frames(&seal);
+        let written = self.write_body(rec, body)?;
+        let Some(forward) = forward else {
+            return Ok(written.path);
+        };
+        let name = written.path.to_string_lossy();
+        let mut notice = match body {
+            Body::Wire(wire) => DumpNotice::of_dump(order, wire, &name),
+            Body::Streamed(..) => DumpNotice::of_dump(
+                order,
+                ReadAt {
+                    file: &written.file,
+                    at: written.at.clone(),
+                },
+                &name,
+            ),
+        };
+        notice.seal = ForwardedSeal::of_frames(&written.seal);
         // The forwarder counts and says its own failures.
         let _ = forward.dump(&notice);
-        Ok(path)
+        Ok(written.path)
     }
 
-    /// Writes the dump; its path and its seal and signature frames (empty if unsealed).
-    fn write_body(&self, rec: &FlightRecorder, body: Body<'_>) -> io::Result<(PathBuf, Vec<u8>)> {
+    /// Writes the dump.
+    fn write_body(&self, rec: &FlightRecorder, body: Body<'_>) -> io::Result<Written> {
         let mut guard = self.guard();
         let mut path = PathBuf::from(self.opts.path.expand(&TemplateVars {
             pid: std::process::id(),
@@ -192,9 +250,14 @@ impl DumpFiles {
                 }
             });
         match result {
-            Ok(()) => {
+            Ok((file, at)) => {
                 self.counters.written(Source::Dump, 1);
-                Ok((path, seal))
+                Ok(Written {
+                    path,
+                    seal,
+                    file,
+                    at,
+                })
             }
             Err(e) => {
                 self.counters.lost(Source::Dump, 1);
@@ -216,17 +279,24 @@ impl DumpFiles {
         }
     }
 
-    /// Writes the dump to `path`, whole or not at all. `cut` is `None` for a `.panic-N`
-    /// file (its own name: nobody else writes it). `seal` gets the seal and signature
-    /// frames written after the dump.
+    /// Writes the dump to `path`, whole or not at all, and durable if the options say so.
+    /// `cut` is `None` for a `.panic-N` file (its own name: nobody else writes it). `seal`
+    /// gets the seal and signature frames written after the dump. Returns the file (open
+    /// for reading too when a forwarder is set) and where the dump is in it.
     fn write_at(
         &self,
         path: &Path,
         body: &Body<'_>,
         cut: Option<&mut Cut>,
         seal: &mut Vec<u8>,
-    ) -> io::Result<()> {
-        let opened = open_append(path, &self.opts.file)?;
+    ) -> io::Result<(File, Range<u64>)> {
+        let (dir, name) = split(path)?;
+        let dir = SafeDir::open(dir, &self.opts.file)?;
+        let opened = if self.forward.get().is_some() {
+            dir.open_read_append(name, &self.opts.file)?
+        } else {
+            dir.open_append(name, &self.opts.file)?
+        };
         if let Some(t) = opened.tightened {
             self.counters.tightened(path, t);
         }
@@ -239,13 +309,16 @@ impl DumpFiles {
             self.emit(body, out, seal)
         });
         match (result, cut) {
-            (Ok(_), Some(cut)) => {
-                if marked || self.opts.format == DumpFormat::Binary {
-                    cut.0.remove(path);
+            (Ok(appended), cut) => {
+                if let Some(cut) = cut {
+                    if marked || self.opts.format == DumpFormat::Binary {
+                        cut.0.remove(path);
+                    }
                 }
-                Ok(())
+                self.make_durable(&dir, &opened)?;
+                let end = opened.file.metadata()?.len();
+                Ok((opened.file, end.saturating_sub(appended)..end))
             }
-            (Ok(_), None) => Ok(()),
             (Err(failed), cut) => {
                 if failed.fragment_left {
                     self.counters
@@ -262,28 +335,48 @@ impl DumpFiles {
         }
     }
 
-    /// Writes the dump to `out` in the configured format. A sealed dump is built in memory
-    /// (its seal covers every byte); others stream from the shards.
+    /// With [`DumpOptions::durable`], makes the dump just appended to `opened` durable: its
+    /// data, and the directory entries made for it.
+    fn make_durable(&self, dir: &SafeDir, opened: &Opened) -> io::Result<()> {
+        if !self.opts.durable {
+            return Ok(());
+        }
+        opened.file.sync_data()?;
+        dir.sync_created(opened.created)
+    }
+
+    /// Writes the dump to `out` in the configured format, streamed from the shards unless
+    /// it was built already; a binary dump is sealed when a key is set.
     fn emit(&self, body: &Body<'_>, out: &mut dyn Write, seal: &mut Vec<u8>) -> io::Result<()> {
-        match (*body, self.opts.format) {
-            (Body::Streamed(rec, order), DumpFormat::Binary) if self.seal.get().is_some() => {
-                self.emit_wire(&rec.dump_bytes(order), out, seal)
-            }
-            (Body::Streamed(rec, order), format) => rec.write_dump(order, format, out).map(drop),
-            (Body::Wire(wire), _) => self.emit_wire(wire, out, seal),
+        if let (Some(key), DumpFormat::Binary) = (self.seal.get(), self.opts.format) {
+            return self.emit_sealed(key, body, out, seal);
+        }
+        match *body {
+            Body::Streamed(rec, order) => rec.write_dump(order, self.opts.format, out).map(drop),
+            Body::Wire(wire) => match self.opts.format {
+                DumpFormat::Binary => out.write_all(wire),
+                DumpFormat::Forensic => forensic_to(wire, out),
+            },
         }
     }
 
-    fn emit_wire(&self, wire: &[u8], out: &mut dyn Write, seal: &mut Vec<u8>) -> io::Result<()> {
-        match self.opts.format {
-            DumpFormat::Binary => {
-                // Sealed (the key evolved on disk) before the dump is written.
-                *seal = self.seal(wire)?;
-                out.write_all(wire)?;
-                out.write_all(seal)
+    /// Writes a sealed dump (`core/SEALING.md`, section 5 for the order): see
+    /// [`crate::dumpseal`].
+    fn emit_sealed(
+        &self,
+        key: &Mutex<KeyFile>,
+        body: &Body<'_>,
+        out: &mut dyn Write,
+        seal: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let mut key = self.key(key)?;
+        *seal = crate::dumpseal::write_sealed(&mut key, out, |hashed| match *body {
+            Body::Streamed(rec, order) => {
+                rec.write_dump(order, DumpFormat::Binary, hashed).map(drop)
             }
-            DumpFormat::Forensic => forensic_to(wire, out),
-        }
+            Body::Wire(wire) => hashed.write_all(wire),
+        })?;
+        Ok(())
     }
 }
 
@@ -334,6 +427,7 @@ mod tests {
                 path: Template::parse(&path.display().to_string()).unwrap(),
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
+                durable: true,
             },
             "gw",
         ));
@@ -369,5 +463,107 @@ mod tests {
         assert!(bytes.starts_with(&flightrec_core::dump::MAGIC));
         assert!(!path.exists());
         assert_eq!(files.written(), 1);
+    }
+
+    /// Records, at each write, whether the key file on disk had already moved past the
+    /// epoch that seals the dump.
+    struct Watch<'a> {
+        key_path: &'a Path,
+        epoch: u64,
+        bytes: Vec<u8>,
+        /// Bytes written while the key file still held the sealing epoch's key.
+        before_evolved: usize,
+    }
+
+    impl Write for Watch<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let on_disk = std::fs::read_to_string(self.key_path).unwrap();
+            if on_disk.contains(&format!("epoch {}\n", self.epoch)) {
+                self.before_evolved = self.bytes.len() + buf.len();
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sealed_dumps_stream_and_their_frames_follow_the_evolved_key() {
+        use flightrec_core::seal::{SealKey, SEAL_FRAME_LEN};
+        use flightrec_decode::verify::{key_file_text, Verifier};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("seal.key");
+        std::fs::write(&key_path, key_file_text(&SealKey::new([5; 32], 0))).unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let path = dir.path().join("new/d.flr");
+        let files = DumpFiles::new(
+            DumpOptions {
+                path: Template::parse(&path.display().to_string()).unwrap(),
+                file: FilePolicy::default(),
+                format: DumpFormat::Binary,
+                durable: true,
+            },
+            "gw",
+        );
+        assert!(files.seal_with(KeyFile::open(&key_path).unwrap()));
+        let rec = FlightRecorder::new(RecorderOptions::default()).unwrap();
+        for i in 0..500 {
+            rec.log(
+                flightrec_core::Level::Info,
+                None,
+                "t",
+                &format!("line {i}"),
+                &[],
+            );
+        }
+        // Streamed from the shards into a file (created, with its directory), three times.
+        for _ in 0..3 {
+            files.write(&rec, &rec.manual_order()).unwrap();
+        }
+        assert_eq!(KeyFile::open(&key_path).unwrap().epoch(), 3);
+        // Built already (the forwarder's path), to a writer that looks at the key file: not
+        // one byte of the seal frame goes out while the file still holds the key sealing it.
+        let wire = rec.dump_bytes(&rec.manual_order());
+        let mut out = Watch {
+            key_path: &key_path,
+            epoch: 3,
+            bytes: Vec::new(),
+            before_evolved: 0,
+        };
+        let mut frames = Vec::new();
+        files
+            .emit_sealed(
+                files.seal.get().unwrap(),
+                &Body::Wire(&wire),
+                &mut out,
+                &mut frames,
+            )
+            .unwrap();
+        assert!(
+            out.before_evolved <= wire.len(),
+            "{} > {}",
+            out.before_evolved,
+            wire.len()
+        );
+        assert_eq!(out.bytes.len(), wire.len() + frames.len());
+        assert!(frames.len() > SEAL_FRAME_LEN);
+        let mut all = std::fs::read(&path).unwrap();
+        all.extend_from_slice(&out.bytes);
+        for verifier in [
+            Verifier::new(SealKey::new([5; 32], 0)),
+            Verifier::with_public_key(
+                0,
+                flightrec_decode::sign::public_key(&SealKey::new([5; 32], 0)),
+            ),
+        ] {
+            let mut v = verifier;
+            let mut verdicts = v.verify_input("f", &all[..]).unwrap();
+            assert!(v.finish(&mut verdicts).is_empty());
+            assert_eq!(verdicts.len(), 4);
+            assert!(verdicts.iter().all(|d| d.fault.is_none()), "{verdicts:?}");
+        }
     }
 }

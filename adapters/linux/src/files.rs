@@ -323,6 +323,9 @@ fn check_dir(st: &libc::stat, path: &Path, policy: &FilePolicy) -> io::Result<()
 pub struct SafeDir {
     fd: OwnedFd,
     path: PathBuf,
+    /// Directories on the path in which [`open`](Self::open) created the next one: their
+    /// entries are made durable by [`sync_created`](Self::sync_created).
+    made_in: Vec<OwnedFd>,
 }
 
 /// A file opened by [`SafeDir::open_append`], [`SafeDir::open_read`] or [`SafeDir::open_rw`].
@@ -330,6 +333,9 @@ pub struct SafeDir {
 pub struct Opened {
     /// The file, open for appending.
     pub file: File,
+    /// The file did not exist and was created by this open: its directory entry is made
+    /// durable by [`SafeDir::sync_created`].
+    pub created: bool,
     /// `Some((old, new))` when an existing file's mode was looser than configured and was
     /// tightened.
     pub tightened: Option<(u32, u32)>,
@@ -353,6 +359,7 @@ impl SafeDir {
             &walked,
             policy,
         )?;
+        let mut made_in = Vec::new();
         for part in path.components() {
             let name = match part {
                 Component::Normal(n) => n,
@@ -360,9 +367,28 @@ impl SafeDir {
                 Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
             };
             walked.push(name);
-            fd = enter(&fd, name, &walked, policy)?;
+            let (next, made) = enter(&fd, name, &walked, policy)?;
+            if made {
+                made_in.push(fd);
+            }
+            fd = next;
         }
-        Ok(SafeDir { fd, path: walked })
+        Ok(SafeDir {
+            fd,
+            path: walked,
+            made_in,
+        })
+    }
+
+    /// Makes durable (`fsync`) the directory entries this directory's [`open`](Self::open)
+    /// created on the way and, if `file_created`, the one of a file created in it: after a
+    /// power cut, a file whose data was `fsync`ed is then found under its name.
+    pub fn sync_created(&self, file_created: bool) -> io::Result<()> {
+        let this = file_created.then_some(&self.fd);
+        for dir in self.made_in.iter().chain(this) {
+            sync_dir(dir).map_err(|e| at(&self.path, e))?;
+        }
+        Ok(())
     }
 
     /// The path this directory was opened by (for messages).
@@ -410,8 +436,9 @@ impl SafeDir {
     ) -> io::Result<Opened> {
         let path = self.path.join(name);
         let c = self.leaf(name)?;
-        if let Some(st) = stat_at(self.fd.as_raw_fd(), &c).map_err(|e| at(&path, e))? {
-            check_kind(&st, &path)?;
+        let existed = stat_at(self.fd.as_raw_fd(), &c).map_err(|e| at(&path, e))?;
+        if let Some(st) = &existed {
+            check_kind(st, &path)?;
         }
         let fd = open_at(
             self.fd.as_raw_fd(),
@@ -425,6 +452,7 @@ impl SafeDir {
         let tightened = tighten(&fd, &st, &path, policy)?;
         Ok(Opened {
             file: File::from(fd),
+            created: existed.is_none() && access & libc::O_CREAT != 0,
             tightened,
         })
     }
@@ -542,21 +570,24 @@ pub struct Entry {
 }
 
 /// Enters directory `name` of `parent`, creating it if missing, and checks it.
+/// Opens the directory `name` in `parent`, creating it if missing; whether it was created
+/// here.
 fn enter(
     parent: &OwnedFd,
     name: &OsStr,
     walked: &Path,
     policy: &FilePolicy,
-) -> io::Result<OwnedFd> {
+) -> io::Result<(OwnedFd, bool)> {
     let c = c_name(name)?;
     let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let mut made = false;
     let fd = match open_at(parent.as_raw_fd(), &c, flags, 0) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
             let mode = policy.dir_mode & 0o777;
             // SAFETY: `c` is NUL-terminated, `parent` is open.
             match retry(|| unsafe { libc::mkdirat(parent.as_raw_fd(), c.as_ptr(), mode) }) {
-                Ok(_) => {}
+                Ok(_) => made = true,
                 // Made by someone else meanwhile: checked like any other below.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(at(walked, e)),
@@ -568,7 +599,20 @@ fn enter(
     };
     let st = fstat(fd.as_raw_fd()).map_err(|e| at(walked, e))?;
     check_dir(&st, walked, policy)?;
-    Ok(fd)
+    Ok((fd, made))
+}
+
+/// `fsync` of a directory held by an `O_PATH` descriptor (which cannot be synced itself):
+/// through a read-only descriptor of the same directory.
+fn sync_dir(dir: &OwnedFd) -> io::Result<()> {
+    let dot = c_name(OsStr::new("."))?;
+    let fd = open_at(
+        dir.as_raw_fd(),
+        &dot,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    File::from(fd).sync_all()
 }
 
 /// An error entering a directory: a refusal if a link or a non-directory is in the way.
@@ -710,6 +754,28 @@ pub fn append_whole(
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    #[test]
+    fn files_and_directories_made_are_said_and_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = FilePolicy::default();
+        let made = SafeDir::open(&dir.path().join("a/b"), &policy).unwrap();
+        assert_eq!(made.made_in.len(), 2);
+        let first = made.open_append(OsStr::new("d.flr"), &policy).unwrap();
+        assert!(first.created);
+        made.sync_created(first.created).unwrap();
+        let again = SafeDir::open(&dir.path().join("a/b"), &policy).unwrap();
+        assert!(again.made_in.is_empty());
+        let second = again.open_append(OsStr::new("d.flr"), &policy).unwrap();
+        assert!(!second.created);
+        assert!(
+            !again
+                .open_read(OsStr::new("d.flr"), &policy)
+                .unwrap()
+                .created
+        );
+        again.sync_created(second.created).unwrap();
+    }
 
     #[test]
     fn secure_open() {

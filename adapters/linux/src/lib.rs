@@ -52,6 +52,7 @@ mod callsite_encode;
 mod clock;
 mod config;
 mod dumpfile;
+mod dumpseal;
 mod encode;
 pub mod files;
 pub mod forward;

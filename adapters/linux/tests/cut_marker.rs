@@ -40,6 +40,7 @@ async fn no_cut_line_with_its_marker_matches_the_filter() {
                 path: Template::parse(&dir.path().join("d.flr").display().to_string()).unwrap(),
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
+                durable: true,
             },
             audit: Some(AuditOptions {
                 path: audit.display().to_string(),

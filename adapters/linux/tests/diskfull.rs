@@ -161,6 +161,7 @@ async fn audit_lines_are_whole_or_counted_lost_on_a_full_disk() {
                 path: Template::parse(&fs.dir.join("d.flr").display().to_string()).unwrap(),
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
+                durable: true,
             },
             audit: Some(AuditOptions {
                 path: audit.display().to_string(),
@@ -245,6 +246,7 @@ fn dump_files(dir: &Path, format: DumpFormat) -> DumpFiles {
             path: Template::parse(&dir.join("dumps.out").display().to_string()).unwrap(),
             file: FilePolicy::default(),
             format,
+            durable: true,
         },
         "gw",
     )

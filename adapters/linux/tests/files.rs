@@ -85,6 +85,7 @@ fn attempt(kind: FileKind, path: &Path, policy: &FilePolicy) -> Result<ServiceSt
                         path: Template::parse(&dump.display().to_string()).unwrap(),
                         file: policy.clone(),
                         format: DumpFormat::Binary,
+                        durable: true,
                     },
                     audit: audit.map(|a| AuditOptions {
                         path: a.display().to_string(),

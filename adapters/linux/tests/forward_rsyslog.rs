@@ -547,6 +547,7 @@ fn service_forwards_events_triggers_and_dump_notices() {
                     .unwrap(),
                 file: flightrec_linux::files::FilePolicy::with_mode(0o600),
                 format: DumpFormat::Binary,
+                durable: true,
             },
             audit: None,
             queue: 64,

@@ -54,6 +54,7 @@ fn service(
             path: Template::parse(&dir.join("dumps/d.flr").display().to_string()).unwrap(),
             file: FilePolicy::default(),
             format: DumpFormat::Binary,
+            durable: true,
         },
         audit: None,
         queue: 64,

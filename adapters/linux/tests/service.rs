@@ -33,6 +33,7 @@ fn options(dir: &Path, dump: &str, queue: usize) -> ServiceOptions {
             path: Template::parse(&dir.join(dump).display().to_string()).unwrap(),
             file: FilePolicy::default(),
             format: DumpFormat::Binary,
+            durable: true,
         },
         audit: Some(AuditOptions {
             path: dir.join("audit/@HOST@/audit.log").display().to_string(),

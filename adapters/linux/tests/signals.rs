@@ -34,6 +34,7 @@ async fn usr2_dumps_and_hup_reopens() {
                     .unwrap(),
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
+                durable: true,
             },
             audit: Some(AuditOptions {
                 path: audit_path.display().to_string(),

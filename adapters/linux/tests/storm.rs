@@ -38,6 +38,7 @@ async fn storm_is_rate_limited_and_bounded() {
                     .unwrap(),
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
+                durable: true,
             },
             audit: Some(AuditOptions {
                 path: dir.path().join("audit/audit.log").display().to_string(),

@@ -51,10 +51,11 @@ fn peer_of(event: &Decoded<'_>) -> Option<Peer> {
 }
 
 impl DumpNotice {
-    /// The notice of the dump `bytes` (wire format) written to `file` for `order`: its
-    /// records' sequence range, the lost count (before the ring and during read-out), and
-    /// the peer of the record that fired the trigger.
-    pub fn of_dump(order: &DumpOrder, bytes: &[u8], file: &str) -> DumpNotice {
+    /// The notice of the dump read from `bytes` (wire format: a slice, or the dump read
+    /// back from its file, with the memory of one decoder's buffer whatever its size)
+    /// written to `file` for `order`: its records' sequence range, the lost count (before
+    /// the ring and during read-out), and the peer of the record that fired the trigger.
+    pub fn of_dump(order: &DumpOrder, bytes: impl std::io::Read, file: &str) -> DumpNotice {
         let mut notice = DumpNotice {
             reason: order.reason,
             time: order.time,
@@ -69,7 +70,8 @@ impl DumpNotice {
         };
         let mut decoder = Decoder::new(bytes);
         let mut trigger_seq = None;
-        // A dump we built in memory decodes; if it did not, the notice says what was read.
+        // A dump we wrote decodes; if it did not (or reading it back failed), the notice
+        // says what was read.
         while let Ok(Some(item)) = decoder.next() {
             match item {
                 Item::DumpStart { header, .. } => {
