@@ -7,11 +7,13 @@
 # and payload decoded and checked, nothing rendered) is the control: on a loaded machine
 # its rate says how much the machine gave at that moment.
 #
-#   benches/decode-cli.sh [RUNS] [gateway|bench]   (from the workspace root; 7 runs)
+#   benches/decode-cli.sh [RUNS] [gateway|callsite|bench]   (from the workspace root; 7 runs)
 #
 # The dump is made by `adapters/decode/examples/gen_dump.rs` (deterministic) into
 # target/decode-1m-MIX.dump, once: `gateway` (the default) is the Linux recorder's dumps
-# (Unix clock in nanoseconds) of a gateway's records, `bench` the decode bench's records
+# (Unix clock in nanoseconds) of a gateway's records with log lines in the full form,
+# `callsite` the same records as the Linux recorder writes them now (log lines in the
+# callsite form, a callsite table per dump), `bench` the decode bench's records
 # (boot clock in milliseconds, shorter). FLIGHTREC=path times another build.
 set -euo pipefail
 runs=${1:-7}

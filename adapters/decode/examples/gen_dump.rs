@@ -1,15 +1,20 @@
 //! Writes the input of the end-to-end `flightrec decode` timing (`benches/decode-cli.sh`):
 //! dumps back to back as the Linux recorder writes them (a Unix clock in nanoseconds), of
 //! a gateway's mix: `debug!(user = "alice", attempt = i, "login attempt")` log records and
-//! auth failures with a peer. With `bench`, the records of the decode bench's workload
-//! instead (`benches/workload`: a boot clock in milliseconds, shorter records).
+//! auth failures with a peer, the log records in the full form (as before the callsite
+//! table). With `callsite`, the same records as the Linux recorder writes them now: the log
+//! records in the callsite form, their callsite in each dump's table (they decode to the
+//! same text). With `bench`, the records of the decode bench's workload instead
+//! (`benches/workload`: a boot clock in milliseconds, shorter records).
 //! Deterministic: the same arguments give the same bytes.
 //!
-//! `cargo run --release -p flightrec-decode --example gen_dump -- OUT [RECORDS] [gateway|bench]`
+//! `cargo run --release -p flightrec-decode --example gen_dump -- OUT [RECORDS] [gateway|callsite|bench]`
 //! (RECORDS defaults to one million).
 
 use std::io::{BufWriter, Write};
 
+use flightrec_core::callsite::{self, Callsite, Names};
+use flightrec_core::encode::{to_slice, Writer};
 use flightrec_core::event::{Addr, AuthFailure, Field, Fields, Log, Peer, Value};
 use flightrec_core::{
     Build, ClockInfo, DumpHeader, Kind, Level, Reason, RecordMeta, Ring, SessionId,
@@ -24,14 +29,23 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .expect("usage: gen_dump OUT [RECORDS] [gateway|bench]");
+        .expect("usage: gen_dump OUT [RECORDS] [gateway|callsite|bench]");
     let total: u64 = args
         .next()
         .map_or(1_000_000, |n| n.parse().expect("RECORDS"));
-    let bench_mix = match args.next().as_deref() {
-        None | Some("gateway") => false,
-        Some("bench") => true,
-        Some(other) => panic!("unknown mix {other:?}: gateway or bench"),
+    let mix = args.next();
+    let (bench_mix, callsite_mix) = match mix.as_deref() {
+        None | Some("gateway") => (false, false),
+        Some("callsite") => (false, true),
+        Some("bench") => (true, false),
+        Some(other) => panic!("unknown mix {other:?}: gateway, callsite or bench"),
+    };
+    let mut table = [0u8; 128];
+    let table_len = to_slice(&SITE, &mut table).expect("the callsite fits");
+    let tables: &[&[u8]] = if callsite_mix {
+        &[&table[..table_len]]
+    } else {
+        &[]
     };
     let mut out = BufWriter::new(std::fs::File::create(&path).expect("create OUT"));
     let mut scratch = vec![0u8; 1024];
@@ -44,6 +58,8 @@ fn main() {
         for n in i..end {
             if bench_mix {
                 push_bench(&mut ring, n);
+            } else if callsite_mix && n % 4 != 3 {
+                push_callsite(&mut ring, n);
             } else {
                 push(&mut ring, n);
             }
@@ -77,8 +93,17 @@ fn main() {
             },
         };
         one.clear();
-        let s = flightrec_core::write_dump(&mut one, &*ring, header, &mut scratch)
-            .expect("write the dump");
+        let (stats, cursor) = (ring.stats(), ring.oldest());
+        let s = flightrec_core::dump::write_dump_with_callsites(
+            &mut one,
+            &*ring,
+            header,
+            stats,
+            cursor,
+            &mut scratch,
+            tables,
+        )
+        .expect("write the dump");
         out.write_all(&one).expect("write OUT");
         written += s.records;
         i = end;
@@ -136,6 +161,34 @@ fn push<const N: usize>(ring: &mut Ring<N>, n: u64) {
         )
     };
     pushed.expect("a record fits");
+}
+
+/// The callsite of the gateway mix's log records.
+const SITE: Callsite<'static> = Callsite {
+    id: 1,
+    level: Level::Debug,
+    target: "gateway::auth",
+    message: Some("login attempt"),
+    file: "src/auth.rs",
+    line: 42,
+    names: Names::Slice(&["user", "attempt"]),
+};
+
+/// Log record `n` of the gateway mix in the callsite form.
+fn push_callsite<const N: usize>(ring: &mut Ring<N>, n: u64) {
+    let meta = RecordMeta {
+        time: START_NS + n * 1_234_567,
+        level: Level::Debug,
+        kind: Kind::CALLSITE,
+        session: Some(SessionId((n % 50) as u32)),
+    };
+    let mut payload = [0u8; 32];
+    let mut w = Writer::new(&mut payload, &mut []);
+    w.varint(u64::from(SITE.id));
+    callsite::write_value(&mut w, 0, &Value::Str("alice"));
+    callsite::write_value(&mut w, 1, &Value::U64(n));
+    let len = w.len();
+    ring.push(&meta, &payload[..len]).expect("a record fits");
 }
 
 /// Record `n` of the decode bench's workload: three log records, then an auth failure.
