@@ -3,52 +3,15 @@
 //! file. A counting allocator measures the peak of heap bytes held while it runs in this
 //! process (the only test of this binary, so nothing else allocates meanwhile).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Parser;
 use flightrec_audit::{EjabberdFormat, LineFormat};
 use flightrec_cli::{run, Cli, Env};
 use flightrec_core::event::{Addr, AuthFailure, Decoded, Peer};
 
-struct Counting;
-
-static HELD: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let now = HELD.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every call goes to the system allocator unchanged; only counts are kept.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        HELD.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() {
-            grew(new_size - layout.size());
-        } else {
-            HELD.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static COUNTING: Counting = Counting;
+mod counting;
 
 /// Heap bytes `flightrec ARGS` holds at its peak, beyond what was held before, and the
 /// count it said it displayed.
@@ -58,10 +21,7 @@ fn peak_of(args: &[&str]) -> (usize, u8, String, String) {
     let cli = Cli::try_parse_from(argv).unwrap();
     let mut err = Vec::with_capacity(4096);
     let mut out = Tail::default();
-    let base = HELD.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
-    let code = run(&cli, &Env::default(), &mut out, &mut err);
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let (peak, code) = counting::peak_during(|| run(&cli, &Env::default(), &mut out, &mut err));
     let last = String::from_utf8_lossy(&out.last).into_owned();
     (peak, code, last, String::from_utf8_lossy(&err).into_owned())
 }
