@@ -242,7 +242,9 @@ fuzz_target!(|input: Input| {
         let _ = dropped;
         // Texts within their bounds only: the full form would cut them on the way in.
         let site = sites[i];
-        let message = message.or(site.message.as_ref().map(|m| m.0.as_str())).unwrap_or("");
+        let message = message
+            .or(site.message.as_ref().map(|m| m.0.as_str()))
+            .unwrap_or("");
         let within = site.target.0.len() <= 64
             && message.len() <= 256
             && fields.len() <= 16

@@ -4,6 +4,7 @@
 //! what the decoder must report for them.
 
 use arbitrary::{Arbitrary, Result, Unstructured};
+use flightrec_core::encode::Encode;
 use flightrec_core::event::{
     Addr, AuthFailure, AuthSuccess, Connect, Custom, Field, Fields, Log, Logout, Peer,
     SessionForbidden, Value,
@@ -12,7 +13,6 @@ use flightrec_core::{
     write_dump, Build, ClockInfo, DumpHeader, Kind, Level, Reason, RecordHead, RecordMeta, Ring,
     SessionId, TimeBase,
 };
-use flightrec_core::encode::Encode;
 
 /// Characters a peer may send to confuse a reader: C0/C1 controls, line and paragraph
 /// separators, bidi controls, Unicode spaces, invisible format characters (Cf), tags,

@@ -119,6 +119,9 @@ enum Seen<'a> {
     Header(Option<DumpHeader<'a>>),
     Record(Option<(RecordHead, &'a [u8])>),
     End(Option<DumpEnd>),
+    /// A callsite table frame: read by the decoder (and damage when its body does not
+    /// decode), checked by the `callsites` target.
+    Table,
     Unknown,
     /// A frame the decoder must reject at this place.
     Broken,
@@ -180,6 +183,7 @@ fn see<'a>(bytes: &'a [u8], role: Role, last: bool) -> Seen<'a> {
                         .ok()
                         .map(|(e, _)| e),
                 ),
+                flightrec_core::callsite::FRAME_CALLSITES => Seen::Table,
                 _ => Seen::Unknown,
             }
         }
@@ -276,6 +280,14 @@ pub fn judge<'a>(file: &'a File, offsets: &[u64]) -> Verdict<'a> {
                 Seen::End(None) => return damaged(Why::BadEnd),
                 Seen::End(Some(end)) if end.records != count => return damaged(Why::CountMismatch),
                 Seen::End(Some(_)) => State::Outside,
+                Seen::Table => {
+                    unclean = unclean.or(Some("a callsite table"));
+                    State::InDump {
+                        header,
+                        last,
+                        count,
+                    }
+                }
                 Seen::Unknown => State::InDump {
                     header,
                     last,
