@@ -122,6 +122,9 @@ enum Seen<'a> {
     /// A callsite table frame: read by the decoder (and damage when its body does not
     /// decode), checked by the `callsites` target.
     Table,
+    /// A seal or signature frame: passed over by `decode` right after a dump's end, checked
+    /// by `flightrec verify` (and the sealing tests).
+    Seal,
     Unknown,
     /// A frame the decoder must reject at this place.
     Broken,
@@ -184,6 +187,9 @@ fn see<'a>(bytes: &'a [u8], role: Role, last: bool) -> Seen<'a> {
                         .map(|(e, _)| e),
                 ),
                 flightrec_core::callsite::FRAME_CALLSITES => Seen::Table,
+                flightrec_core::seal::FRAME_SEAL | flightrec_core::seal::FRAME_SIGNATURE => {
+                    Seen::Seal
+                }
                 _ => Seen::Unknown,
             }
         }
@@ -220,6 +226,10 @@ pub fn judge<'a>(file: &'a File, offsets: &[u64]) -> Verdict<'a> {
                 Seen::Header(Some(_)) => return damaged(Why::MagicDamaged),
                 Seen::MagicBroken if next_is_header(file, i) => return damaged(Why::MagicDamaged),
                 Seen::Unsure => return Verdict::Undecided("crafted bytes outside a dump"),
+                Seen::Seal => {
+                    unclean = unclean.or(Some("a seal frame"));
+                    State::Outside
+                }
                 _ => return damaged(Why::SkippedOutside),
             },
             State::AfterMagic(offset) => match seen {
@@ -288,7 +298,7 @@ pub fn judge<'a>(file: &'a File, offsets: &[u64]) -> Verdict<'a> {
                         count,
                     }
                 }
-                Seen::Unknown => State::InDump {
+                Seen::Seal | Seen::Unknown => State::InDump {
                     header,
                     last,
                     count,
