@@ -114,12 +114,7 @@ fn main() {
 
 /// Record `n` of the mix: three log records, then an auth failure.
 fn push<const N: usize>(ring: &mut Ring<N>, n: u64) {
-    let meta = RecordMeta {
-        time: START_NS + n * 1_234_567,
-        level: Level::Debug,
-        kind: Kind::LOG,
-        session: Some(SessionId((n % 50) as u32)),
-    };
+    let meta = gateway_meta(n, Kind::LOG);
     let pushed = if n % 4 == 3 {
         let meta = RecordMeta {
             kind: Kind::AUTH_FAILURE,
@@ -163,6 +158,16 @@ fn push<const N: usize>(ring: &mut Ring<N>, n: u64) {
     pushed.expect("a record fits");
 }
 
+/// Record `n`'s metadata in the gateway mix, as a log line of `kind`'s form.
+fn gateway_meta(n: u64, kind: Kind) -> RecordMeta {
+    RecordMeta {
+        time: START_NS + n * 1_234_567,
+        level: Level::Debug,
+        kind,
+        session: Some(SessionId((n % 50) as u32)),
+    }
+}
+
 /// The callsite of the gateway mix's log records.
 const SITE: Callsite<'static> = Callsite {
     id: 1,
@@ -176,12 +181,7 @@ const SITE: Callsite<'static> = Callsite {
 
 /// Log record `n` of the gateway mix in the callsite form.
 fn push_callsite<const N: usize>(ring: &mut Ring<N>, n: u64) {
-    let meta = RecordMeta {
-        time: START_NS + n * 1_234_567,
-        level: Level::Debug,
-        kind: Kind::CALLSITE,
-        session: Some(SessionId((n % 50) as u32)),
-    };
+    let meta = gateway_meta(n, Kind::CALLSITE);
     let mut payload = [0u8; 32];
     let mut w = Writer::new(&mut payload, &mut []);
     w.varint(u64::from(SITE.id));
