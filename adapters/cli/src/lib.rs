@@ -26,6 +26,7 @@ use flightrec_decode::{Filter, Format, Item, Options, Renderer, Summary, TimeBou
 #[cfg(feature = "defmt")]
 pub mod elf;
 mod input;
+mod open;
 pub mod seal;
 mod sealed_audit;
 

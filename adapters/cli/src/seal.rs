@@ -1,7 +1,7 @@
 //! `flightrec verify` and `flightrec keygen`: sealed dumps (`core/SEALING.md`).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,7 @@ use flightrec_decode::verify::{key_file_text, parse_hex, parse_key_file, DumpVer
 use flightrec_core::dump::MAGIC;
 use flightrec_decode::flash::FlashImage;
 
+use crate::open::{kind, open_regular};
 use crate::{sealed_audit, shown, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
 
 /// Arguments of `flightrec verify`.
@@ -113,7 +114,10 @@ pub struct KeygenArgs {
 
 /// Reads a key file.
 pub fn read_key(path: &Path) -> Result<SealKey, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", shown(path)))?;
+    let mut text = String::new();
+    open_regular(path, true)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", shown(path)))?;
     parse_key_file(&text).map_err(|e| format!("{}: {e}", shown(path)))
 }
 
@@ -165,16 +169,20 @@ pub(crate) fn keygen(a: &KeygenArgs, out: &mut dyn Write, err: &mut dyn Write) -
 /// damaged (reported on `err`).
 fn verify_file(
     verifier: &mut Verifier,
-    path: &Path,
+    input: &Input,
     err: &mut dyn Write,
 ) -> io::Result<(Vec<DumpVerdict>, bool)> {
+    let path = &input.path;
     let name = shown(path);
+    let mut file = open_regular(path, !input.from_dir)?;
     let mut start = Vec::with_capacity(MAGIC.len());
-    File::open(path)?
+    (&mut file)
         .take(MAGIC.len() as u64)
         .read_to_end(&mut start)?;
+    file.rewind()?;
     if !start.starts_with(&MAGIC) {
-        if let Some(mut image) = FlashImage::open(File::open(path)?)? {
+        // The clone shares the file's offset: rewound again below when it is no image.
+        if let Some(mut image) = FlashImage::open(file.try_clone()?)? {
             let (mut verdicts, mut damaged) = (Vec::new(), false);
             image.rewind();
             while let Some(d) = image.next_dump()? {
@@ -188,8 +196,9 @@ fn verify_file(
             }
             return Ok((verdicts, damaged));
         }
+        file.rewind()?;
     }
-    Ok((verifier.verify_input(&name, File::open(path)?)?, false))
+    Ok((verifier.verify_input(&name, file)?, false))
 }
 
 /// Longest line of a collector's file looked at; longer ones are skipped (a dump notice is
@@ -259,29 +268,29 @@ fn add_forwarded(verifier: &mut Verifier, path: &Path) -> io::Result<(u64, Vec<S
 /// One input to verify: a path given, or a file found in a directory given.
 struct Input {
     path: PathBuf,
+    /// Found in a directory: opened without following a link.
     from_dir: bool,
+    /// Not a regular file (what it is): not read, a failure.
+    refused: Option<&'static str>,
 }
 
-/// Files under `dir`, sorted, recursively; links are not followed (reported).
-fn walk(dir: &Path, found: &mut Vec<Input>, err: &mut dyn Write) -> io::Result<()> {
+/// Files under `dir`, sorted, recursively. Whatever is neither a directory nor a regular
+/// file (a link, a FIFO, a socket, a device) is listed as refused: not followed nor read,
+/// and a failure, as evidence replaced by a link or a FIFO must not pass unseen.
+fn walk(dir: &Path, found: &mut Vec<Input>) -> io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let path = e.path();
         let ty = e.file_type()?;
         if ty.is_dir() {
-            walk(&path, found, err)?;
-        } else if ty.is_file() {
+            walk(&path, found)?;
+        } else {
             found.push(Input {
                 path,
                 from_dir: true,
+                refused: (!ty.is_file()).then(|| kind(ty)),
             });
-        } else {
-            let _ = writeln!(
-                err,
-                "flightrec: {}: not a regular file: not checked",
-                shown(&path)
-            );
         }
     }
     Ok(())
@@ -344,11 +353,12 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let mut inputs = Vec::new();
     for p in &a.paths {
         let walked = match fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut inputs, err),
-            Ok(_) => {
+            Ok(m) if m.is_dir() => walk(p, &mut inputs),
+            Ok(m) => {
                 inputs.push(Input {
                     path: p.clone(),
                     from_dir: false,
+                    refused: (!m.is_file()).then(|| kind(m.file_type())),
                 });
                 Ok(())
             }
@@ -378,6 +388,16 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
             }
         }
     }
+    for input in inputs.iter().filter(|i| i.refused.is_some()) {
+        bad += 1;
+        let _ = writeln!(
+            out,
+            "FAIL {}: {}, not a regular file: not checked",
+            shown(&input.path),
+            input.refused.unwrap_or_default()
+        );
+    }
+    inputs.retain(|i| i.refused.is_none());
     // Audit logs with their sidecars first: what they take is not read as dumps.
     let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
     let (families, taken) = match sealed_audit::families(&paths) {
@@ -408,7 +428,7 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
     let mut all = Vec::new();
     for input in &inputs {
         let name = shown(&input.path);
-        let (verdicts, damaged) = match verify_file(&mut verifier, &input.path, err) {
+        let (verdicts, damaged) = match verify_file(&mut verifier, input, err) {
             Ok(v) => v,
             Err(e) => {
                 let _ = writeln!(err, "flightrec: {name}: {e}");
@@ -465,6 +485,15 @@ pub(crate) fn verify(a: &VerifyArgs, out: &mut dyn Write, err: &mut dyn Write) -
         let _ = writeln!(out, "{}", line.text);
     }
     // Audit files are counted when there are any (dump-only runs read as before).
+    if good == 0 && bad == 0 && audit_lines.is_empty() {
+        // A verifier that checked nothing must not report success: evidence deleted
+        // whole (or a wrong path) would pass.
+        bad += 1;
+        let _ = writeln!(
+            out,
+            "FAIL nothing checked: no dump, flash image or sealed audit log found in what was given"
+        );
+    }
     let audit_count = if audit_lines.is_empty() {
         String::new()
     } else {

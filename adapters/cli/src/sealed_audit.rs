@@ -3,12 +3,13 @@
 //! given, and verifying it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use flightrec_decode::auditseal::{is_sidecar, AuditVerifier, ReportLine, SIDECAR_SUFFIX};
 
+use crate::open::open_regular;
 use crate::shown;
 
 /// Bytes read from a sidecar at most (a sidecar is read whole; its writer rotates it with
@@ -36,7 +37,7 @@ fn in_family(name: &str, base: &str) -> bool {
 
 fn starts_as_sidecar(path: &Path) -> io::Result<bool> {
     let mut head = Vec::with_capacity(32);
-    File::open(path)?.take(32).read_to_end(&mut head)?;
+    open_regular(path, true)?.take(32).read_to_end(&mut head)?;
     Ok(is_sidecar(&head))
 }
 
@@ -128,7 +129,8 @@ pub(crate) fn verify(
         let mut sidecars = Vec::new();
         for p in &fam.sidecars {
             let mut text = Vec::new();
-            File::open(p)
+            // Listed as regular files: a link or FIFO put there since is refused.
+            open_regular(p, false)
                 .and_then(|f| f.take(MAX_SIDECAR + 1).read_to_end(&mut text))
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", shown(p))))?;
             if text.len() as u64 > MAX_SIDECAR {
@@ -141,9 +143,10 @@ pub(crate) fn verify(
         }
         let names: Vec<String> = fam.logs.iter().map(|p| shown(p)).collect();
         verifier.verify_family(&sidecars, &names, |i| {
-            fam.logs
-                .get(i)
-                .map_or_else(|| Err(io::Error::other("no such log")), File::open)
+            fam.logs.get(i).map_or_else(
+                || Err(io::Error::other("no such log")),
+                |p| open_regular(p, false),
+            )
         })?;
     }
     Ok(verifier.finish())

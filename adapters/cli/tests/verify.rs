@@ -371,6 +371,76 @@ fn directories_and_missing_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Runs `verify` on another thread: a FIFO must never make it wait.
+fn verify_within(key: &Path, args: &[&str]) -> (u8, String) {
+    let key = key.to_owned();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(verify(&key, &args));
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("verify waited on a FIFO")
+}
+
+fn mkfifo(p: &Path) {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "mkfifo {}", p.display());
+}
+
+/// Evidence replaced by a link or a FIFO, or nothing there at all, fails (exit 1) and names
+/// the file; nothing is waited on or followed; a key that is a FIFO is a usage error.
+#[test]
+fn links_fifos_and_nothing_fail_without_waiting() {
+    let (dumps, key) = corpus();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("flightrec-verify-odd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    std::fs::create_dir_all(dir.join("dumps")).unwrap();
+    std::fs::write(dir.join("elsewhere.flr"), &dumps).unwrap();
+    std::fs::write(dir.join("dumps/a.flr"), &dumps).unwrap();
+    std::os::unix::fs::symlink(dir.join("elsewhere.flr"), dir.join("dumps/b.flr")).unwrap();
+    mkfifo(&dir.join("dumps/c.flr"));
+    let d = dir.join("dumps");
+    let (code, out) = verify_within(&key, &[d.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("b.flr: a symbolic link, not a regular file: not checked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("c.flr: a FIFO, not a regular file: not checked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("3 dumps sealed and intact, 2 failures"),
+        "{out}"
+    );
+    // Given by name: a link is followed (the user named it), a FIFO is refused.
+    let link = dir.join("dumps/b.flr");
+    let (code, out) = verify_within(&key, &[link.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let fifo = dir.join("dumps/c.flr");
+    let (code, out) = verify_within(&key, &[fifo.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL "), "{out}");
+    // Nothing to check is not success.
+    let empty = dir.join("empty");
+    let (code, out) = verify_within(&key, &[empty.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("FAIL nothing checked"), "{out}");
+    // A key that is a FIFO: refused, exit 2.
+    let (code, out) = verify_within(&fifo, &[dir.join("dumps/a.flr").to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("a FIFO, not a regular file"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn wrong_key_and_usage() {
     let (dumps, _) = corpus();
