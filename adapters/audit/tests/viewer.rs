@@ -613,6 +613,11 @@ fn links_to_directories_and_fifos_are_not_followed_or_opened() {
         "{}",
         r.err
     );
+    assert!(
+        r.err.contains("audit.log.3: not a regular file: skipped"),
+        "{}",
+        r.err
+    );
     let r = run(&[fifo.to_str().unwrap()]);
     assert_eq!(r.code, 2);
     assert!(r.err.contains("not a regular file"), "{}", r.err);

@@ -2,8 +2,9 @@
 //! lines.
 
 use std::cmp::Reverse;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
@@ -72,9 +73,9 @@ fn add(
     }
 }
 
-/// Regular files under `dir`, at any depth. Hidden entries are skipped, and so are other
-/// non-regular files (FIFOs, sockets, devices); a link to a file is read, a link to a
-/// directory is not followed (so a link loop cannot hold the walk) and said so.
+/// Regular files under `dir`, at any depth. Hidden entries are skipped; other non-regular
+/// files (FIFOs, sockets, devices) are skipped and said so; a link to a file is read, a
+/// link to a directory is not followed (so a link loop cannot hold the walk) and said so.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -109,9 +110,17 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
                             "{}: link to a directory, not followed (name it to read it)",
                             shown_path(&path)
                         ));
+                    } else {
+                        problems.note(format_args!(
+                            "{}: link to neither a regular file nor a directory: skipped",
+                            shown_path(&path)
+                        ));
                     }
                 }
-                Ok(_) => {}
+                Ok(_) => problems.note(format_args!(
+                    "{}: not a regular file: skipped",
+                    shown_path(&path)
+                )),
                 Err(e) => problems.io(format_args!("{}: {e}", shown_path(&path))),
             }
         }
@@ -123,7 +132,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Problems<'_>) {
 fn is_seal_sidecar(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; crate::SEAL_SIDECAR_TAG.len()];
-    std::fs::File::open(path)
+    open_regular(path)
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok_and(|()| head == crate::SEAL_SIDECAR_TAG.as_bytes())
 }
@@ -152,9 +161,26 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// Opens `path` if it is a regular file, without waiting: `O_NONBLOCK` (no effect on a
+/// regular file's reads) so that a FIFO put in a log's place since the walk is refused
+/// rather than blocking the viewer.
+fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 /// Opens a log, gunzipping it if it starts with the gzip magic (whatever its name).
 pub(super) fn open(path: &Path) -> io::Result<Box<dyn Read>> {
-    let mut reader = BufReader::new(File::open(path)?);
+    let mut reader = BufReader::new(open_regular(path)?);
     let gz = reader.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     Ok(if gz {
         Box::new(MultiGzDecoder::new(reader))
