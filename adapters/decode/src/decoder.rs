@@ -351,7 +351,10 @@ impl<R: Read> Decoder<R> {
             Item::Damaged { .. } => self.stats.damaged += 1,
             Item::Incomplete { .. } => self.stats.incomplete += 1,
             Item::Unsupported { .. } => self.stats.unsupported += 1,
-            Item::Gap { from, to, .. } => self.stats.missing += to.saturating_sub(*from),
+            Item::Gap { from, to, .. } => {
+                // Gaps of several dumps can sum past `u64` (the input states them).
+                self.stats.missing = self.stats.missing.saturating_add(to.saturating_sub(*from))
+            }
             Item::UnknownDump { .. } => self.stats.damaged += 1,
             Item::Skipped { len, erased, .. } => {
                 self.stats.stray += len.saturating_sub(*erased);

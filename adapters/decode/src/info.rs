@@ -109,7 +109,10 @@ impl InfoCollector {
             Item::Wrap { .. } | Item::RingHead { .. } => {}
             Item::Gap {
                 offset, from, to, ..
-            } => self.open(*offset).missing += to.saturating_sub(*from),
+            } => {
+                let d = self.open(*offset);
+                d.missing = d.missing.saturating_add(to.saturating_sub(*from));
+            }
             Item::Damaged { offset, .. } => self.open(*offset).damaged += 1,
             Item::UnknownFrame { offset, .. } => self.open(*offset).unknown_frames += 1,
             Item::DumpEnd { offset, end, .. } => {

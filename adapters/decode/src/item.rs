@@ -381,16 +381,18 @@ impl Stats {
         self.damaged + self.incomplete + self.unsupported > 0 || (self.stray > 0 && self.dumps > 0)
     }
 
-    /// Adds the counts of another input (or another part of one).
+    /// Adds the counts of another input (or another part of one). Saturating: `missing`
+    /// sums gaps between sequence numbers that the input states, so it can be anything.
     pub fn add(&mut self, o: &Stats) {
-        self.bytes += o.bytes;
-        self.dumps += o.dumps;
-        self.records += o.records;
-        self.damaged += o.damaged;
-        self.incomplete += o.incomplete;
-        self.unsupported += o.unsupported;
-        self.missing += o.missing;
-        self.stray += o.stray;
-        self.framed += o.framed;
+        let sum = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        sum(&mut self.bytes, o.bytes);
+        sum(&mut self.dumps, o.dumps);
+        sum(&mut self.records, o.records);
+        sum(&mut self.damaged, o.damaged);
+        sum(&mut self.incomplete, o.incomplete);
+        sum(&mut self.unsupported, o.unsupported);
+        sum(&mut self.missing, o.missing);
+        sum(&mut self.stray, o.stray);
+        sum(&mut self.framed, o.framed);
     }
 }

@@ -265,7 +265,7 @@ fn header(first: u64, next: u64, scope: Option<SessionId>) -> DumpHeader<'static
 fn record(seq: u64, kind: u8, level: u8, payload: &[u8]) -> Vec<u8> {
     let head = RecordHead {
         seq,
-        time: 100 + seq,
+        time: seq.saturating_add(100),
         kind: Kind(kind),
         level,
         session: None,
@@ -512,4 +512,36 @@ fn read_errors_end_decoding_cleanly() {
     }
     assert!(seen_error);
     assert!(matches!(dec.next(), Ok(None)), "finished after the error");
+}
+
+/// Gaps are as large as the sequence numbers an input states: two dumps with gaps of more
+/// than half the `u64` range each saturate the count of missing records (a fuzz finding:
+/// the sum overflowed) instead of wrapping or panicking.
+#[test]
+fn huge_gaps_saturate() {
+    let big = u64::MAX - 10;
+    let dump = handmade(
+        &header(0, u64::MAX - 1, None),
+        &[],
+        &[record(0, 1, 2, b""), record(big, 1, 2, b"")],
+        Some(&end(2, 0, 0)),
+    );
+    let both = [dump.as_slice(), dump.as_slice()].concat();
+    let (t, stats, _) = text(&both);
+    assert!(t.contains("!! 8 records lost here"), "{t}");
+    assert_eq!(stats.missing, u64::MAX);
+    let mut sum = stats;
+    sum.add(&stats);
+    assert_eq!(sum.missing, u64::MAX);
+    // `info` sums a dump's gaps the same way.
+    let mut decoder = flightrec_decode::Decoder::new(both.as_slice());
+    let mut info = flightrec_decode::info::InfoCollector::new();
+    let mut missing = Vec::new();
+    while let Some(item) = decoder.next().unwrap() {
+        if let Some(d) = info.feed(&item) {
+            missing.push(d.missing);
+        }
+    }
+    missing.extend(info.finish().map(|d| d.missing));
+    assert_eq!(missing, [big + 7, big + 7]);
 }
