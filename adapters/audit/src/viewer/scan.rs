@@ -16,6 +16,9 @@ use crate::ejabberd::EJABBERD_DELIMITERS;
 /// Bytes read at a time; more than twice [`super::MAX_LINE`] so that a line of the longest
 /// allowed length fits with the rest of its block.
 const BLOCK: usize = 256 * 1024;
+/// The buffer's first size: it doubles up to [`BLOCK`] while reads fill it, so a small file
+/// (most rotated logs of a quiet host) costs no whole block to allocate and clear.
+const FIRST_BLOCK: usize = 16 * 1024;
 
 /// The spellings a user name can have in a line that parses as that user's.
 ///
@@ -81,6 +84,7 @@ pub(super) fn for_each_line(
 ) -> Result<u64, (io::Error, u64)> {
     let limits = Limits {
         block: BLOCK,
+        first: FIRST_BLOCK,
         max_line: super::MAX_LINE,
     };
     for_each_line_in(limits, reader, buf, prefilter, on_line)
@@ -91,6 +95,8 @@ pub(super) fn for_each_line(
 struct Limits {
     /// More than `max_line + 1`.
     block: usize,
+    /// The buffer's first size (at least 1).
+    first: usize,
     max_line: usize,
 }
 
@@ -103,18 +109,31 @@ fn for_each_line_in(
     mut on_line: impl FnMut(u64, Line<'_>),
 ) -> Result<u64, (io::Error, u64)> {
     let max_line = limits.max_line;
-    buf.resize(limits.block, 0);
+    let first = limits.first.clamp(1, limits.block);
+    if buf.len() < first {
+        buf.resize(first, 0);
+    }
     let mut line_no = 0u64;
     // Bytes of a line not yet ended kept at the start of `buf`.
     let mut kept = 0usize;
     // Inside a line already known to be too long: its bytes are dropped.
     let mut skipping = false;
+    // The last read filled the buffer: the input may be large, so the buffer grows.
+    let mut filled_up = false;
     loop {
-        let read = match reader.read(buf.get_mut(kept..).unwrap_or_default()) {
+        if buf.len() < limits.block && (filled_up || kept == buf.len()) {
+            // Doubling up to the block; a line kept whole always leaves room (a full
+            // buffer of one unended line grows here before the next read).
+            buf.resize(buf.len().saturating_mul(2).min(limits.block), 0);
+        }
+        let space = buf.get_mut(kept..).unwrap_or_default();
+        let room = space.len();
+        let read = match reader.read(space) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err((e, line_no)),
         };
+        filled_up = read == room;
         let filled = kept + read;
         let data = buf.get(..filled).unwrap_or_default();
         if read == 0 {
@@ -368,9 +387,10 @@ mod tests {
                 proptest::sample::select(b"ab@|\n\n\r\xff\xc3\xa9x".to_vec()), 0..400),
             sizes in proptest::collection::vec(1usize..70, 1..5),
             block in 22usize..90,
+            first in 1usize..100,
             filtered in any::<bool>(),
         ) {
-            let limits = Limits { block, max_line: 20 };
+            let limits = Limits { block, first, max_line: 20 };
             let prefilter = Prefilter::for_user("ab", '|');
             let prefilter = prefilter.as_ref().filter(|_| filtered);
             prop_assert_eq!(
@@ -435,6 +455,7 @@ mod tests {
     fn long_lines_are_found_across_blocks() {
         let limits = Limits {
             block: 32,
+            first: 32,
             max_line: 10,
         };
         let data = b"ab@1\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxab@\nab@2\nyyyyyyyyyyyy";
