@@ -25,7 +25,9 @@ use crate::{sealed_audit, shown, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
 pub struct VerifyArgs {
     /// Files of dumps, flash-store images, audit logs with their sidecars (`<log>.seal`),
     /// directories (searched recursively; files there holding no dump are skipped, but an
-    /// audit log, `*.log` or `*.log.N`, without a sidecar fails).
+    /// audit log, `*.log` or `*.log.N`, without a sidecar fails, and so does a link, FIFO,
+    /// socket or device found there: neither followed nor read). Finding nothing to check
+    /// fails too.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// The verification key (`flightrec keygen`'s verify key): checks every seal's MAC.
