@@ -60,3 +60,23 @@ pub(crate) fn open_regular(path: &Path, follow: bool) -> io::Result<File> {
     }
     Ok(file)
 }
+
+/// Longest key file read: keys are a few lines; anything longer is not one.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// The text of a key file (a regular file, followed if a link: the user named it), refusing
+/// what is not a regular file or is too long to be a key file.
+pub(crate) fn read_key_text(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    open_regular(path, true)?
+        .take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_KEY_FILE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "longer than a key file can be",
+        ));
+    }
+    Ok(text)
+}

@@ -1,6 +1,6 @@
 //! `flightrec verify` and `flightrec keygen`: sealed dumps (`core/SEALING.md`).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use flightrec_decode::verify::{key_file_text, parse_hex, parse_key_file, DumpVer
 use flightrec_core::dump::MAGIC;
 use flightrec_decode::flash::FlashImage;
 
-use crate::open::{kind, open_regular};
+use crate::open::{kind, open_regular, read_key_text};
 use crate::{sealed_audit, shown, EXIT_DAMAGED, EXIT_ERROR, EXIT_OK};
 
 /// Arguments of `flightrec verify`.
@@ -116,10 +116,7 @@ pub struct KeygenArgs {
 
 /// Reads a key file.
 pub fn read_key(path: &Path) -> Result<SealKey, String> {
-    let mut text = String::new();
-    open_regular(path, true)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .map_err(|e| format!("{}: {e}", shown(path)))?;
+    let text = read_key_text(path).map_err(|e| format!("{}: {e}", shown(path)))?;
     parse_key_file(&text).map_err(|e| format!("{}: {e}", shown(path)))
 }
 
@@ -210,7 +207,7 @@ const MAX_NOTICE_LINE: u64 = 64 * 1024;
 /// Adds the seals of the dump notices in the collector's file at `path` to `verifier`:
 /// how many, and the notices whose seal is unreadable (failures).
 fn add_forwarded(verifier: &mut Verifier, path: &Path) -> io::Result<(u64, Vec<String>)> {
-    let mut input = io::BufReader::new(File::open(path)?);
+    let mut input = io::BufReader::new(open_regular(path, true)?);
     let (mut found, mut bad) = (0u64, Vec::new());
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -304,7 +301,7 @@ fn verifier(a: &VerifyArgs) -> Result<(Verifier, Option<AuditVerifier>), String>
     let key = a.key.as_deref().map(read_key).transpose()?;
     let public = match &a.pubkey {
         Some(p) => {
-            let text = fs::read_to_string(p).map_err(|e| format!("{}: {e}", shown(p)))?;
+            let text = read_key_text(p).map_err(|e| format!("{}: {e}", shown(p)))?;
             let dumps = parse_pub_file(&text).map_err(|e| format!("{}: {e}", shown(p)))?;
             let audit = parse_audit_pub(&text).map_err(|e| format!("{}: {e}", shown(p)))?;
             Some((dumps, audit))

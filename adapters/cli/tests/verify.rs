@@ -434,10 +434,22 @@ fn links_fifos_and_nothing_fail_without_waiting() {
     let (code, out) = verify_within(&key, &[empty.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL nothing checked"), "{out}");
-    // A key that is a FIFO: refused, exit 2.
-    let (code, out) = verify_within(&fifo, &[dir.join("dumps/a.flr").to_str().unwrap()]);
-    assert_eq!(code, 2, "{out}");
-    assert!(out.contains("a FIFO, not a regular file"), "{out}");
+    // A key, a public key or a collector's file that is a FIFO: refused, exit 2.
+    let a = dir.join("dumps/a.flr");
+    let a = a.to_str().unwrap();
+    let f = fifo.to_str().unwrap();
+    for (key, args) in [
+        (fifo.as_path(), vec![a]),
+        (key.as_path(), vec!["--pubkey", f, a]),
+        (key.as_path(), vec!["--forwarded", f, a]),
+    ] {
+        let (code, out) = verify_within(key, &args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(
+            out.contains("a FIFO, not a regular file"),
+            "{args:?}: {out}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
