@@ -23,10 +23,13 @@ use flightrec_linux::forward::{DumpNotice, ForwardOptions, Forwarder, Target};
 const HOST: &str = "gw-test";
 
 fn options(target: Target, spool: &Path) -> ForwardOptions {
+    let defaults = ForwardOptions::new(target, spool);
     ForwardOptions {
         backoff_min: Duration::from_millis(50),
         backoff_max: Duration::from_millis(500),
-        ..ForwardOptions::new(target, spool)
+        // `FLIGHTREC_FWD_WINDOW`: the RELP window for load experiments.
+        window: env("FLIGHTREC_FWD_WINDOW", defaults.window as u64) as usize,
+        ..defaults
     }
 }
 

@@ -11,7 +11,7 @@
 //! app_name = "flightrec"
 //! ca = "/etc/gw/collector-ca.pem"              # tls:// only: CA certificates (PEM)
 //! server_name = "logs.example.org"             # tls:// only: default the collector's host
-//! window = 128                                 # RELP: messages unacknowledged at most
+//! window = 1024                                # RELP: messages unacknowledged at most
 //! reconnect_min_ms = 100                       # backoff doubles from here...
 //! reconnect_max_ms = 30000                     # ...up to here
 //! ```

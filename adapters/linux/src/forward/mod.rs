@@ -53,7 +53,10 @@ pub struct ForwardOptions {
     pub facility: u8,
     /// APP-NAME.
     pub app_name: String,
-    /// RELP: messages sent and not yet acknowledged, at most.
+    /// RELP: messages sent and not yet acknowledged, at most. It must cover a round trip's
+    /// worth of messages: the collector answers each only after its actions ran, so a
+    /// small window leaves both ends waiting and caps the rate (`benches/RESULTS.md`,
+    /// forwarding under load). After a collector crash up to this many are sent again.
     pub window: usize,
     /// First wait before reconnecting; doubled after each failure up to `backoff_max`.
     pub backoff_min: Duration,
@@ -76,7 +79,7 @@ impl ForwardOptions {
             sd_id: message::DEFAULT_SD_ID.into(),
             facility: message::DEFAULT_FACILITY,
             app_name: "flightrec".into(),
-            window: 128,
+            window: 1024,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
             format: flightrec_audit::LineFormat::default(),
