@@ -2,7 +2,9 @@
 # The yardstick for flightrec's forwarder: rsyslog's own omrelp / omfwd sending N lines of a
 # local file (imfile) to a second rsyslogd, as a user without flightrec's forwarder would.
 # Prints the sender's CPU per event (utime + stime of the sending rsyslogd, /proc/PID/stat).
-# Usage: benches/forward/rsyslog-yardstick.sh [N] (default 1200000). Needs rsyslog,
+# Usage: [RELP_WINDOW=W] benches/forward/rsyslog-yardstick.sh [N] (default 1200000). W is
+# omrelp's windowSize (default 0: librelp's own, under which omrelp forwards only about a
+# thousand lines a second here, so give 1024 as our forwarder uses). Needs rsyslog,
 # rsyslog-relp. Everything runs under a temporary directory on 127.0.0.1.
 set -eu
 N=${1:-1200000}
@@ -17,7 +19,7 @@ for mode in omrelp omfwd; do
     p=$(port)
     if [ $mode = omrelp ]; then
         input="module(load=\"imrelp\") input(type=\"imrelp\" address=\"127.0.0.1\" port=\"$p\")"
-        action="module(load=\"omrelp\") action(type=\"omrelp\" target=\"127.0.0.1\" port=\"$p\")"
+        action="module(load=\"omrelp\") action(type=\"omrelp\" target=\"127.0.0.1\" port=\"$p\" windowSize=\"${RELP_WINDOW:-0}\")"
     else
         input="module(load=\"imtcp\") input(type=\"imtcp\" address=\"127.0.0.1\" port=\"$p\")"
         action="action(type=\"omfwd\" target=\"127.0.0.1\" port=\"$p\" protocol=\"tcp\" tcp_framing=\"octet-counted\")"
