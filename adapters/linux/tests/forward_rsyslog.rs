@@ -1,4 +1,4 @@
-//! Forwarding to a real rsyslogd (imtcp, imrelp): delivery in order with (host, boot, seq),
+//! Forwarding to a real rsyslogd (imtcp, imrelp, imtcp with TLS): delivery in order with (host, boot, seq),
 //! the collector SIGKILLed and restarted under load, the gateway SIGKILLed while the
 //! collector is down, a spool that fills up.
 //!
@@ -36,7 +36,12 @@ fn options(target: Target, spool: &Path) -> ForwardOptions {
 fn target(input: &Input, port: u16) -> Target {
     match input {
         Input::Relp => Target::Relp(format!("127.0.0.1:{port}")),
-        _ => Target::Tcp(format!("127.0.0.1:{port}")),
+        Input::Tcp => Target::Tcp(format!("127.0.0.1:{port}")),
+        Input::Tls { ca, .. } => Target::Tls {
+            addr: format!("127.0.0.1:{port}"),
+            ca: ca.clone(),
+            server_name: "localhost".into(),
+        },
     }
 }
 
@@ -345,6 +350,12 @@ fn relp_collector_killed_under_load_loses_nothing() {
 #[test]
 fn tcp_collector_killed_under_load_loss_is_a_visible_gap() {
     load_with_collector_kills(Input::Tcp);
+}
+
+#[test]
+fn tls_collector_killed_under_load_loss_is_a_visible_gap() {
+    let pki = tempfile::tempdir().unwrap();
+    load_with_collector_kills(collector::tls_input(pki.path()));
 }
 
 /// The gateway side of `gateway_killed_while_collector_down`: spools events (the

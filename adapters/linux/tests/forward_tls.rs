@@ -7,30 +7,10 @@ mod collector;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use collector::{messages, seq_report, Collector, Input};
+use collector::{make_pki, messages, seq_report, Collector};
 use flightrec_core::event::{Connect, Decoded};
 use flightrec_core::Level;
 use flightrec_linux::forward::{ForwardOptions, Forwarder, Target};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-
-/// Writes `ca.pem`, and `cert.pem` + `key.pem` for `names`, signed by that CA, in `dir`.
-fn make_pki(dir: &Path, names: &[&str]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "flightrec test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, names[0]);
-    let cert = params.signed_by(&key, &ca).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-}
 
 fn forwarder(port: u16, ca: &Path, name: &str, spool: &Path) -> Forwarder {
     let target = Target::Tls {
@@ -62,12 +42,7 @@ fn send(fwd: &Forwarder, n: u64) {
 fn tls_delivers_and_refuses_a_wrong_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    make_pki(&pki, &["localhost", "127.0.0.1"]);
-    let input = Input::Tls {
-        ca: pki.join("ca.pem"),
-        cert: pki.join("cert.pem"),
-        key: pki.join("key.pem"),
-    };
+    let input = collector::tls_input(&pki);
     if !collector::available(&input) {
         return;
     }

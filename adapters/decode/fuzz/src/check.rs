@@ -166,24 +166,40 @@ pub fn cli(input: &[u8], format: u8) -> CliRun {
 /// No raw control character but line feeds (and, with `issue10-text`, no bidi control, Unicode
 /// space other than ASCII space, or invisible format character).
 pub fn check_text(out: &[u8]) {
-    // Most output is ASCII: one pass over bytes (a loop over chars costs more than the
-    // decoding it checks, with the fuzzer's comparison tracing).
-    if out.is_ascii() {
-        let bad = out
-            .iter()
-            .position(|&b| b < b' ' && b != b'\n' || b == 0x7f);
-        assert!(
-            bad.is_none(),
-            "raw control byte printed: {:?}",
-            String::from_utf8_lossy(out)
-        );
-        return;
-    }
     let text = std::str::from_utf8(out).expect("output is UTF-8");
-    let bad = text
-        .chars()
-        .find(|&c| (c.is_control() && c != '\n') || cfg!(feature = "issue10-text") && invisible(c));
-    assert!(bad.is_none(), "raw {bad:?} printed: {text:?}");
+    let bad =
+        |c: char| (c.is_control() && c != '\n') || cfg!(feature = "issue10-text") && invisible(c);
+    // Eight bytes at a time, looking at characters only in words that hold a control byte,
+    // DEL or a non-ASCII byte: libFuzzer traces every comparison, and a loop over every
+    // character cost more than the decoding it checks.
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8) {
+            if !needs_a_look(u64::from_le_bytes(word.try_into().expect("8 bytes"))) {
+                i += 8;
+                continue;
+            }
+        }
+        // Every skipped byte was ASCII, so `i` is on a character boundary.
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let c = text[i..].chars().next().expect("i < len");
+            assert!(!bad(c), "raw {c:?} printed: {text:?}");
+            i += c.len_utf8();
+        }
+    }
+}
+
+/// Whether a word of output holds a byte below `0x20`, `0x7F`, or a byte of a non-ASCII
+/// character (the classic "has a byte less than n" and "has a zero byte" tests).
+fn needs_a_look(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    let del = word ^ (ONES * 0x7f);
+    let del = del.wrapping_sub(ONES) & !del & HIGH;
+    below_space | del | word & HIGH != 0
 }
 
 /// Characters that render as space or nothing, or reorder text: what one name must not use
@@ -197,4 +213,29 @@ fn invisible(c: char) -> bool {
                 | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
                 | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}'
                 | '\u{110bd}' | '\u{1d173}'..='\u{1d17a}' | '\u{e0001}' | '\u{e0020}'..='\u{e007f}'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_text;
+
+    fn fails(text: &str) -> bool {
+        std::panic::catch_unwind(|| check_text(text.as_bytes())).is_err()
+    }
+
+    #[test]
+    fn finds_a_bad_character_at_every_offset() {
+        let pad = "abcdefghijklmnopqrstu\n";
+        for bad in ["\u{7}", "\u{7f}", "\u{85}", "\r", "\u{1b}"]
+            .into_iter()
+            .chain(cfg!(feature = "issue10-text").then_some("\u{200b}"))
+        {
+            for at in 0..pad.len() {
+                let text = format!("{}{bad}{}", &pad[..at], &pad[at..]);
+                assert!(fails(&text), "{text:?}");
+            }
+        }
+        assert!(!fails(pad));
+        assert!(!fails("é日本\n語 ok\n"));
+    }
 }

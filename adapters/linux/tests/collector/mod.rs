@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flightrec_audit::rfc5424::{self, SeqCheck, SeqReport, SyslogMessage};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 /// What the collector listens with.
 #[derive(Clone, Debug)]
@@ -253,4 +254,33 @@ pub fn seq_report(msgs: &[SyslogMessage], host: &str) -> SeqReport {
         .collect();
     assert_eq!(mine.len(), 1, "one boot of {host}");
     mine.into_iter().next().unwrap().1
+}
+
+/// Writes `ca.pem`, and `cert.pem` + `key.pem` for `names`, signed by that CA, in `dir`.
+pub fn make_pki(dir: &Path, names: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "flightrec test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    let cert = params.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+}
+
+/// A TLS input whose CA and certificate (for `localhost` and `127.0.0.1`) are made in `dir`.
+pub fn tls_input(dir: &Path) -> Input {
+    make_pki(dir, &["localhost", "127.0.0.1"]);
+    Input::Tls {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    }
 }
