@@ -25,6 +25,7 @@ use flightrec_core::frame::{parse_with, Parsed};
 use flightrec_core::{DumpEnd, DumpHeader, Kind, RecordHead};
 
 use crate::callsite::Resolved;
+use crate::window::Window;
 
 /// Largest frame: sync, type, length, 65 535 body bytes, CRC.
 pub const MAX_FRAME: usize = FRAME_OVERHEAD + u16::MAX as usize;
@@ -209,13 +210,7 @@ fn check_seq(ctx: &mut DumpCtx, offset: u64, seq: u64, notes: &mut Vec<Item<'sta
 
 /// Streams [`Item`]s out of a reader. See the crate docs for an example.
 pub struct Decoder<R> {
-    input: R,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Input offset of `buf[0]`.
-    base: u64,
-    eof: bool,
+    win: Window<R>,
     state: State,
     dump: Option<DumpCtx>,
     /// Bytes outside dumps being skipped: (offset, len, erased).
@@ -235,12 +230,7 @@ impl<R: Read> Decoder<R> {
     /// A decoder reading `input` from its current position (taken as offset 0).
     pub fn new(input: R) -> Self {
         Decoder {
-            input,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            base: 0,
-            eof: false,
+            win: Window::new(input),
             state: State::Scan,
             dump: None,
             skip: None,
@@ -261,61 +251,34 @@ impl<R: Read> Decoder<R> {
 
     /// Input offset of the next unread byte.
     fn offset(&self) -> u64 {
-        self.base + self.start as u64
+        self.win.offset()
     }
 
     fn avail(&self) -> usize {
-        self.end - self.start
+        self.win.end - self.win.start
     }
 
     fn bytes(&self, from: usize, len: usize) -> &[u8] {
-        self.buf.get(from..from.saturating_add(len)).unwrap_or(&[])
+        self.win
+            .buf
+            .get(from..from.saturating_add(len))
+            .unwrap_or(&[])
     }
 
     fn byte(&self, at: usize) -> Option<u8> {
-        if at < self.end {
-            self.buf.get(at).copied()
+        if at < self.win.end {
+            self.win.buf.get(at).copied()
         } else {
             None
         }
     }
 
-    /// Makes at least `need` (at most [`MAX_FRAME`]) bytes available unless the input ends.
-    /// The buffer grows to [`BUFFER_LEN`] only as the input needs it (small inputs stay
-    /// cheap) and never beyond.
+    /// Makes at least `need` (at most [`MAX_FRAME`]) bytes available unless the input ends;
+    /// after an I/O error the decoder is finished.
     fn fill(&mut self, need: usize) -> io::Result<()> {
-        if self.avail() >= need || self.eof {
-            return Ok(());
-        }
-        if BUFFER_LEN - self.start < need {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.base += self.start as u64;
-            self.end -= self.start;
-            self.start = 0;
-        }
-        while self.avail() < need && !self.eof {
-            if self.end >= self.buf.len() {
-                if self.buf.len() >= BUFFER_LEN {
-                    break;
-                }
-                let grown = (self.buf.len() * 2).clamp(4096, BUFFER_LEN);
-                self.buf.resize(grown, 0);
-            }
-            let Some(space) = self.buf.get_mut(self.end..) else {
-                break;
-            };
-            match self.input.read(space) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.end += n.min(space.len()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.state = State::Done;
-                    self.eof = true;
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
+        self.win
+            .fill(need)
+            .inspect_err(|_| self.state = State::Done)
     }
 
     /// Next item, `Ok(None)` at the end of the input. After an I/O error the decoder is
@@ -340,7 +303,7 @@ impl<R: Read> Decoder<R> {
                 payload: if resolved {
                     &self.resolved
                 } else {
-                    self.buf.get(start..end).unwrap_or(&[])
+                    self.win.buf.get(start..end).unwrap_or(&[])
                 },
             }),
         })
@@ -392,7 +355,7 @@ impl<R: Read> Decoder<R> {
     }
 
     fn note_skip(&mut self, from: usize, len: usize) {
-        let offset = self.base + from as u64;
+        let offset = self.win.base + from as u64;
         let erased = self.bytes(from, len).iter().filter(|&&b| b == 0xFF).count() as u64;
         let s = self.skip.get_or_insert((offset, 0, 0));
         s.1 += len as u64;
@@ -401,11 +364,11 @@ impl<R: Read> Decoder<R> {
 
     fn scan(&mut self) -> io::Result<()> {
         self.fill(MAX_FRAME)?;
-        let hay = self.bytes(self.start, self.avail());
+        let hay = self.bytes(self.win.start, self.avail());
         let magic = memchr::memmem::find(hay, &MAGIC);
         // A header frame that checks but follows no magic: a dump whose magic is damaged.
         // Positions whose longest possible frame is buffered are searched (all, at the end).
-        let limit = if self.eof {
+        let limit = if self.win.eof {
             hay.len()
         } else {
             hay.len().saturating_sub(MAX_FRAME - 1)
@@ -420,20 +383,20 @@ impl<R: Read> Decoder<R> {
             let upto = magic.unwrap_or(limit).min(limit);
             memchr::memchr_iter(SYNC, hay.get(..upto).unwrap_or(&[])).find(|&i| {
                 matches!(
-                    self.byte(self.start + i + 1),
+                    self.byte(self.win.start + i + 1),
                     Some(FRAME_HEADER | FRAME_RECORD)
-                ) && self.candidate(self.start + i)
+                ) && self.candidate(self.win.start + i)
             })
         };
         match (magic, frame) {
             (_, Some(i)) => {
-                self.note_skip(self.start, i);
-                self.start += i;
+                self.note_skip(self.win.start, i);
+                self.win.start += i;
                 self.flush_skip();
                 let offset = self.offset();
                 self.stats.dumps += 1;
                 self.dump = Some(DumpCtx::new(offset));
-                if self.byte(self.start + 1) == Some(FRAME_HEADER) {
+                if self.byte(self.win.start + 1) == Some(FRAME_HEADER) {
                     self.push(Item::Damaged {
                         offset,
                         len: 0,
@@ -446,8 +409,8 @@ impl<R: Read> Decoder<R> {
                 }
             }
             (Some(i), None) => {
-                self.note_skip(self.start, i);
-                self.start += i;
+                self.note_skip(self.win.start, i);
+                self.win.start += i;
                 self.flush_skip();
                 self.after_unsupported = false;
                 self.state = State::Version;
@@ -455,14 +418,14 @@ impl<R: Read> Decoder<R> {
             (None, None) => {
                 // The last bytes may be the front of a magic or header frame that the next
                 // read completes.
-                let used = if self.eof {
+                let used = if self.win.eof {
                     hay.len()
                 } else {
                     limit.min(hay.len().saturating_sub(MAGIC.len() - 1))
                 };
-                self.note_skip(self.start, used);
-                self.start += used;
-                if self.eof {
+                self.note_skip(self.win.start, used);
+                self.win.start += used;
+                if self.win.eof {
                     self.flush_skip();
                     self.state = State::Done;
                 }
@@ -474,9 +437,9 @@ impl<R: Read> Decoder<R> {
     fn version(&mut self) -> io::Result<()> {
         self.fill(MAGIC.len() + 1)?;
         let offset = self.offset();
-        match self.byte(self.start + MAGIC.len()) {
+        match self.byte(self.win.start + MAGIC.len()) {
             None => {
-                self.start = self.end;
+                self.win.start = self.win.end;
                 self.stats.dumps += 1;
                 self.push(Item::Incomplete {
                     dump_offset: offset,
@@ -487,14 +450,14 @@ impl<R: Read> Decoder<R> {
                 self.state = State::Scan;
             }
             Some(VERSION) => {
-                self.start += MAGIC.len() + 1;
+                self.win.start += MAGIC.len() + 1;
                 self.stats.dumps += 1;
                 self.stats.framed += MAGIC.len() as u64 + 1;
                 self.dump = Some(DumpCtx::new(offset));
                 self.state = State::Header;
             }
             Some(version) => {
-                self.start += MAGIC.len() + 1;
+                self.win.start += MAGIC.len() + 1;
                 self.after_unsupported = true;
                 self.push(Item::Unsupported { offset, version });
                 self.state = State::Scan;
@@ -508,7 +471,7 @@ impl<R: Read> Decoder<R> {
     /// Core's frame parser on the buffered bytes at `at` (a sync byte), with the faster
     /// CRC; a whole frame's body range is in the buffer.
     fn frame_at(&self, at: usize) -> Parsed {
-        let bytes = self.buf.get(at..self.end).unwrap_or(&[]);
+        let bytes = self.win.buf.get(at..self.win.end).unwrap_or(&[]);
         let crc = |b: &[u8]| {
             let mut h = self.crc.clone();
             h.update(b);
@@ -533,11 +496,11 @@ impl<R: Read> Decoder<R> {
     fn skip_seal_frames(&mut self) {
         use flightrec_core::seal::{FRAME_SEAL, FRAME_SIGNATURE};
         for want in [FRAME_SEAL, FRAME_SIGNATURE] {
-            if self.byte(self.start) != Some(SYNC) {
+            if self.byte(self.win.start) != Some(SYNC) {
                 return;
             }
-            match self.frame_at(self.start) {
-                Parsed::Whole { ty, len, .. } if ty == want => self.start += len,
+            match self.frame_at(self.win.start) {
+                Parsed::Whole { ty, len, .. } if ty == want => self.win.start += len,
                 _ => return,
             }
         }
@@ -546,18 +509,18 @@ impl<R: Read> Decoder<R> {
     fn header(&mut self) -> io::Result<()> {
         self.fill(MAX_FRAME)?;
         let offset = self.offset();
-        if self.byte(self.start) == Some(SYNC) {
+        if self.byte(self.win.start) == Some(SYNC) {
             if let Parsed::Whole {
                 ty: FRAME_HEADER,
                 body,
                 len,
-            } = self.frame_at(self.start)
+            } = self.frame_at(self.win.start)
             {
                 let body = self.bytes(body.start, body.len());
                 let header = postcard::take_from_bytes::<DumpHeader<'_>>(body)
                     .ok()
                     .map(|(h, _)| Header::from(&h));
-                self.start += len;
+                self.win.start += len;
                 self.stats.framed += len as u64;
                 self.state = State::Frames;
                 let Some(ctx) = self.dump.as_mut() else {
@@ -668,7 +631,9 @@ impl<R: Read> Decoder<R> {
     /// index `at` (filled by the caller).
     fn run_at(&self, at: usize, fill: u8) -> bool {
         let run = self.bytes(at, ERASED_RUN);
-        !run.is_empty() && (run.len() == ERASED_RUN || self.eof) && run.iter().all(|&b| b == fill)
+        !run.is_empty()
+            && (run.len() == ERASED_RUN || self.win.eof)
+            && run.iter().all(|&b| b == fill)
     }
 
     /// Whether erased flash starts at buffer index `at` (filled by the caller).
@@ -683,24 +648,24 @@ impl<R: Read> Decoder<R> {
     fn frames(&mut self) -> io::Result<()> {
         self.fill(MAX_FRAME)?;
         let offset = self.offset();
-        let Some(first) = self.byte(self.start) else {
+        let Some(first) = self.byte(self.win.start) else {
             self.end_dump(Cut::InputEnded);
             return Ok(());
         };
         if first == 0 && self.in_ring() {
             // A ring region's padding (after its header, or the tail zeroed at a wrap).
-            let run = self.bytes(self.start, self.avail());
+            let run = self.bytes(self.win.start, self.avail());
             let n = run.iter().position(|&b| b != 0).unwrap_or(run.len());
-            self.start += n.max(1);
+            self.win.start += n.max(1);
             return Ok(());
         }
         if first != SYNC {
-            if self.bytes(self.start, MAGIC.len()) == MAGIC {
+            if self.bytes(self.win.start, MAGIC.len()) == MAGIC {
                 self.end_dump(Cut::NextDump);
-            } else if self.erased_at(self.start) {
+            } else if self.erased_at(self.win.start) {
                 self.end_dump(Cut::Erased);
             } else {
-                self.start += 1;
+                self.win.start += 1;
                 self.state = State::Resync {
                     from: offset,
                     why: Damage::NotAFrame { byte: first },
@@ -708,16 +673,16 @@ impl<R: Read> Decoder<R> {
             }
             return Ok(());
         }
-        match self.frame_at(self.start) {
+        match self.frame_at(self.win.start) {
             Parsed::Truncated { claimed, available } => {
-                self.start += 1;
+                self.win.start += 1;
                 self.state = State::Resync {
                     from: offset,
                     why: Damage::Truncated { claimed, available },
                 };
             }
             Parsed::BadCrc { ty, len } => {
-                self.start += 1;
+                self.win.start += 1;
                 self.state = State::Resync {
                     from: offset,
                     why: Damage::BadCrc { ty, len },
@@ -725,7 +690,7 @@ impl<R: Read> Decoder<R> {
             }
             Parsed::Whole { ty, body, len } => self.whole_frame(offset, ty, body, len),
             // `frame_at` gives none (it is called at a sync byte).
-            Parsed::NotAFrame => self.start += 1,
+            Parsed::NotAFrame => self.win.start += 1,
         }
         Ok(())
     }
@@ -739,7 +704,7 @@ impl<R: Read> Decoder<R> {
                 let parsed = postcard::take_from_bytes::<RecordHead>(body)
                     .ok()
                     .map(|(head, rest)| (head, b1 - rest.len()));
-                self.start += len;
+                self.win.start += len;
                 match parsed {
                     Some((head, payload_start)) => self.record(offset, head, payload_start, b1),
                     None => self.push(Item::Damaged {
@@ -754,7 +719,7 @@ impl<R: Read> Decoder<R> {
                 let end = postcard::take_from_bytes::<DumpEnd>(body)
                     .ok()
                     .map(|(e, _)| e);
-                self.start += len;
+                self.win.start += len;
                 self.skip_seal_frames();
                 self.state = State::Scan;
                 let Some(mut ctx) = self.dump.take() else {
@@ -794,8 +759,8 @@ impl<R: Read> Decoder<R> {
                 }
             }
             FRAME_CALLSITES => {
-                self.start += len;
-                let body = self.buf.get(b0..b1).unwrap_or(&[]);
+                self.win.start += len;
+                let body = self.win.buf.get(b0..b1).unwrap_or(&[]);
                 let read = self.dump.as_mut().map(|d| d.callsites.add_frame(body));
                 if read == Some(false) {
                     self.push(Item::Damaged {
@@ -815,7 +780,7 @@ impl<R: Read> Decoder<R> {
                 self.state = State::Header;
             }
             _ => {
-                self.start += len;
+                self.win.start += len;
                 self.push(Item::UnknownFrame {
                     offset,
                     ty,
@@ -833,7 +798,7 @@ impl<R: Read> Decoder<R> {
         }
         let resolved = head.kind == Kind::CALLSITE;
         if resolved {
-            let payload = self.buf.get(start..end).unwrap_or(&[]);
+            let payload = self.win.buf.get(start..end).unwrap_or(&[]);
             let empty = crate::callsite::Table::default();
             let table = self.dump.as_ref().map_or(&empty, |d| &d.callsites);
             let why = match table.resolve(payload, &mut self.resolved) {
@@ -872,7 +837,7 @@ impl<R: Read> Decoder<R> {
             [SYNC, ty, l0, l1] => (ty, usize::from(u16::from_le_bytes([l0, l1]))),
             _ => return false,
         };
-        if self.end.saturating_sub(at) < FRAME_OVERHEAD + len {
+        if self.win.end.saturating_sub(at) < FRAME_OVERHEAD + len {
             return false;
         }
         let body = self.bytes(at + 4, len);
@@ -895,12 +860,12 @@ impl<R: Read> Decoder<R> {
     fn resync(&mut self, from: u64, why: Damage) -> io::Result<()> {
         loop {
             self.fill(MAX_FRAME)?;
-            let mut i = self.start;
+            let mut i = self.win.start;
             // Positions whose longest possible frame is in the buffer (all, at the end).
-            let limit = if self.eof {
-                self.end
+            let limit = if self.win.eof {
+                self.win.end
             } else {
-                self.end.saturating_sub(MAX_FRAME - 1)
+                self.win.end.saturating_sub(MAX_FRAME - 1)
             };
             let mut found: Option<Result<(), Cut>> = None;
             while i < limit {
@@ -926,8 +891,8 @@ impl<R: Read> Decoder<R> {
                 }
                 i += 1;
             }
-            self.start = i;
-            if found.is_none() && self.eof && self.start >= self.end {
+            self.win.start = i;
+            if found.is_none() && self.win.eof && self.win.start >= self.win.end {
                 found = Some(Err(Cut::InputEnded));
             }
             let Some(found) = found else {

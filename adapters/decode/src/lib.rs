@@ -49,6 +49,7 @@ pub mod render;
 pub mod sign;
 pub mod time;
 pub mod verify;
+mod window;
 
 pub use decoder::{Cut, Damage, Decoder, Header, Item, Stats};
 pub use render::{Filter, Format, FrameDecoder, Options, Renderer, Summary};

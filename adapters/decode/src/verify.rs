@@ -8,7 +8,7 @@
 //! checks that the epochs seen are consecutive and unrepeated ([`Verifier::finish`]).
 //!
 //! It never panics, never loops forever (every step consumes input or ends it) and holds at
-//! most [`BUFFER_LEN`] bytes of input, on any bytes.
+//! most [`BUFFER_LEN`](crate::decoder::BUFFER_LEN) bytes of input, on any bytes.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 
 use crate::sign::SignatureBody;
 
-use crate::decoder::{BUFFER_LEN, CHUNK, MAX_FRAME, VERSION};
+use crate::decoder::{CHUNK, MAX_FRAME, VERSION};
+use crate::window::Window;
 
 /// First line of a key file (`SEALING.md` section 1).
 pub const KEY_FILE_TAG: &str = "flightrec-seal-key 1";
@@ -761,15 +762,9 @@ enum Expect {
     Seal,
 }
 
-/// The input through one bounded buffer (as the decoder's).
+/// The input through the decoder's bounded window.
 struct Scan<R> {
-    input: R,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Input offset of `buf[0]`.
-    base: u64,
-    eof: bool,
+    win: Window<R>,
 }
 
 /// The first bytes of a version-1 seal frame: sync, type, body length.
@@ -778,53 +773,21 @@ const SEAL_HEAD: [u8; 4] = [SYNC, FRAME_SEAL, SEAL_BODY_LEN as u8, 0];
 impl<R: Read> Scan<R> {
     fn new(input: R) -> Self {
         Scan {
-            input,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
-            base: 0,
-            eof: false,
+            win: Window::new(input),
         }
     }
 
     fn offset(&self) -> u64 {
-        self.base + self.start as u64
+        self.win.offset()
     }
 
     fn avail(&self) -> &[u8] {
-        self.buf.get(self.start..self.end).unwrap_or(&[])
+        self.win.avail()
     }
 
     /// Makes at least `need` (at most [`MAX_FRAME`]) bytes available unless the input ends.
     fn fill(&mut self, need: usize) -> io::Result<()> {
-        if self.end - self.start >= need || self.eof {
-            return Ok(());
-        }
-        if BUFFER_LEN - self.start < need.max(CHUNK) {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.base += self.start as u64;
-            self.end -= self.start;
-            self.start = 0;
-        }
-        while self.end - self.start < need && !self.eof {
-            if self.end >= self.buf.len() {
-                if self.buf.len() >= BUFFER_LEN {
-                    break;
-                }
-                let grown = (self.buf.len() * 2).clamp(4096, BUFFER_LEN);
-                self.buf.resize(grown, 0);
-            }
-            let Some(space) = self.buf.get_mut(self.end..) else {
-                break;
-            };
-            match self.input.read(space) {
-                Ok(0) => self.eof = true,
-                Ok(n) => self.end += n.min(space.len()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        self.win.fill(need)
     }
 
     /// The next dump or run of foreign bytes; `None` at the end of the input.
@@ -837,7 +800,7 @@ impl<R: Read> Scan<R> {
             }
             let erased = avail.iter().take_while(|&&b| b == 0xFF).count();
             if erased > 0 {
-                self.start += erased;
+                self.win.start += erased;
                 continue;
             }
             if avail.starts_with(&MAGIC) {
@@ -868,7 +831,7 @@ impl<R: Read> Scan<R> {
             // Without a magic, keep what may be the front of one (or of a seal frame).
             let upto = match found {
                 Some(i) => i,
-                None if self.eof => avail.len(),
+                None if self.win.eof => avail.len(),
                 None => avail.len().saturating_sub(MAX_FRAME).max(from),
             };
             if let Some(seal) = seal.as_deref_mut() {
@@ -882,8 +845,8 @@ impl<R: Read> Scan<R> {
                     }
                 }
             }
-            self.start += upto;
-            if found.is_some() || self.eof && self.avail().is_empty() {
+            self.win.start += upto;
+            if found.is_some() || self.win.eof && self.avail().is_empty() {
                 return Ok(());
             }
         }
@@ -906,7 +869,7 @@ impl<R: Read> Scan<R> {
         self.fill(MAGIC.len() + 1)?;
         match self.avail().get(MAGIC.len()) {
             None => {
-                self.start = self.end;
+                self.win.start = self.win.end;
                 d.fault = Some(Fault::Unsealed {
                     at: d.offset,
                     why: "the input ends inside the magic",
@@ -921,7 +884,7 @@ impl<R: Read> Scan<R> {
             Some(_) => {}
         }
         hasher.update(self.avail().get(..MAGIC.len() + 1).unwrap_or(&[]));
-        self.start += MAGIC.len() + 1;
+        self.win.start += MAGIC.len() + 1;
         d.len = MAGIC.len() as u64 + 1;
         let mut expect = Expect::Header;
         loop {
@@ -955,13 +918,13 @@ impl<R: Read> Scan<R> {
                     if d.seal.is_none() {
                         d.fault = Some(Fault::BadSeal { at });
                     }
-                    self.start += whole;
+                    self.win.start += whole;
                     d.hash = hasher.finalize().into();
                     // A signature frame may follow (hosts, SEALING.md section 6).
                     self.fill(MAX_FRAME)?;
                     if let Ok((FRAME_SIGNATURE, body, whole)) = frame(self.avail()) {
                         d.sig = SignatureBody::parse(body);
-                        self.start += whole;
+                        self.win.start += whole;
                     }
                     return Ok(d);
                 }
@@ -1021,7 +984,7 @@ impl<R: Read> Scan<R> {
             }
             hasher.update(self.avail().get(..whole).unwrap_or(&[]));
             d.len += whole as u64;
-            self.start += whole;
+            self.win.start += whole;
         }
     }
 }
