@@ -8,14 +8,12 @@
 //! written right-aligned in front of the first item kept (a message that is the literal, and
 //! the first item, as `tracing` gives it, is left out by starting after it).
 
-use core::fmt::{self, Write as _};
-
 use flightrec_core::callsite::{self, TAG_MESSAGE};
 use flightrec_core::encode::{varint_len, CutMarker, Writer};
 use flightrec_core::event::{Value, FIELDS_MAX, MESSAGE_MAX, VALUE_MAX};
 
 use crate::callsite::Site;
-use crate::encode::{format_at, Window};
+use crate::encode::{format_at, FormatSink, Window};
 
 /// Room for the id (a `u32` varint).
 const ID_ROOM: usize = 5;
@@ -136,68 +134,6 @@ impl SiteEncoder {
     }
 
     /// Field `index` as text formatted in place (a `Debug` or `Display` value).
-    fn formatted(&mut self, index: usize, value: impl FnOnce(&mut Window<'_>)) {
-        if !self.field_room() {
-            return;
-        }
-        let head = callsite::head(index as u32, Value::Str("").tag());
-        match self.text_item(head, VALUE_MAX, value) {
-            Some(_) => self.count += 1,
-            None => self.dropped += 1,
-        }
-    }
-
-    /// A value given as `Debug`.
-    pub(crate) fn debug(&mut self, index: usize, v: &dyn fmt::Debug) {
-        self.formatted(index, |w| {
-            let _ = write!(w, "{v:?}");
-        });
-    }
-
-    /// A value given as `Display` (errors).
-    pub(crate) fn display(&mut self, index: usize, v: &dyn fmt::Display) {
-        self.formatted(index, |w| {
-            let _ = write!(w, "{v}");
-        });
-    }
-
-    fn message_with(&mut self, value: impl FnOnce(&mut Window<'_>)) {
-        if self.messages >= 2 {
-            // `tracing` gives one; should a third come, the room is for two.
-            return;
-        }
-        let start = self.end;
-        if let Some((text, _)) = self.text_item(callsite::head(0, TAG_MESSAGE), MESSAGE_MAX, value)
-        {
-            self.message = Some((start, text, self.end));
-            self.messages += 1;
-        }
-    }
-
-    /// The message, given as text.
-    #[inline]
-    pub(crate) fn message_str(&mut self, text: &str) {
-        self.message_with(|w| {
-            let _ = w.write_str(text);
-        });
-    }
-
-    /// The message, formatted with `Debug` (for `fmt::Arguments`, the same as `Display`).
-    #[inline]
-    pub(crate) fn message_debug(&mut self, value: &dyn fmt::Debug) {
-        self.message_with(|w| {
-            let _ = write!(w, "{value:?}");
-        });
-    }
-
-    /// The message, formatted with `Display`.
-    #[inline]
-    pub(crate) fn message_display(&mut self, value: &dyn fmt::Display) {
-        self.message_with(|w| {
-            let _ = write!(w, "{value}");
-        });
-    }
-
     /// Ends the record of `site`: the dropped count, the message left out if it is the
     /// literal, the id in front; the payload (`None` only if a bound was broken).
     #[inline]
@@ -229,5 +165,33 @@ impl SiteEncoder {
         let mut w = Writer::new(self.buf.get_mut(start..)?, &mut []);
         w.varint(id);
         self.buf.get(start..self.end)
+    }
+}
+
+impl FormatSink for SiteEncoder {
+    type Key<'k> = usize;
+
+    fn message_with(&mut self, value: impl FnOnce(&mut Window<'_>)) {
+        if self.messages >= 2 {
+            // `tracing` gives one; should a third come, the room is for two.
+            return;
+        }
+        let start = self.end;
+        if let Some((text, _)) = self.text_item(callsite::head(0, TAG_MESSAGE), MESSAGE_MAX, value)
+        {
+            self.message = Some((start, text, self.end));
+            self.messages += 1;
+        }
+    }
+
+    fn formatted(&mut self, index: usize, value: impl FnOnce(&mut Window<'_>)) {
+        if !self.field_room() {
+            return;
+        }
+        let head = callsite::head(index as u32, Value::Str("").tag());
+        match self.text_item(head, VALUE_MAX, value) {
+            Some(_) => self.count += 1,
+            None => self.dropped += 1,
+        }
     }
 }

@@ -250,45 +250,6 @@ impl Encoder {
         }
     }
 
-    /// Sets the message, given as text.
-    #[inline]
-    pub(crate) fn message_str(&mut self, text: &str) {
-        self.message_with(|w| {
-            let _ = w.write_str(text);
-        });
-    }
-
-    /// Sets the message, formatted with `Debug` (for `fmt::Arguments`, the same as `Display`).
-    #[inline]
-    pub(crate) fn message_debug(&mut self, value: &dyn fmt::Debug) {
-        self.message_with(|w| {
-            let _ = write!(w, "{value:?}");
-        });
-    }
-
-    /// Sets the message, formatted with `Display`.
-    #[inline]
-    pub(crate) fn message_display(&mut self, value: &dyn fmt::Display) {
-        self.message_with(|w| {
-            let _ = write!(w, "{value}");
-        });
-    }
-
-    fn message_with(&mut self, value: impl FnOnce(&mut Window<'_>)) {
-        if self.fields_at != 0 && self.fields_at != LATE {
-            // A second message, after fields that follow the first: move them out of its
-            // way (the last message given wins).
-            if !self.move_fields(LATE) {
-                return;
-            }
-        }
-        if let Some(f) = format_at(&mut self.buf, HEAD, MESSAGE_MAX, value) {
-            self.message = Some(f.len);
-            self.messages = self.messages.saturating_add(1);
-            self.literal = f.whole_piece;
-        }
-    }
-
     /// Moves the fields (`fields_at..end`) to `to`; false if they would not fit.
     fn move_fields(&mut self, to: usize) -> bool {
         let (from, n) = (self.fields_at, self.end - self.fields_at);
@@ -413,33 +374,6 @@ impl Encoder {
         });
     }
 
-    /// A text value formatted in place: core's encoding of a [`Value::Str`] field, the
-    /// text written by `value`.
-    fn formatted(&mut self, name: &str, value: impl FnOnce(&mut Window<'_>)) {
-        if self.field_room() {
-            let mark = self.end;
-            let ok = self.encode(|w| {
-                w.str_bounded(name, NAME_MAX);
-                w.u8(Value::Str("").tag());
-            }) && self.str_formatted(VALUE_MAX, value);
-            self.field_end(mark, ok);
-        }
-    }
-
-    /// A value given as `Debug`: formatted in place, bounded.
-    pub(crate) fn debug(&mut self, name: &str, v: &dyn fmt::Debug) {
-        self.formatted(name, |w| {
-            let _ = write!(w, "{v:?}");
-        });
-    }
-
-    /// A value given as `Display` (errors): formatted in place, bounded.
-    pub(crate) fn display(&mut self, name: &str, v: &dyn fmt::Display) {
-        self.formatted(name, |w| {
-            let _ = write!(w, "{v}");
-        });
-    }
-
     /// Ends the record: writes the count (and core's `…dropped` field), the message's
     /// length and the target in front of the message, and gives the payload. `None` only
     /// if a bound was broken (cannot happen with core's bounds).
@@ -498,6 +432,90 @@ impl Encoder {
         count.str_bounded(target, TARGET_MAX);
         count.varint(message as u64);
         count.len()
+    }
+}
+
+/// An encoder that formats text in place: the message, and fields given as `Debug` or
+/// `Display`. [`Encoder`] (fields by name) and `SiteEncoder` (fields by index) say where the
+/// text goes; the ways `tracing` and `log` hand text over are written here, once.
+pub(crate) trait FormatSink {
+    /// How a field is named: its name, or its index in the callsite's names.
+    type Key<'k>;
+
+    /// Sets the message, written by `value` (the last message given wins).
+    fn message_with(&mut self, value: impl FnOnce(&mut Window<'_>));
+
+    /// A text field written by `value`, formatted in place and bounded.
+    fn formatted(&mut self, key: Self::Key<'_>, value: impl FnOnce(&mut Window<'_>));
+
+    /// Sets the message, given as text.
+    #[inline]
+    fn message_str(&mut self, text: &str) {
+        self.message_with(|w| {
+            let _ = w.write_str(text);
+        });
+    }
+
+    /// Sets the message, formatted with `Debug` (for `fmt::Arguments`, the same as `Display`).
+    #[inline]
+    fn message_debug(&mut self, value: &dyn fmt::Debug) {
+        self.message_with(|w| {
+            let _ = write!(w, "{value:?}");
+        });
+    }
+
+    /// Sets the message, formatted with `Display`.
+    #[inline]
+    fn message_display(&mut self, value: &dyn fmt::Display) {
+        self.message_with(|w| {
+            let _ = write!(w, "{value}");
+        });
+    }
+
+    /// A field given as `Debug`.
+    fn debug(&mut self, key: Self::Key<'_>, v: &dyn fmt::Debug) {
+        self.formatted(key, |w| {
+            let _ = write!(w, "{v:?}");
+        });
+    }
+
+    /// A field given as `Display` (errors).
+    fn display(&mut self, key: Self::Key<'_>, v: &dyn fmt::Display) {
+        self.formatted(key, |w| {
+            let _ = write!(w, "{v}");
+        });
+    }
+}
+
+impl FormatSink for Encoder {
+    type Key<'k> = &'k str;
+
+    fn message_with(&mut self, value: impl FnOnce(&mut Window<'_>)) {
+        if self.fields_at != 0 && self.fields_at != LATE {
+            // A second message, after fields that follow the first: move them out of its
+            // way (the last message given wins).
+            if !self.move_fields(LATE) {
+                return;
+            }
+        }
+        if let Some(f) = format_at(&mut self.buf, HEAD, MESSAGE_MAX, value) {
+            self.message = Some(f.len);
+            self.messages = self.messages.saturating_add(1);
+            self.literal = f.whole_piece;
+        }
+    }
+
+    /// A text value formatted in place: core's encoding of a [`Value::Str`] field, the
+    /// text written by `value`.
+    fn formatted(&mut self, name: &str, value: impl FnOnce(&mut Window<'_>)) {
+        if self.field_room() {
+            let mark = self.end;
+            let ok = self.encode(|w| {
+                w.str_bounded(name, NAME_MAX);
+                w.u8(Value::Str("").tag());
+            }) && self.str_formatted(VALUE_MAX, value);
+            self.field_end(mark, ok);
+        }
     }
 }
 

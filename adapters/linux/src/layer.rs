@@ -15,7 +15,7 @@ use tracing_subscriber::Layer;
 
 use crate::callsite::Lookup;
 use crate::callsite_encode::SiteEncoder;
-use crate::encode::{with_encoders, Encoder, Window};
+use crate::encode::{with_encoders, Encoder, FormatSink, Window};
 use crate::recorder::FlightRecorder;
 
 /// A `tracing_subscriber` layer recording every event it sees into the ring, whatever the

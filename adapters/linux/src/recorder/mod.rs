@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::clock::UnixClock;
 use crate::config::ConfigError;
+use crate::encode::FormatSink;
 
 mod dump;
 mod forensic;
