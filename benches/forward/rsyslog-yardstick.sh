@@ -6,7 +6,8 @@
 # Usage: [RELP_WINDOW=W] benches/forward/rsyslog-yardstick.sh [N] (default 1200000). W is
 # omrelp's windowSize (default 0: librelp's own, under which omrelp forwards only about a
 # thousand lines a second here, so give 1024 as our forwarder uses). MODES picks the senders
-# (default "omrelp omfwd omfwd-tls"). Needs rsyslog, rsyslog-relp, rsyslog-gnutls, openssl. Everything runs under a temporary directory on 127.0.0.1.
+# (default "omrelp omfwd omfwd-tls"). Needs rsyslog, rsyslog-relp, rsyslog-gnutls, openssl.
+# Everything runs under a temporary directory on 127.0.0.1.
 set -eu
 N=${1:-1200000}
 tmp=$(mktemp -d)

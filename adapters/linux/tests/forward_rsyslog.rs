@@ -1,6 +1,6 @@
-//! Forwarding to a real rsyslogd (imtcp, imrelp, imtcp with TLS): delivery in order with (host, boot, seq),
-//! the collector SIGKILLed and restarted under load, the gateway SIGKILLed while the
-//! collector is down, a spool that fills up.
+//! Forwarding to a real rsyslogd (imtcp, imrelp, imtcp with TLS): delivery in order with
+//! (host, boot, seq), the collector SIGKILLed and restarted under load (through each
+//! transport), the gateway SIGKILLed while the collector is down, a spool that fills up.
 //!
 //! The load test is parameterised: `FLIGHTREC_FWD_LOAD_SECS` (default 4),
 //! `FLIGHTREC_FWD_LOAD_RATE` (events/s, default 5000) and `FLIGHTREC_FWD_LOAD_KILLS`
