@@ -613,6 +613,7 @@ fn audit_and_decode_show_the_seal_status() {
             file: flightrec_linux::files::FilePolicy::default(),
             format: flightrec_linux::DumpFormat::Binary,
             durable: true,
+            seal_key: None,
         },
         "gw",
     );

@@ -41,6 +41,7 @@ fn dump_files(dir: &Path, durable: bool, key_dir: Option<&Path>) -> DumpFiles {
             file: FilePolicy::default(),
             format: DumpFormat::Binary,
             durable,
+            seal_key: None,
         },
         "bench",
     );

@@ -7,7 +7,8 @@
 //!
 //! [ring]
 //! shards = 8                   # 64 KiB rings; threads are spread over them
-//! file = "/var/lib/gw/ring"    # crash-survivable copy (memory-mapped), optional
+//! file = "/var/lib/gw/ring"    # crash-survivable copy (memory-mapped), optional; what a run
+//!                              # that died left there is the next run's first dump
 //! file_mode = "0600"
 //!
 //! [files]                      # how every dump, audit and ring file is opened
@@ -34,7 +35,8 @@
 //! mode = "0600"
 //! signal = "SIGUSR2"
 //! durable = true               # fsync each dump before it counts as written (default)
-//! seal_key = "/etc/gw/seal.key" # optional: seal every binary dump (core/SEALING.md)
+//! seal_key = "/etc/gw/seal.key" # optional: seal every binary dump, death dumps included
+//!                               # (core/SEALING.md)
 //!
 //! [audit]
 //! path = "/var/log/gw/@HOST@/audit.log"
@@ -737,6 +739,7 @@ impl Config {
             file: self.file_policy(&d.mode, "dump.mode")?,
             format,
             durable: d.durable,
+            seal_key: d.seal_key.as_ref().map(PathBuf::from),
         };
         let audit = match &self.audit {
             None => None,

@@ -47,6 +47,11 @@ pub struct DumpOptions {
     /// Off, a dump reported written is in the kernel's page cache, written back to disk
     /// within seconds, and lost if the system goes down before.
     pub durable: bool,
+    /// Seal every binary dump with this key file (`[dump] seal_key`, `flightrec keygen`;
+    /// `core/SEALING.md` section 5): opened by [`crate::Service::start`], which fails if it
+    /// cannot be; the death dump of a run that died is sealed too. `None`: unsealed, unless
+    /// [`DumpFiles::seal_with`] is given a key.
+    pub seal_key: Option<PathBuf>,
 }
 
 /// Starts the next forensic dump in a file whose last dump was cut and could not be cut
@@ -192,15 +197,35 @@ impl DumpFiles {
     /// forensic dump is built in memory first (its text is not the wire format the notice
     /// is read from).
     pub fn write(&self, rec: &FlightRecorder, order: &DumpOrder) -> io::Result<PathBuf> {
-        let forward = self.forward.get();
         let wire;
-        let body = match (forward, self.opts.format) {
+        let body = match (self.forward.get(), self.opts.format) {
             (Some(_), DumpFormat::Forensic) => {
                 wire = rec.dump_bytes(order);
                 Body::Wire(&wire)
             }
             _ => Body::Streamed(rec, order),
         };
+        self.write_and_notify(rec, order, body)
+    }
+
+    /// Writes a dump built already (`wire`, wire format: a death dump), as
+    /// [`write`](Self::write) does: sealed, durable, forwarded.
+    pub(crate) fn write_wire(
+        &self,
+        rec: &FlightRecorder,
+        order: &DumpOrder,
+        wire: &[u8],
+    ) -> io::Result<PathBuf> {
+        self.write_and_notify(rec, order, Body::Wire(wire))
+    }
+
+    fn write_and_notify(
+        &self,
+        rec: &FlightRecorder,
+        order: &DumpOrder,
+        body: Body<'_>,
+    ) -> io::Result<PathBuf> {
+        let forward = self.forward.get();
         let written = self.write_body(rec, body)?;
         let Some(forward) = forward else {
             return Ok(written.path);
@@ -428,6 +453,7 @@ mod tests {
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
                 durable: true,
+                seal_key: None,
             },
             "gw",
         ));
@@ -505,6 +531,7 @@ mod tests {
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
                 durable: true,
+                seal_key: None,
             },
             "gw",
         );

@@ -14,10 +14,11 @@
 //! overwrote (their CRCs fail), and reports where sequence numbers jump back at the wrap.
 //! Sequence numbers are per shard; times order records across shards.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flightrec_core::callsite::FRAME_CALLSITES;
@@ -123,25 +124,83 @@ impl Tables {
 // and it holds the mapping alive (`_map`).
 unsafe impl Send for Region {}
 
+/// Most bytes of a ring file left by a previous run that are read back for its death dump
+/// (a recorder's largest file); a larger file is read that far, and the dump says so.
+pub(crate) const LEFT_MAX: usize = crate::MAX_SHARDS * REGION;
+
+/// A ring file and where it is: what [`create`] made, and what it found there.
+pub(crate) struct RingFile {
+    /// One region per shard.
+    pub(crate) regions: Vec<Region>,
+    /// The file a previous run left at the path, which it did not [close](Self::close):
+    /// that run died.
+    pub(crate) left: Option<Left>,
+    /// Where it is.
+    pub(crate) place: Place,
+}
+
+/// Where a ring file is: its directory (held open: renames happen in it, wherever its path
+/// leads later) and its name.
+pub(crate) struct Place {
+    dir: SafeDir,
+    name: OsString,
+}
+
+/// The ring file of a run that died, read back before it was renamed to `PATH.prev`.
+#[derive(Debug)]
+pub(crate) struct Left {
+    /// Its bytes, at most [`LEFT_MAX`].
+    pub(crate) bytes: Vec<u8>,
+    /// Whether it was longer than that.
+    pub(crate) cut: bool,
+    /// Its name now (`PATH.prev`).
+    pub(crate) path: PathBuf,
+}
+
+impl Place {
+    /// Marks a clean stop: the file is renamed to `PATH.prev` (replacing an older one), so
+    /// that the next run finds nothing at the path and writes no death dump. The regions
+    /// keep writing to it until they are dropped.
+    pub(crate) fn close(&self) -> io::Result<()> {
+        self.dir.rename(&self.name, &prev_name(&self.name))
+    }
+}
+
+fn prev_name(name: &OsStr) -> OsString {
+    let mut prev = name.to_owned();
+    prev.push(".prev");
+    prev
+}
+
 /// Creates (or replaces) the ring file for `shards` shards, by the rules of
 /// [`crate::files`]: the path walked without following a link, every directory checked, the
 /// file created new (`O_EXCL`) at `policy.mode`; and maps it: one region per shard. A
-/// regular file left by a previous run is kept as `PATH.prev` (renamed in the checked
-/// directory); a link, FIFO, socket or device at the path is refused.
+/// regular file left by a previous run is read back ([`RingFile::left`]: that run did not
+/// close it, so it died) and kept as `PATH.prev` (renamed in the checked directory); a
+/// link, FIFO, socket or device at the path is refused.
 pub(crate) fn create(
     path: &Path,
     shards: usize,
     policy: &FilePolicy,
     build: &Build<'_>,
-) -> io::Result<Vec<Region>> {
+) -> io::Result<RingFile> {
     let (dir, name) = crate::files::split(path)?;
     let dir = SafeDir::open(dir, policy)?;
     dir.check_regular(name)?;
+    let mut left = None;
     if dir.entry(name)?.is_some() {
-        let mut prev = name.to_owned();
-        prev.push(".prev");
+        let prev = prev_name(name);
         dir.check_regular(&prev)?;
+        let file = dir.open_read(name, policy)?.file;
+        let mut bytes = Vec::new();
+        (&file).take(LEFT_MAX as u64).read_to_end(&mut bytes)?;
+        let cut = file.metadata()?.len() > LEFT_MAX as u64;
         dir.rename(name, &prev)?;
+        left = Some(Left {
+            bytes,
+            cut,
+            path: dir.path().join(&prev),
+        });
     }
     let file = dir.create_new(name, policy)?;
     let len = shards
@@ -193,7 +252,14 @@ pub(crate) fn create(
             _tables: tables.clone(),
         });
     }
-    Ok(regions)
+    Ok(RingFile {
+        regions,
+        left,
+        place: Place {
+            dir,
+            name: name.to_owned(),
+        },
+    })
 }
 
 /// Magic, version and a header frame, as the start of a dump.

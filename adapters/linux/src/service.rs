@@ -5,7 +5,7 @@
 //! and this task does the writing. Signal handlers only set a flag (tokio's signal driver);
 //! the dump or reopen happens here.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use crate::auditlog::{AuditLog, AuditOptions};
 use crate::dumpfile::{DumpFiles, DumpOptions};
 use crate::forward::{ForwardStats, Forwarder};
 use crate::recorder::{Command, FlightRecorder};
-use crate::stats::{Counters, Lost, ServiceStats};
+use crate::stats::{Counters, Lost, ServiceStats, Source};
 
 /// How the writer task runs.
 #[derive(Clone, Debug)]
@@ -86,6 +86,12 @@ impl Service {
         } else {
             None
         };
+        if let Some(path) = &opts.dump.seal_key {
+            let key = crate::sealkey::KeyFile::open(path).map_err(|e| {
+                io::Error::new(e.kind(), format!("dump seal key {}: {e}", path.display()))
+            })?;
+            dumper.seal_with(key);
+        }
         if let Some(f) = &forward {
             dumper.forward_to(f.clone());
         }
@@ -174,11 +180,17 @@ impl Service {
         &self.rec
     }
 
-    /// Flushes, then stops the task; the last flush's result.
+    /// Flushes, then stops the task and marks a clean stop in the ring file
+    /// ([`FlightRecorder::close_ring_file`]: the next run writes no death dump for this
+    /// one); the last flush's result.
     pub async fn shutdown(self) -> Result<ServiceStats, Lost> {
         let result = self.flush().await;
         self.task.abort();
         let _ = self.task.await;
+        if let Err(e) = self.rec.close_ring_file() {
+            // Not lost: the next run takes this one for dead and dumps its ring file.
+            let _ = writeln!(io::stderr(), "flightrec: ring file not closed: {e}");
+        }
         result
     }
 }
@@ -216,9 +228,13 @@ async fn run(
     mut hup: Option<Signal>,
     counters: Arc<Counters>,
 ) {
+    if let Some(left) = rec.take_left() {
+        dump_left(&rec, &dumper, &counters, &left);
+    }
     if let Some(a) = audit.as_mut() {
         a.expire();
     }
+    record_notes(&rec, &counters);
     let mut next_expiry = tokio::time::Instant::now() + EXPIRY_EVERY;
     let mut reported_drops = 0;
     loop {
@@ -272,6 +288,41 @@ async fn run(
                     next_expiry = tokio::time::Instant::now() + EXPIRY_EVERY;
                 }
             }
+        }
+    }
+}
+
+/// Writes the death dump of the ring file a previous run left when it died, before any
+/// other dump (sealed and forwarded as they are), and says so.
+fn dump_left(
+    rec: &FlightRecorder,
+    dumper: &DumpFiles,
+    counters: &Counters,
+    left: &crate::ringfile::Left,
+) {
+    let file = left.path.display();
+    match crate::recorder::death_dump(left) {
+        Ok(Some(death)) => {
+            // A failed write is counted and said by the dump files.
+            if let Ok(path) = dumper.write_wire(rec, &death.order, &death.wire) {
+                counters.say(
+                    "the previous run died",
+                    format!(
+                        "its ring file {file}: {} records dumped to {} ({} lost)",
+                        death.records,
+                        path.display(),
+                        death.lost
+                    ),
+                );
+            }
+        }
+        Ok(None) => counters.say(
+            "the previous run died",
+            format!("its ring file {file} holds no record"),
+        ),
+        Err(e) => {
+            counters.lost(Source::Dump, 1);
+            counters.failed(Source::Dump, "death dump failed", &e);
         }
     }
 }

@@ -260,7 +260,7 @@ impl Counters {
 
     /// Stderr (never waiting on the lock a writer may hold: the panic hook calls this), and
     /// the notes the writer task records.
-    fn say(&self, what: &'static str, text: String) {
+    pub(crate) fn say(&self, what: &'static str, text: String) {
         let _ = writeln!(io::stderr(), "flightrec: {what}: {text}");
         match self.notes.try_lock() {
             Ok(mut n) => n.push((what, text)),

@@ -41,6 +41,7 @@ async fn no_cut_line_with_its_marker_matches_the_filter() {
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
                 durable: true,
+                seal_key: None,
             },
             audit: Some(AuditOptions {
                 path: audit.display().to_string(),

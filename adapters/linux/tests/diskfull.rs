@@ -162,6 +162,7 @@ async fn audit_lines_are_whole_or_counted_lost_on_a_full_disk() {
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
                 durable: true,
+                seal_key: None,
             },
             audit: Some(AuditOptions {
                 path: audit.display().to_string(),
@@ -247,6 +248,7 @@ fn dump_files(dir: &Path, format: DumpFormat) -> DumpFiles {
             file: FilePolicy::default(),
             format,
             durable: true,
+            seal_key: None,
         },
         "gw",
     )

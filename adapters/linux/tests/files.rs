@@ -86,6 +86,7 @@ fn attempt(kind: FileKind, path: &Path, policy: &FilePolicy) -> Result<ServiceSt
                         file: policy.clone(),
                         format: DumpFormat::Binary,
                         durable: true,
+                        seal_key: None,
                     },
                     audit: audit.map(|a| AuditOptions {
                         path: a.display().to_string(),

@@ -566,6 +566,7 @@ fn service_forwards_events_triggers_and_dump_notices() {
                 file: flightrec_linux::files::FilePolicy::with_mode(0o600),
                 format: DumpFormat::Binary,
                 durable: true,
+                seal_key: None,
             },
             audit: None,
             queue: 64,

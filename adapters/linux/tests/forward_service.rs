@@ -55,6 +55,7 @@ fn service(
             file: FilePolicy::default(),
             format: DumpFormat::Binary,
             durable: true,
+            seal_key: None,
         },
         audit: None,
         queue: 64,

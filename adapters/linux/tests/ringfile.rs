@@ -122,3 +122,84 @@ fn sigkill_leaves_a_decodable_ring_file() {
         }
     }
 }
+
+/// A run killed with SIGKILL leaves its ring file; the next run dumps it (untimely death),
+/// sealed with the dump key, before anything else. A run stopped cleanly leaves none.
+#[test]
+fn the_next_run_dumps_and_seals_what_a_killed_run_left() {
+    use flightrec_core::seal::SealKey;
+    use flightrec_decode::verify::{key_file_text, Verifier};
+    use std::os::unix::fs::PermissionsExt;
+    const SEALED: &str = r#"
+host = "gw"
+[ring]
+shards = 2
+file = "ring.flr"
+[trigger]
+failed_login = false
+[dump]
+path = "dumps/d-{pid}.flr"
+seal_key = "seal.key"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("seal.key");
+    let key = SealKey::new([9; 32], 0);
+    std::fs::write(&key_path, key_file_text(&key)).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let users = "alice@example.org:right\n";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let gw = common::GatewayProcess::spawn(dir.path(), SEALED, users);
+    let addr = gw.addr;
+    rt.block_on(async move {
+        let mut c = client::Client::connect(addr).await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(c.send("NOISE 10").await.unwrap(), "OK");
+        }
+    });
+    unsafe { libc::kill(gw.pid(), libc::SIGKILL) };
+    drop(gw);
+    let dumps = dir.path().join("dumps");
+    let files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&dumps)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    assert!(files().is_empty());
+
+    // The next run: its first dump is the dead run's.
+    let gw = common::GatewayProcess::spawn(dir.path(), SEALED, users);
+    gw.stop(); // SIGTERM: flushes (the death dump is written first), closes the ring file
+    let written = files();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let bytes = std::fs::read(&written[0]).unwrap();
+    let mut v = Verifier::new(SealKey::new([9; 32], 0));
+    let mut verdicts = v.verify_input("death dump", &bytes[..]).unwrap();
+    assert!(v.finish(&mut verdicts).is_empty(), "{verdicts:?}");
+    assert_eq!(verdicts.len(), 1);
+    assert!(verdicts[0].fault.is_none(), "{verdicts:?}");
+    let mut decoder = Decoder::new(&bytes[..]);
+    let (mut reason, mut noise) = (None, 0);
+    while let Some(item) = decoder.next().unwrap() {
+        match item {
+            Item::DumpStart { header, .. } => reason = Some(header.reason),
+            Item::Record { head, payload, .. } => {
+                let level = Level::from_u8(head.level).unwrap();
+                if let Decoded::Log(l) = decode(head.kind, level, payload).unwrap() {
+                    noise += usize::from(l.message == "noise");
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(reason, Some(flightrec_core::Reason::UntimelyDeath));
+    assert_eq!(noise, 30, "every line the killed run logged");
+    assert!(dir.path().join("ring.flr.prev").exists());
+
+    // Stopped cleanly, the second run leaves nothing to dump.
+    let gw = common::GatewayProcess::spawn(dir.path(), SEALED, users);
+    gw.stop();
+    assert_eq!(files().len(), 1, "no death dump after a clean stop");
+}

@@ -34,6 +34,7 @@ fn options(dir: &Path, dump: &str, queue: usize) -> ServiceOptions {
             file: FilePolicy::default(),
             format: DumpFormat::Binary,
             durable: true,
+            seal_key: None,
         },
         audit: Some(AuditOptions {
             path: dir.join("audit/@HOST@/audit.log").display().to_string(),

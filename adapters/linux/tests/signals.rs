@@ -35,6 +35,7 @@ async fn usr2_dumps_and_hup_reopens() {
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
                 durable: true,
+                seal_key: None,
             },
             audit: Some(AuditOptions {
                 path: audit_path.display().to_string(),

@@ -39,6 +39,7 @@ async fn storm_is_rate_limited_and_bounded() {
                 file: FilePolicy::default(),
                 format: DumpFormat::Binary,
                 durable: true,
+                seal_key: None,
             },
             audit: Some(AuditOptions {
                 path: dir.path().join("audit/audit.log").display().to_string(),

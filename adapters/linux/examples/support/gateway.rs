@@ -90,11 +90,6 @@ pub async fn start(opts: GatewayOptions) -> Result<Running, String> {
         forwarder,
     )
     .map_err(|e| format!("writer task: {e}"))?;
-    if let Some(path) = config.dump.seal_key.as_deref() {
-        let key = flightrec_linux::sealkey::KeyFile::open(std::path::Path::new(path))
-            .map_err(|e| e.to_string())?;
-        service.dumps().seal_with(key);
-    }
     install_panic_hook(rec.clone());
     let console = opts.console.then(|| {
         tracing_subscriber::fmt::layer()

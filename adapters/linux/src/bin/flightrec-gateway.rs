@@ -75,8 +75,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("listening on {}", running.addr);
-        let _ = std::io::stdout().flush();
+        // The handler before the line that says the gateway is up: a SIGTERM sent as soon
+        // as it is read must stop the gateway cleanly, not kill it.
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
@@ -85,6 +85,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+        println!("listening on {}", running.addr);
+        let _ = std::io::stdout().flush();
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

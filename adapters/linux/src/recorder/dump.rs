@@ -16,7 +16,7 @@ use flightrec_core::trigger::DumpOrder;
 use flightrec_core::{Build, Clock, DumpHeader, RingError};
 
 use super::merge::{Merge, Step};
-use super::shards::{ShardSeq, SHARD_BYTES};
+use super::shards::{ShardSeq, Shards, SHARD_BYTES};
 use super::trigger::lock;
 use super::FlightRecorder;
 use crate::dumpfile::DumpFormat;
@@ -57,52 +57,67 @@ impl FlightRecorder {
         order: &DumpOrder,
         out: &mut W,
     ) -> io::Result<DumpSummary> {
-        let mut scratch = vec![0u8; SHARD_BYTES];
-        let mut merge = Merge::new(&self.shards);
-        let stats = merge.stats();
-        let trigger_seq = match order.seq {
-            Some(raw) => merge
-                .find(ShardSeq::from_raw(raw), &mut scratch)
-                .map_err(ring_error)?,
-            None => None,
-        };
         let build = Build {
             name: &self.program,
             version: &self.version,
             id: &[],
         };
         let named = lock(&self.trigger).config().named;
-        // Lost: records the shards' rings refused. (Audit lines dropped by a full queue are
-        // not lost: their records are in the ring; a WARN record in the ring counts them.)
-        let header = DumpHeader {
-            trigger_seq,
-            suppressed: order.suppressed.saturating_add(self.take_dumps_dropped()),
-            ..DumpHeader::for_order(order, named, stats.rejected, self.clock.info(), build)
-        };
-        let source = MergedShards {
-            merge: RefCell::new(merge),
-        };
         // The callsite table as it is now: every callsite of the records dumped is in it
         // (a callsite enters the table before its first record in the callsite form).
         let table = crate::callsite::frames();
         let table: Vec<&[u8]> = table.iter().map(Vec::as_slice).collect();
-        write_dump_with_callsites(
-            &mut StdWrite(out),
-            &source,
-            header,
-            stats,
-            Cursor::at(0),
-            &mut scratch,
-            &table,
-        )
-        .map_err(|e| match e {
-            DumpError::Io(e) => e,
-            DumpError::Ring(e) => ring_error(e),
-            DumpError::ScratchTooSmall => io::Error::other("dump header too large"),
-            DumpError::WriteZero => io::ErrorKind::WriteZero.into(),
-            other => io::Error::other(other.to_string()),
+        let trigger = order.seq.map(ShardSeq::from_raw);
+        write_merged(&self.shards, trigger, &table, out, |stats, trigger_seq| {
+            // Lost: records the shards' rings refused. (Audit lines dropped by a full queue
+            // are not lost: their records are in the ring; a WARN record in the ring counts
+            // them.)
+            DumpHeader {
+                trigger_seq,
+                suppressed: order.suppressed.saturating_add(self.take_dumps_dropped()),
+                ..DumpHeader::for_order(order, named, stats.rejected, self.clock.info(), build)
+            }
         })
     }
+}
+
+/// Writes `shards` as one wire-format dump to `out`, merged by time: the header is
+/// `header(stats, trigger_seq)`, given the shards' counters and the number the merge gives
+/// the record `trigger`; then the callsite table `table` and the records.
+pub(super) fn write_merged<'h, W: Write>(
+    shards: &Shards,
+    trigger: Option<ShardSeq>,
+    table: &[&[u8]],
+    out: &mut W,
+    header: impl FnOnce(RingStats, Option<u64>) -> DumpHeader<'h>,
+) -> io::Result<DumpSummary> {
+    let mut scratch = vec![0u8; SHARD_BYTES];
+    let mut merge = Merge::new(shards);
+    let stats = merge.stats();
+    let trigger_seq = match trigger {
+        Some(id) => merge.find(id, &mut scratch).map_err(ring_error)?,
+        None => None,
+    };
+    let header = header(stats, trigger_seq);
+    let source = MergedShards {
+        merge: RefCell::new(merge),
+    };
+    write_dump_with_callsites(
+        &mut StdWrite(out),
+        &source,
+        header,
+        stats,
+        Cursor::at(0),
+        &mut scratch,
+        table,
+    )
+    .map_err(|e| match e {
+        DumpError::Io(e) => e,
+        DumpError::Ring(e) => ring_error(e),
+        DumpError::ScratchTooSmall => io::Error::other("dump header too large"),
+        DumpError::WriteZero => io::ErrorKind::WriteZero.into(),
+        other => io::Error::other(other.to_string()),
+    })
 }
 
 fn ring_error(e: RingError) -> io::Error {

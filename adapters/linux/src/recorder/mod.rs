@@ -13,6 +13,7 @@
 //! | `merge.rs` | the dump's k-way merge of the shards, one record at a time |
 //! | `dump.rs` | writing a dump: the merge through core's `write_dump_from` to a writer |
 //! | `forensic.rs` | a dump as forensic text: the binary dump piped to the decoder's renderer |
+//! | `salvage.rs` | the death dump of a run that died: its ring file's records, merged and dumped as a dump of ours |
 //!
 //! An event's path: [`FlightRecorder::record`] (or the `tracing` layer's `log_payload`)
 //! stores it in the calling thread's shard, and, if it can fire a trigger, feeds the
@@ -40,12 +41,14 @@ mod forensic;
 mod merge;
 mod options;
 mod queue;
+mod salvage;
 mod shards;
 mod trigger;
 
 pub use options::{RecorderOptions, Stats};
 pub use queue::AuditItem;
 pub(crate) use queue::Command;
+pub(crate) use salvage::death_dump;
 pub use shards::{MAX_SHARDS, SHARD_BYTES};
 
 use shards::Shards;
@@ -93,6 +96,10 @@ pub struct FlightRecorder {
     version: String,
     host: String,
     has_ring_file: bool,
+    /// The ring file's place, to rename it at a clean stop.
+    ring_file: Option<crate::ringfile::Place>,
+    /// The ring file a previous run left when it died, until its death dump is written.
+    left: Mutex<Option<crate::ringfile::Left>>,
 }
 
 impl std::fmt::Debug for FlightRecorder {
@@ -118,7 +125,7 @@ impl FlightRecorder {
     /// (see [`RecorderOptions::check`]).
     pub fn new(opts: RecorderOptions) -> Result<Arc<Self>, ConfigError> {
         opts.check()?;
-        Ok(Self::build(opts, Vec::new()))
+        Ok(Self::build(opts, None))
     }
 
     /// A recorder whose shards are also written to a crash-survivable ring file at `path`
@@ -138,14 +145,20 @@ impl FlightRecorder {
             version: &opts.version,
             id: &[],
         };
-        let regions = crate::ringfile::create(path, opts.shards, policy, &build)?;
-        Ok(Self::build(opts, regions))
+        let file = crate::ringfile::create(path, opts.shards, policy, &build)?;
+        Ok(Self::build(opts, Some(file)))
     }
 
-    fn build(opts: RecorderOptions, regions: Vec<crate::ringfile::Region>) -> Arc<Self> {
+    fn build(opts: RecorderOptions, file: Option<crate::ringfile::RingFile>) -> Arc<Self> {
         let trigger = opts.trigger;
+        let (regions, left, place) = match file {
+            Some(f) => (f.regions, f.left, Some(f.place)),
+            None => (Vec::new(), None, None),
+        };
         Arc::new(FlightRecorder {
             has_ring_file: !regions.is_empty(),
+            ring_file: place,
+            left: Mutex::new(left),
             shards: Shards::new(opts.shards, regions),
             clock: UnixClock::new(),
             min_level: opts.min_level,
@@ -168,6 +181,26 @@ impl FlightRecorder {
     /// Whether records also go to a ring file.
     pub fn has_ring_file(&self) -> bool {
         self.has_ring_file
+    }
+
+    /// Marks a clean stop in the ring file, if there is one: it is renamed to `PATH.prev`,
+    /// so the next run does not take this one for dead. [`Service::shutdown`] calls it; a
+    /// program without a service calls it as it stops. Records still go to the renamed
+    /// file until the recorder is dropped. Without a clean stop, the next run with a ring
+    /// file at the same path writes what this one left as a death dump
+    /// (`Service::start`).
+    ///
+    /// [`Service::shutdown`]: crate::Service::shutdown
+    pub fn close_ring_file(&self) -> io::Result<()> {
+        match &self.ring_file {
+            Some(file) => file.close(),
+            None => Ok(()),
+        }
+    }
+
+    /// The ring file a previous run left when it died, once (for its death dump).
+    pub(crate) fn take_left(&self) -> Option<crate::ringfile::Left> {
+        self.left.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The clock records are stamped with (nanoseconds since the Unix epoch).

@@ -184,8 +184,8 @@ impl Shards {
         Some(ShardSeq::new(i, seq))
     }
 
-    /// Stores one record in shard `i` (tests place records in chosen shards).
-    #[cfg(test)]
+    /// Stores one record in shard `i`, not mirrored (a death dump's records, each region's
+    /// in a shard of its own; tests place records in chosen shards).
     pub(crate) fn push_to(&self, i: usize, meta: &RecordMeta, payload: &[u8]) -> Option<ShardSeq> {
         let seq = self.get(i)?.lock.lock().ring.push(meta, payload).ok()?;
         Some(ShardSeq::new(i, seq))
