@@ -128,13 +128,20 @@ unsafe impl Send for Region {}
 /// (a recorder's largest file); a larger file is read that far, and the dump says so.
 pub(crate) const LEFT_MAX: usize = crate::MAX_SHARDS * REGION;
 
+/// Most ring files of runs that died kept waiting for their death dump (`PATH.dead-1` to
+/// `PATH.dead-8`): each run that died before it wrote its predecessor's death dump adds
+/// one. Beyond that a dead run's file is kept as `PATH.prev` only, and this is said.
+pub(crate) const PENDING_MAX: usize = 8;
+
 /// A ring file and where it is: what [`create`] made, and what it found there.
 pub(crate) struct RingFile {
     /// One region per shard.
     pub(crate) regions: Vec<Region>,
-    /// The file a previous run left at the path, which it did not [close](Self::close):
-    /// that run died.
-    pub(crate) left: Option<Left>,
+    /// The files of runs that died, waiting for their death dumps.
+    pub(crate) left: Vec<Left>,
+    /// A dead run's file that could not be kept for a death dump (more than
+    /// [`PENDING_MAX`] wait): its name (`PATH.prev`), to be said.
+    pub(crate) not_kept: Option<PathBuf>,
     /// Where it is.
     pub(crate) place: Place,
 }
@@ -146,15 +153,18 @@ pub(crate) struct Place {
     name: OsString,
 }
 
-/// The ring file of a run that died, read back before it was renamed to `PATH.prev`.
+/// The ring file of a run that died, read back; kept as `PATH.dead-K` until its death dump
+/// is written.
 #[derive(Debug)]
 pub(crate) struct Left {
     /// Its bytes, at most [`LEFT_MAX`].
     pub(crate) bytes: Vec<u8>,
     /// Whether it was longer than that.
     pub(crate) cut: bool,
-    /// Its name now (`PATH.prev`).
+    /// Its path now (`PATH.dead-K`).
     pub(crate) path: PathBuf,
+    /// Its name in the directory.
+    name: OsString,
 }
 
 impl Place {
@@ -162,22 +172,38 @@ impl Place {
     /// that the next run finds nothing at the path and writes no death dump. The regions
     /// keep writing to it until they are dropped.
     pub(crate) fn close(&self) -> io::Result<()> {
-        self.dir.rename(&self.name, &prev_name(&self.name))
+        self.dir.rename(&self.name, &suffixed(&self.name, ".prev"))
+    }
+
+    /// `left`'s death dump is written: its file becomes `PATH.prev` (replacing an older
+    /// one), no longer waiting.
+    pub(crate) fn dumped(&self, left: &Left) -> io::Result<()> {
+        self.dir.rename(&left.name, &suffixed(&self.name, ".prev"))
     }
 }
 
-fn prev_name(name: &OsStr) -> OsString {
-    let mut prev = name.to_owned();
-    prev.push(".prev");
-    prev
+fn suffixed(name: &OsStr, suffix: &str) -> OsString {
+    let mut s = name.to_owned();
+    s.push(suffix);
+    s
+}
+
+/// Reads back the file `name` of `dir` (at most [`LEFT_MAX`] bytes).
+fn read_left(dir: &SafeDir, name: &OsStr, policy: &FilePolicy) -> io::Result<(Vec<u8>, bool)> {
+    let file = dir.open_read(name, policy)?.file;
+    let mut bytes = Vec::new();
+    (&file).take(LEFT_MAX as u64).read_to_end(&mut bytes)?;
+    let cut = file.metadata()?.len() > LEFT_MAX as u64;
+    Ok((bytes, cut))
 }
 
 /// Creates (or replaces) the ring file for `shards` shards, by the rules of
 /// [`crate::files`]: the path walked without following a link, every directory checked, the
 /// file created new (`O_EXCL`) at `policy.mode`; and maps it: one region per shard. A
-/// regular file left by a previous run is read back ([`RingFile::left`]: that run did not
-/// close it, so it died) and kept as `PATH.prev` (renamed in the checked directory); a
-/// link, FIFO, socket or device at the path is refused.
+/// regular file left by a previous run did not get a clean stop ([`Place::close`]): that
+/// run died. It is read back and kept as `PATH.dead-K` for its death dump
+/// ([`RingFile::left`], with those of earlier runs still waiting). A link, FIFO, socket or
+/// device at any of these names is refused.
 pub(crate) fn create(
     path: &Path,
     shards: usize,
@@ -187,20 +213,43 @@ pub(crate) fn create(
     let (dir, name) = crate::files::split(path)?;
     let dir = SafeDir::open(dir, policy)?;
     dir.check_regular(name)?;
-    let mut left = None;
-    if dir.entry(name)?.is_some() {
-        let prev = prev_name(name);
-        dir.check_regular(&prev)?;
-        let file = dir.open_read(name, policy)?.file;
-        let mut bytes = Vec::new();
-        (&file).take(LEFT_MAX as u64).read_to_end(&mut bytes)?;
-        let cut = file.metadata()?.len() > LEFT_MAX as u64;
-        dir.rename(name, &prev)?;
-        left = Some(Left {
+    dir.check_regular(&suffixed(name, ".prev"))?;
+    let mut left = Vec::new();
+    let mut free = None;
+    for k in 1..=PENDING_MAX {
+        let dead = suffixed(name, &format!(".dead-{k}"));
+        dir.check_regular(&dead)?;
+        if dir.entry(&dead)?.is_none() {
+            free = free.or(Some(dead));
+            continue;
+        }
+        let (bytes, cut) = read_left(&dir, &dead, policy)?;
+        left.push(Left {
             bytes,
             cut,
-            path: dir.path().join(&prev),
+            path: dir.path().join(&dead),
+            name: dead,
         });
+    }
+    let mut not_kept = None;
+    if dir.entry(name)?.is_some() {
+        match free {
+            Some(dead) => {
+                let (bytes, cut) = read_left(&dir, name, policy)?;
+                dir.rename(name, &dead)?;
+                left.push(Left {
+                    bytes,
+                    cut,
+                    path: dir.path().join(&dead),
+                    name: dead,
+                });
+            }
+            None => {
+                let prev = suffixed(name, ".prev");
+                dir.rename(name, &prev)?;
+                not_kept = Some(dir.path().join(prev));
+            }
+        }
     }
     let file = dir.create_new(name, policy)?;
     let len = shards
@@ -255,6 +304,7 @@ pub(crate) fn create(
     Ok(RingFile {
         regions,
         left,
+        not_kept,
         place: Place {
             dir,
             name: name.to_owned(),

@@ -228,9 +228,7 @@ async fn run(
     mut hup: Option<Signal>,
     counters: Arc<Counters>,
 ) {
-    if let Some(left) = rec.take_left() {
-        dump_left(&rec, &dumper, &counters, &left);
-    }
+    dump_left(&rec, &dumper, &counters);
     if let Some(a) = audit.as_mut() {
         a.expire();
     }
@@ -292,37 +290,54 @@ async fn run(
     }
 }
 
-/// Writes the death dump of the ring file a previous run left when it died, before any
-/// other dump (sealed and forwarded as they are), and says so.
-fn dump_left(
-    rec: &FlightRecorder,
-    dumper: &DumpFiles,
-    counters: &Counters,
-    left: &crate::ringfile::Left,
-) {
-    let file = left.path.display();
-    match crate::recorder::death_dump(left) {
-        Ok(Some(death)) => {
-            // A failed write is counted and said by the dump files.
-            if let Ok(path) = dumper.write_wire(rec, &death.order, &death.wire) {
-                counters.say(
-                    "the previous run died",
-                    format!(
-                        "its ring file {file}: {} records dumped to {} ({} lost)",
-                        death.records,
-                        path.display(),
-                        death.lost
-                    ),
-                );
+/// Writes the death dumps of the ring files runs that died left (oldest first), before
+/// any other dump (sealed and forwarded as they are), and says so. A file whose dump fails
+/// keeps waiting for the next run.
+fn dump_left(rec: &FlightRecorder, dumper: &DumpFiles, counters: &Counters) {
+    let (left, not_kept) = rec.take_left();
+    if let Some(path) = not_kept {
+        counters.lost(Source::Dump, 1);
+        counters.say(
+            "the previous run died",
+            format!(
+                "its ring file is kept as {} but not dumped: {} files of runs that died wait \
+                 for their death dumps already",
+                path.display(),
+                crate::ringfile::PENDING_MAX
+            ),
+        );
+    }
+    let mut deaths = Vec::new();
+    for file in &left {
+        match crate::recorder::death_dump(file) {
+            Ok(death) => deaths.push((file, death)),
+            Err(e) => {
+                counters.lost(Source::Dump, 1);
+                counters.failed(Source::Dump, "death dump failed", &e);
             }
         }
-        Ok(None) => counters.say(
-            "the previous run died",
-            format!("its ring file {file} holds no record"),
-        ),
-        Err(e) => {
-            counters.lost(Source::Dump, 1);
-            counters.failed(Source::Dump, "death dump failed", &e);
+    }
+    deaths.sort_by_key(|(_, death)| death.as_ref().map_or(0, |d| d.order.time));
+    for (file, death) in deaths {
+        let shown = file.path.display();
+        let said = match death {
+            Some(death) => match dumper.write_wire(rec, &death.order, &death.wire) {
+                Ok(path) => format!(
+                    "its ring file {shown}: {} records dumped to {} ({} lost)",
+                    death.records,
+                    path.display(),
+                    death.lost
+                ),
+                // Counted and said by the dump files; the file waits for the next run.
+                Err(_) => continue,
+            },
+            None => format!("its ring file {shown} holds no record"),
+        };
+        counters.say("the previous run died", said);
+        if let Err(e) = rec.left_dumped(file) {
+            // The dump is written; the next run would dump the file again (a duplicate,
+            // not a loss).
+            counters.failed(Source::Dump, "ring file not renamed", &e);
         }
     }
 }

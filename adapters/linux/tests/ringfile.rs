@@ -197,6 +197,10 @@ seal_key = "seal.key"
     assert_eq!(reason, Some(flightrec_core::Reason::UntimelyDeath));
     assert_eq!(noise, 30, "every line the killed run logged");
     assert!(dir.path().join("ring.flr.prev").exists());
+    assert!(
+        !dir.path().join("ring.flr.dead-1").exists(),
+        "dumped: no longer waiting"
+    );
 
     // Stopped cleanly, the second run leaves nothing to dump.
     let gw = common::GatewayProcess::spawn(dir.path(), SEALED, users);

@@ -98,8 +98,9 @@ pub struct FlightRecorder {
     has_ring_file: bool,
     /// The ring file's place, to rename it at a clean stop.
     ring_file: Option<crate::ringfile::Place>,
-    /// The ring file a previous run left when it died, until its death dump is written.
-    left: Mutex<Option<crate::ringfile::Left>>,
+    /// The ring files of runs that died, until their death dumps are written, and the
+    /// one that could not be kept for it.
+    left: Mutex<(Vec<crate::ringfile::Left>, Option<std::path::PathBuf>)>,
 }
 
 impl std::fmt::Debug for FlightRecorder {
@@ -129,9 +130,12 @@ impl FlightRecorder {
     }
 
     /// A recorder whose shards are also written to a crash-survivable ring file at `path`
-    /// (created by `policy`'s rules, see [`crate::files`]; a file left by a previous run is
-    /// kept as `PATH.prev`). `flightrec decode PATH` reads it after a crash; see
-    /// [`crate::ringfile`]. Options it cannot honour are refused as
+    /// (created by `policy`'s rules, see [`crate::files`]). `flightrec decode PATH` reads it
+    /// after a crash; see [`crate::ringfile`]. A file a previous run left at `path` means
+    /// that run died (a clean stop renames it, [`close_ring_file`](Self::close_ring_file)):
+    /// it is kept as `PATH.dead-K`, and the [`Service`](crate::Service) writes its records
+    /// as its first dump, the death dump, then keeps it as `PATH.prev`. Options it cannot
+    /// honour are refused as
     /// [`io::ErrorKind::InvalidInput`], the error holding the [`ConfigError`].
     pub fn with_ring_file(
         opts: RecorderOptions,
@@ -151,14 +155,14 @@ impl FlightRecorder {
 
     fn build(opts: RecorderOptions, file: Option<crate::ringfile::RingFile>) -> Arc<Self> {
         let trigger = opts.trigger;
-        let (regions, left, place) = match file {
-            Some(f) => (f.regions, f.left, Some(f.place)),
-            None => (Vec::new(), None, None),
+        let (regions, left, not_kept, place) = match file {
+            Some(f) => (f.regions, f.left, f.not_kept, Some(f.place)),
+            None => (Vec::new(), Vec::new(), None, None),
         };
         Arc::new(FlightRecorder {
             has_ring_file: !regions.is_empty(),
             ring_file: place,
-            left: Mutex::new(left),
+            left: Mutex::new((left, not_kept)),
             shards: Shards::new(opts.shards, regions),
             clock: UnixClock::new(),
             min_level: opts.min_level,
@@ -198,9 +202,19 @@ impl FlightRecorder {
         }
     }
 
-    /// The ring file a previous run left when it died, once (for its death dump).
-    pub(crate) fn take_left(&self) -> Option<crate::ringfile::Left> {
-        self.left.lock().unwrap_or_else(|e| e.into_inner()).take()
+    /// The ring files of runs that died, once (for their death dumps), and the one that
+    /// could not be kept for it.
+    pub(crate) fn take_left(&self) -> (Vec<crate::ringfile::Left>, Option<std::path::PathBuf>) {
+        std::mem::take(&mut *self.left.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `left`'s death dump is written: its file no longer waits for it (it becomes
+    /// `PATH.prev`).
+    pub(crate) fn left_dumped(&self, left: &crate::ringfile::Left) -> io::Result<()> {
+        match &self.ring_file {
+            Some(place) => place.dumped(left),
+            None => Ok(()),
+        }
     }
 
     /// The clock records are stamped with (nanoseconds since the Unix epoch).

@@ -249,9 +249,15 @@ mod tests {
         // Dies: dropped without a clean stop; the mapping's bytes stay in the file.
         drop(rec);
         let rec = open(&path);
-        let left = rec.take_left().expect("the file of a run that died");
-        assert!(rec.take_left().is_none(), "once");
-        assert_eq!(left.path, dir.path().join("ring.flr.prev"));
+        let (mut left, not_kept) = rec.take_left();
+        assert_eq!(
+            (left.len(), not_kept),
+            (1, None),
+            "the file of a run that died"
+        );
+        assert!(rec.take_left().0.is_empty(), "once");
+        let left = left.pop().unwrap();
+        assert_eq!(left.path, dir.path().join("ring.flr.dead-1"));
         assert!(left.path.exists());
         let death = death_dump(&left).unwrap().unwrap();
         assert_eq!((death.records, death.lost), (100, 0));
@@ -262,7 +268,15 @@ mod tests {
         assert_eq!(header.build_name, "gw-test");
         assert_eq!(header.build_version, "9.9");
         assert_eq!(header.lost, 0);
-        assert!(header.detail.contains("ring.flr.prev"), "{}", header.detail);
+        assert!(
+            header.detail.contains("ring.flr.dead-1"),
+            "{}",
+            header.detail
+        );
+        // Dumped, it no longer waits.
+        rec.left_dumped(&left).unwrap();
+        assert!(!left.path.exists());
+        assert!(dir.path().join("ring.flr.prev").exists());
         let mut want: Vec<String> = (0..2)
             .flat_map(|t| (0..50).map(move |i| format!("thread {t} line {i}")))
             .collect();
@@ -292,10 +306,10 @@ mod tests {
         assert!(dir.path().join("ring.flr.prev").exists());
         drop(rec);
         let rec = open(&path);
-        assert!(rec.take_left().is_none());
+        assert!(rec.take_left().0.is_empty());
         // Nothing at the path either: a fresh file.
         let rec2 = open(&dir.path().join("other.flr"));
-        assert!(rec2.take_left().is_none());
+        assert!(rec2.take_left().0.is_empty());
         drop(rec);
     }
 
@@ -317,7 +331,7 @@ mod tests {
         }
         drop(rec);
         let rec = open(&path);
-        let death = death_dump(&rec.take_left().unwrap()).unwrap().unwrap();
+        let death = death_dump(&rec.take_left().0[0]).unwrap().unwrap();
         let (_, got, _) = messages(&death.wire);
         assert_eq!(got, ["attempt 0", "attempt 1", "attempt 2"]);
     }
@@ -349,11 +363,57 @@ mod tests {
         bytes[at + 6] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
         let rec = open(&path);
-        let death = death_dump(&rec.take_left().unwrap()).unwrap().unwrap();
+        let death = death_dump(&rec.take_left().0[0]).unwrap().unwrap();
         assert_eq!((death.records, death.lost), (19, 1));
         let (header, got, _) = messages(&death.wire);
         assert_eq!(header.lost, 1);
         assert!(!got.contains(&"line 4".to_owned()), "{got:?}");
+    }
+
+    #[test]
+    fn runs_that_die_before_their_predecessors_death_dump_leave_it_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.flr");
+        // Each run logs one line and dies before it writes the death dumps it was given.
+        for run in 1..=crate::ringfile::PENDING_MAX {
+            let rec = open(&path);
+            let (left, not_kept) = rec.take_left();
+            assert_eq!((left.len(), not_kept), (run - 1, None));
+            rec.log(Level::Info, None, "gw", &format!("run {run}"), &[]);
+        }
+        let rec = open(&path);
+        let (left, not_kept) = rec.take_left();
+        assert_eq!(not_kept, None);
+        let mut runs: Vec<String> = left
+            .iter()
+            .map(|l| {
+                let death = death_dump(l).unwrap().unwrap();
+                let (_, got, _) = messages(&death.wire);
+                assert_eq!(got.len(), 1);
+                got[0].clone()
+            })
+            .collect();
+        runs.sort();
+        let mut want: Vec<String> = (1..=crate::ringfile::PENDING_MAX)
+            .map(|r| format!("run {r}"))
+            .collect();
+        want.sort();
+        assert_eq!(runs, want, "every dead run's file waits, none replaced");
+        rec.log(Level::Info, None, "gw", "one too many", &[]);
+        drop(rec);
+        // Every slot taken: the next dead file is kept as PATH.prev only, and said.
+        let rec = open(&path);
+        let (left, not_kept) = rec.take_left();
+        assert_eq!(left.len(), crate::ringfile::PENDING_MAX);
+        assert_eq!(not_kept, Some(dir.path().join("ring.flr.prev")));
+        // Once dumped, the slots are free again.
+        for l in &left {
+            rec.left_dumped(l).unwrap();
+        }
+        drop(rec);
+        let rec = open(&path);
+        let (left, not_kept) = rec.take_left();
+        assert_eq!((left.len(), not_kept), (1, None));
     }
 
     #[test]
@@ -372,10 +432,11 @@ mod tests {
                 .collect();
             std::fs::write(&path, &bytes).unwrap();
             let rec = open(&path);
-            let left = rec.take_left().unwrap();
-            assert_eq!(left.bytes, bytes);
+            let (left, _) = rec.take_left();
+            assert_eq!(left[0].bytes, bytes);
             // Random bytes hold no dump: nothing to write.
-            assert!(death_dump(&left).unwrap().is_none());
+            assert!(death_dump(&left[0]).unwrap().is_none());
+            rec.left_dumped(&left[0]).unwrap();
         }
     }
 }
