@@ -58,6 +58,8 @@ pub const KEY_MAGIC: [u8; 4] = *b"FLRK";
 pub const KEY_RECORD_LEN: usize = 4 + 8 + KEY_LEN + 4;
 /// A record padded to write words of up to 32 bytes.
 const SLOT_MAX: usize = 64;
+/// Bytes of a slot after the record.
+const PAD: usize = SLOT_MAX - KEY_RECORD_LEN;
 
 /// The bytes of the key record holding `key` (magic, epoch, key, CRC): what
 /// [`KeySlots::provision`] writes, for a production tool that writes the key page itself.
@@ -102,11 +104,26 @@ fn parse_record(r: &[u8], key: &mut SealKey) -> bool {
     ok
 }
 
-/// Overwrites `b` with zeros (key material), in writes the compiler keeps; one copy of
+/// A key record's slot in RAM, word-aligned: clearing and wiping it then take the
+/// compiler's word-wise routine that the rest of a firmware links anyway
+/// (`__aeabi_memclr4`), where a byte array took the byte-wise ones (`__aeabi_memclr`, and
+/// `__aeabi_memset4` for a slot filled with `FF`), linked for this alone.
+#[repr(C, align(4))]
+struct Slot([u8; SLOT_MAX]);
+
+impl Slot {
+    /// All zeros (what a read overwrites).
+    #[inline(always)]
+    const fn new() -> Self {
+        Slot([0; SLOT_MAX])
+    }
+}
+
+/// Overwrites `slot` with zeros (key material), in writes the compiler keeps; one copy of
 /// the loop.
 #[inline(never)]
-fn wipe(b: &mut [u8]) {
-    b.zeroize();
+fn wipe(slot: &mut Slot) {
+    slot.0.zeroize();
 }
 
 /// The sealing key held in two erase pages of a flash; see the module docs. Its methods
@@ -294,26 +311,29 @@ impl KeySlots {
         &self,
         flash: &mut F,
         page: u32,
-        slot: &mut [u8; SLOT_MAX],
+        slot: &mut Slot,
     ) -> Result<(), Error<F::Error>> {
-        let dst = slot.get_mut(..Geometry::<F>::SLOT).ok_or(Error::Geometry)?;
+        let dst = slot
+            .0
+            .get_mut(..Geometry::<F>::SLOT)
+            .ok_or(Error::Geometry)?;
         FlashStore::<F>::read_from(flash, self.page_addr(page), dst)
     }
 
     /// Loads the key of `page` into `self.key`; `false` if the page holds none (the key
     /// is then unchanged).
     fn load<F: NorFlash>(&mut self, flash: &mut F, page: u32) -> Result<bool, Error<F::Error>> {
-        let mut slot = [0xFFu8; SLOT_MAX];
+        let mut slot = Slot::new();
         let read = self.read_slot(flash, page, &mut slot);
-        let found = read.is_ok() && parse_record(&slot, &mut self.key);
+        let found = read.is_ok() && parse_record(&slot.0, &mut self.key);
         wipe(&mut slot);
         read.map(|()| found)
     }
 
     fn blank<F: NorFlash>(&self, flash: &mut F, page: u32) -> Result<bool, Error<F::Error>> {
-        let mut slot = [0xFFu8; SLOT_MAX];
+        let mut slot = Slot::new();
         let read = self.read_slot(flash, page, &mut slot);
-        let blank = slot.iter().all(|&b| b == 0xFF);
+        let blank = slot.0.iter().take(Geometry::<F>::SLOT).all(|&b| b == 0xFF);
         wipe(&mut slot);
         read.map(|()| blank)
     }
@@ -325,16 +345,30 @@ impl KeySlots {
         page: u32,
         key: &SealKey,
     ) -> Result<(), Error<F::Error>> {
-        let mut slot = [0xFFu8; SLOT_MAX];
-        put_record(key, &mut slot);
-        let written = match slot.get(..Geometry::<F>::SLOT) {
+        let mut slot = Slot::new();
+        put_record(key, &mut slot.0);
+        // The padding after the record, to the slot's end, is erased flash's `FF`: a fixed,
+        // word-aligned run, stored inline.
+        if let Some(pad) = slot
+            .0
+            .get_mut(KEY_RECORD_LEN..)
+            .and_then(|p| p.first_chunk_mut::<PAD>())
+        {
+            *pad = [0xFF; PAD];
+        }
+        let written = match slot.0.get(..Geometry::<F>::SLOT) {
             Some(s) => flash.write(self.page_addr(page), s).map_err(Error::Flash),
             None => Err(Error::Geometry),
         };
-        let mut back = [0xFFu8; SLOT_MAX];
+        let mut back = Slot::new();
         let read = written.and_then(|()| self.read_slot(flash, page, &mut back));
         // Compared without early exit (no `memcmp` linked, no timing on key bytes).
-        let diff = slot.iter().zip(&back).fold(0, |d, (a, b)| d | (a ^ b));
+        let diff = slot
+            .0
+            .iter()
+            .zip(&back.0)
+            .take(Geometry::<F>::SLOT)
+            .fold(0, |d, (a, b)| d | (a ^ b));
         wipe(&mut slot);
         wipe(&mut back);
         read?;
