@@ -28,10 +28,16 @@ struct Entry {
     names: Vec<String>,
 }
 
+/// Ids below this are kept in a vector indexed by id (writers number callsites from 0 as
+/// they first see them): no hashing per record. Others, in a map.
+const DENSE_MAX: u32 = 4096;
+
 /// A dump's callsite table, as read so far.
 #[derive(Default)]
 pub(crate) struct Table {
-    entries: HashMap<u32, Entry>,
+    dense: Vec<Option<Entry>>,
+    sparse: HashMap<u32, Entry>,
+    count: usize,
     bytes: usize,
 }
 
@@ -62,7 +68,7 @@ impl Table {
                     .iter()
                     .map(|n| n.map_or(0, str::len) + 8)
                     .sum::<usize>();
-            if self.entries.len() >= ENTRIES_MAX || self.bytes + size > BYTES_MAX {
+            if self.count >= ENTRIES_MAX || self.bytes + size > BYTES_MAX {
                 return false;
             }
             let Ok(names) = site
@@ -74,7 +80,7 @@ impl Table {
                 return false;
             };
             self.bytes += size;
-            self.entries.insert(
+            self.insert(
                 site.id,
                 Entry {
                     target: site.target.to_owned(),
@@ -86,10 +92,41 @@ impl Table {
         true
     }
 
+    fn insert(&mut self, id: u32, entry: Entry) {
+        self.count += 1;
+        if id < DENSE_MAX {
+            let i = id as usize;
+            if self.dense.len() <= i {
+                self.dense.resize_with(i + 1, || None);
+            }
+            if let Some(slot) = self.dense.get_mut(i) {
+                *slot = Some(entry);
+            }
+        } else {
+            self.sparse.insert(id, entry);
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<&Entry> {
+        if id < DENSE_MAX {
+            self.dense.get(id as usize).and_then(Option::as_ref)
+        } else {
+            self.sparse.get(&id)
+        }
+    }
+
     /// Writes into `out` the payload of the [`Kind::LOG`] record a [`Kind::CALLSITE`]
-    /// record's `payload` stands for.
-    pub(crate) fn resolve(&self, payload: &[u8], out: &mut Vec<u8>) -> Resolved {
+    /// record's `payload` stands for; `fields` is scratch space. The items are read once:
+    /// the fields are written to `fields` as they come, the message (the last one given
+    /// wins) and the counts noted, then the line is put together.
+    pub(crate) fn resolve(
+        &self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        fields: &mut Vec<u8>,
+    ) -> Resolved {
         out.clear();
+        fields.clear();
         let Ok((id, items)) = callsite::record(payload) else {
             // Not even an id: an empty line saying so.
             put_str(out, "");
@@ -97,24 +134,24 @@ impl Table {
             put_varint(out, 0);
             return Resolved::Malformed;
         };
-        let entry = self.entries.get(&id);
-        // First pass: the message (the last one given wins) and the number of fields.
-        let (mut message, mut fields, mut dropped, mut malformed) = (None, 0u64, 0u64, false);
-        for item in items.clone() {
+        let entry = self.get(id);
+        let (mut message, mut count, mut dropped, mut malformed) = (None, 0u64, 0u64, false);
+        for item in items {
             match item {
-                Ok(Item::Message(m)) => {
-                    if entry.is_none() && message.is_none() {
-                        fields += 1; // shown as a field
+                Ok(Item::Message(m)) => message = Some(m),
+                Ok(Item::Field { index, value }) => {
+                    count += 1;
+                    match entry.and_then(|e| e.names.get(index as usize)) {
+                        Some(name) => put_field(fields, name, &value),
+                        None => put_field(fields, &format!("#{index}"), &value),
                     }
-                    message = Some(m);
                 }
-                Ok(Item::Field { .. }) => fields += 1,
                 Ok(Item::Dropped(n)) => dropped = dropped.saturating_add(n),
                 Err(_) => malformed = true,
             }
         }
         let unknown;
-        let (target, message) = match entry {
+        let (target, text) = match entry {
             Some(e) => (
                 e.target.as_str(),
                 message.or(e.message.as_deref()).unwrap_or(""),
@@ -124,29 +161,16 @@ impl Table {
                 ("", unknown.as_str())
             }
         };
+        // Unknown callsite: its message, if it carries one, is shown as the first field.
+        let message_field = message.filter(|_| entry.is_none());
+        count += u64::from(message_field.is_some()) + u64::from(dropped > 0);
         put_str(out, target);
-        put_str(out, message);
-        put_varint(out, fields + u64::from(dropped > 0));
-        if entry.is_none() {
-            if let Some(m) = items
-                .clone()
-                .filter_map(|i| match i {
-                    Ok(Item::Message(m)) => Some(m),
-                    _ => None,
-                })
-                .last()
-            {
-                put_field(out, "message", &Value::Str(m));
-            }
+        put_str(out, text);
+        put_varint(out, count);
+        if let Some(m) = message_field {
+            put_field(out, "message", &Value::Str(m));
         }
-        for item in items {
-            if let Ok(Item::Field { index, value }) = item {
-                match entry.and_then(|e| e.names.get(index as usize)) {
-                    Some(name) => put_field(out, name, &value),
-                    None => put_field(out, &format!("#{index}"), &value),
-                }
-            }
-        }
+        out.extend_from_slice(fields);
         if dropped > 0 {
             let f = Field::dropped(dropped);
             put_field(out, f.name, &f.value);
@@ -194,5 +218,81 @@ fn put_field(out: &mut Vec<u8>, name: &str, value: &Value<'_>) {
             let n = w.len();
             out.extend_from_slice(buf.get(..n).unwrap_or(&[]));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flightrec_core::callsite::Names;
+    use flightrec_core::event::{decode, Decoded};
+    use flightrec_core::Level;
+
+    fn table_frame(ids: &[u32]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for &id in ids {
+            let target = format!("t{id}");
+            let site = Callsite {
+                id,
+                level: Level::Info,
+                target: &target,
+                message: Some("hello"),
+                file: "f.rs",
+                line: 1,
+                names: Names::Slice(&["n"]),
+            };
+            let mut buf = [0u8; 256];
+            let n = flightrec_core::encode::to_slice(&site, &mut buf).unwrap();
+            body.extend_from_slice(&buf[..n]);
+        }
+        body
+    }
+
+    fn record(id: u32, value: u64) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf, &mut []);
+        w.varint(u64::from(id));
+        callsite::write_value(&mut w, 0, &Value::U64(value));
+        let n = w.len();
+        buf[..n].to_vec()
+    }
+
+    /// Ids in the dense part, past it, at the top of the range; one given twice (the later
+    /// wins); one missing.
+    #[test]
+    fn any_id_resolves_to_its_entry() {
+        let mut t = Table::default();
+        assert!(t.add_frame(&table_frame(&[0, 3, DENSE_MAX - 1, DENSE_MAX, 5000, u32::MAX])));
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        for id in [0, 3, DENSE_MAX - 1, DENSE_MAX, 5000, u32::MAX] {
+            assert_eq!(t.resolve(&record(id, 7), &mut out, &mut scratch), Resolved::Whole);
+            let Decoded::Log(l) = decode(Kind::LOG, Level::Info, &out).unwrap() else {
+                panic!()
+            };
+            assert_eq!((l.target, l.message), (format!("t{id}").as_str(), "hello"));
+            let fields: Vec<_> = l.fields.iter().map(Result::unwrap).collect();
+            assert_eq!(fields.len(), 1);
+            assert_eq!((fields[0].name, fields[0].value), ("n", Value::U64(7)));
+        }
+        assert_eq!(
+            t.resolve(&record(1, 7), &mut out, &mut scratch),
+            Resolved::UnknownCallsite(1)
+        );
+        assert_eq!(
+            t.resolve(&record(DENSE_MAX + 1, 7), &mut out, &mut scratch),
+            Resolved::UnknownCallsite(DENSE_MAX + 1)
+        );
+        // Given again, the later entry wins, in either part.
+        let frame = table_frame(&[3]);
+        let mut again = Callsite::decode(&frame).unwrap().0;
+        again.target = "again";
+        let mut buf = [0u8; 256];
+        let n = flightrec_core::encode::to_slice(&again, &mut buf).unwrap();
+        assert!(t.add_frame(&buf[..n]));
+        assert_eq!(t.resolve(&record(3, 1), &mut out, &mut scratch), Resolved::Whole);
+        let Decoded::Log(l) = decode(Kind::LOG, Level::Info, &out).unwrap() else {
+            panic!()
+        };
+        assert_eq!(l.target, "again");
     }
 }

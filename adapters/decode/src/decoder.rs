@@ -224,6 +224,8 @@ pub struct Decoder<R> {
     /// The payload of the callsite record being handed out, resolved (at most one record
     /// is queued at a time: the state machine stops at the first).
     resolved: Vec<u8>,
+    /// Scratch space for resolving it.
+    resolving: Vec<u8>,
 }
 
 impl<R: Read> Decoder<R> {
@@ -239,6 +241,7 @@ impl<R: Read> Decoder<R> {
             after_unsupported: false,
             crc: crc32fast::Hasher::new(),
             resolved: Vec::new(),
+            resolving: Vec::new(),
         }
     }
 
@@ -801,7 +804,7 @@ impl<R: Read> Decoder<R> {
             let payload = self.win.buf.get(start..end).unwrap_or(&[]);
             let empty = crate::callsite::Table::default();
             let table = self.dump.as_ref().map_or(&empty, |d| &d.callsites);
-            let why = match table.resolve(payload, &mut self.resolved) {
+            let why = match table.resolve(payload, &mut self.resolved, &mut self.resolving) {
                 Resolved::Whole => None,
                 Resolved::UnknownCallsite(id) => Some(Damage::UnknownCallsite { id }),
                 Resolved::Malformed => Some(Damage::BadCallsiteRecord),
