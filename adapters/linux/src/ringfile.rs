@@ -170,8 +170,12 @@ pub(crate) struct Left {
 impl Place {
     /// Marks a clean stop: the file is renamed to `PATH.prev` (replacing an older one), so
     /// that the next run finds nothing at the path and writes no death dump. The regions
-    /// keep writing to it until they are dropped.
+    /// keep writing to it until they are dropped. Once is enough: with nothing at the path
+    /// (closed already), nothing is done.
     pub(crate) fn close(&self) -> io::Result<()> {
+        if self.dir.entry(&self.name)?.is_none() {
+            return Ok(());
+        }
         self.dir.rename(&self.name, &suffixed(&self.name, ".prev"))
     }
 

@@ -302,6 +302,7 @@ mod tests {
         let rec = open(&path);
         log_lines(&rec, 5);
         rec.close_ring_file().unwrap();
+        rec.close_ring_file().unwrap(); // twice: nothing more to do
         assert!(!path.exists());
         assert!(dir.path().join("ring.flr.prev").exists());
         drop(rec);
