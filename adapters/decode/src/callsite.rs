@@ -262,10 +262,20 @@ mod tests {
     #[test]
     fn any_id_resolves_to_its_entry() {
         let mut t = Table::default();
-        assert!(t.add_frame(&table_frame(&[0, 3, DENSE_MAX - 1, DENSE_MAX, 5000, u32::MAX])));
+        assert!(t.add_frame(&table_frame(&[
+            0,
+            3,
+            DENSE_MAX - 1,
+            DENSE_MAX,
+            5000,
+            u32::MAX
+        ])));
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
         for id in [0, 3, DENSE_MAX - 1, DENSE_MAX, 5000, u32::MAX] {
-            assert_eq!(t.resolve(&record(id, 7), &mut out, &mut scratch), Resolved::Whole);
+            assert_eq!(
+                t.resolve(&record(id, 7), &mut out, &mut scratch),
+                Resolved::Whole
+            );
             let Decoded::Log(l) = decode(Kind::LOG, Level::Info, &out).unwrap() else {
                 panic!()
             };
@@ -289,7 +299,10 @@ mod tests {
         let mut buf = [0u8; 256];
         let n = flightrec_core::encode::to_slice(&again, &mut buf).unwrap();
         assert!(t.add_frame(&buf[..n]));
-        assert_eq!(t.resolve(&record(3, 1), &mut out, &mut scratch), Resolved::Whole);
+        assert_eq!(
+            t.resolve(&record(3, 1), &mut out, &mut scratch),
+            Resolved::Whole
+        );
         let Decoded::Log(l) = decode(Kind::LOG, Level::Info, &out).unwrap() else {
             panic!()
         };
