@@ -130,17 +130,9 @@ fn the_next_run_dumps_and_seals_what_a_killed_run_left() {
     use flightrec_core::seal::SealKey;
     use flightrec_decode::verify::{key_file_text, Verifier};
     use std::os::unix::fs::PermissionsExt;
-    const SEALED: &str = r#"
-host = "gw"
-[ring]
-shards = 2
-file = "ring.flr"
-[trigger]
-failed_login = false
-[dump]
-path = "dumps/d-{pid}.flr"
-seal_key = "seal.key"
-"#;
+    // The same gateway, its dumps sealed (`[dump]` is the last table).
+    let sealed = format!("{CONFIG}seal_key = \"seal.key\"\n");
+    let sealed = sealed.as_str();
     let dir = tempfile::tempdir().unwrap();
     let key_path = dir.path().join("seal.key");
     let key = SealKey::new([9; 32], 0);
@@ -151,7 +143,7 @@ seal_key = "seal.key"
         .enable_all()
         .build()
         .unwrap();
-    let gw = common::GatewayProcess::spawn(dir.path(), SEALED, users);
+    let gw = common::GatewayProcess::spawn(dir.path(), sealed, users);
     let addr = gw.addr;
     rt.block_on(async move {
         let mut c = client::Client::connect(addr).await.unwrap();
@@ -170,7 +162,7 @@ seal_key = "seal.key"
     assert!(files().is_empty());
 
     // The next run: its first dump is the dead run's.
-    let gw = common::GatewayProcess::spawn(dir.path(), SEALED, users);
+    let gw = common::GatewayProcess::spawn(dir.path(), sealed, users);
     gw.stop(); // SIGTERM: flushes (the death dump is written first), closes the ring file
     let written = files();
     assert_eq!(written.len(), 1, "{written:?}");
@@ -203,7 +195,7 @@ seal_key = "seal.key"
     );
 
     // Stopped cleanly, the second run leaves nothing to dump.
-    let gw = common::GatewayProcess::spawn(dir.path(), SEALED, users);
+    let gw = common::GatewayProcess::spawn(dir.path(), sealed, users);
     gw.stop();
     assert_eq!(files().len(), 1, "no death dump after a clean stop");
 }
