@@ -164,7 +164,7 @@ pub(crate) struct Left {
     /// Its path now (`PATH.dead-K`).
     pub(crate) path: PathBuf,
     /// Its name in the directory.
-    name: OsString,
+    pub(crate) name: OsString,
 }
 
 impl Place {
