@@ -938,6 +938,15 @@ impl<R: Read> Scan<R> {
                 }
                 (Expect::Header, FRAME_HEADER) => {
                     match postcard::take_from_bytes::<DumpHeader<'_>>(body) {
+                        // A header that leaves its range open: a ring file's region.
+                        Ok((h, _)) if h.next_seq == u64::MAX => {
+                            d.fault = Some(Fault::Unsealed {
+                                at,
+                                why: "a ring file's region, rewritten in place and never \
+                                      sealed (the run after a crash seals its records in a \
+                                      death dump: core/SEALING.md section 10)",
+                            })
+                        }
                         Ok((h, _)) => d.seqs = Some((h.first_seq, h.next_seq)),
                         Err(_) => {
                             d.fault = Some(Fault::Structure {

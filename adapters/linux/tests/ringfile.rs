@@ -198,4 +198,18 @@ fn the_next_run_dumps_and_seals_what_a_killed_run_left() {
     let gw = common::GatewayProcess::spawn(dir.path(), sealed, users);
     gw.stop();
     assert_eq!(files().len(), 1, "no death dump after a clean stop");
+
+    // The ring file itself is never sealed, and the verifier says what it is.
+    let ring = std::fs::read(dir.path().join("ring.flr.prev")).unwrap();
+    let mut v = Verifier::new(SealKey::new([9; 32], 0));
+    let verdicts = v.verify_input("ring.flr.prev", &ring[..]).unwrap();
+    assert_eq!(verdicts.len(), 2, "one per region");
+    for d in &verdicts {
+        let fault = d
+            .fault
+            .as_ref()
+            .expect("a ring file is not sealed")
+            .to_string();
+        assert!(fault.contains("ring file's region"), "{fault}");
+    }
 }
