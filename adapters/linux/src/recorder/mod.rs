@@ -134,8 +134,9 @@ impl FlightRecorder {
     /// after a crash; see [`crate::ringfile`]. A file a previous run left at `path` means
     /// that run died (a clean stop renames it, [`close_ring_file`](Self::close_ring_file)):
     /// it is kept as `PATH.dead-K`, and the [`Service`](crate::Service) writes its records
-    /// as its first dump, the death dump, then keeps it as `PATH.prev`. Options it cannot
-    /// honour are refused as
+    /// as its first dump, the death dump, then keeps it as `PATH.prev` (until then its bytes
+    /// are held in memory: a recorder that never gets a service leaves the file waiting).
+    /// Options it cannot honour are refused as
     /// [`io::ErrorKind::InvalidInput`], the error holding the [`ConfigError`].
     pub fn with_ring_file(
         opts: RecorderOptions,

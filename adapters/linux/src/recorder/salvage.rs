@@ -44,8 +44,8 @@ struct Region {
     records: Vec<(u64, RecordMeta, Vec<u8>)>,
 }
 
-/// What the file held, read.
-struct Read {
+/// What the file held, as read back.
+struct Salvaged {
     regions: Vec<Region>,
     /// The first region's program name and version, and clock.
     build: Option<(String, String, ClockInfo)>,
@@ -53,8 +53,8 @@ struct Read {
     lost: u64,
 }
 
-fn read(bytes: &[u8]) -> io::Result<Read> {
-    let mut read = Read {
+fn read(bytes: &[u8]) -> io::Result<Salvaged> {
+    let mut read = Salvaged {
         regions: Vec::new(),
         build: None,
         lost: 0,
@@ -93,7 +93,7 @@ fn read(bytes: &[u8]) -> io::Result<Read> {
 /// Builds the death dump of the ring file `left`. `None` if it held no record (a run
 /// that died before it logged anything leaves nothing to show).
 pub(crate) fn death_dump(left: &Left) -> io::Result<Option<DeathDump>> {
-    let Read {
+    let Salvaged {
         mut regions,
         build,
         mut lost,
