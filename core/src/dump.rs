@@ -92,6 +92,11 @@ pub struct Build<'a> {
     pub id: &'a [u8],
 }
 
+/// The `next_seq` of a header that leaves its range open: a ring region (each region of
+/// the Linux ring file), whose records are whatever its circular area holds when it is
+/// read, in any order, and which is never sealed.
+pub const OPEN_RANGE: u64 = u64::MAX;
+
 /// A dump's header frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DumpHeader<'a> {
@@ -108,7 +113,7 @@ pub struct DumpHeader<'a> {
     /// Oldest record held when the dump began.
     pub first_seq: u64,
     /// Sequence number the next record would have got when the dump began: the dump holds
-    /// at most `first_seq..next_seq`.
+    /// at most `first_seq..next_seq`. [`OPEN_RANGE`] in a ring region's header.
     pub next_seq: u64,
     /// Records refused or dropped before they reached the ring, since start (too large,
     /// unencodable, dropped by a full queue in an adapter).

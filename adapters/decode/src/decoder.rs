@@ -83,7 +83,7 @@ struct RingCtx {
 /// Whether a header leaves its range open: a ring region, whose records are whatever the
 /// circular area holds.
 fn is_ring(h: &Header) -> bool {
-    h.next_seq == u64::MAX
+    h.next_seq == flightrec_core::dump::OPEN_RANGE
 }
 
 #[derive(Clone, Copy)]

@@ -939,7 +939,7 @@ impl<R: Read> Scan<R> {
                 (Expect::Header, FRAME_HEADER) => {
                     match postcard::take_from_bytes::<DumpHeader<'_>>(body) {
                         // A header that leaves its range open: a ring file's region.
-                        Ok((h, _)) if h.next_seq == u64::MAX => {
+                        Ok((h, _)) if h.next_seq == flightrec_core::dump::OPEN_RANGE => {
                             d.fault = Some(Fault::Unsealed {
                                 at,
                                 why: "a ring file's region, rewritten in place and never \

@@ -327,7 +327,7 @@ fn region_header(detail: &str, build: &Build<'_>) -> io::Result<Vec<u8>> {
         // Unknown when the file is read: any sequence number may be in it (a decoder
         // resynchronising after damage only believes records inside this range).
         first_seq: 0,
-        next_seq: u64::MAX,
+        next_seq: flightrec_core::dump::OPEN_RANGE,
         lost: 0,
         suppressed: 0,
         scope: None,

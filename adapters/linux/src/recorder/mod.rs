@@ -95,7 +95,6 @@ pub struct FlightRecorder {
     program: String,
     version: String,
     host: String,
-    has_ring_file: bool,
     /// The ring file's place, to rename it at a clean stop.
     ring_file: Option<crate::ringfile::Place>,
     /// The ring files of runs that died, until their death dumps are written, and the
@@ -161,7 +160,6 @@ impl FlightRecorder {
             None => (Vec::new(), Vec::new(), None, None),
         };
         Arc::new(FlightRecorder {
-            has_ring_file: !regions.is_empty(),
             ring_file: place,
             left: Mutex::new((left, not_kept)),
             shards: Shards::new(opts.shards, regions),
@@ -185,7 +183,7 @@ impl FlightRecorder {
 
     /// Whether records also go to a ring file.
     pub fn has_ring_file(&self) -> bool {
-        self.has_ring_file
+        self.ring_file.is_some()
     }
 
     /// Marks a clean stop in the ring file, if there is one: it is renamed to `PATH.prev`,
@@ -381,7 +379,7 @@ impl FlightRecorder {
         // copied into the ring (security events are rare). Other events are encoded
         // straight into the ring, allocation-free.
         let security = E::KIND.is_security();
-        let bytes = (security || self.has_ring_file)
+        let bytes = (security || self.ring_file.is_some())
             .then(|| encode_vec(event))
             .flatten();
         let seq = if let Some(bytes) = bytes {

@@ -104,8 +104,7 @@ pub(crate) fn death_dump(left: &Left) -> io::Result<Option<DeathDump>> {
         }
     }
     let shards = Shards::new(regions.len().max(1), Vec::new());
-    let mut newest = None::<u64>;
-    let mut stored = 0u64;
+    let mut newest = 0u64;
     for (i, region) in regions.iter_mut().enumerate() {
         region.records.sort_by_key(|&(seq, ..)| seq);
         region.records.dedup_by_key(|&mut (seq, ..)| seq);
@@ -117,19 +116,16 @@ pub(crate) fn death_dump(left: &Left) -> io::Result<Option<DeathDump>> {
         }
         for (_, meta, payload) in &region.records {
             match shards.push_to(i, meta, payload) {
-                Some(_) => {
-                    stored += 1;
-                    newest = Some(newest.map_or(meta.time, |t| t.max(meta.time)));
-                }
+                Some(_) => newest = newest.max(meta.time),
                 None => lost = lost.saturating_add(1),
             }
         }
     }
+    let (stored, evicted, _) = shards.counts();
     if stored == 0 {
         return Ok(None);
     }
     // A region fuller than a shard's ring (only a file we did not write) loses its oldest.
-    let (_, evicted, _) = shards.counts();
     lost = lost.saturating_add(evicted);
     let (name, version, clock) =
         build.unwrap_or_else(|| (String::new(), String::new(), ClockInfo::UNIX_NANOS));
@@ -145,7 +141,7 @@ pub(crate) fn death_dump(left: &Left) -> io::Result<Option<DeathDump>> {
     } else {
         format!("ring file {file} of a run that died")
     };
-    let time = newest.unwrap_or(0);
+    let time = newest;
     let order = DumpOrder {
         reason: Reason::UntimelyDeath,
         time,
